@@ -1,0 +1,248 @@
+"""The consumer runtime: one instance per scope, messages dispatched by ``type`` to handlers.
+
+Rules of this file:
+- a message of type ``a.b`` goes to the handler ``a_b``, and only to a handler: names the
+  framework defines for other purposes (``send``, ``close``, ``connect``...) and private names
+  are never reachable from a message, whatever its ``type``;
+- a handler written ``async def`` is awaited on the event loop; a plain ``def`` handler runs in
+  a worker thread, so a slow sync handler holds up only its own consumer;
+- handlers of one consumer never run concurrently: ASGI events and channel layer messages take
+  turns through one lock;
+- group memberships taken with ``join_groups`` are always released when the consumer ends,
+  however it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, ClassVar, TypeVar
+
+from asgiref.sync import async_to_sync, sync_to_async
+
+from channelworks import DEFAULT_CHANNEL_LAYER
+from channelworks.exceptions import StopConsumer, UnhandledMessageType
+from channelworks.layers.base import BaseChannelLayer
+from channelworks.layers.registry import get_channel_layer
+from channelworks.types import Message, Receive, Scope, Send
+
+logger = logging.getLogger("channelworks.consumers")
+
+C = TypeVar("C", bound="AsyncConsumer")
+Handler = Callable[[Any, Message], Any]
+
+# Public names that framework classes define for a purpose other than handling a message type.
+_NOT_HANDLERS: set[str] = set()
+
+
+def framework_class(*handlers: str) -> Callable[[type[C]], type[C]]:
+    """Mark a framework consumer class: its public names other than ``handlers`` are API."""
+
+    def mark(cls: type[C]) -> type[C]:
+        _NOT_HANDLERS.update(n for n in vars(cls) if not n.startswith("_") and n not in handlers)
+        return cls
+
+    return mark
+
+
+@framework_class()
+class AsyncConsumer:
+    """Base of every consumer; its handlers are ``async def``.
+
+    Instantiate per connection through ``as_asgi()``. Set ``channel_layer_alias`` to read from
+    another layer than ``"default"``; ``channel_layer`` is ``None`` when none is configured.
+    """
+
+    channel_layer_alias: ClassVar[str] = DEFAULT_CHANNEL_LAYER
+
+    scope: Scope
+    base_send: Send
+    channel_layer: BaseChannelLayer | None
+    channel_name: str | None
+    _handlers: ClassVar[dict[object, tuple[Handler, bool]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._handlers = {}
+
+    def __init__(self, **kwargs: Any) -> None:
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+        self.groups_joined: list[str] = []
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        """An ASGI application that runs a new instance per scope with ``initkwargs`` set.
+
+        Only existing class attributes that are not methods may be set.
+        """
+        for key in initkwargs:
+            current = getattr(cls, key, _MISSING)
+            if current is _MISSING:
+                raise TypeError(
+                    f"{cls.__qualname__}.as_asgi() got {key!r}, which is not an attribute of "
+                    f"the class; declare it on the class first"
+                )
+            if inspect.isfunction(current) or inspect.ismethod(current):
+                raise TypeError(f"{cls.__qualname__}.as_asgi() cannot replace method {key!r}")
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await cls(**initkwargs)(scope, receive, send)
+
+        app.consumer_class = cls  # type: ignore[attr-defined]
+        app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
+        functools.update_wrapper(app, cls, updated=())
+        return app
+
+    # -- the runtime ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = None
+        try:
+            if self.channel_layer is None:
+                await self._serve(receive)
+            else:
+                self.channel_name = await self.channel_layer.new_channel()
+                await self._serve_with_layer(receive, self.channel_layer, self.channel_name)
+        except StopConsumer:
+            pass
+        finally:
+            if self.groups_joined:
+                await self.leave_groups()
+
+    async def _serve(self, receive: Receive) -> None:
+        while True:
+            await self._dispatch_guarded(await receive())
+
+    async def _serve_with_layer(self, receive: Receive, layer: BaseChannelLayer, name: str) -> None:
+        turn = asyncio.Lock()
+        main = asyncio.current_task()
+        failure: list[BaseException] = []
+
+        async def read_layer() -> None:
+            try:
+                while True:
+                    message = await layer.receive(name)
+                    async with turn:
+                        await self._dispatch_guarded(message)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # hand it to the main loop, which owns the consumer
+                failure.append(exc)
+                if main is not None:
+                    main.cancel()
+
+        reader = asyncio.create_task(read_layer())
+        try:
+            while True:
+                message = await receive()
+                async with turn:
+                    await self._dispatch_guarded(message)
+        except asyncio.CancelledError:
+            if failure and main is not None and main.uncancel() == 0:
+                raise failure[0] from None
+            raise
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def _dispatch_guarded(self, message: Message) -> None:
+        try:
+            await self.dispatch(message)
+        except StopConsumer:
+            raise
+        except Exception as exc:
+            await self.handle_exception(exc, message)
+
+    async def dispatch(self, message: Message) -> None:
+        """Run the handler for ``message["type"]``: awaited if async, in a thread if not."""
+        handler, is_async = self._resolve(message.get("type"))
+        if is_async:
+            await handler(self, message)
+        else:
+            await sync_to_async(handler, thread_sensitive=False)(self, message)
+
+    async def handle_exception(self, exc: Exception, message: Message) -> None:
+        """Called when a handler raises; the default re-raises, ending the consumer."""
+        raise exc
+
+    @classmethod
+    def _resolve(cls, message_type: object) -> tuple[Handler, bool]:
+        try:
+            return cls._handlers[message_type]
+        except (KeyError, TypeError):
+            pass
+        if not isinstance(message_type, str):
+            raise UnhandledMessageType(message_type, cls.__qualname__, "type must be a str")
+        name = message_type.replace(".", "_")
+        if name.startswith("_") or name in _NOT_HANDLERS:
+            raise UnhandledMessageType(message_type, cls.__qualname__, f"{name!r} is not a handler")
+        handler = getattr(cls, name, None)
+        if not inspect.isfunction(handler):
+            raise UnhandledMessageType(message_type, cls.__qualname__)
+        is_async = inspect.iscoroutinefunction(handler)
+        if not is_async and not cls.sync_handlers:
+            raise TypeError(
+                f"{cls.__qualname__}.{name} must be 'async def' in an async consumer "
+                f"(or derive from SyncConsumer)"
+            )
+        cls._handlers[message_type] = (handler, is_async)
+        return handler, is_async
+
+    #: whether plain ``def`` handlers and hooks are allowed (run in a worker thread)
+    sync_handlers: ClassVar[bool] = False
+
+    async def call_hook(self, hook: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a user hook (``connect``, ``receive``...): awaited if async, else in a thread."""
+        if inspect.iscoroutinefunction(hook):
+            return await hook(*args, **kwargs)
+        if not self.sync_handlers:
+            raise TypeError(f"{hook.__qualname__} must be 'async def' in an async consumer")
+        return await sync_to_async(hook, thread_sensitive=False)(*args, **kwargs)
+
+    # -- sending and groups --------------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        """Send an ASGI message to the server (the client)."""
+        await self.base_send(message)
+
+    async def join_groups(self, groups: Iterable[str]) -> None:
+        """Add this consumer's channel to ``groups``; they are left when the consumer ends."""
+        layer, name = self.channel_layer, self.channel_name
+        if layer is None or name is None:
+            raise ValueError(f"{type(self).__qualname__} has groups but no channel layer")
+        for group in groups:
+            await layer.group_add(group, name)
+            self.groups_joined.append(group)
+
+    async def leave_groups(self) -> None:
+        """Leave every group joined with ``join_groups``."""
+        layer, name = self.channel_layer, self.channel_name
+        joined, self.groups_joined = self.groups_joined, []
+        if layer is not None and name is not None:
+            for group in joined:
+                await layer.group_discard(group, name)
+
+
+@framework_class()
+class SyncConsumer(AsyncConsumer):
+    """A consumer whose handlers are plain ``def``: each runs in a worker thread.
+
+    Handlers may block (ORM calls, file I/O); ``self.send`` blocks until the message is sent.
+    """
+
+    sync_handlers = True
+
+    def send(self, message: Message) -> None:  # type: ignore[override]
+        async_to_sync(AsyncConsumer.send)(self, message)
+
+
+_MISSING = object()
+
+__all__ = ["AsyncConsumer", "SyncConsumer", "framework_class"]

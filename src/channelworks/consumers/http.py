@@ -1,0 +1,102 @@
+"""``AsyncHttpConsumer``: plain HTTP responses, long-polling and streamed (SSE) responses.
+
+Lifecycle: the request body is gathered, then ``handle(body)`` runs. The consumer ends when the
+response is complete (``more_body=False``) or the client disconnects; until then it keeps
+receiving channel layer messages, which is how a long-poll or event stream gets its data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from channelworks.consumers.base import AsyncConsumer, framework_class
+from channelworks.exceptions import StopConsumer
+from channelworks.types import Message
+
+logger = logging.getLogger("channelworks.consumers")
+
+Headers = Iterable[tuple[bytes | str, bytes | str]]
+
+
+@framework_class("http_request", "http_disconnect")
+class AsyncHttpConsumer(AsyncConsumer):
+    """Override ``handle(body)`` and answer with ``send_response`` or headers + body parts."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.body: list[bytes] = []
+        self.response_started = False
+        self.response_finished = False
+
+    async def handle(self, body: bytes) -> None:
+        """Answer the request; must be overridden."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement handle(body)")
+
+    async def disconnect(self) -> None:
+        """Called once when the exchange ends, whichever side ended it."""
+
+    async def send_headers(self, *, status: int = 200, headers: Headers | None = None) -> None:
+        """Start the response; the server sends it with the first body part."""
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(_bytes(k), _bytes(v)) for k, v in headers or ()],
+            }
+        )
+        self.response_started = True
+
+    async def send_body(self, body: bytes, *, more_body: bool = False) -> None:
+        """Send a part of the body; ``more_body=True`` keeps the response open for more."""
+        if not self.response_started:
+            raise RuntimeError("send_headers() must come before send_body()")
+        await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
+        if not more_body:
+            self.response_finished = True
+            await self._finish()
+
+    async def send_response(
+        self, status: int, body: bytes, *, headers: Headers | None = None
+    ) -> None:
+        """Send a whole response at once."""
+        await self.send_headers(status=status, headers=headers)
+        await self.send_body(body)
+
+    async def http_request(self, message: Message) -> None:
+        self.body.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        body, self.body = b"".join(self.body), []
+        await self.handle(body)
+        if self.response_finished:
+            raise StopConsumer
+
+    async def http_disconnect(self, message: Message) -> None:
+        await self._finish()
+
+    async def handle_exception(self, exc: Exception, message: Message) -> None:
+        """Log the error; answer 500 if no response was started, then end the exchange."""
+        logger.error(
+            "%s failed handling message type %r",
+            type(self).__qualname__,
+            message.get("type"),
+            exc_info=exc,
+        )
+        if not self.response_started:
+            await self.send_response(
+                500, b"Internal Server Error", headers=[(b"Content-Type", b"text/plain")]
+            )
+        await self._finish()
+
+    async def _finish(self) -> None:
+        await self.disconnect()
+        raise StopConsumer
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode("latin-1") if isinstance(value, str) else value
+
+
+__all__ = ["AsyncHttpConsumer"]

@@ -1,0 +1,232 @@
+"""WebSocket consumers: raw text/bytes and JSON, each in a sync and an async flavour.
+
+One implementation: ``WebsocketCore`` holds the protocol logic as coroutines. The async
+consumers expose those coroutines as their API; the sync consumers expose blocking twins made
+by ``sync_api`` and run user hooks in worker threads. The only per-flavour code is the default
+hooks, because they are the user's to override and must have the flavour's shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from asgiref.sync import async_to_sync
+
+from channelworks.consumers.base import AsyncConsumer, SyncConsumer, framework_class
+from channelworks.exceptions import (
+    AcceptConnection,
+    CloseConnection,
+    DenyConnection,
+    InvalidFrame,
+    StopConsumer,
+)
+from channelworks.types import Message
+
+logger = logging.getLogger("channelworks.consumers")
+
+#: close code for an unexpected error in a handler (RFC 6455 "internal error")
+INTERNAL_ERROR = 1011
+
+
+@framework_class("websocket_connect", "websocket_receive", "websocket_disconnect")
+class WebsocketCore(AsyncConsumer):
+    """Protocol logic shared by every WebSocket consumer; subclass one of the four below."""
+
+    #: groups joined on connect and left on disconnect
+    groups: ClassVar[Iterable[str] | None] = None
+
+    # -- ASGI event handlers -------------------------------------------------------------------
+
+    async def websocket_connect(self, message: Message) -> None:
+        if self.groups:
+            await self.join_groups(self.groups)
+        try:
+            await self.call_hook(self.connect)
+        except AcceptConnection:
+            await self._accept()
+        except DenyConnection:
+            await self._close()
+
+    async def websocket_receive(self, message: Message) -> None:
+        text = message.get("text")
+        if text is not None:
+            await self.call_hook(self.receive, text_data=text)
+        else:
+            await self.call_hook(self.receive, bytes_data=message.get("bytes"))
+
+    async def websocket_disconnect(self, message: Message) -> None:
+        await self.leave_groups()
+        await self.call_hook(self.disconnect, message.get("code", 1005))
+        raise StopConsumer
+
+    async def handle_exception(self, exc: Exception, message: Message) -> None:
+        """Close the socket: with the error's code for ``CloseConnection``, else 1011."""
+        if isinstance(exc, CloseConnection):
+            logger.info("%s closing with %d: %s", type(self).__qualname__, exc.code, exc)
+            await self._close(exc.code, exc.reason or None)
+        else:
+            logger.error(
+                "%s failed handling message type %r; closing with %d",
+                type(self).__qualname__,
+                message.get("type"),
+                INTERNAL_ERROR,
+                exc_info=exc,
+            )
+            await self._close(INTERNAL_ERROR)
+        raise StopConsumer from exc
+
+    # -- hooks (overridden per flavour) --------------------------------------------------------
+
+    def connect(self) -> Any:
+        raise NotImplementedError
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> Any:
+        raise NotImplementedError
+
+    def disconnect(self, code: int) -> Any:
+        raise NotImplementedError
+
+    # -- the protocol, as coroutines -----------------------------------------------------------
+
+    async def _accept(
+        self, subprotocol: str | None = None, headers: Iterable[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
+        if headers is not None:
+            message["headers"] = list(headers)
+        await self.base_send(message)
+
+    async def _send(
+        self,
+        text_data: str | None = None,
+        bytes_data: bytes | None = None,
+        close: bool | int = False,
+    ) -> None:
+        if text_data is not None:
+            await self.base_send({"type": "websocket.send", "text": text_data})
+        elif bytes_data is not None:
+            await self.base_send({"type": "websocket.send", "bytes": bytes_data})
+        else:
+            raise ValueError("send() needs text_data or bytes_data")
+        if close:
+            await self._close(None if close is True else close)
+
+    async def _close(self, code: int | None = None, reason: str | None = None) -> None:
+        message: Message = {"type": "websocket.close", "code": 1000 if code is None else code}
+        if reason:
+            message["reason"] = reason
+        await self.base_send(message)
+
+
+@framework_class()
+class JsonCore(WebsocketCore):
+    """JSON framing shared by both JSON consumers: one JSON document per frame."""
+
+    @classmethod
+    def encode_json(cls, content: Any) -> str:
+        return json.dumps(content)
+
+    @classmethod
+    def decode_json(cls, text_data: str | bytes) -> Any:
+        return json.loads(text_data)
+
+    def decode_frame(self, text_data: str | None, bytes_data: bytes | None) -> Any:
+        """The JSON document of a frame; raises ``InvalidFrame`` (close 1007) if it is not one."""
+        data = text_data if text_data is not None else bytes_data
+        if data is None:
+            raise InvalidFrame(reason="empty frame")
+        try:
+            return self.decode_json(data)
+        except ValueError as exc:
+            raise InvalidFrame(reason="invalid JSON") from exc
+
+    async def _send_json(self, content: Any, close: bool | int = False) -> None:
+        await self._send(text_data=self.encode_json(content), close=close)
+
+
+@framework_class()
+class AsyncWebsocketConsumer(WebsocketCore):
+    """A WebSocket consumer whose hooks and handlers are ``async def``."""
+
+    accept = WebsocketCore._accept
+    send = WebsocketCore._send  # type: ignore[assignment]
+    close = WebsocketCore._close
+
+    async def connect(self) -> None:
+        await self.accept()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        pass
+
+    async def disconnect(self, code: int) -> None:
+        pass
+
+
+@framework_class()
+class WebsocketConsumer(WebsocketCore, SyncConsumer):
+    """A WebSocket consumer whose hooks and handlers are plain ``def`` run in worker threads."""
+
+    def accept(
+        self, subprotocol: str | None = None, headers: Iterable[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        async_to_sync(WebsocketCore._accept)(self, subprotocol, headers)
+
+    def send(  # type: ignore[override]
+        self,
+        text_data: str | None = None,
+        bytes_data: bytes | None = None,
+        close: bool | int = False,
+    ) -> None:
+        async_to_sync(WebsocketCore._send)(self, text_data, bytes_data, close)
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        async_to_sync(WebsocketCore._close)(self, code, reason)
+
+    def connect(self) -> None:
+        self.accept()
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        pass
+
+    def disconnect(self, code: int) -> None:
+        pass
+
+
+@framework_class()
+class AsyncJsonWebsocketConsumer(JsonCore, AsyncWebsocketConsumer):
+    """An async WebSocket consumer that exchanges JSON: override ``receive_json``."""
+
+    send_json = JsonCore._send_json
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await self.receive_json(self.decode_frame(text_data, bytes_data))
+
+    async def receive_json(self, content: Any) -> None:
+        pass
+
+
+@framework_class()
+class JsonWebsocketConsumer(JsonCore, WebsocketConsumer):
+    """A sync WebSocket consumer that exchanges JSON: override ``receive_json``."""
+
+    def send_json(self, content: Any, close: bool | int = False) -> None:
+        async_to_sync(JsonCore._send_json)(self, content, close)
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        self.receive_json(self.decode_frame(text_data, bytes_data))
+
+    def receive_json(self, content: Any) -> None:
+        pass
+
+
+__all__ = [
+    "AsyncJsonWebsocketConsumer",
+    "AsyncWebsocketConsumer",
+    "JsonCore",
+    "JsonWebsocketConsumer",
+    "WebsocketConsumer",
+    "WebsocketCore",
+]

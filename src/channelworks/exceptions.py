@@ -1,0 +1,146 @@
+"""Every error channelworks raises, under one root.
+
+The tree::
+
+    ChannelworksError
+    ├── StopConsumer                  a consumer is done; the runtime ends it quietly
+    ├── AcceptConnection              raised in ``connect()`` to accept the socket
+    ├── DenyConnection                raised in ``connect()`` to refuse the socket
+    ├── CloseConnection               raised in a handler to close the socket with a code
+    │   └── InvalidFrame              a frame the consumer cannot decode (close code 1007)
+    ├── RequestAborted                the HTTP client went away mid-request
+    ├── RequestTimeout                reading an HTTP body took too long
+    ├── UnhandledMessageType          no handler for a message ``type`` (also a ValueError)
+    ├── NoRouteFound                  no route matches the scope (also a ValueError)
+    ├── ChannelLayerError
+    │   ├── ChannelFull               ``send`` to a channel at capacity
+    │   ├── InvalidChannelName        bad channel or group name (also TypeError, ValueError)
+    │   ├── InvalidMessage            a message that is not a dict with a valid ``type``
+    │   └── InvalidChannelLayerError  the ``CHANNEL_LAYERS`` setting is unusable
+    └── MessageTooLarge               a frame or message over the configured limit
+
+Errors carry the value that caused them (``.name``, ``.channel``, ``.type``) so callers need not
+parse messages. Those that Django Channels raised as ``ValueError``/``TypeError`` keep those
+bases, so existing ``except`` clauses keep working.
+"""
+
+from __future__ import annotations
+
+
+class ChannelworksError(Exception):
+    """Root of every channelworks exception."""
+
+
+class StopConsumer(ChannelworksError):
+    """Raise inside a handler to end the consumer; the runtime exits without error."""
+
+
+class AcceptConnection(ChannelworksError):
+    """Raise inside ``connect()`` to accept the WebSocket connection."""
+
+
+class DenyConnection(ChannelworksError):
+    """Raise inside ``connect()`` to refuse the WebSocket connection (HTTP 403 at the server)."""
+
+
+class CloseConnection(ChannelworksError):
+    """Raise inside a WebSocket handler to close the socket with ``code`` and ``reason``.
+
+    The consumer logs it at INFO (it is the client's doing, not a crash) and stops.
+    """
+
+    code: int = 1000
+
+    def __init__(self, code: int | None = None, reason: str = "") -> None:
+        if code is not None:
+            self.code = code
+        self.reason = reason
+        super().__init__(
+            f"Closing WebSocket with code {self.code}" + (f": {reason}" if reason else "")
+        )
+
+
+class InvalidFrame(CloseConnection):
+    """A WebSocket frame the consumer cannot decode, such as bad JSON; closes with 1007."""
+
+    code = 1007
+
+
+class RequestAborted(ChannelworksError):
+    """The HTTP client disconnected before the request body was complete."""
+
+
+class RequestTimeout(RequestAborted):
+    """The HTTP request body did not arrive in time."""
+
+
+class MessageTooLarge(ChannelworksError):
+    """A message or frame is over the configured size limit."""
+
+
+class UnhandledMessageType(ChannelworksError, ValueError):
+    """A message arrived whose ``type`` has no handler on the consumer."""
+
+    def __init__(self, message_type: object, consumer: str, reason: str = "") -> None:
+        self.type = message_type
+        self.consumer = consumer
+        detail = f" ({reason})" if reason else ""
+        super().__init__(f"No handler for message type {message_type!r} on {consumer}{detail}")
+
+
+class NoRouteFound(ChannelworksError, ValueError):
+    """No route matched the connection's scope."""
+
+    def __init__(self, what: str, value: object) -> None:
+        self.what = what
+        self.value = value
+        super().__init__(f"No route found for {what} {value!r}")
+
+
+class ChannelLayerError(ChannelworksError):
+    """Root of channel layer errors."""
+
+
+class ChannelFull(ChannelLayerError):
+    """The channel is at capacity; the message was not sent."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        super().__init__(f"Channel {channel!r} is full")
+
+
+class InvalidChannelName(ChannelLayerError, TypeError, ValueError):
+    """A channel or group name breaks the naming rules (see docs/channel-layer-spec.md)."""
+
+    def __init__(self, kind: str, name: object, rule: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"Invalid {kind} name {name!r}: {rule}")
+
+
+class InvalidMessage(ChannelLayerError, TypeError, ValueError):
+    """A layer message that is not a dict with a valid string ``type``."""
+
+
+class InvalidChannelLayerError(ChannelLayerError, ValueError):
+    """The ``CHANNEL_LAYERS`` configuration names an unusable backend or alias."""
+
+
+__all__ = [
+    "AcceptConnection",
+    "ChannelFull",
+    "ChannelLayerError",
+    "ChannelworksError",
+    "CloseConnection",
+    "DenyConnection",
+    "InvalidChannelLayerError",
+    "InvalidChannelName",
+    "InvalidFrame",
+    "InvalidMessage",
+    "MessageTooLarge",
+    "NoRouteFound",
+    "RequestAborted",
+    "RequestTimeout",
+    "StopConsumer",
+    "UnhandledMessageType",
+]

@@ -1,0 +1,149 @@
+"""The channel layer contract as a base class: configuration, capacity rules, name checks.
+
+A backend subclasses ``BaseChannelLayer`` and implements the abstract coroutines. Everything
+that is the same for every backend (what a valid name is, which capacity a channel gets, how a
+skipped group member is reported) lives here so that backends cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from channelworks.layers import names
+
+logger = logging.getLogger("channelworks.layers")
+
+CapacityPatterns = Mapping[str | re.Pattern[str], int]
+
+
+@dataclass
+class LayerStats:
+    """Counters of messages a layer could not deliver. Read them; never reset in place."""
+
+    #: members skipped by ``group_send`` because their channel was full
+    group_full: int = 0
+    #: messages that expired in a channel before anyone received them
+    expired: int = 0
+
+
+class BaseChannelLayer(ABC):
+    """What every channel layer does; see docs/channel-layer-spec.md.
+
+    Options (all backends): ``expiry`` seconds an undelivered message lives (default 60),
+    ``group_expiry`` seconds a membership lives unless refreshed (default 86400), ``capacity``
+    messages a channel holds (default 100), ``channel_capacity`` a mapping of glob pattern (or
+    compiled regex) to capacity for matching channels; the first match wins.
+    """
+
+    extensions: ClassVar[list[str]] = ["groups", "flush"]
+
+    def __init__(
+        self,
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: CapacityPatterns | None = None,
+    ) -> None:
+        if expiry <= 0 or group_expiry <= 0:
+            raise ValueError("expiry and group_expiry must be positive")
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity!r}")
+        self.expiry = expiry
+        self.group_expiry = group_expiry
+        self.capacity = capacity
+        self.channel_capacity = self.compile_capacities(channel_capacity or {})
+        self.stats = LayerStats()
+
+    # -- the contract -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Send ``message`` to ``channel``; raise ``ChannelFull`` if it is at capacity."""
+
+    @abstractmethod
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """Wait for and return the next message on ``channel``.
+
+        Cancelling the call never loses a message: one that was already handed over is kept
+        for the next ``receive``.
+        """
+
+    @abstractmethod
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """Return a new, unique process-local channel name to ``receive`` from."""
+
+    @abstractmethod
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group`` (or refresh its membership)."""
+
+    @abstractmethod
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; a channel not in it is ignored."""
+
+    @abstractmethod
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Send ``message`` to every member of ``group``; full members are skipped and logged."""
+
+    @abstractmethod
+    async def flush(self) -> None:
+        """Drop every message, channel and group of this layer."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the layer's connections and tasks; it must not be used afterwards."""
+
+    # -- rules shared by every backend --------------------------------------------------------
+
+    @staticmethod
+    def compile_capacities(
+        channel_capacity: CapacityPatterns,
+    ) -> list[tuple[re.Pattern[str], int]]:
+        """Turn ``{pattern: capacity}`` into ``[(regex, capacity)]``; globs become regexes."""
+        compiled = []
+        for pattern, value in channel_capacity.items():
+            if isinstance(pattern, str):
+                pattern = re.compile(fnmatch.translate(pattern))
+            compiled.append((pattern, int(value)))
+        return compiled
+
+    def get_capacity(self, channel: str) -> int:
+        """The capacity of ``channel``: the first matching pattern's, else ``capacity``."""
+        for pattern, value in self.channel_capacity:
+            if pattern.match(channel):
+                return value
+        return self.capacity
+
+    def report_group_full(self, group: str, message: Mapping[str, Any], skipped: int) -> None:
+        """Count and log members ``group_send`` skipped because their channel was full."""
+        self.stats.group_full += skipped
+        logger.warning(
+            "group_send to %r skipped %d full channel(s); message type %r not delivered to them",
+            group,
+            skipped,
+            message.get("type"),
+        )
+
+    # Channels-compatible names for the checks in ``names``.
+    def require_valid_channel_name(self, name: str, receive: bool = False) -> bool:
+        names.require_channel_name(name, receive=receive)
+        return True
+
+    def require_valid_group_name(self, name: str) -> bool:
+        names.require_group_name(name)
+        return True
+
+    valid_channel_name = require_valid_channel_name
+    valid_group_name = require_valid_group_name
+
+    @staticmethod
+    def non_local_name(name: str) -> str:
+        return names.non_local_name(name)
+
+
+__all__ = ["BaseChannelLayer", "CapacityPatterns", "LayerStats"]

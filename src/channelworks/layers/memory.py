@@ -1,0 +1,236 @@
+"""The in-memory channel layer: one process, no I/O, the reference for the contract.
+
+Rules of this file:
+- a message handed to a waiting ``receive`` goes straight to its future; only when nobody
+  waits is it queued, so a busy channel costs one deque append and one popleft;
+- a channel with no queued message and no waiter is deleted at once, and a sweep every
+  ``sweep_interval`` seconds drops expired messages and memberships, so memory stays bounded
+  by live channels and unexpired messages;
+- the clock is injected (``clock=``) so expiry is tested with plain numbers, not sleeps.
+
+Concurrency hazard: the layer belongs to one event loop at a time. A ``send`` from another
+loop (``async_to_sync`` from a thread with its own loop) wakes the receiver through
+``call_soon_threadsafe``; the bookkeeping itself is not locked, so do not drive one layer
+from two threads at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from channelworks.exceptions import ChannelFull
+from channelworks.layers.base import BaseChannelLayer, CapacityPatterns
+from channelworks.layers.names import require_channel_name, require_group_name, require_message
+
+Message = dict[str, Any]
+
+
+class _Channel:
+    __slots__ = ("capacity", "queue", "waiters")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.queue: deque[tuple[float, Message]] = deque()
+        self.waiters: deque[asyncio.Future[Message]] = deque()
+
+
+class InMemoryChannelLayer(BaseChannelLayer):
+    """A complete channel layer inside one process: for tests, development and one-process sites.
+
+    It cannot carry messages between processes; use the Redis or RabbitMQ layer for that.
+    """
+
+    def __init__(
+        self,
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: CapacityPatterns | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(expiry, group_expiry, capacity, channel_capacity)
+        self._clock = clock
+        self._channels: dict[str, _Channel] = {}
+        self._groups: dict[str, dict[str, float]] = {}
+        self._prefix = secrets.token_hex(4)
+        self._counter = itertools.count()
+        self.sweep_interval = min(expiry, group_expiry, 30.0)
+        self._next_sweep = clock() + self.sweep_interval
+
+    # -- point to point -----------------------------------------------------------------------
+
+    async def send(self, channel: str, message: Message) -> None:
+        require_channel_name(channel)
+        require_message(message)
+        if not self._deliver(channel, dict(message), self._clock()):
+            raise ChannelFull(channel)
+
+    async def receive(self, channel: str) -> Message:
+        require_channel_name(channel, receive=True)
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._channels[channel] = _Channel(self.get_capacity(channel))
+        if state.queue:
+            message = self._pop_live(state, self._clock())
+            if message is not None:
+                self._forget_if_idle(channel, state)
+                return message
+        waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        state.waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Handed over, then cancelled before the caller saw it: keep it, first in line.
+                state.queue.appendleft((self._clock() + self.expiry, waiter.result()))
+            elif waiter in state.waiters:
+                state.waiters.remove(waiter)
+            raise
+        finally:
+            self._forget_if_idle(channel, state)
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        return require_channel_name(f"{prefix}.inmemory{self._prefix}!{next(self._counter)}")
+
+    # -- groups -------------------------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        require_group_name(group)
+        require_channel_name(channel)
+        self._groups.setdefault(group, {})[channel] = self._clock() + self.group_expiry
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        require_group_name(group)
+        require_channel_name(channel)
+        members = self._groups.get(group)
+        if members is not None:
+            members.pop(channel, None)
+            if not members:
+                del self._groups[group]
+
+    async def group_send(self, group: str, message: Message) -> None:
+        require_group_name(group)
+        require_message(message)
+        members = self._groups.get(group)
+        if not members:
+            return
+        now = self._clock()
+        skipped = 0
+        expired = []
+        for channel, until in members.items():
+            if until <= now:
+                expired.append(channel)
+            elif not self._deliver(channel, dict(message), now):
+                skipped += 1
+        for channel in expired:
+            del members[channel]
+        if not members:
+            del self._groups[group]
+        if skipped:
+            self.report_group_full(group, message, skipped)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Drop all queued messages and groups; receivers that are waiting keep waiting."""
+        self._groups.clear()
+        for channel, state in list(self._channels.items()):
+            state.queue.clear()
+            self._forget_if_idle(channel, state)
+
+    async def close(self) -> None:
+        await self.flush()
+
+    # -- bookkeeping (no awaits below: each method runs to completion) -----------------------
+
+    def _deliver(self, channel: str, message: Message, now: float) -> bool:
+        """Hand ``message`` to a waiter or queue it; False if the channel is full."""
+        if now >= self._next_sweep:
+            self.sweep(now)
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._channels[channel] = _Channel(self.get_capacity(channel))
+        while state.waiters:
+            waiter = state.waiters.popleft()
+            if waiter.done():
+                continue
+            loop = waiter.get_loop()
+            if loop is _running_loop():
+                waiter.set_result(message)
+            else:
+                loop.call_soon_threadsafe(self._resolve_late, channel, waiter, message)
+            return True
+        queue = state.queue
+        if len(queue) >= state.capacity:
+            self._drop_expired(state, now)
+            if len(queue) >= state.capacity:
+                self._forget_if_idle(channel, state)
+                return False
+        queue.append((now + self.expiry, message))
+        return True
+
+    def _resolve_late(
+        self, channel: str, waiter: asyncio.Future[Message], message: Message
+    ) -> None:
+        if waiter.done():  # cancelled while the message crossed threads: queue it instead
+            self._deliver(channel, message, self._clock())
+        else:
+            waiter.set_result(message)
+
+    def _pop_live(self, state: _Channel, now: float) -> Message | None:
+        self._drop_expired(state, now)
+        return state.queue.popleft()[1] if state.queue else None
+
+    def _drop_expired(self, state: _Channel, now: float) -> None:
+        queue = state.queue
+        while queue and queue[0][0] <= now:
+            queue.popleft()
+            self.stats.expired += 1
+
+    def _forget_if_idle(self, channel: str, state: _Channel) -> None:
+        if not state.queue and not state.waiters and self._channels.get(channel) is state:
+            del self._channels[channel]
+
+    def sweep(self, now: float | None = None) -> None:
+        """Drop expired messages and memberships; refresh memberships of channels being read.
+
+        Runs by itself during sends; call it directly only in tests.
+        """
+        now = self._clock() if now is None else now
+        self._next_sweep = now + self.sweep_interval
+        for channel, state in list(self._channels.items()):
+            self._drop_expired(state, now)
+            self._forget_if_idle(channel, state)
+        refreshed = now + self.group_expiry
+        for group, members in list(self._groups.items()):
+            for channel, until in list(members.items()):
+                reader = self._channels.get(channel)
+                if reader is not None and reader.waiters:
+                    members[channel] = refreshed  # a live reader keeps its memberships
+                elif until <= now:
+                    del members[channel]
+            if not members:
+                del self._groups[group]
+
+    def __repr__(self) -> str:
+        return (
+            f"<InMemoryChannelLayer channels={len(self._channels)} groups={len(self._groups)} "
+            f"capacity={self.capacity} expiry={self.expiry}>"
+        )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+__all__ = ["InMemoryChannelLayer"]

@@ -1,0 +1,151 @@
+"""Routers: pick the application for a scope by protocol type, URL path or channel name.
+
+Every router is itself an ASGI application, so they nest. A scope nobody routes is refused the
+way its protocol expects (WebSocket: closed before accept, which the server answers with 403;
+HTTP: 404) and logged; other protocol types raise ``NoRouteFound``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from channelworks.exceptions import NoRouteFound
+from channelworks.types import ASGIApp, Receive, Scope, Send
+
+logger = logging.getLogger("channelworks.routing")
+
+
+class ProtocolTypeRouter:
+    """Routes on ``scope["type"]`` (``http``, ``websocket``, ``channel``, or any custom type).
+
+    ``lifespan`` is answered here unless the mapping names an application for it.
+    """
+
+    def __init__(self, application_mapping: Mapping[str, ASGIApp]) -> None:
+        self.application_mapping = dict(application_mapping)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self.application_mapping.get(scope["type"])
+        if app is not None:
+            await app(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await _answer_lifespan(receive, send)
+        else:
+            raise NoRouteFound("protocol type", scope["type"])
+
+
+async def _answer_lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+class URLRouter:
+    """Routes on the URL path with Django's ``path()`` and ``re_path()`` entries.
+
+    Captured values go to ``scope["url_route"]`` as ``args`` and ``kwargs`` (with the
+    route's ``name``); a route may point at another ``URLRouter``, which then matches the rest
+    of the path and adds its own captures.
+    """
+
+    def __init__(self, routes: Sequence[Any]) -> None:
+        self.routes = list(routes)
+        for route in self.routes:
+            if not callable(getattr(route, "callback", None)):
+                raise TypeError(f"Route {route!r} has no application; use path() or re_path()")
+            if isinstance(route.callback, URLRouter):
+                # Django marks path() patterns as endpoints (anchored at the end); a nested
+                # router needs a prefix match instead.
+                route.pattern._is_endpoint = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path_remaining")
+        if path is None:
+            path = scope["path"]
+            root = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            path = path.lstrip("/")
+        for route in self.routes:
+            match = route.pattern.match(path)
+            if match is None:
+                continue
+            remaining, args, kwargs = match
+            outer = scope.get("url_route", {"args": (), "kwargs": {}})
+            child = dict(scope)
+            child["path_remaining"] = remaining
+            child["url_route"] = {
+                "args": (*outer["args"], *args),
+                "kwargs": {**outer["kwargs"], **kwargs},
+                "name": route.name or outer.get("name"),
+            }
+            await route.callback(child, receive, send)
+            return
+        await refuse(scope, receive, send, "path", scope.get("path"))
+
+
+async def refuse(scope: Scope, receive: Receive, send: Send, what: str, value: object) -> None:
+    """Turn away a scope no route matched, in the way its protocol allows."""
+    kind = scope["type"]
+    if kind == "websocket":
+        logger.warning("No route found for websocket %s %r; refusing the socket", what, value)
+        await receive()  # websocket.connect
+        await send({"type": "websocket.close", "code": 1000})
+    elif kind == "http":
+        logger.warning("No route found for http %s %r; answering 404", what, value)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 404,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"Not Found"})
+    else:
+        raise NoRouteFound(what, value)
+
+
+class ChannelNameRouter:
+    """Routes ``channel`` scopes (worker processes) on ``scope["channel"]``."""
+
+    def __init__(self, application_mapping: Mapping[str, ASGIApp]) -> None:
+        self.application_mapping = dict(application_mapping)
+
+    @property
+    def channel_names(self) -> Iterable[str]:
+        return self.application_mapping.keys()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            app = self.application_mapping[scope["channel"]]
+        except KeyError:
+            raise NoRouteFound("channel", scope.get("channel")) from None
+        await app(scope, receive, send)
+
+
+def get_default_application() -> ASGIApp:
+    """The application named by Django's ``ASGI_APPLICATION`` setting."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if not isinstance(path, str) or "." not in path:
+        raise ImproperlyConfigured(
+            "ASGI_APPLICATION must name your application, like 'mysite.asgi.application'"
+        )
+    module_name, _, name = path.rpartition(".")
+    try:
+        value: ASGIApp = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ImproperlyConfigured(f"Cannot import ASGI_APPLICATION {path!r}: {exc}") from exc
+    return value
+
+
+__all__ = ["ChannelNameRouter", "ProtocolTypeRouter", "URLRouter", "get_default_application"]

@@ -1,0 +1,97 @@
+"""``ApplicationCommunicator``: drive one ASGI application instance from a test.
+
+Unlike asgiref's, a timeout while waiting for output raises ``TimeoutError`` and leaves the
+application running, so a test can wait again or check that nothing came. The application runs
+in a fresh ``contextvars.Context`` so the test's context variables do not leak into it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any
+
+from channelworks.types import ASGIApp, Message, Scope
+
+
+class ApplicationCommunicator:
+    """Runs ``application(scope, receive, send)`` as a task fed and drained by the test."""
+
+    def __init__(self, application: ASGIApp, scope: Scope) -> None:
+        self.application = application
+        self.scope = scope
+        self.input_queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.output_queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.future: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            self._run(), context=contextvars.Context()
+        )
+
+    async def _run(self) -> None:
+        await self.application(self.scope, self.input_queue.get, self.output_queue.put)
+
+    async def send_input(self, message: Message) -> None:
+        """Give ``message`` to the application's ``receive``; raises if it already ended badly."""
+        if self.future.done():
+            self.future.result()
+        await self.input_queue.put(message)
+
+    async def receive_output(self, timeout: float = 1) -> Message:
+        """The next message the application sent.
+
+        Raises the application's exception if it crashed, and ``TimeoutError`` (without
+        stopping the application) if nothing arrives within ``timeout`` seconds.
+        """
+        if self.output_queue.empty() and self.future.done():
+            self.future.result()  # re-raises the application's error, if any
+            raise TimeoutError("The application has ended without sending a message")
+        getter = asyncio.ensure_future(self.output_queue.get())
+        done, _ = await asyncio.wait(
+            {getter, self.future}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        await asyncio.gather(getter, return_exceptions=True)
+        if self.future.done():
+            if not self.output_queue.empty():
+                return self.output_queue.get_nowait()
+            self.future.result()
+            raise TimeoutError("The application has ended without sending a message")
+        raise TimeoutError(f"No message from the application within {timeout} s")
+
+    async def receive_nothing(self, timeout: float = 0.1, interval: float = 0.01) -> bool:
+        """True if the application sends nothing within ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.output_queue.empty():
+            if loop.time() >= deadline:
+                return True
+            await asyncio.sleep(interval)
+        return False
+
+    async def wait(self, timeout: float = 1) -> None:
+        """Wait for the application to end; re-raise its error. Cancels it on timeout."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.future), timeout)
+        except TimeoutError:
+            await self.stop()
+            raise
+        self.future.result()
+
+    async def stop(self, exceptions: bool = True) -> None:
+        """Cancel the application and wait for it; re-raise its error if ``exceptions``."""
+        if not self.future.done():
+            self.future.cancel()
+        result = await asyncio.gather(self.future, return_exceptions=True)
+        error = result[0]
+        if exceptions and isinstance(error, Exception):
+            raise error
+
+    async def __aenter__(self) -> ApplicationCommunicator:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.stop(exceptions=False)
+
+
+__all__ = ["ApplicationCommunicator"]
