@@ -12,6 +12,10 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from django.urls import URLPattern
+from django.urls import path as django_path
+from django.urls import re_path as django_re_path
+
 from channelworks.exceptions import NoRouteFound
 from channelworks.types import ASGIApp, Receive, Scope, Send
 
@@ -61,9 +65,10 @@ class URLRouter:
             if not callable(getattr(route, "callback", None)):
                 raise TypeError(f"Route {route!r} has no application; use path() or re_path()")
             if isinstance(route.callback, URLRouter):
-                # Django marks path() patterns as endpoints (anchored at the end); a nested
-                # router needs a prefix match instead.
-                route.pattern._is_endpoint = False
+                # Django builds path() patterns as endpoints (anchored at the end); a nested
+                # router needs the same pattern as a prefix match.
+                pattern = route.pattern
+                route.pattern = type(pattern)(str(pattern), name=pattern.name, is_endpoint=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path_remaining")
@@ -130,6 +135,20 @@ class ChannelNameRouter:
         await app(scope, receive, send)
 
 
+def path(
+    route: str, app: ASGIApp, kwargs: dict[str, Any] | None = None, name: str | None = None
+) -> URLPattern:
+    """Django's ``path()`` typed for ASGI applications (the two behave the same)."""
+    return django_path(route, app, kwargs, name)  # type: ignore[arg-type]
+
+
+def re_path(
+    route: str, app: ASGIApp, kwargs: dict[str, Any] | None = None, name: str | None = None
+) -> URLPattern:
+    """Django's ``re_path()`` typed for ASGI applications (the two behave the same)."""
+    return django_re_path(route, app, kwargs, name)  # type: ignore[arg-type]
+
+
 def get_default_application() -> ASGIApp:
     """The application named by Django's ``ASGI_APPLICATION`` setting."""
     from django.conf import settings
@@ -148,4 +167,11 @@ def get_default_application() -> ASGIApp:
     return value
 
 
-__all__ = ["ChannelNameRouter", "ProtocolTypeRouter", "URLRouter", "get_default_application"]
+__all__ = [
+    "ChannelNameRouter",
+    "ProtocolTypeRouter",
+    "URLRouter",
+    "get_default_application",
+    "path",
+    "re_path",
+]

@@ -18,8 +18,8 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from asgiref.sync import async_to_sync, sync_to_async
 
@@ -33,6 +33,19 @@ logger = logging.getLogger("channelworks.consumers")
 
 C = TypeVar("C", bound="AsyncConsumer")
 Handler = Callable[[Any, Message], Any]
+
+
+class ConsumerApp(Protocol):
+    """What ``as_asgi()`` returns: an ASGI application that remembers its consumer class.
+
+    ``__call__`` is typed loosely so that django-stubs accept it as a ``path()`` view.
+    """
+
+    consumer_class: type[AsyncConsumer]
+    consumer_initkwargs: dict[str, Any]
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any: ...
+
 
 # Public names that framework classes define for a purpose other than handling a message type.
 _NOT_HANDLERS: set[str] = set()
@@ -74,7 +87,7 @@ class AsyncConsumer:
         self.groups_joined: list[str] = []
 
     @classmethod
-    def as_asgi(cls, **initkwargs: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    def as_asgi(cls, **initkwargs: Any) -> ConsumerApp:
         """An ASGI application that runs a new instance per scope with ``initkwargs`` set.
 
         Only existing class attributes that are not methods may be set.
@@ -92,10 +105,11 @@ class AsyncConsumer:
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await cls(**initkwargs)(scope, receive, send)
 
-        app.consumer_class = cls  # type: ignore[attr-defined]
-        app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
         functools.update_wrapper(app, cls, updated=())
-        return app
+        consumer_app = cast(ConsumerApp, app)
+        consumer_app.consumer_class = cls
+        consumer_app.consumer_initkwargs = initkwargs
+        return consumer_app
 
     # -- the runtime ---------------------------------------------------------------------------
 
@@ -245,4 +259,4 @@ class SyncConsumer(AsyncConsumer):
 
 _MISSING = object()
 
-__all__ = ["AsyncConsumer", "SyncConsumer", "framework_class"]
+__all__ = ["AsyncConsumer", "ConsumerApp", "SyncConsumer", "framework_class"]

@@ -1,0 +1,227 @@
+"""AsyncConsumer / SyncConsumer: dispatch, dispatch safety, threads, as_asgi, channel layer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, ClassVar
+
+import pytest
+
+from channelworks.consumers import AsyncConsumer, SyncConsumer
+from channelworks.exceptions import StopConsumer, UnhandledMessageType
+from channelworks.layers import InMemoryChannelLayer
+from channelworks.testing import ApplicationCommunicator
+from channelworks.types import Message
+
+SCOPE = {"type": "test"}
+
+
+class Recorder(AsyncConsumer):
+    label: ClassVar[str] = "plain"
+
+    async def chat_message(self, event: Message) -> None:
+        await self.send({"type": "out", "got": event["text"], "label": self.label})
+
+    async def finish_now(self, event: Message) -> None:
+        raise StopConsumer
+
+    async def boom_now(self, event: Message) -> None:
+        raise RuntimeError("handler exploded")
+
+
+class SyncRecorder(SyncConsumer):
+    def chat_message(self, event: Message) -> None:
+        self.send({"type": "out", "thread": threading.current_thread().name})
+
+    def slow_work(self, event: Message) -> None:
+        threading.Event().wait(event["seconds"])
+        self.send({"type": "out", "slow": True})
+
+
+async def test_type_is_dispatched_to_handler() -> None:
+    async with ApplicationCommunicator(Recorder.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "chat.message", "text": "hi"})
+        assert await comm.receive_output() == {"type": "out", "got": "hi", "label": "plain"}
+
+
+@pytest.mark.parametrize(
+    "message_type",
+    [
+        "send",
+        "close",
+        "dispatch",
+        "as.asgi",
+        "handle.exception",
+        "join.groups",
+        "call.hook",
+        "__init__",
+        "_resolve",
+        ".private",
+        "base.send",
+        "channel.layer",
+        "no.such.handler",
+        "",
+        7,
+        None,
+    ],
+)
+async def test_non_handlers_are_never_reached(message_type: Any) -> None:
+    comm = ApplicationCommunicator(Recorder.as_asgi(), SCOPE)
+    await comm.send_input({"type": message_type})
+    with pytest.raises(UnhandledMessageType) as info:
+        await comm.wait()
+    assert info.value.type == message_type
+    assert "Recorder" in str(info.value)
+    assert repr(message_type) in str(info.value)
+
+
+async def test_unhandled_type_is_a_value_error_for_channels_code() -> None:
+    assert issubclass(UnhandledMessageType, ValueError)
+
+
+async def test_stop_consumer_ends_quietly() -> None:
+    comm = ApplicationCommunicator(Recorder.as_asgi(), SCOPE)
+    await comm.send_input({"type": "finish.now"})
+    await comm.wait()
+
+
+async def test_handler_error_ends_the_consumer_with_it() -> None:
+    comm = ApplicationCommunicator(Recorder.as_asgi(), SCOPE)
+    await comm.send_input({"type": "boom.now"})
+    with pytest.raises(RuntimeError, match="handler exploded"):
+        await comm.wait()
+
+
+async def test_sync_handlers_run_in_a_worker_thread() -> None:
+    async with ApplicationCommunicator(SyncRecorder.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "chat.message"})
+        out = await comm.receive_output()
+        assert out["thread"] != threading.main_thread().name
+
+
+async def test_slow_sync_handler_does_not_block_other_consumers() -> None:
+    async with (
+        ApplicationCommunicator(SyncRecorder.as_asgi(), SCOPE) as slow,
+        ApplicationCommunicator(SyncRecorder.as_asgi(), SCOPE) as fast,
+    ):
+        await slow.send_input({"type": "slow.work", "seconds": 1})
+        await asyncio.sleep(0.05)
+        await fast.send_input({"type": "chat.message"})
+        assert "thread" in await fast.receive_output(timeout=0.8)
+        assert slow.output_queue.empty()  # the slow one is still working
+        assert (await slow.receive_output(timeout=2))["slow"] is True
+
+
+async def test_sync_handler_in_async_consumer_is_refused() -> None:
+    class Mixed(AsyncConsumer):
+        def chat_message(self, event: Message) -> None:
+            pass
+
+    comm = ApplicationCommunicator(Mixed.as_asgi(), SCOPE)
+    await comm.send_input({"type": "chat.message"})
+    with pytest.raises(TypeError, match=r"Mixed.chat_message must be 'async def'"):
+        await comm.wait()
+
+
+async def test_as_asgi_sets_initkwargs_per_instance() -> None:
+    app = Recorder.as_asgi(label="custom")
+    assert app.consumer_class is Recorder
+    assert app.consumer_initkwargs == {"label": "custom"}
+    async with ApplicationCommunicator(app, SCOPE) as comm:
+        await comm.send_input({"type": "chat.message", "text": "x"})
+        assert (await comm.receive_output())["label"] == "custom"
+    assert Recorder.label == "plain"
+
+
+def test_as_asgi_refuses_unknown_keywords_and_methods() -> None:
+    with pytest.raises(TypeError, match="'labl', which is not an attribute"):
+        Recorder.as_asgi(labl="typo")
+    with pytest.raises(TypeError, match="cannot replace method 'chat_message'"):
+        Recorder.as_asgi(chat_message=print)
+
+
+async def test_layer_messages_reach_the_consumer_by_channel_name(
+    channel_layer: InMemoryChannelLayer,
+) -> None:
+    class Named(AsyncConsumer):
+        async def hello_there(self, event: Message) -> None:
+            await self.send({"type": "out", "name": self.channel_name, "text": event["text"]})
+
+        async def whoami(self, event: Message) -> None:
+            await self.send({"type": "out", "name": self.channel_name})
+
+    async with ApplicationCommunicator(Named.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "whoami"})
+        name = (await comm.receive_output())["name"]
+        assert "!" in name
+        await channel_layer.send(name, {"type": "hello.there", "text": "from afar"})
+        assert await comm.receive_output() == {"type": "out", "name": name, "text": "from afar"}
+
+
+async def test_layer_handler_error_ends_the_consumer(channel_layer: InMemoryChannelLayer) -> None:
+    class Fragile(AsyncConsumer):
+        async def whoami(self, event: Message) -> None:
+            await self.send({"type": "out", "name": self.channel_name})
+
+        async def explode(self, event: Message) -> None:
+            raise RuntimeError("layer handler exploded")
+
+    comm = ApplicationCommunicator(Fragile.as_asgi(), SCOPE)
+    await comm.send_input({"type": "whoami"})
+    name = (await comm.receive_output())["name"]
+    await channel_layer.send(name, {"type": "explode"})
+    with pytest.raises(RuntimeError, match="layer handler exploded"):
+        await comm.wait()
+
+
+async def test_layer_stop_consumer_ends_quietly(channel_layer: InMemoryChannelLayer) -> None:
+    class Stoppable(AsyncConsumer):
+        async def whoami(self, event: Message) -> None:
+            await self.send({"type": "out", "name": self.channel_name})
+
+        async def stop_please(self, event: Message) -> None:
+            raise StopConsumer
+
+    comm = ApplicationCommunicator(Stoppable.as_asgi(), SCOPE)
+    await comm.send_input({"type": "whoami"})
+    name = (await comm.receive_output())["name"]
+    await channel_layer.send(name, {"type": "stop.please"})
+    await comm.wait()
+
+
+async def test_handlers_of_one_consumer_never_overlap(channel_layer: InMemoryChannelLayer) -> None:
+    active: list[int] = []
+    overlaps: list[int] = []
+
+    class Serial(AsyncConsumer):
+        async def whoami(self, event: Message) -> None:
+            await self.send({"type": "out", "name": self.channel_name})
+
+        async def work(self, event: Message) -> None:
+            active.append(1)
+            if len(active) > 1:
+                overlaps.append(1)
+            await asyncio.sleep(0.01)
+            active.pop()
+            await self.send({"type": "done"})
+
+    async with ApplicationCommunicator(Serial.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "whoami"})
+        name = (await comm.receive_output())["name"]
+        for _ in range(5):
+            await comm.send_input({"type": "work"})
+            await channel_layer.send(name, {"type": "work"})
+        for _ in range(10):
+            assert (await comm.receive_output())["type"] == "done"
+    assert overlaps == []
+
+
+async def test_without_a_layer_there_is_no_channel_name() -> None:
+    class Bare(AsyncConsumer):
+        async def whoami(self, event: Message) -> None:
+            await self.send({"type": "out", "layer": self.channel_layer, "n": self.channel_name})
+
+    async with ApplicationCommunicator(Bare.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "whoami"})
+        assert await comm.receive_output() == {"type": "out", "layer": None, "n": None}

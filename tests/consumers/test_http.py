@@ -1,0 +1,134 @@
+"""AsyncHttpConsumer: whole responses, streaming, long-polling through the layer, errors."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from channelworks.consumers import AsyncHttpConsumer
+from channelworks.layers import InMemoryChannelLayer
+from channelworks.testing import HttpCommunicator
+from channelworks.types import Message
+
+
+class Hello(AsyncHttpConsumer):
+    async def handle(self, body: bytes) -> None:
+        await self.send_response(
+            201, b"got " + body, headers=[("Content-Type", "text/plain"), (b"X-A", b"1")]
+        )
+
+
+async def test_whole_response() -> None:
+    response = await HttpCommunicator(Hello.as_asgi(), "POST", "/", body=b"data").get_response()
+    assert response == {
+        "status": 201,
+        "headers": [(b"Content-Type", b"text/plain"), (b"X-A", b"1")],
+        "body": b"got data",
+    }
+
+
+async def test_body_in_parts_is_joined() -> None:
+    comm = HttpCommunicator(Hello.as_asgi(), "POST", "/")
+    comm.sent_request = True
+    await comm.send_input({"type": "http.request", "body": b"one ", "more_body": True})
+    await comm.send_input({"type": "http.request", "body": b"two"})
+    assert (await comm.get_response())["body"] == b"got one two"
+    await comm.wait()
+
+
+class Stream(AsyncHttpConsumer):
+    async def handle(self, body: bytes) -> None:
+        await self.send_headers(headers=[(b"Content-Type", b"text/event-stream")])
+        for n in range(3):
+            await self.send_body(f"data: {n}\n\n".encode(), more_body=True)
+        await self.send_body(b"")
+
+
+async def test_streamed_response() -> None:
+    comm = HttpCommunicator(Stream.as_asgi(), "GET", "/events")
+    response = await comm.get_response()
+    assert response["body"] == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    await comm.wait()
+
+
+class LongPoll(AsyncHttpConsumer):
+    async def handle(self, body: bytes) -> None:
+        assert self.channel_layer is not None
+        assert self.channel_name is not None
+        await self.channel_layer.group_add("poll", self.channel_name)
+        await self.send_headers(headers=[(b"Content-Type", b"application/json")])
+
+    async def poll_result(self, event: Message) -> None:
+        await self.send_body(event["data"].encode())
+
+
+async def test_long_poll_completed_by_a_layer_message(channel_layer: InMemoryChannelLayer) -> None:
+    comm = HttpCommunicator(LongPoll.as_asgi(), "GET", "/poll")
+    await comm.send_input({"type": "http.request", "body": b""})
+    comm.sent_request = True
+    assert (await comm.receive_output())["type"] == "http.response.start"
+    assert await comm.receive_nothing()
+    await channel_layer.group_send("poll", {"type": "poll.result", "data": '{"ok": 1}'})
+    assert await comm.receive_output() == {
+        "type": "http.response.body",
+        "body": b'{"ok": 1}',
+        "more_body": False,
+    }
+    await comm.wait()
+
+
+async def test_client_disconnect_ends_the_poll(channel_layer: InMemoryChannelLayer) -> None:
+    disconnected: list[bool] = []
+
+    class Poll(LongPoll):
+        async def disconnect(self) -> None:
+            disconnected.append(True)
+
+    comm = HttpCommunicator(Poll.as_asgi(), "GET", "/poll")
+    await comm.send_input({"type": "http.request", "body": b""})
+    await comm.receive_output()
+    await comm.send_input({"type": "http.disconnect"})
+    await comm.wait()
+    assert disconnected == [True]
+
+
+async def test_error_before_response_answers_500(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(AsyncHttpConsumer):
+        async def handle(self, body: bytes) -> None:
+            raise KeyError("missing")
+
+    with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
+        response = await HttpCommunicator(Broken.as_asgi(), "GET", "/").get_response()
+    assert response["status"] == 500
+    assert "Broken failed handling message type 'http.request'" in caplog.text
+
+
+async def test_error_after_headers_ends_the_response(caplog: pytest.LogCaptureFixture) -> None:
+    class HalfBroken(AsyncHttpConsumer):
+        async def handle(self, body: bytes) -> None:
+            await self.send_headers()
+            await self.send_body(b"part", more_body=True)
+            raise KeyError("missing")
+
+    comm = HttpCommunicator(HalfBroken.as_asgi(), "GET", "/")
+    with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
+        await comm.send_input({"type": "http.request"})
+        assert (await comm.receive_output())["type"] == "http.response.start"
+        assert (await comm.receive_output())["body"] == b"part"
+        await comm.wait()
+    assert "HalfBroken failed" in caplog.text
+
+
+async def test_body_before_headers_is_an_error() -> None:
+    class Backwards(AsyncHttpConsumer):
+        async def handle(self, body: bytes) -> None:
+            await self.send_body(b"too early")
+
+    response = await HttpCommunicator(Backwards.as_asgi(), "GET", "/").get_response()
+    assert response["status"] == 500
+
+
+async def test_handle_must_be_overridden() -> None:
+    response = await HttpCommunicator(AsyncHttpConsumer.as_asgi(), "GET", "/").get_response()
+    assert response["status"] == 500

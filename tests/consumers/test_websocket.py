@@ -1,0 +1,259 @@
+"""WebSocket consumers, sync and async flavours, through WebsocketCommunicator."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from channelworks.consumers import (
+    AsyncJsonWebsocketConsumer,
+    AsyncWebsocketConsumer,
+    JsonWebsocketConsumer,
+    WebsocketConsumer,
+)
+from channelworks.exceptions import AcceptConnection, CloseConnection, DenyConnection
+from channelworks.layers import InMemoryChannelLayer
+from channelworks.testing import WebsocketCommunicator
+from channelworks.types import Message
+
+
+class SyncEcho(WebsocketConsumer):
+    groups = ["echoes"]
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data == "close me":
+            self.close(code=4001, reason="asked")
+        elif text_data == "fail":
+            raise RuntimeError("sync receive failed")
+        elif text_data is not None:
+            self.send(text_data=text_data)
+        else:
+            self.send(bytes_data=bytes_data)
+
+    def chat_message(self, event: Message) -> None:
+        self.send(text_data=f"group:{event['text']}")
+
+
+class AsyncEcho(AsyncWebsocketConsumer):
+    groups = ["echoes"]
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data == "close me":
+            await self.close(code=4001, reason="asked")
+        elif text_data == "fail":
+            raise RuntimeError("async receive failed")
+        elif text_data is not None:
+            await self.send(text_data=text_data)
+        else:
+            await self.send(bytes_data=bytes_data)
+
+    async def chat_message(self, event: Message) -> None:
+        await self.send(text_data=f"group:{event['text']}")
+
+
+class SyncJson(JsonWebsocketConsumer):
+    def receive_json(self, content: Any) -> None:
+        if content == "bye":
+            self.send_json({"bye": True}, close=True)
+        else:
+            self.send_json({"echo": content})
+
+
+class AsyncJson(AsyncJsonWebsocketConsumer):
+    async def receive_json(self, content: Any) -> None:
+        if content == "bye":
+            await self.send_json({"bye": True}, close=True)
+        else:
+            await self.send_json({"echo": content})
+
+
+ECHOES = [SyncEcho, AsyncEcho]
+JSONS = [SyncJson, AsyncJson]
+
+
+@pytest.mark.parametrize("consumer", ECHOES)
+@pytest.mark.usefixtures("channel_layer")
+async def test_echo_text_and_bytes(consumer: type[WebsocketConsumer]) -> None:
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/echo/")
+    assert await comm.connect() == (True, None)
+    await comm.send_to(text_data="hello")
+    assert await comm.receive_from() == "hello"
+    await comm.send_to(bytes_data=b"\x00\x01")
+    assert await comm.receive_from() == b"\x00\x01"
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("consumer", ECHOES)
+async def test_groups_joined_on_connect_left_on_disconnect(
+    consumer: type[WebsocketConsumer], channel_layer: InMemoryChannelLayer
+) -> None:
+    first = WebsocketCommunicator(consumer.as_asgi(), "/")
+    second = WebsocketCommunicator(consumer.as_asgi(), "/")
+    await first.connect()
+    await second.connect()
+    await channel_layer.group_send("echoes", {"type": "chat.message", "text": "all"})
+    assert await first.receive_from() == "group:all"
+    assert await second.receive_from() == "group:all"
+    await second.disconnect()
+    assert len(channel_layer._groups["echoes"]) == 1
+    await first.disconnect()
+    assert "echoes" not in channel_layer._groups
+
+
+@pytest.mark.parametrize("consumer", ECHOES)
+@pytest.mark.usefixtures("channel_layer")
+async def test_close_with_code_and_reason(consumer: type[WebsocketConsumer]) -> None:
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/")
+    await comm.connect()
+    await comm.send_to(text_data="close me")
+    assert await comm.receive_output() == {
+        "type": "websocket.close",
+        "code": 4001,
+        "reason": "asked",
+    }
+    await comm.disconnect(code=4001)
+
+
+@pytest.mark.parametrize("consumer", ECHOES)
+async def test_handler_error_closes_1011_and_logs(
+    consumer: type[WebsocketConsumer],
+    channel_layer: InMemoryChannelLayer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/")
+    await comm.connect()
+    with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
+        await comm.send_to(text_data="fail")
+        assert await comm.receive_output() == {"type": "websocket.close", "code": 1011}
+        await comm.wait()
+    record = caplog.records[-1]
+    assert consumer.__name__ in record.getMessage()
+    assert "websocket.receive" in record.getMessage()
+    assert record.exc_info is not None
+    assert "echoes" not in channel_layer._groups  # groups left even on a crash
+
+
+@pytest.mark.parametrize("consumer", ECHOES)
+async def test_layer_message_named_after_api_method_closes_1011(
+    consumer: type[WebsocketConsumer],
+    channel_layer: InMemoryChannelLayer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/")
+    await comm.connect()
+    with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
+        await channel_layer.group_send("echoes", {"type": "send", "text_data": "injected"})
+        assert await comm.receive_output() == {"type": "websocket.close", "code": 1011}
+    assert "'send' is not a handler" in caplog.text
+
+
+@pytest.mark.parametrize("consumer", JSONS)
+async def test_json_round_trip_and_close(consumer: type[JsonWebsocketConsumer]) -> None:
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/")
+    await comm.connect()
+    await comm.send_json_to({"n": [1, 2]})
+    assert await comm.receive_json_from() == {"echo": {"n": [1, 2]}}
+    await comm.send_to(bytes_data=b'{"as": "bytes"}')
+    assert await comm.receive_json_from() == {"echo": {"as": "bytes"}}
+    await comm.send_json_to("bye")
+    assert await comm.receive_json_from() == {"bye": True}
+    assert (await comm.receive_output())["type"] == "websocket.close"
+
+
+@pytest.mark.parametrize("consumer", JSONS)
+@pytest.mark.parametrize("frame", ["{not json", "", "\udcff"])
+async def test_bad_json_closes_1007(consumer: type[JsonWebsocketConsumer], frame: str) -> None:
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/")
+    await comm.connect()
+    await comm.send_to(text_data=frame)
+    closing = await comm.receive_output()
+    assert closing["type"] == "websocket.close"
+    assert closing["code"] == 1007
+    await comm.wait()
+
+
+async def test_custom_json_codec() -> None:
+    class Upper(AsyncJsonWebsocketConsumer):
+        @classmethod
+        def encode_json(cls, content: Any) -> str:
+            return super().encode_json(content).upper()
+
+        async def receive_json(self, content: Any) -> None:
+            await self.send_json({"k": content})
+
+    comm = WebsocketCommunicator(Upper.as_asgi(), "/")
+    await comm.connect()
+    await comm.send_json_to("v")
+    assert await comm.receive_from() == '{"K": "V"}'
+    await comm.disconnect()
+
+
+class Gate(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        query = self.scope["query_string"]
+        if query == b"deny":
+            raise DenyConnection
+        if query == b"accept":
+            raise AcceptConnection
+        if query == b"proto":
+            await self.accept(subprotocol="chat.v2", headers=[(b"x-extra", b"1")])
+        if query == b"custom":
+            raise CloseConnection(4003, "not today")
+
+
+async def test_deny_connection_refuses_before_accept() -> None:
+    comm = WebsocketCommunicator(Gate.as_asgi(), "/?deny")
+    assert await comm.connect() == (False, 1000)
+
+
+async def test_accept_connection_exception_accepts() -> None:
+    comm = WebsocketCommunicator(Gate.as_asgi(), "/?accept")
+    assert await comm.connect() == (True, None)
+    await comm.disconnect()
+
+
+async def test_subprotocol_and_headers_on_accept() -> None:
+    comm = WebsocketCommunicator(Gate.as_asgi(), "/?proto", subprotocols=["chat.v2"])
+    assert await comm.connect() == (True, "chat.v2")
+    assert comm.response_headers == [(b"x-extra", b"1")]
+    await comm.disconnect()
+
+
+async def test_close_connection_error_gives_its_code() -> None:
+    comm = WebsocketCommunicator(Gate.as_asgi(), "/?custom")
+    assert await comm.connect() == (False, 4003)
+
+
+async def test_disconnect_hook_gets_the_code() -> None:
+    codes: list[int] = []
+
+    class Remember(WebsocketConsumer):
+        def disconnect(self, code: int) -> None:
+            codes.append(code)
+
+    comm = WebsocketCommunicator(Remember.as_asgi(), "/")
+    await comm.connect()
+    await comm.disconnect(code=4321)
+    assert codes == [4321]
+
+
+async def test_send_requires_a_payload() -> None:
+    class Nothing(AsyncWebsocketConsumer):
+        async def receive(
+            self, text_data: str | None = None, bytes_data: bytes | None = None
+        ) -> None:
+            await self.send()
+
+    comm = WebsocketCommunicator(Nothing.as_asgi(), "/")
+    await comm.connect()
+    await comm.send_to(text_data="x")
+    assert await comm.receive_output() == {"type": "websocket.close", "code": 1011}
+
+
+async def test_groups_without_a_layer_fail_clearly(caplog: pytest.LogCaptureFixture) -> None:
+    comm = WebsocketCommunicator(AsyncEcho.as_asgi(), "/")
+    with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
+        assert await comm.connect() == (False, 1011)
+    assert "has groups but no channel layer" in caplog.text

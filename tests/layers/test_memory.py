@@ -1,0 +1,153 @@
+"""InMemoryChannelLayer bookkeeping, driven by an injected clock (no sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from channelworks.exceptions import ChannelFull
+from channelworks.layers import InMemoryChannelLayer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+async def test_expired_messages_are_dropped_and_counted(clock: Clock) -> None:
+    layer = InMemoryChannelLayer(expiry=10, clock=clock)
+    await layer.send("c", {"type": "old"})
+    clock.now += 5
+    await layer.send("c", {"type": "young"})
+    clock.now += 6
+    assert (await layer.receive("c"))["type"] == "young"
+    assert layer.stats.expired == 1
+
+
+async def test_expired_messages_free_capacity(clock: Clock) -> None:
+    layer = InMemoryChannelLayer(expiry=10, capacity=2, clock=clock)
+    await layer.send("c", {"type": "a"})
+    await layer.send("c", {"type": "b"})
+    with pytest.raises(ChannelFull):
+        await layer.send("c", {"type": "c"})
+    clock.now += 11
+    await layer.send("c", {"type": "c"})
+    assert (await layer.receive("c"))["type"] == "c"
+
+
+async def test_memory_is_freed_when_channels_go_unread(clock: Clock) -> None:
+    layer = InMemoryChannelLayer(expiry=10, group_expiry=20, clock=clock)
+    for n in range(500):
+        await layer.send(f"nobody.reads.{n}", {"type": "lost"})
+        await layer.group_add("crowd", f"nobody.reads.{n}")
+    assert len(layer._channels) == 500
+    clock.now += 21
+    layer.sweep()
+    assert layer._channels == {}
+    assert layer._groups == {}
+    assert layer.stats.expired == 500
+
+
+async def test_sweep_runs_by_itself_during_sends(clock: Clock) -> None:
+    layer = InMemoryChannelLayer(expiry=10, clock=clock)
+    await layer.send("stale", {"type": "x"})
+    clock.now += layer.sweep_interval + 11
+    await layer.send("other", {"type": "y"})
+    assert "stale" not in layer._channels
+
+
+async def test_a_received_channel_is_forgotten(clock: Clock) -> None:
+    layer = InMemoryChannelLayer(clock=clock)
+    await layer.send("c", {"type": "x"})
+    await layer.receive("c")
+    assert layer._channels == {}
+
+
+async def test_cancelled_waiter_leaves_no_channel(clock: Clock) -> None:
+    layer = InMemoryChannelLayer(clock=clock)
+    waiting = asyncio.create_task(layer.receive("c"))
+    await asyncio.sleep(0)
+    assert "c" in layer._channels
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert layer._channels == {}
+
+
+async def test_message_handed_to_cancelled_receiver_is_kept_first(clock: Clock) -> None:
+    layer = InMemoryChannelLayer(clock=clock)
+    waiting = asyncio.create_task(layer.receive("c"))
+    await asyncio.sleep(0)
+    await layer.send("c", {"type": "first"})
+    await layer.send("c", {"type": "second"})
+    waiting.cancel()  # the future already holds "first"; the task has not run yet
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert (await layer.receive("c"))["type"] == "first"
+    assert (await layer.receive("c"))["type"] == "second"
+
+
+async def test_live_readers_keep_their_memberships(clock: Clock) -> None:
+    layer = InMemoryChannelLayer(group_expiry=20, clock=clock)
+    live, dead = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("room", live)
+    await layer.group_add("room", dead)
+    reader = asyncio.create_task(layer.receive(live))
+    await asyncio.sleep(0)
+    clock.now += 15
+    layer.sweep()
+    clock.now += 15  # past the original expiry of both memberships
+    await layer.group_send("room", {"type": "still.here"})
+    assert (await asyncio.wait_for(reader, 1))["type"] == "still.here"
+    assert dead not in layer._channels
+    assert layer._groups["room"].keys() == {live}
+
+
+async def test_group_send_drops_expired_memberships(clock: Clock) -> None:
+    layer = InMemoryChannelLayer(group_expiry=20, clock=clock)
+    await layer.group_add("room", "a")
+    clock.now += 21
+    await layer.group_send("room", {"type": "x"})
+    assert layer._groups == {}
+    assert layer._channels == {}
+
+
+async def test_send_from_another_thread_wakes_the_receiver() -> None:
+    layer = InMemoryChannelLayer()
+    waiting = asyncio.create_task(layer.receive("cross"))
+    await asyncio.sleep(0)
+
+    def other_thread() -> None:  # async_to_sync here runs a loop of its own
+        async_to_sync(layer.send)("cross", {"type": "from.thread"})
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    assert (await asyncio.wait_for(waiting, 2))["type"] == "from.thread"
+    thread.join()
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="capacity"):
+        InMemoryChannelLayer(capacity=0)
+    with pytest.raises(ValueError, match="expiry"):
+        InMemoryChannelLayer(expiry=0)
+    with pytest.raises(TypeError, match="hosts"):
+        InMemoryChannelLayer(hosts=["redis://"])  # type: ignore[call-arg]
+
+
+async def test_compiled_regex_capacity_pattern() -> None:
+    import re
+
+    layer = InMemoryChannelLayer(capacity=1, channel_capacity={re.compile(r"^http\."): 7})
+    assert layer.get_capacity("http.request") == 7
+    assert layer.get_capacity("websocket.send") == 1
