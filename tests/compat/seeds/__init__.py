@@ -1,0 +1,1 @@
+"""Example code from the seed notes, importing only from ``channels…`` names."""

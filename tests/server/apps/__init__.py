@@ -1,0 +1,1 @@
+"""ASGI applications the real-server tests serve."""
