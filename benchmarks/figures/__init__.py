@@ -1,0 +1,23 @@
+"""The figures, one module each; ``FIGURES`` maps a ``--only`` name to its runner.
+
+A runner takes the contenders to measure, the sizes, the results to fill and a function to
+print progress with. Each contender gets a fresh server; one that fails is recorded as an
+error in its rows and the others still run.
+"""
+
+from __future__ import annotations
+
+from benchmarks.figures.common import Runner
+from benchmarks.figures.echo import run_echo
+from benchmarks.figures.fanout import run_fanout
+from benchmarks.figures.layer import run_layer
+from benchmarks.figures.memory import run_memory
+
+FIGURES: dict[str, Runner] = {
+    "echo": run_echo,
+    "fanout": run_fanout,
+    "group_send": run_layer,
+    "memory": run_memory,
+}
+
+__all__ = ["FIGURES", "Runner"]
