@@ -67,11 +67,14 @@ async def test_sweep_runs_by_itself_during_sends(clock: Clock) -> None:
     assert "stale" not in layer._channels
 
 
-async def test_a_received_channel_is_forgotten(clock: Clock) -> None:
+async def test_a_drained_channel_is_forgotten_at_the_next_sweep(clock: Clock) -> None:
     layer = InMemoryChannelLayer(clock=clock)
     await layer.send("c", {"type": "x"})
     await layer.receive("c")
-    assert layer._channels == {}
+    assert "c" in layer._channels  # kept while its reader is likely to come back
+    clock.now += layer.sweep_interval
+    await layer.send("other", {"type": "y"})
+    assert "c" not in layer._channels
 
 
 async def test_cancelled_waiter_leaves_no_channel(clock: Clock) -> None:

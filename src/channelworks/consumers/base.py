@@ -76,6 +76,9 @@ class AsyncConsumer:
     channel_layer: BaseChannelLayer | None
     channel_name: str | None
     _handlers: ClassVar[dict[object, tuple[Handler, bool]]]
+    #: groups joined through ``join_groups``, left when the consumer ends
+    groups_joined: tuple[str, ...] = ()
+    _reader_failure: BaseException | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -84,7 +87,6 @@ class AsyncConsumer:
     def __init__(self, **kwargs: Any) -> None:
         for key, value in kwargs.items():
             setattr(self, key, value)
-        self.groups_joined: list[str] = []
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> ConsumerApp:
@@ -132,47 +134,63 @@ class AsyncConsumer:
 
     async def _serve(self, receive: Receive) -> None:
         while True:
-            await self._dispatch_guarded(await receive())
+            message = await receive()
+            try:
+                await self.dispatch(message)
+            except StopConsumer:
+                raise
+            except Exception as exc:
+                await self.handle_exception(exc, message)
 
     async def _serve_with_layer(self, receive: Receive, layer: BaseChannelLayer, name: str) -> None:
+        # Server events are handled here, layer messages by a reader task; the lock makes them
+        # take turns. The reader hands its failure (or StopConsumer) over by cancelling this
+        # task, which owns the consumer's lifetime.
         turn = asyncio.Lock()
         main = asyncio.current_task()
-        failure: list[BaseException] = []
-
-        async def read_layer() -> None:
-            try:
-                while True:
-                    message = await layer.receive(name)
-                    async with turn:
-                        await self._dispatch_guarded(message)
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:  # hand it to the main loop, which owns the consumer
-                failure.append(exc)
-                if main is not None:
-                    main.cancel()
-
-        reader = asyncio.create_task(read_layer())
+        reader = asyncio.create_task(self._read_layer(layer, name, turn, main))
         try:
             while True:
                 message = await receive()
                 async with turn:
-                    await self._dispatch_guarded(message)
+                    try:
+                        await self.dispatch(message)
+                    except StopConsumer:
+                        raise
+                    except Exception as exc:
+                        await self.handle_exception(exc, message)
         except asyncio.CancelledError:
-            if failure and main is not None and main.uncancel() == 0:
-                raise failure[0] from None
+            failure = self._reader_failure
+            if failure is not None and main is not None and main.uncancel() == 0:
+                raise failure from None
             raise
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
-    async def _dispatch_guarded(self, message: Message) -> None:
+    async def _read_layer(
+        self,
+        layer: BaseChannelLayer,
+        name: str,
+        turn: asyncio.Lock,
+        main: asyncio.Task[Any] | None,
+    ) -> None:
         try:
-            await self.dispatch(message)
-        except StopConsumer:
+            while True:
+                message = await layer.receive(name)
+                async with turn:
+                    try:
+                        await self.dispatch(message)
+                    except StopConsumer:
+                        raise
+                    except Exception as exc:
+                        await self.handle_exception(exc, message)
+        except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            await self.handle_exception(exc, message)
+        except BaseException as exc:
+            self._reader_failure = exc
+            if main is not None:
+                main.cancel()
 
     async def dispatch(self, message: Message) -> None:
         """Run the handler for ``message["type"]``: awaited if async, in a thread if not."""
@@ -214,7 +232,11 @@ class AsyncConsumer:
 
     async def call_hook(self, hook: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call a user hook (``connect``, ``receive``...): awaited if async, else in a thread."""
-        if inspect.iscoroutinefunction(hook):
+        function = getattr(hook, "__func__", hook)
+        is_async = _IS_ASYNC.get(function)
+        if is_async is None:
+            is_async = _IS_ASYNC[function] = inspect.iscoroutinefunction(function)
+        if is_async:
             return await hook(*args, **kwargs)
         if not self.sync_handlers:
             raise TypeError(f"{hook.__qualname__} must be 'async def' in an async consumer")
@@ -233,12 +255,12 @@ class AsyncConsumer:
             raise ValueError(f"{type(self).__qualname__} has groups but no channel layer")
         for group in groups:
             await layer.group_add(group, name)
-            self.groups_joined.append(group)
+            self.groups_joined = (*self.groups_joined, group)
 
     async def leave_groups(self) -> None:
         """Leave every group joined with ``join_groups``."""
         layer, name = self.channel_layer, self.channel_name
-        joined, self.groups_joined = self.groups_joined, []
+        joined, self.groups_joined = self.groups_joined, ()
         if layer is not None and name is not None:
             for group in joined:
                 await layer.group_discard(group, name)
@@ -258,5 +280,7 @@ class SyncConsumer(AsyncConsumer):
 
 
 _MISSING = object()
+# Hook function -> whether it is a coroutine function; one entry per hook defined in code.
+_IS_ASYNC: dict[object, bool] = {}
 
 __all__ = ["AsyncConsumer", "ConsumerApp", "SyncConsumer", "framework_class"]

@@ -2,10 +2,13 @@
 
 Rules of this file:
 - a message handed to a waiting ``receive`` goes straight to its future; only when nobody
-  waits is it queued, so a busy channel costs one deque append and one popleft;
-- a channel with no queued message and no waiter is deleted at once, and a sweep every
-  ``sweep_interval`` seconds drops expired messages and memberships, so memory stays bounded
-  by live channels and unexpired messages;
+  waits is it queued;
+- a channel's state is made the first time it is named, and only then is the name checked:
+  the hot path (a consumer's reader receiving again and again) is a dict lookup;
+- a reader that stops (its ``receive`` cancelled) frees its channel at once if nothing is
+  queued; a sweep every ``sweep_interval`` seconds frees the other idle channels and drops
+  expired messages and memberships, so memory stays bounded by live channels and unexpired
+  messages;
 - the clock is injected (``clock=``) so expiry is tested with plain numbers, not sleeps.
 
 Concurrency hazard: the layer belongs to one event loop at a time. A ``send`` from another
@@ -36,8 +39,10 @@ class _Channel:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.queue: deque[tuple[float, Message]] = deque()
-        self.waiters: deque[asyncio.Future[Message]] = deque()
+        # Most channels are a consumer's own, read by one waiter and rarely queued: the queue
+        # is made on first use (an empty deque costs 600+ bytes) and waiters is a short list.
+        self.queue: deque[tuple[float, Message]] | None = None
+        self.waiters: list[asyncio.Future[Message]] = []
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
@@ -67,20 +72,19 @@ class InMemoryChannelLayer(BaseChannelLayer):
     # -- point to point -----------------------------------------------------------------------
 
     async def send(self, channel: str, message: Message) -> None:
-        require_channel_name(channel)
         require_message(message)
-        if not self._deliver(channel, dict(message), self._clock()):
+        now = self._clock()
+        if now >= self._next_sweep:
+            self.sweep(now)
+        state = self._channels.get(channel) or self._new_state(channel)
+        if not self._deliver(state, dict(message), now, _running_loop()):
             raise ChannelFull(channel)
 
     async def receive(self, channel: str) -> Message:
-        require_channel_name(channel, receive=True)
-        state = self._channels.get(channel)
-        if state is None:
-            state = self._channels[channel] = _Channel(self.get_capacity(channel))
+        state = self._channels.get(channel) or self._new_state(channel)
         if state.queue:
             message = self._pop_live(state, self._clock())
             if message is not None:
-                self._forget_if_idle(channel, state)
                 return message
         waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         state.waiters.append(waiter)
@@ -89,12 +93,11 @@ class InMemoryChannelLayer(BaseChannelLayer):
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 # Handed over, then cancelled before the caller saw it: keep it, first in line.
-                state.queue.appendleft((self._clock() + self.expiry, waiter.result()))
+                self._queue(state).appendleft((self._clock() + self.expiry, waiter.result()))
             elif waiter in state.waiters:
                 state.waiters.remove(waiter)
+            self._forget_if_idle(channel, state)  # a reader that stops frees its channel
             raise
-        finally:
-            self._forget_if_idle(channel, state)
 
     async def new_channel(self, prefix: str = "specific") -> str:
         return require_channel_name(f"{prefix}.inmemory{self._prefix}!{next(self._counter)}")
@@ -118,16 +121,22 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def group_send(self, group: str, message: Message) -> None:
         require_group_name(group)
         require_message(message)
+        now = self._clock()
+        if now >= self._next_sweep:
+            self.sweep(now)
         members = self._groups.get(group)
         if not members:
             return
-        now = self._clock()
+        loop = _running_loop()
+        channels = self._channels
         skipped = 0
         expired = []
         for channel, until in members.items():
             if until <= now:
                 expired.append(channel)
-            elif not self._deliver(channel, dict(message), now):
+                continue
+            state = channels.get(channel) or self._new_state(channel)
+            if not self._deliver(state, dict(message), now, loop):
                 skipped += 1
         for channel in expired:
             del members[channel]
@@ -142,7 +151,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Drop all queued messages and groups; receivers that are waiting keep waiting."""
         self._groups.clear()
         for channel, state in list(self._channels.items()):
-            state.queue.clear()
+            state.queue = None
             self._forget_if_idle(channel, state)
 
     async def close(self) -> None:
@@ -150,37 +159,49 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     # -- bookkeeping (no awaits below: each method runs to completion) -----------------------
 
-    def _deliver(self, channel: str, message: Message, now: float) -> bool:
+    def _new_state(self, channel: str) -> _Channel:
+        require_channel_name(channel)  # only here: a channel with state has a valid name
+        state = self._channels[channel] = _Channel(self.get_capacity(channel))
+        return state
+
+    @staticmethod
+    def _queue(state: _Channel) -> deque[tuple[float, Message]]:
+        if state.queue is None:
+            state.queue = deque()
+        return state.queue
+
+    def _deliver(
+        self,
+        state: _Channel,
+        message: Message,
+        now: float,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> bool:
         """Hand ``message`` to a waiter or queue it; False if the channel is full."""
-        if now >= self._next_sweep:
-            self.sweep(now)
-        state = self._channels.get(channel)
-        if state is None:
-            state = self._channels[channel] = _Channel(self.get_capacity(channel))
-        while state.waiters:
-            waiter = state.waiters.popleft()
+        waiters = state.waiters
+        while waiters:
+            waiter = waiters.pop(0)
             if waiter.done():
                 continue
-            loop = waiter.get_loop()
-            if loop is _running_loop():
+            waiter_loop = waiter.get_loop()
+            if waiter_loop is loop:
                 waiter.set_result(message)
             else:
-                loop.call_soon_threadsafe(self._resolve_late, channel, waiter, message)
+                waiter_loop.call_soon_threadsafe(self._resolve_late, state, waiter, message)
             return True
-        queue = state.queue
+        queue = self._queue(state)
         if len(queue) >= state.capacity:
             self._drop_expired(state, now)
             if len(queue) >= state.capacity:
-                self._forget_if_idle(channel, state)
                 return False
         queue.append((now + self.expiry, message))
         return True
 
     def _resolve_late(
-        self, channel: str, waiter: asyncio.Future[Message], message: Message
+        self, state: _Channel, waiter: asyncio.Future[Message], message: Message
     ) -> None:
         if waiter.done():  # cancelled while the message crossed threads: queue it instead
-            self._deliver(channel, message, self._clock())
+            self._deliver(state, message, self._clock(), _running_loop())
         else:
             waiter.set_result(message)
 

@@ -3,7 +3,8 @@
 Rules (docs/channel-layer-spec.md):
 - a name is a ``str`` of ASCII letters, digits, ``-``, ``_`` and ``.``, shorter than 100;
 - a channel name may hold one ``!``: the part before it names the process that owns the
-  channel (a *process-local* channel), the part after it the channel within that process;
+  channel (a *process-local* channel), the part after it, which must not be empty, the
+  channel within that process;
 - a group name never holds ``!``;
 - a message is a ``dict`` whose ``type`` is a non-empty ``str`` not starting with ``_``.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from channelworks.exceptions import InvalidChannelName, InvalidMessage
 
 MAX_NAME_LENGTH = 100
-_CHANNEL = re.compile(r"[A-Za-z0-9\-_.]+(![A-Za-z0-9\-_.]*)?")
+_CHANNEL = re.compile(r"[A-Za-z0-9\-_.]+(![A-Za-z0-9\-_.]+)?")
 _GROUP = re.compile(r"[A-Za-z0-9\-_.]+")
 _RULE = "use ASCII letters, digits, '-', '_' or '.', fewer than 100 characters"
 
@@ -25,15 +26,15 @@ _RULE = "use ASCII letters, digits, '-', '_' or '.', fewer than 100 characters"
 def require_channel_name(name: object, *, receive: bool = False) -> str:
     """Return ``name`` if it is a valid channel name, else raise ``InvalidChannelName``.
 
-    With ``receive=True`` a process-local name must carry its part after ``!``: one can only
-    receive from a whole channel, not from the process prefix alone.
+    ``receive`` is accepted for Channels' signature; the rules are the same for sending and
+    receiving (a bare process prefix such as ``"specific.abc!"`` is never a channel).
     """
     if not isinstance(name, str):
         raise InvalidChannelName("channel", name, "must be a str")
     if len(name) >= MAX_NAME_LENGTH or _CHANNEL.fullmatch(name) is None:
-        raise InvalidChannelName("channel", name, _RULE + ", with at most one '!'")
-    if receive and name.endswith("!"):
-        raise InvalidChannelName("channel", name, "cannot receive from a bare process prefix")
+        raise InvalidChannelName(
+            "channel", name, _RULE + ", with at most one '!' followed by the channel's own part"
+        )
     return name
 
 
