@@ -225,3 +225,34 @@ async def test_without_a_layer_there_is_no_channel_name() -> None:
     async with ApplicationCommunicator(Bare.as_asgi(), SCOPE) as comm:
         await comm.send_input({"type": "whoami"})
         assert await comm.receive_output() == {"type": "out", "layer": None, "n": None}
+
+
+async def test_turn_passes_on_when_its_waiter_is_cancelled() -> None:
+    from channelworks.consumers.base import _Turn
+
+    turn = _Turn()
+    turn.busy = True  # held by a first pump
+    second = asyncio.create_task(turn.wait())
+    await asyncio.sleep(0)
+    turn.release()  # handed to the second pump...
+    second.cancel()  # ...which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert not turn.busy  # passed on, not lost: a third pump can take it
+    assert turn.waiting is None
+
+
+async def test_turn_cancelled_while_waiting_leaves_it_held() -> None:
+    from channelworks.consumers.base import _Turn
+
+    turn = _Turn()
+    turn.busy = True
+    waiter = asyncio.create_task(turn.wait())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert turn.busy
+    assert turn.waiting is None
+    turn.release()
+    assert not turn.busy

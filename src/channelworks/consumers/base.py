@@ -118,79 +118,79 @@ class AsyncConsumer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self.base_send = send
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        layer = self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = None
+        # Server events are pumped by this task, layer messages by a reader task; the turn
+        # makes their handlers take turns. The reader hands its failure (or StopConsumer) over
+        # by cancelling this task, which owns the consumer's lifetime. Every frame here lives
+        # as long as the connection: keep the nesting shallow.
+        turn = _Turn()
+        reader = None
         try:
-            if self.channel_layer is None:
-                await self._serve(receive)
-            else:
-                self.channel_name = await self.channel_layer.new_channel()
-                await self._serve_with_layer(receive, self.channel_layer, self.channel_name)
+            if layer is not None:
+                name = self.channel_name = await layer.new_channel()
+                source = functools.partial(layer.receive, name)
+                reader = asyncio.create_task(self._pump(source, turn, asyncio.current_task()))
+            await self._pump(receive, turn)
         except StopConsumer:
             pass
+        except asyncio.CancelledError:
+            failure = self._reader_failure
+            task = asyncio.current_task()
+            if failure is None or task is None or task.uncancel() > 0:
+                raise
+            if not isinstance(failure, StopConsumer):
+                raise failure from None
         finally:
+            if reader is not None:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
             if self.groups_joined:
                 await self.leave_groups()
 
-    async def _serve(self, receive: Receive) -> None:
-        while True:
-            message = await receive()
-            try:
-                await self.dispatch(message)
-            except StopConsumer:
-                raise
-            except Exception as exc:
-                await self.handle_exception(exc, message)
-
-    async def _serve_with_layer(self, receive: Receive, layer: BaseChannelLayer, name: str) -> None:
-        # Server events are handled here, layer messages by a reader task; the lock makes them
-        # take turns. The reader hands its failure (or StopConsumer) over by cancelling this
-        # task, which owns the consumer's lifetime.
-        turn = asyncio.Lock()
-        main = asyncio.current_task()
-        reader = asyncio.create_task(self._read_layer(layer, name, turn, main))
-        try:
-            while True:
-                message = await receive()
-                async with turn:
-                    try:
-                        await self.dispatch(message)
-                    except StopConsumer:
-                        raise
-                    except Exception as exc:
-                        await self.handle_exception(exc, message)
-        except asyncio.CancelledError:
-            failure = self._reader_failure
-            if failure is not None and main is not None and main.uncancel() == 0:
-                raise failure from None
-            raise
-        finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-
-    async def _read_layer(
-        self,
-        layer: BaseChannelLayer,
-        name: str,
-        turn: asyncio.Lock,
-        main: asyncio.Task[Any] | None,
+    async def _pump(
+        self, source: Receive, turn: _Turn, owner: asyncio.Task[Any] | None = None
     ) -> None:
+        """Take messages from ``source`` and handle each in turn, until ``StopConsumer``.
+
+        This loop runs once per message of every connection: it inlines what ``dispatch``
+        does unless a subclass overrides ``dispatch``. With an ``owner`` (the layer reader),
+        an ending is reported to the owner task instead of raised.
+        """
+        cls = type(self)
+        handlers, resolve = cls._handlers, cls._resolve
+        overridden = cls.dispatch is not AsyncConsumer.dispatch
         try:
             while True:
-                message = await layer.receive(name)
-                async with turn:
-                    try:
+                message = await source()
+                if turn.busy:
+                    await turn.wait()
+                else:
+                    turn.busy = True
+                try:
+                    if overridden:
                         await self.dispatch(message)
-                    except StopConsumer:
-                        raise
-                    except Exception as exc:
-                        await self.handle_exception(exc, message)
-        except asyncio.CancelledError:
-            raise
+                    else:
+                        kind = message.get("type")
+                        try:
+                            handler, is_async = handlers[kind]
+                        except (KeyError, TypeError):  # first of its type, or unhashable
+                            handler, is_async = resolve(kind)
+                        if is_async:
+                            await handler(self, message)
+                        else:
+                            await sync_to_async(handler, thread_sensitive=False)(self, message)
+                except StopConsumer:
+                    raise
+                except Exception as exc:
+                    await self.handle_exception(exc, message)
+                finally:
+                    turn.release()
         except BaseException as exc:
+            if owner is None or isinstance(exc, asyncio.CancelledError):
+                raise
             self._reader_failure = exc
-            if main is not None:
-                main.cancel()
+            owner.cancel()
 
     async def dispatch(self, message: Message) -> None:
         """Run the handler for ``message["type"]``: awaited if async, in a thread if not."""
@@ -277,6 +277,41 @@ class SyncConsumer(AsyncConsumer):
 
     def send(self, message: Message) -> None:  # type: ignore[override]
         async_to_sync(AsyncConsumer.send)(self, message)
+
+
+class _Turn:
+    """Mutual exclusion between a consumer's two message pumps (server and layer).
+
+    Unlike ``asyncio.Lock`` it creates no coroutine when free, which matters once per message.
+    With two pumps at most one task waits. Hazard: a waiter cancelled just after being handed
+    the turn must pass it on, or the other pump would wait forever; ``wait`` does that.
+    """
+
+    __slots__ = ("busy", "waiting")
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.waiting: asyncio.Future[None] | None = None
+
+    async def wait(self) -> None:
+        """Wait until the turn is handed over; on return the caller holds it."""
+        waiting = self.waiting = asyncio.get_running_loop().create_future()
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            if waiting.done() and not waiting.cancelled():
+                self.release()
+            elif self.waiting is waiting:
+                self.waiting = None
+            raise
+
+    def release(self) -> None:
+        """Hand the turn to the waiting task, or free it."""
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)  # still busy: the waiter owns it now
+        else:
+            self.busy = False
 
 
 _MISSING = object()
