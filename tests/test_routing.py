@@ -61,6 +61,11 @@ async def test_re_path_positional_and_named_groups() -> None:
     assert (await routed(app, "/named/hey/"))[1] == {"word": "hey"}
 
 
+async def test_path_default_kwargs_join_the_captures() -> None:
+    app = URLRouter([path("feed/<int:page>/", Route.as_asgi(), {"kind": "live", "page": 1})])
+    assert (await routed(app, "/feed/3/"))[1] == {"page": 1, "kind": "live"}
+
+
 async def test_first_matching_route_wins() -> None:
     app = URLRouter(
         [path("a/", Route.as_asgi(), name="first"), path("a/", Route.as_asgi(), name="second")]

@@ -55,8 +55,9 @@ class URLRouter:
     """Routes on the URL path with Django's ``path()`` and ``re_path()`` entries.
 
     Captured values go to ``scope["url_route"]`` as ``args`` and ``kwargs`` (with the
-    route's ``name``); a route may point at another ``URLRouter``, which then matches the rest
-    of the path and adds its own captures.
+    ``kwargs=`` given to ``path()`` merged in, and the route's ``name``); a route may point
+    at another ``URLRouter``, which then matches the rest of the path and adds its own
+    captures.
     """
 
     def __init__(self, routes: Sequence[Any]) -> None:
@@ -88,7 +89,7 @@ class URLRouter:
             child["path_remaining"] = remaining
             child["url_route"] = {
                 "args": (*outer["args"], *args),
-                "kwargs": {**outer["kwargs"], **kwargs},
+                "kwargs": {**outer["kwargs"], **kwargs, **route.default_args},
                 "name": route.name or outer.get("name"),
             }
             await route.callback(child, receive, send)

@@ -6,6 +6,7 @@ branches: ``http``, ``websocket`` (by URL) and ``channel`` (a worker, by channel
 
 from __future__ import annotations
 
+import json
 from types import ModuleType
 
 import pytest
@@ -49,14 +50,17 @@ async def test_liveblog_consumer_forwards_group_events(
     await layer.group_send("liveblog", event)
 
 
-async def test_liveblog_consumer_closes_on_an_unknown_event(
-    seed004_consumers: ModuleType, layer: BaseChannelLayer
+async def test_liveblog_consumer_drops_an_unknown_event_and_stays_open(
+    seed004_consumers: ModuleType, layer: BaseChannelLayer, caplog: pytest.LogCaptureFixture
 ) -> None:
     reader = WebsocketCommunicator(seed004_consumers.LiveblogConsumer.as_asgi(), "/ws/liveblog/")
     await reader.connect()
     await layer.group_send("liveblog", {"type": "liveblog.post.pinned", "post_id": 7})
-    assert await reader.receive_output() == {"type": "websocket.close", "code": 1011}
-    await reader.wait()
+    await layer.group_send("liveblog", {"type": "liveblog.post.created", "post_id": 8})
+    assert json.loads(await reader.receive_from())["post_id"] == 8
+    assert "liveblog.post.pinned" in caplog.text
+    assert "LiveblogConsumer" in caplog.text
+    await reader.disconnect()
 
 
 # -- the project's application ----------------------------------------------------------------

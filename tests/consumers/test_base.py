@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
+from unittest import mock
+from unittest.mock import AsyncMock
 
 import pytest
 
@@ -124,6 +127,77 @@ async def test_sync_handler_in_async_consumer_is_refused() -> None:
         await comm.wait()
 
 
+def logged(handler: Callable[[Any, Message], Awaitable[None]]) -> Callable[..., Any]:
+    """A decorator whose wrapper is a plain def returning the handler's coroutine."""
+
+    def wrapper(self: Any, event: Message) -> Awaitable[None]:
+        event = {**event, "logged": True}
+        return handler(self, event)
+
+    return wrapper
+
+
+async def test_decorated_handler_returning_a_coroutine_is_awaited() -> None:
+    class Decorated(AsyncConsumer):
+        @logged
+        async def chat_message(self, event: Message) -> None:
+            await self.send({"type": "out", "logged": event["logged"]})
+
+    async with ApplicationCommunicator(Decorated.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "chat.message"})
+        assert await comm.receive_output() == {"type": "out", "logged": True}
+
+
+async def test_patching_a_handler_takes_effect_after_first_use() -> None:
+    class Patchable(AsyncConsumer):
+        async def ping(self, event: Message) -> None:
+            await self.send({"type": "out", "via": "original"})
+
+    async with ApplicationCommunicator(Patchable.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "ping"})
+        assert (await comm.receive_output())["via"] == "original"
+    replacement = AsyncMock()
+    with mock.patch.object(Patchable, "ping", replacement):
+        async with ApplicationCommunicator(Patchable.as_asgi(), SCOPE) as comm:
+            await comm.send_input({"type": "ping", "n": 1})
+            await comm.receive_nothing()
+    replacement.assert_awaited_once_with({"type": "ping", "n": 1})
+
+
+async def test_static_and_class_methods_are_not_handlers() -> None:
+    class Helpers(AsyncConsumer):
+        @staticmethod
+        def purge_cache(event: Message) -> None:
+            raise AssertionError("reached")
+
+        @classmethod
+        def build_thing(cls, event: Message) -> None:
+            raise AssertionError("reached")
+
+    for kind in ("purge.cache", "build.thing"):
+        comm = ApplicationCommunicator(Helpers.as_asgi(), SCOPE)
+        await comm.send_input({"type": kind})
+        with pytest.raises(UnhandledMessageType, match=repr(kind)):
+            await comm.wait()
+
+
+async def test_bare_async_consumer_reports_unhandled_types() -> None:
+    comm = ApplicationCommunicator(AsyncConsumer.as_asgi(), SCOPE)
+    await comm.send_input({"type": "anything"})
+    with pytest.raises(UnhandledMessageType, match="AsyncConsumer"):
+        await comm.wait()
+
+
+async def test_a_plain_consumer_may_handle_names_other_consumers_reserve() -> None:
+    class Worker(AsyncConsumer):
+        async def receive(self, event: Message) -> None:  # reserved by WebSocket consumers only
+            await self.send({"type": "out", "got": event["n"]})
+
+    async with ApplicationCommunicator(Worker.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "receive", "n": 5})
+        assert await comm.receive_output() == {"type": "out", "got": 5}
+
+
 async def test_as_asgi_sets_initkwargs_per_instance() -> None:
     app = Recorder.as_asgi(label="custom")
     assert app.consumer_class is Recorder
@@ -137,8 +211,18 @@ async def test_as_asgi_sets_initkwargs_per_instance() -> None:
 def test_as_asgi_refuses_unknown_keywords_and_methods() -> None:
     with pytest.raises(TypeError, match="'labl', which is not an attribute"):
         Recorder.as_asgi(labl="typo")
-    with pytest.raises(TypeError, match="cannot replace method 'chat_message'"):
+    with pytest.raises(TypeError, match="cannot replace method or property 'chat_message'"):
         Recorder.as_asgi(chat_message=print)
+
+    class WithProperty(Recorder):
+        @property
+        def title(self) -> str:
+            return "fixed"
+
+    with pytest.raises(TypeError, match="property 'title'"):
+        WithProperty.as_asgi(title="new")
+    with pytest.raises(TypeError, match="sync_handlers is fixed"):
+        Recorder.as_asgi(sync_handlers=True)
 
 
 async def test_layer_messages_reach_the_consumer_by_channel_name(

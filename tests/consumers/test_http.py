@@ -132,3 +132,65 @@ async def test_body_before_headers_is_an_error() -> None:
 async def test_handle_must_be_overridden() -> None:
     response = await HttpCommunicator(AsyncHttpConsumer.as_asgi(), "GET", "/").get_response()
     assert response["status"] == 500
+
+
+async def test_code_after_the_response_still_runs() -> None:
+    audit: list[str] = []
+
+    class Audited(AsyncHttpConsumer):
+        async def handle(self, body: bytes) -> None:
+            await self.send_response(200, b"ok")
+            audit.append("written")
+
+    comm = HttpCommunicator(Audited.as_asgi(), "GET", "/")
+    assert (await comm.get_response())["status"] == 200
+    await comm.wait()
+    assert audit == ["written"]
+
+
+async def test_handle_without_a_response_ends_the_exchange() -> None:
+    ended: list[bool] = []
+
+    class Forgetful(AsyncHttpConsumer):
+        async def handle(self, body: bytes) -> None:
+            pass
+
+        async def disconnect(self) -> None:
+            ended.append(True)
+
+    comm = HttpCommunicator(Forgetful.as_asgi(), "GET", "/")
+    await comm.send_input({"type": "http.request"})
+    await comm.wait()
+    assert ended == [True]
+
+
+async def test_failing_disconnect_runs_once_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[int] = []
+
+    class Messy(AsyncHttpConsumer):
+        async def handle(self, body: bytes) -> None:
+            await self.send_response(200, b"ok")
+
+        async def disconnect(self) -> None:
+            calls.append(1)
+            raise RuntimeError("cleanup failed")
+
+    comm = HttpCommunicator(Messy.as_asgi(), "GET", "/")
+    with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
+        assert (await comm.get_response())["body"] == b"ok"
+        await comm.wait()
+    assert calls == [1]
+    assert "Messy.disconnect() failed" in caplog.text
+
+
+async def test_nothing_may_follow_the_last_body_part() -> None:
+    class Twice(AsyncHttpConsumer):
+        async def handle(self, body: bytes) -> None:
+            await self.send_response(200, b"once")
+            await self.send_body(b"twice")
+
+    comm = HttpCommunicator(Twice.as_asgi(), "GET", "/")
+    assert (await comm.get_response())["body"] == b"once"
+    await comm.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -136,17 +137,65 @@ async def test_handler_error_closes_1011_and_logs(
 
 
 @pytest.mark.parametrize("consumer", ECHOES)
-async def test_layer_message_named_after_api_method_closes_1011(
+@pytest.mark.parametrize(
+    ("message_type", "reason"),
+    [
+        ("send", "'send' is not a handler"),
+        ("close", "'close' is not a handler"),
+        ("no.such.handler", "No handler for message type 'no.such.handler'"),
+        ("websocket.receive", "protocol events come from the server only"),
+        ("websocket.disconnect", "protocol events come from the server only"),
+        ("websocket.connect", "protocol events come from the server only"),
+    ],
+)
+async def test_bad_layer_message_is_logged_and_dropped(
     consumer: type[WebsocketConsumer],
+    message_type: str,
+    reason: str,
     channel_layer: InMemoryChannelLayer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     comm = WebsocketCommunicator(consumer.as_asgi(), "/")
     await comm.connect()
     with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
-        await channel_layer.group_send("echoes", {"type": "send", "text_data": "injected"})
-        assert await comm.receive_output() == {"type": "websocket.close", "code": 1011}
-    assert "'send' is not a handler" in caplog.text
+        await channel_layer.group_send("echoes", {"type": message_type, "text": "injected"})
+        await channel_layer.group_send("echoes", {"type": "chat.message", "text": "after"})
+        assert await comm.receive_from() == "group:after"  # still open, nothing injected
+    assert reason in caplog.text
+    assert consumer.__name__ in caplog.text
+    await comm.disconnect()
+
+
+CLOSE_CODES: list[int] = []
+
+
+class SyncRemember(SyncEcho):
+    def disconnect(self, code: int) -> None:
+        CLOSE_CODES.append(code)
+
+
+class AsyncRemember(AsyncEcho):
+    async def disconnect(self, code: int) -> None:
+        CLOSE_CODES.append(code)
+
+
+@pytest.mark.parametrize("consumer", [SyncRemember, AsyncRemember])
+@pytest.mark.parametrize(("frame", "code"), [("fail", 1011), ("close me", 4001)])
+async def test_consumer_side_close_runs_disconnect_once(
+    consumer: type[WebsocketConsumer], frame: str, code: int, channel_layer: InMemoryChannelLayer
+) -> None:
+    CLOSE_CODES.clear()
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/")
+    await comm.connect()
+    await comm.send_to(text_data=frame)
+    assert (await comm.receive_output())["code"] == code
+    if frame == "close me":  # a normal close: the server reports the disconnect
+        await comm.disconnect(code)
+    else:
+        await comm.wait()
+    assert code in CLOSE_CODES
+    assert len(CLOSE_CODES) == 1
+    assert "echoes" not in channel_layer._groups
 
 
 @pytest.mark.parametrize("consumer", JSONS)
@@ -171,6 +220,28 @@ async def test_bad_json_closes_1007(consumer: type[JsonWebsocketConsumer], frame
     closing = await comm.receive_output()
     assert closing["type"] == "websocket.close"
     assert closing["code"] == 1007
+    await comm.wait()
+
+
+async def test_async_json_codec_overrides_are_awaited() -> None:
+    class AsyncCodec(AsyncJsonWebsocketConsumer):
+        @classmethod
+        async def decode_json(cls, text_data: str | bytes) -> Any:  # type: ignore[override]
+            return {"decoded": json.loads(text_data)}
+
+        @classmethod
+        async def encode_json(cls, content: Any) -> str:  # type: ignore[override]
+            return json.dumps(content, sort_keys=True)
+
+        async def receive_json(self, content: Any) -> None:
+            await self.send_json({"z": 1, "a": content})
+
+    comm = WebsocketCommunicator(AsyncCodec.as_asgi(), "/")
+    await comm.connect()
+    await comm.send_to(text_data="[1]")
+    assert await comm.receive_from() == '{"a": {"decoded": [1]}, "z": 1}'
+    await comm.send_to(text_data="nope")
+    assert (await comm.receive_output())["code"] == 1007
     await comm.wait()
 
 

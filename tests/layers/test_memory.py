@@ -8,7 +8,7 @@ import threading
 import pytest
 from asgiref.sync import async_to_sync
 
-from channelworks.exceptions import ChannelFull
+from channelworks.exceptions import ChannelFull, InvalidChannelName
 from channelworks.layers import InMemoryChannelLayer
 
 
@@ -154,3 +154,67 @@ async def test_compiled_regex_capacity_pattern() -> None:
     layer = InMemoryChannelLayer(capacity=1, channel_capacity={re.compile(r"^http\."): 7})
     assert layer.get_capacity("http.request") == 7
     assert layer.get_capacity("websocket.send") == 1
+
+
+async def test_message_of_a_cancelled_reader_goes_to_the_next_reader() -> None:
+    layer = InMemoryChannelLayer()
+    first = asyncio.create_task(layer.receive("jobs"))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(layer.receive("jobs"))
+    await asyncio.sleep(0)
+    await layer.send("jobs", {"type": "job", "n": 1})  # handed to the first reader...
+    first.cancel()  # ...which is cancelled before it wakes
+    await asyncio.gather(first, return_exceptions=True)
+    assert (await asyncio.wait_for(second, 1))["n"] == 1
+    await layer.send("jobs", {"type": "job", "n": 2})
+    assert (await layer.receive("jobs"))["n"] == 2
+
+
+async def test_given_back_message_may_exceed_capacity() -> None:
+    layer = InMemoryChannelLayer(capacity=1)
+    reader = asyncio.create_task(layer.receive("c"))
+    await asyncio.sleep(0)
+    await layer.send("c", {"type": "a"})  # to the reader
+    await layer.send("c", {"type": "b"})  # queued: the channel is now full
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    assert [(await layer.receive("c"))["type"] for _ in range(2)] == ["a", "b"]
+
+
+async def test_a_busy_reader_keeps_its_memberships(clock: Clock) -> None:
+    layer = InMemoryChannelLayer(group_expiry=10, clock=clock)
+    channel = await layer.new_channel()
+    await layer.group_add("room", channel)
+    for tick in range(4):  # read, then "busy in a handler" across each sweep
+        clock.now += 9
+        await layer.group_send("room", {"type": "tick", "n": tick})
+        assert (await layer.receive(channel))["n"] == tick
+        layer.sweep()
+    assert channel in layer._groups["room"]
+
+
+async def test_unhashable_and_odd_names_are_refused_clearly() -> None:
+    layer = InMemoryChannelLayer()
+    with pytest.raises(InvalidChannelName, match=r"\['a'\]"):
+        await layer.send(["a"], {"type": "x"})  # type: ignore[arg-type]
+    with pytest.raises(InvalidChannelName, match=r"\['a'\]"):
+        await layer.receive(["a"])  # type: ignore[arg-type]
+    for prefix in (None, "a!b"):
+        with pytest.raises(InvalidChannelName, match="prefix"):
+            await layer.new_channel(prefix)  # type: ignore[arg-type]
+
+
+async def test_cross_thread_send_to_a_reader_cancelled_meanwhile_is_kept() -> None:
+    layer = InMemoryChannelLayer()
+    reader = asyncio.create_task(layer.receive("x"))
+    await asyncio.sleep(0)
+
+    def other_thread() -> None:
+        async_to_sync(layer.send)("x", {"type": "crossed"})
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()  # blocks this loop: the hand-over is scheduled here but has not run yet
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    assert (await asyncio.wait_for(layer.receive("x"), 1))["type"] == "crossed"

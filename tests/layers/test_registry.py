@@ -50,6 +50,10 @@ def test_channels_backend_path_is_accepted() -> None:
             "Bad CONFIG for channel layer 'default'",
         ),
         ({"BACKEND": "channelworks.layers.InMemoryChannelLayer", "CONFIG": [1]}, "must be a dict"),
+        (
+            {"BACKEND": "channelworks.layers.InMemoryChannelLayer", "CONFIG": {"expiry": 0}},
+            "Bad CONFIG for channel layer 'default'.*expiry",
+        ),
     ],
 )
 def test_bad_configuration_is_reported(entry: dict[str, object], message: str) -> None:

@@ -109,3 +109,13 @@ def test_channel_layer_fixture_installs_a_fresh_layer(
     channel_layer: InMemoryChannelLayer,
 ) -> None:
     assert get_channel_layer() is channel_layer
+
+
+async def test_a_stopped_application_is_reported_as_stopped() -> None:
+    comm = ApplicationCommunicator(echo_app, {"type": "test"})
+    with pytest.raises(TimeoutError):
+        await comm.wait(timeout=0.05)
+    with pytest.raises(RuntimeError, match="stopped"):
+        await comm.receive_output()
+    with pytest.raises(RuntimeError, match="stopped"):
+        await comm.send_input({"type": "ping"})

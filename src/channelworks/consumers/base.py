@@ -1,13 +1,11 @@
 """The consumer runtime: one instance per scope, messages dispatched by ``type`` to handlers.
 
-Rules of this file:
-- a message of type ``a.b`` goes to the handler ``a_b``, and only to a handler: names the
-  framework defines for other purposes (``send``, ``close``, ``connect``...) and private names
-  are never reachable from a message, whatever its ``type``;
-- a handler written ``async def`` is awaited on the event loop; a plain ``def`` handler runs in
-  a worker thread, so a slow sync handler holds up only its own consumer;
-- handlers of one consumer never run concurrently: ASGI events and channel layer messages take
-  turns through one lock;
+Rules of this file (which methods are handlers, and how they run: ``handlers.py``):
+- handlers of one consumer never run concurrently: server events and channel layer messages
+  take turns;
+- a channel layer message never triggers a protocol event handler (``websocket.receive``...):
+  those come from the server only. A layer message nobody handles is logged at ERROR and
+  dropped; the connection lives on. A server event nobody handles is an error;
 - group memberships taken with ``join_groups`` are always released when the consumer ends,
   however it ends.
 """
@@ -19,20 +17,27 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Protocol, cast
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 
 from channelworks import DEFAULT_CHANNEL_LAYER
+from channelworks.consumers.handlers import (
+    Mode,
+    Resolution,
+    await_result,
+    framework_class,
+    in_thread,
+    is_async_hook,
+    lookup,
+    run_handler,
+)
 from channelworks.exceptions import StopConsumer, UnhandledMessageType
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.registry import get_channel_layer
 from channelworks.types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("channelworks.consumers")
-
-C = TypeVar("C", bound="AsyncConsumer")
-Handler = Callable[[Any, Message], Any]
 
 
 class ConsumerApp(Protocol):
@@ -45,20 +50,6 @@ class ConsumerApp(Protocol):
     consumer_initkwargs: dict[str, Any]
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any: ...
-
-
-# Public names that framework classes define for a purpose other than handling a message type.
-_NOT_HANDLERS: set[str] = set()
-
-
-def framework_class(*handlers: str) -> Callable[[type[C]], type[C]]:
-    """Mark a framework consumer class: its public names other than ``handlers`` are API."""
-
-    def mark(cls: type[C]) -> type[C]:
-        _NOT_HANDLERS.update(n for n in vars(cls) if not n.startswith("_") and n not in handlers)
-        return cls
-
-    return mark
 
 
 @framework_class()
@@ -75,7 +66,9 @@ class AsyncConsumer:
     base_send: Send
     channel_layer: BaseChannelLayer | None
     channel_name: str | None
-    _handlers: ClassVar[dict[object, tuple[Handler, bool]]]
+    #: whether plain ``def`` handlers and hooks are allowed (run in a worker thread)
+    sync_handlers: ClassVar[bool] = False
+    _handlers: ClassVar[dict[object, Resolution]] = {}
     #: groups joined through ``join_groups``, left when the consumer ends
     groups_joined: tuple[str, ...] = ()
     _reader_failure: BaseException | None = None
@@ -95,14 +88,20 @@ class AsyncConsumer:
         Only existing class attributes that are not methods may be set.
         """
         for key in initkwargs:
-            current = getattr(cls, key, _MISSING)
+            current = inspect.getattr_static(cls, key, _MISSING)
             if current is _MISSING:
                 raise TypeError(
                     f"{cls.__qualname__}.as_asgi() got {key!r}, which is not an attribute of "
                     f"the class; declare it on the class first"
                 )
-            if inspect.isfunction(current) or inspect.ismethod(current):
-                raise TypeError(f"{cls.__qualname__}.as_asgi() cannot replace method {key!r}")
+            if inspect.isroutine(current) or isinstance(
+                current, (property, staticmethod, classmethod)
+            ):
+                raise TypeError(
+                    f"{cls.__qualname__}.as_asgi() cannot replace method or property {key!r}"
+                )
+            if key == "sync_handlers":
+                raise TypeError("sync_handlers is fixed by the consumer class")
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await cls(**initkwargs)(scope, receive, send)
@@ -131,6 +130,7 @@ class AsyncConsumer:
                 name = self.channel_name = await layer.new_channel()
                 source = functools.partial(layer.receive, name)
                 reader = asyncio.create_task(self._pump(source, turn, asyncio.current_task()))
+                reader.set_name(f"{type(self).__qualname__} layer reader {name}")
             await self._pump(receive, turn)
         except StopConsumer:
             pass
@@ -154,12 +154,14 @@ class AsyncConsumer:
         """Take messages from ``source`` and handle each in turn, until ``StopConsumer``.
 
         This loop runs once per message of every connection: it inlines what ``dispatch``
-        does unless a subclass overrides ``dispatch``. With an ``owner`` (the layer reader),
-        an ending is reported to the owner task instead of raised.
+        does unless a subclass overrides ``dispatch``. With an ``owner``, this is the layer
+        reader: protocol events are refused, unhandled types dropped with a log, and an ending
+        is reported to the owner task instead of raised.
         """
         cls = type(self)
-        handlers, resolve = cls._handlers, cls._resolve
+        cache = cls._handlers
         overridden = cls.dispatch is not AsyncConsumer.dispatch
+        protocol = None if owner is None else f"{self.scope['type']}."
         try:
             while True:
                 message = await source()
@@ -168,20 +170,31 @@ class AsyncConsumer:
                 else:
                     turn.busy = True
                 try:
+                    kind = message.get("type")
+                    if protocol is not None and str(kind).startswith(protocol):
+                        raise UnhandledMessageType(
+                            kind, cls.__qualname__, "protocol events come from the server only"
+                        )
                     if overridden:
                         await self.dispatch(message)
+                        continue
+                    try:
+                        name, attribute, mode = cache[kind]
+                        if getattr(cls, name, None) is not attribute:
+                            raise KeyError(name)  # patched since: look again
+                    except (KeyError, TypeError):
+                        name, attribute, mode = lookup(cls, cache, kind)
+                    if mode is Mode.AWAIT:
+                        await getattr(self, name)(message)
                     else:
-                        kind = message.get("type")
-                        try:
-                            handler, is_async = handlers[kind]
-                        except (KeyError, TypeError):  # first of its type, or unhashable
-                            handler, is_async = resolve(kind)
-                        if is_async:
-                            await handler(self, message)
-                        else:
-                            await sync_to_async(handler, thread_sensitive=False)(self, message)
+                        await run_handler(getattr(self, name), mode, message)
                 except StopConsumer:
                     raise
+                except UnhandledMessageType as exc:
+                    if protocol is None:
+                        await self.handle_exception(exc, message)
+                    else:
+                        logger.error("Dropped a channel layer message: %s", exc)
                 except Exception as exc:
                     await self.handle_exception(exc, message)
                 finally:
@@ -193,54 +206,25 @@ class AsyncConsumer:
             owner.cancel()
 
     async def dispatch(self, message: Message) -> None:
-        """Run the handler for ``message["type"]``: awaited if async, in a thread if not."""
-        handler, is_async = self._resolve(message.get("type"))
-        if is_async:
-            await handler(self, message)
-        else:
-            await sync_to_async(handler, thread_sensitive=False)(self, message)
+        """Run the handler for ``message["type"]``: awaited if async, in a thread if not.
+
+        Override to wrap every message (logging, metrics); call ``super().dispatch()``.
+        """
+        cls = type(self)
+        name, _, mode = lookup(cls, cls._handlers, message.get("type"))
+        await run_handler(getattr(self, name), mode, message)
 
     async def handle_exception(self, exc: Exception, message: Message) -> None:
         """Called when a handler raises; the default re-raises, ending the consumer."""
         raise exc
 
-    @classmethod
-    def _resolve(cls, message_type: object) -> tuple[Handler, bool]:
-        try:
-            return cls._handlers[message_type]
-        except (KeyError, TypeError):
-            pass
-        if not isinstance(message_type, str):
-            raise UnhandledMessageType(message_type, cls.__qualname__, "type must be a str")
-        name = message_type.replace(".", "_")
-        if name.startswith("_") or name in _NOT_HANDLERS:
-            raise UnhandledMessageType(message_type, cls.__qualname__, f"{name!r} is not a handler")
-        handler = getattr(cls, name, None)
-        if not inspect.isfunction(handler):
-            raise UnhandledMessageType(message_type, cls.__qualname__)
-        is_async = inspect.iscoroutinefunction(handler)
-        if not is_async and not cls.sync_handlers:
-            raise TypeError(
-                f"{cls.__qualname__}.{name} must be 'async def' in an async consumer "
-                f"(or derive from SyncConsumer)"
-            )
-        cls._handlers[message_type] = (handler, is_async)
-        return handler, is_async
-
-    #: whether plain ``def`` handlers and hooks are allowed (run in a worker thread)
-    sync_handlers: ClassVar[bool] = False
-
     async def call_hook(self, hook: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call a user hook (``connect``, ``receive``...): awaited if async, else in a thread."""
-        function = getattr(hook, "__func__", hook)
-        is_async = _IS_ASYNC.get(function)
-        if is_async is None:
-            is_async = _IS_ASYNC[function] = inspect.iscoroutinefunction(function)
-        if is_async:
+        if is_async_hook(hook):
             return await hook(*args, **kwargs)
-        if not self.sync_handlers:
-            raise TypeError(f"{hook.__qualname__} must be 'async def' in an async consumer")
-        return await sync_to_async(hook, thread_sensitive=False)(*args, **kwargs)
+        if not type(self).sync_handlers:
+            return await await_result(hook(*args, **kwargs), hook)
+        return await in_thread(hook, *args, **kwargs)
 
     # -- sending and groups --------------------------------------------------------------------
 
@@ -315,7 +299,5 @@ class _Turn:
 
 
 _MISSING = object()
-# Hook function -> whether it is a coroutine function; one entry per hook defined in code.
-_IS_ASYNC: dict[object, bool] = {}
 
-__all__ = ["AsyncConsumer", "ConsumerApp", "SyncConsumer", "framework_class"]
+__all__ = ["AsyncConsumer", "ConsumerApp", "SyncConsumer"]

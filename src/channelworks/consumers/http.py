@@ -1,8 +1,11 @@
 """``AsyncHttpConsumer``: plain HTTP responses, long-polling and streamed (SSE) responses.
 
-Lifecycle: the request body is gathered, then ``handle(body)`` runs. The consumer ends when the
-response is complete (``more_body=False``) or the client disconnects; until then it keeps
-receiving channel layer messages, which is how a long-poll or event stream gets its data.
+Lifecycle: the request body is gathered, then ``handle(body)`` runs. After ``handle`` (or any
+handler) returns, the consumer ends if the response is complete, or if ``handle`` started no
+response at all (as in Channels). A response that was started and not finished keeps the
+consumer alive, receiving channel layer messages, until a handler finishes it or the client
+goes away: that is how a long-poll or an event stream gets its data. ``disconnect()`` runs
+exactly once at the end.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from channelworks.consumers.base import AsyncConsumer, framework_class
+from channelworks.consumers.base import AsyncConsumer
+from channelworks.consumers.handlers import framework_class
 from channelworks.exceptions import StopConsumer
 from channelworks.types import Message
 
@@ -49,13 +53,17 @@ class AsyncHttpConsumer(AsyncConsumer):
         self.response_started = True
 
     async def send_body(self, body: bytes, *, more_body: bool = False) -> None:
-        """Send a part of the body; ``more_body=True`` keeps the response open for more."""
+        """Send a part of the body; ``more_body=True`` keeps the response open for more.
+
+        The last part completes the response; the consumer ends once the current handler
+        returns, so code after this call still runs.
+        """
         if not self.response_started:
             raise RuntimeError("send_headers() must come before send_body()")
+        if self.response_finished:
+            raise RuntimeError("the response is already complete")
         await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
-        if not more_body:
-            self.response_finished = True
-            await self._finish()
+        self.response_finished = not more_body
 
     async def send_response(
         self, status: int, body: bytes, *, headers: Headers | None = None
@@ -70,11 +78,16 @@ class AsyncHttpConsumer(AsyncConsumer):
             return
         body, self.body = b"".join(self.body), []
         await self.handle(body)
-        if self.response_finished:
-            raise StopConsumer
+        if not self.response_started:
+            await self._finish()
 
     async def http_disconnect(self, message: Message) -> None:
         await self._finish()
+
+    async def dispatch(self, message: Message) -> None:
+        await super().dispatch(message)
+        if self.response_finished:
+            await self._finish()
 
     async def handle_exception(self, exc: Exception, message: Message) -> None:
         """Log the error; answer 500 if no response was started, then end the exchange."""
@@ -90,8 +103,16 @@ class AsyncHttpConsumer(AsyncConsumer):
             )
         await self._finish()
 
+    _finished = False
+
     async def _finish(self) -> None:
-        await self.disconnect()
+        """End the exchange: ``disconnect()`` once, then stop the consumer."""
+        if not self._finished:
+            self._finished = True
+            try:
+                await self.disconnect()
+            except Exception:
+                logger.exception("%s.disconnect() failed", type(self).__qualname__)
         raise StopConsumer
 
 

@@ -8,6 +8,7 @@ hooks, because they are the user's to override and must have the flavour's shape
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Iterable
@@ -15,7 +16,8 @@ from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync
 
-from channelworks.consumers.base import AsyncConsumer, SyncConsumer, framework_class
+from channelworks.consumers.base import AsyncConsumer, SyncConsumer
+from channelworks.consumers.handlers import framework_class
 from channelworks.exceptions import (
     AcceptConnection,
     CloseConnection,
@@ -58,25 +60,45 @@ class WebsocketCore(AsyncConsumer):
             await self.call_hook(self.receive, bytes_data=message.get("bytes"))
 
     async def websocket_disconnect(self, message: Message) -> None:
-        await self.leave_groups()
-        await self.call_hook(self.disconnect, message.get("code", 1005))
+        await self._ended(message.get("code", 1005))
         raise StopConsumer
 
     async def handle_exception(self, exc: Exception, message: Message) -> None:
-        """Close the socket: with the error's code for ``CloseConnection``, else 1011."""
+        """Close the socket: with the error's code for ``CloseConnection``, else 1011.
+
+        The consumer then ends as if the client had closed: groups are left and
+        ``disconnect(code)`` runs once, with the code sent.
+        """
+        name = type(self).__qualname__
         if isinstance(exc, CloseConnection):
-            logger.info("%s closing with %d: %s", type(self).__qualname__, exc.code, exc)
-            await self._close(exc.code, exc.reason or None)
+            code = exc.code
+            logger.info("%s closing with %d: %s", name, code, exc)
         else:
+            code = INTERNAL_ERROR
             logger.error(
                 "%s failed handling message type %r; closing with %d",
-                type(self).__qualname__,
+                name,
                 message.get("type"),
-                INTERNAL_ERROR,
+                code,
                 exc_info=exc,
             )
-            await self._close(INTERNAL_ERROR)
+        if message.get("type") != "websocket.disconnect":  # the socket may still be open
+            await self._close(code, getattr(exc, "reason", None) or None)
+        try:
+            await self._ended(code)
+        except Exception:
+            logger.exception("%s.disconnect() failed after closing with %d", name, code)
         raise StopConsumer from exc
+
+    _disconnect_called: bool = False
+
+    async def _ended(self, code: int) -> None:
+        """Leave the groups and run the ``disconnect`` hook, once per connection."""
+        if self._disconnect_called:
+            return
+        self._disconnect_called = True
+        await self.leave_groups()
+        await self.call_hook(self.disconnect, code)
 
     # -- hooks (overridden per flavour) --------------------------------------------------------
 
@@ -134,7 +156,11 @@ class JsonCore(WebsocketCore):
         return json.loads(text_data)
 
     def decode_frame(self, text_data: str | None, bytes_data: bytes | None) -> Any:
-        """The JSON document of a frame; raises ``InvalidFrame`` (close 1007) if it is not one."""
+        """The JSON document of a frame; raises ``InvalidFrame`` (close 1007) if it is not one.
+
+        With an ``async`` ``decode_json`` (as Channels' async consumer has) this returns the
+        awaitable; ``_decode_frame`` awaits it.
+        """
         data = text_data if text_data is not None else bytes_data
         if data is None:
             raise InvalidFrame(reason="empty frame")
@@ -143,8 +169,20 @@ class JsonCore(WebsocketCore):
         except ValueError as exc:
             raise InvalidFrame(reason="invalid JSON") from exc
 
+    async def _decode_frame(self, text_data: str | None, bytes_data: bytes | None) -> Any:
+        content = self.decode_frame(text_data, bytes_data)
+        if inspect.isawaitable(content):
+            try:
+                return await content
+            except ValueError as exc:
+                raise InvalidFrame(reason="invalid JSON") from exc
+        return content
+
     async def _send_json(self, content: Any, close: bool | int = False) -> None:
-        await self._send(text_data=self.encode_json(content), close=close)
+        text = self.encode_json(content)
+        if inspect.isawaitable(text):  # an async encode_json, as in Channels' async consumer
+            text = await text
+        await self._send(text_data=text, close=close)
 
 
 @framework_class()
@@ -202,7 +240,7 @@ class AsyncJsonWebsocketConsumer(JsonCore, AsyncWebsocketConsumer):
     send_json = JsonCore._send_json
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        await self.receive_json(self.decode_frame(text_data, bytes_data))
+        await self.receive_json(await self._decode_frame(text_data, bytes_data))
 
     async def receive_json(self, content: Any) -> None:
         pass

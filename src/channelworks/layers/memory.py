@@ -9,6 +9,11 @@ Rules of this file:
   queued; a sweep every ``sweep_interval`` seconds frees the other idle channels and drops
   expired messages and memberships, so memory stays bounded by live channels and unexpired
   messages;
+- a membership lapses ``group_expiry`` seconds after its channel was last read, not after
+  it was added: a consumer busy in a long handler keeps its groups;
+- an accepted message is never dropped: one handed to a reader that was cancelled before it
+  woke goes back to the front of its channel (to the next reader, or the queue, over
+  capacity if need be);
 - the clock is injected (``clock=``) so expiry is tested with plain numbers, not sleeps.
 
 Concurrency hazard: the layer belongs to one event loop at a time. A ``send`` from another
@@ -27,7 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from channelworks.exceptions import ChannelFull
+from channelworks.exceptions import ChannelFull, InvalidChannelName
 from channelworks.layers.base import BaseChannelLayer, CapacityPatterns
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
 
@@ -35,10 +40,11 @@ Message = dict[str, Any]
 
 
 class _Channel:
-    __slots__ = ("capacity", "queue", "waiters")
+    __slots__ = ("capacity", "queue", "read_at", "waiters")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, now: float) -> None:
         self.capacity = capacity
+        self.read_at = now  # last receive(): a channel read lately is alive
         # Most channels are a consumer's own, read by one waiter and rarely queued: the queue
         # is made on first use (an empty deque costs 600+ bytes) and waiters is a short list.
         self.queue: deque[tuple[float, Message]] | None = None
@@ -76,14 +82,21 @@ class InMemoryChannelLayer(BaseChannelLayer):
         now = self._clock()
         if now >= self._next_sweep:
             self.sweep(now)
-        state = self._channels.get(channel) or self._new_state(channel)
-        if not self._deliver(state, dict(message), now, _running_loop()):
+        try:
+            state = self._channels[channel]
+        except (KeyError, TypeError):
+            state = self._new_state(channel)
+        if not self._deliver(channel, state, dict(message), now, _running_loop()):
             raise ChannelFull(channel)
 
     async def receive(self, channel: str) -> Message:
-        state = self._channels.get(channel) or self._new_state(channel)
+        try:
+            state = self._channels[channel]
+        except (KeyError, TypeError):
+            state = self._new_state(channel)
+        now = state.read_at = self._clock()
         if state.queue:
-            message = self._pop_live(state, self._clock())
+            message = self._pop_live(state, now)
             if message is not None:
                 return message
         waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
@@ -92,14 +105,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                # Handed over, then cancelled before the caller saw it: keep it, first in line.
-                self._queue(state).appendleft((self._clock() + self.expiry, waiter.result()))
+                # Handed over, then cancelled before the caller saw it: give it back, first
+                # in line, to the next reader or the queue.
+                self._give_back(channel, waiter.result())
             elif waiter in state.waiters:
                 state.waiters.remove(waiter)
             self._forget_if_idle(channel, state)  # a reader that stops frees its channel
             raise
 
     async def new_channel(self, prefix: str = "specific") -> str:
+        if not isinstance(prefix, str) or "!" in prefix:
+            raise InvalidChannelName("channel prefix", prefix, "must be a str without '!'")
         return require_channel_name(f"{prefix}.inmemory{self._prefix}!{next(self._counter)}")
 
     # -- groups -------------------------------------------------------------------------------
@@ -132,11 +148,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
         skipped = 0
         expired = []
         for channel, until in members.items():
+            state = channels.get(channel)
             if until <= now:
-                expired.append(channel)
-                continue
-            state = channels.get(channel) or self._new_state(channel)
-            if not self._deliver(state, dict(message), now, loop):
+                if state is None or not self._is_read(state, now):
+                    expired.append(channel)
+                    continue
+                members[channel] = now + self.group_expiry  # still read: it stays
+            if state is None:
+                state = self._new_state(channel)
+            if not self._deliver(channel, state, dict(message), now, loop):
                 skipped += 1
         for channel in expired:
             del members[channel]
@@ -161,8 +181,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     def _new_state(self, channel: str) -> _Channel:
         require_channel_name(channel)  # only here: a channel with state has a valid name
-        state = self._channels[channel] = _Channel(self.get_capacity(channel))
+        state = self._channels[channel] = _Channel(self.get_capacity(channel), self._clock())
         return state
+
+    def _is_read(self, state: _Channel, now: float) -> bool:
+        """Whether someone reads the channel: waiting now, or read within ``group_expiry``."""
+        return bool(state.waiters) or now - state.read_at < self.group_expiry
 
     @staticmethod
     def _queue(state: _Channel) -> deque[tuple[float, Message]]:
@@ -172,22 +196,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     def _deliver(
         self,
+        channel: str,
         state: _Channel,
         message: Message,
         now: float,
         loop: asyncio.AbstractEventLoop | None,
     ) -> bool:
         """Hand ``message`` to a waiter or queue it; False if the channel is full."""
-        waiters = state.waiters
-        while waiters:
-            waiter = waiters.pop(0)
-            if waiter.done():
-                continue
-            waiter_loop = waiter.get_loop()
-            if waiter_loop is loop:
-                waiter.set_result(message)
-            else:
-                waiter_loop.call_soon_threadsafe(self._resolve_late, state, waiter, message)
+        if self._hand_over(channel, state, message, loop):
             return True
         queue = self._queue(state)
         if len(queue) >= state.capacity:
@@ -197,11 +213,47 @@ class InMemoryChannelLayer(BaseChannelLayer):
         queue.append((now + self.expiry, message))
         return True
 
+    def _hand_over(
+        self,
+        channel: str,
+        state: _Channel,
+        message: Message,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> bool:
+        """Give ``message`` to the first live waiter; False if nobody waits."""
+        waiters = state.waiters
+        while waiters:
+            waiter = waiters.pop(0)
+            if waiter.done():
+                continue
+            waiter_loop = waiter.get_loop()
+            if waiter_loop is loop:
+                waiter.set_result(message)
+            else:
+                waiter_loop.call_soon_threadsafe(self._resolve_late, channel, waiter, message)
+            return True
+        return False
+
+    def _give_back(self, channel: str, message: Message) -> None:
+        """Return an accepted message to the front of its channel; it is never refused.
+
+        The message was accepted already, so capacity does not apply: dropping it here would
+        lose it without a trace.
+        """
+        try:
+            state = self._channels[channel]
+        except KeyError:  # its reader stopped and freed the channel meanwhile
+            state = self._new_state(channel)
+        if not self._hand_over(channel, state, message, _running_loop()):
+            self._queue(state).appendleft((self._clock() + self.expiry, message))
+
     def _resolve_late(
-        self, state: _Channel, waiter: asyncio.Future[Message], message: Message
+        self, channel: str, waiter: asyncio.Future[Message], message: Message
     ) -> None:
-        if waiter.done():  # cancelled while the message crossed threads: queue it instead
-            self._deliver(state, message, self._clock(), _running_loop())
+        # Runs on the waiter's loop. If the waiter was cancelled while the message crossed
+        # threads, the message goes back to its channel (looked up again: it may be new).
+        if waiter.done():
+            self._give_back(channel, message)
         else:
             waiter.set_result(message)
 
@@ -228,13 +280,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._next_sweep = now + self.sweep_interval
         for channel, state in list(self._channels.items()):
             self._drop_expired(state, now)
-            self._forget_if_idle(channel, state)
+            if now - state.read_at >= self.sweep_interval:
+                self._forget_if_idle(channel, state)
         refreshed = now + self.group_expiry
         for group, members in list(self._groups.items()):
             for channel, until in list(members.items()):
                 reader = self._channels.get(channel)
-                if reader is not None and reader.waiters:
-                    members[channel] = refreshed  # a live reader keeps its memberships
+                if reader is not None and self._is_read(reader, now):
+                    members[channel] = refreshed  # a channel still read keeps its memberships
                 elif until <= now:
                     del members[channel]
             if not members:

@@ -66,7 +66,7 @@ class ChannelLayerManager:
         layer_class = import_backend(BACKEND_ALIASES.get(backend, backend), alias)
         try:
             return layer_class(**config)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise InvalidChannelLayerError(
                 f"Bad CONFIG for channel layer {alias!r} ({backend}): {exc}"
             ) from exc

@@ -9,9 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from channelworks.types import ASGIApp, Message, Scope
+
+
+def connection_scope(
+    kind: str, path: str, headers: Iterable[tuple[bytes, bytes]] | None, **extra: Any
+) -> dict[str, Any]:
+    """An ASGI ``http`` or ``websocket`` scope for ``path`` (which may carry a query string)."""
+    parts = urlsplit(path)
+    return {
+        "type": kind,
+        "asgi": {"version": "3.0", "spec_version": "2.4" if kind == "websocket" else "2.3"},
+        "http_version": "1.1",
+        "scheme": "ws" if kind == "websocket" else "http",
+        "path": unquote(parts.path),
+        "raw_path": parts.path.encode("latin-1"),
+        "query_string": parts.query.encode("latin-1"),
+        "root_path": "",
+        "headers": list(headers or []),
+        "client": ("127.0.0.1", 51000),
+        "server": ("testserver", 80),
+        **extra,
+    }
 
 
 class ApplicationCommunicator:
@@ -32,8 +55,14 @@ class ApplicationCommunicator:
     async def send_input(self, message: Message) -> None:
         """Give ``message`` to the application's ``receive``; raises if it already ended badly."""
         if self.future.done():
-            self.future.result()
+            self._raise_outcome()
         await self.input_queue.put(message)
+
+    def _raise_outcome(self) -> None:
+        """Re-raise the ended application's error; a stopped one is a ``RuntimeError``."""
+        if self.future.cancelled():
+            raise RuntimeError("The application was stopped (cancelled) by the communicator")
+        self.future.result()
 
     async def receive_output(self, timeout: float = 1) -> Message:
         """The next message the application sent.
@@ -42,7 +71,7 @@ class ApplicationCommunicator:
         stopping the application) if nothing arrives within ``timeout`` seconds.
         """
         if self.output_queue.empty() and self.future.done():
-            self.future.result()  # re-raises the application's error, if any
+            self._raise_outcome()
             raise TimeoutError("The application has ended without sending a message")
         getter = asyncio.ensure_future(self.output_queue.get())
         done, _ = await asyncio.wait(
@@ -55,7 +84,7 @@ class ApplicationCommunicator:
         if self.future.done():
             if not self.output_queue.empty():
                 return self.output_queue.get_nowait()
-            self.future.result()
+            self._raise_outcome()
             raise TimeoutError("The application has ended without sending a message")
         raise TimeoutError(f"No message from the application within {timeout} s")
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from channelworks.testing.communicator import ApplicationCommunicator
+from channelworks.testing.communicator import ApplicationCommunicator, connection_scope
 from channelworks.types import ASGIApp
 
 
@@ -21,21 +20,7 @@ class HttpCommunicator(ApplicationCommunicator):
         body: bytes = b"",
         headers: Iterable[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        parts = urlsplit(path)
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "method": method.upper(),
-            "scheme": "http",
-            "path": unquote(parts.path),
-            "raw_path": parts.path.encode("latin-1"),
-            "query_string": parts.query.encode("latin-1"),
-            "root_path": "",
-            "headers": list(headers or []),
-            "client": ("127.0.0.1", 51000),
-            "server": ("testserver", 80),
-        }
+        scope = connection_scope("http", path, headers, method=method.upper())
         super().__init__(application, scope)
         self.body = body
         self.sent_request = False

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from channelworks.testing.communicator import ApplicationCommunicator
+from channelworks.testing.communicator import ApplicationCommunicator, connection_scope
 from channelworks.types import ASGIApp, Message
 
 
@@ -25,21 +24,8 @@ class WebsocketCommunicator(ApplicationCommunicator):
         subprotocols: Iterable[str] | None = None,
         spec_version: str = "2.4",
     ) -> None:
-        parts = urlsplit(path)
-        scope: dict[str, Any] = {
-            "type": "websocket",
-            "asgi": {"version": "3.0", "spec_version": spec_version},
-            "http_version": "1.1",
-            "scheme": "ws",
-            "path": unquote(parts.path),
-            "raw_path": parts.path.encode("latin-1"),
-            "query_string": parts.query.encode("latin-1"),
-            "root_path": "",
-            "headers": list(headers or []),
-            "subprotocols": list(subprotocols or []),
-            "client": ("127.0.0.1", 51000),
-            "server": ("testserver", 80),
-        }
+        scope = connection_scope("websocket", path, headers, subprotocols=list(subprotocols or []))
+        scope["asgi"]["spec_version"] = spec_version
         super().__init__(application, scope)
         self.response_headers: list[tuple[bytes, bytes]] | None = None
 

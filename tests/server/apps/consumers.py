@@ -181,7 +181,8 @@ class Broken(AsyncHttpConsumer):
 
 
 class LongPoll(AsyncHttpConsumer):
-    """Announces its channel on ``longpoll.waiting``; a ``poll.result`` message answers.
+    """Starts the response, announces its channel on ``longpoll.waiting``; a ``poll.result``
+    message completes it.
 
     Its ``disconnect`` reports on ``longpoll.gone``, however the exchange ended.
     """
@@ -189,14 +190,13 @@ class LongPoll(AsyncHttpConsumer):
     async def handle(self, body: bytes) -> None:
         assert self.channel_layer is not None
         assert self.channel_name is not None
+        await self.send_headers(headers=[("Content-Type", "text/plain")])
         await self.channel_layer.send(
             "longpoll.waiting", {"type": "waiting", "channel": self.channel_name}
         )
 
     async def poll_result(self, event: Message) -> None:
-        await self.send_response(
-            200, event["text"].encode(), headers=[("Content-Type", "text/plain")]
-        )
+        await self.send_body(event["text"].encode())
 
     async def disconnect(self) -> None:
         assert self.channel_layer is not None

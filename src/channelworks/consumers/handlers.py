@@ -1,0 +1,158 @@
+"""Which methods a message may reach, and how a handler or hook is run.
+
+Rules of this file:
+- a message of type ``a.b`` goes to the method ``a_b``, and only if it is a *handler*: a
+  callable attribute of the class, not private (``_``), not a static or class method, and not
+  a name that a framework class declared as API (``send``, ``close``, ``connect``...). A
+  subclass overriding an API name does not make it a handler;
+- ``async def`` handlers are awaited on the event loop. In a consumer that allows sync
+  handlers, a plain ``def`` runs in a worker thread of a pool shared by the process
+  (``CHANNELWORKS_SYNC_THREADS`` threads, default 32); in an async consumer a plain ``def`` is
+  accepted only if it returns an awaitable (a decorator's wrapper), else it is an error;
+- resolutions are cached per class and re-checked against the class attribute on every use,
+  so patching a handler on the class (``mock.patch.object``) takes effect at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+
+from channelworks.exceptions import UnhandledMessageType
+
+T = TypeVar("T", bound=type)
+
+
+class Mode(enum.Enum):
+    """How a resolved handler is run."""
+
+    AWAIT = "await"  # async def: awaited on the loop
+    THREAD = "thread"  # plain def in a sync consumer: run in the sync pool
+    CALL_THEN_AWAIT = "call"  # plain def in an async consumer: its result must be awaitable
+
+
+#: a cached resolution: (method name, the class attribute it came from, how to run it)
+Resolution = tuple[str, object, Mode]
+
+_API_NAMES = "_channelworks_api_names"
+
+
+def framework_class(*handlers: str) -> Callable[[T], T]:
+    """Mark a framework consumer class: its public names other than ``handlers`` are API."""
+
+    def mark(cls: T) -> T:
+        api = frozenset(n for n in vars(cls) if not n.startswith("_") and n not in handlers)
+        setattr(cls, _API_NAMES, api)
+        return cls
+
+    return mark
+
+
+def api_names(cls: type) -> frozenset[str]:
+    """Every API name declared by the framework classes ``cls`` derives from."""
+    names: set[str] = set()
+    for base in cls.__mro__:
+        names.update(vars(base).get(_API_NAMES, ()))
+    return frozenset(names)
+
+
+def resolve(cls: type, message_type: object, sync_allowed: bool) -> Resolution:
+    """Find the handler of ``message_type`` on ``cls``, or raise ``UnhandledMessageType``."""
+    where = cls.__qualname__
+    if not isinstance(message_type, str):
+        raise UnhandledMessageType(message_type, where, "type must be a str")
+    name = message_type.replace(".", "_")
+    if name.startswith("_") or name in api_names(cls):
+        raise UnhandledMessageType(message_type, where, f"{name!r} is not a handler")
+    attribute = inspect.getattr_static(cls, name, None)
+    if isinstance(attribute, (staticmethod, classmethod)) or not callable(attribute):
+        raise UnhandledMessageType(message_type, where)
+    if inspect.iscoroutinefunction(attribute):
+        return name, attribute, Mode.AWAIT
+    return name, attribute, Mode.THREAD if sync_allowed else Mode.CALL_THEN_AWAIT
+
+
+def lookup(cls: type, cache: dict[object, Resolution], message_type: object) -> Resolution:
+    """``resolve``, remembered in ``cache`` while the class attribute stays the same."""
+    try:
+        entry = cache[message_type]
+    except (KeyError, TypeError):  # first of its type, or an unhashable type
+        pass
+    else:
+        if getattr(cls, entry[0], None) is entry[1]:
+            return entry
+    entry = resolve(cls, message_type, getattr(cls, "sync_handlers", False))
+    cache[message_type] = entry
+    return entry
+
+
+async def await_result(result: object, handler: Callable[..., Any]) -> Any:
+    """Await what a plain ``def`` handler of an async consumer returned."""
+    if not inspect.isawaitable(result):
+        raise TypeError(
+            f"{getattr(handler, '__qualname__', handler)} must be 'async def' in an async "
+            f"consumer (or derive from SyncConsumer)"
+        )
+    return await result
+
+
+async def run_handler(handler: Callable[[Any], Any], mode: Mode, message: Any) -> None:
+    """Run a bound handler the way its resolution says."""
+    if mode is Mode.AWAIT:
+        await handler(message)
+    elif mode is Mode.THREAD:
+        await in_thread(handler, message)
+    else:
+        await await_result(handler(message), handler)
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def sync_executor() -> ThreadPoolExecutor:
+    """The pool that runs sync handlers and hooks; made on first use."""
+    global _executor
+    if _executor is None:
+        size = int(os.environ.get("CHANNELWORKS_SYNC_THREADS", "32"))
+        _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="channelworks-sync")
+    return _executor
+
+
+async def in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking ``function`` in the sync pool; ``async_to_sync`` works inside it."""
+    call = sync_to_async(function, thread_sensitive=False, executor=sync_executor())
+    return await call(*args, **kwargs)
+
+
+# Bound-method hooks: function -> is it a coroutine function. Keyed by functions defined on
+# classes only, so the table grows with the code, not with the connections.
+_HOOK_KINDS: dict[object, bool] = {}
+
+
+def is_async_hook(hook: Callable[..., Any]) -> bool:
+    function = getattr(hook, "__func__", None)
+    if function is None:
+        return inspect.iscoroutinefunction(hook)
+    kind = _HOOK_KINDS.get(function)
+    if kind is None:
+        kind = _HOOK_KINDS[function] = inspect.iscoroutinefunction(function)
+    return kind
+
+
+__all__ = [
+    "Mode",
+    "await_result",
+    "framework_class",
+    "in_thread",
+    "is_async_hook",
+    "lookup",
+    "resolve",
+    "run_handler",
+    "sync_executor",
+]
