@@ -226,7 +226,7 @@ async def test_bad_json_closes_1007(consumer: type[JsonWebsocketConsumer], frame
 async def test_async_json_codec_overrides_are_awaited() -> None:
     class AsyncCodec(AsyncJsonWebsocketConsumer):
         @classmethod
-        async def decode_json(cls, text_data: str | bytes) -> Any:  # type: ignore[override]
+        async def decode_json(cls, text_data: str | bytes) -> Any:
             return {"decoded": json.loads(text_data)}
 
         @classmethod
