@@ -72,6 +72,15 @@ class URLRouter:
                 route.pattern = type(pattern)(str(pattern), name=pattern.name, is_endpoint=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # This frame lives as long as the connection: it keeps no more than it must.
+        routed = self.route(scope)
+        if routed is None:
+            await refuse(scope, receive, send, "path", scope.get("path"))
+        else:
+            await routed[0](routed[1], receive, send)
+
+    def route(self, scope: Scope) -> tuple[ASGIApp, Scope] | None:
+        """The application for ``scope`` and the scope to give it, or ``None``."""
         path = scope.get("path_remaining")
         if path is None:
             path = scope["path"]
@@ -84,7 +93,7 @@ class URLRouter:
             if match is None:
                 continue
             remaining, args, kwargs = match
-            outer = scope.get("url_route", {"args": (), "kwargs": {}})
+            outer = scope.get("url_route", _NO_ROUTE)
             child = dict(scope)
             child["path_remaining"] = remaining
             child["url_route"] = {
@@ -92,9 +101,11 @@ class URLRouter:
                 "kwargs": {**outer["kwargs"], **kwargs, **route.default_args},
                 "name": route.name or outer.get("name"),
             }
-            await route.callback(child, receive, send)
-            return
-        await refuse(scope, receive, send, "path", scope.get("path"))
+            return route.callback, child
+        return None
+
+
+_NO_ROUTE: dict[str, Any] = {"args": (), "kwargs": {}, "name": None}
 
 
 async def refuse(scope: Scope, receive: Receive, send: Send, what: str, value: object) -> None:

@@ -69,6 +69,7 @@ class AsyncConsumer:
     #: whether plain ``def`` handlers and hooks are allowed (run in a worker thread)
     sync_handlers: ClassVar[bool] = False
     _handlers: ClassVar[dict[object, Resolution]] = {}
+    _layer_handlers: ClassVar[dict[str, dict[object, Resolution]]] = {}
     #: groups joined through ``join_groups``, left when the consumer ends
     groups_joined: tuple[str, ...] = ()
     _reader_failure: BaseException | None = None
@@ -76,6 +77,7 @@ class AsyncConsumer:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._handlers = {}
+        cls._layer_handlers = {}
 
     def __init__(self, **kwargs: Any) -> None:
         for key, value in kwargs.items():
@@ -130,7 +132,6 @@ class AsyncConsumer:
                 name = self.channel_name = await layer.new_channel()
                 source = functools.partial(layer.receive, name)
                 reader = asyncio.create_task(self._pump(source, turn, asyncio.current_task()))
-                reader.set_name(f"{type(self).__qualname__} layer reader {name}")
             await self._pump(receive, turn)
         except StopConsumer:
             pass
@@ -159,9 +160,13 @@ class AsyncConsumer:
         is reported to the owner task instead of raised.
         """
         cls = type(self)
-        cache = cls._handlers
         overridden = cls.dispatch is not AsyncConsumer.dispatch
-        protocol = None if owner is None else f"{self.scope['type']}."
+        if owner is None:
+            protocol = None
+            cache = cls._handlers
+        else:  # the layer's own cache never holds a protocol event type
+            protocol = f"{self.scope['type']}."
+            cache = cls._layer_handlers.setdefault(protocol, {})
         try:
             while True:
                 message = await source()
@@ -171,23 +176,25 @@ class AsyncConsumer:
                     turn.busy = True
                 try:
                     kind = message.get("type")
-                    if protocol is not None and str(kind).startswith(protocol):
-                        raise UnhandledMessageType(
-                            kind, cls.__qualname__, "protocol events come from the server only"
-                        )
-                    if overridden:
-                        await self.dispatch(message)
-                        continue
                     try:
-                        name, attribute, mode = cache[kind]
+                        if overridden:
+                            raise KeyError(kind)
+                        name, attribute, call, mode = cache[kind]
                         if getattr(cls, name, None) is not attribute:
                             raise KeyError(name)  # patched since: look again
                     except (KeyError, TypeError):
-                        name, attribute, mode = lookup(cls, cache, kind)
+                        if protocol is not None and str(kind).startswith(protocol):
+                            raise UnhandledMessageType(
+                                kind, cls.__qualname__, "protocol events come from the server only"
+                            ) from None
+                        if overridden:
+                            await self.dispatch(message)
+                            continue
+                        name, attribute, call, mode = lookup(cls, cache, kind)
                     if mode is Mode.AWAIT:
-                        await getattr(self, name)(message)
+                        await call(self, message)
                     else:
-                        await run_handler(getattr(self, name), mode, message)
+                        await run_handler(call, mode, self, message)
                 except StopConsumer:
                     raise
                 except UnhandledMessageType as exc:
@@ -211,8 +218,8 @@ class AsyncConsumer:
         Override to wrap every message (logging, metrics); call ``super().dispatch()``.
         """
         cls = type(self)
-        name, _, mode = lookup(cls, cls._handlers, message.get("type"))
-        await run_handler(getattr(self, name), mode, message)
+        _, _, call, mode = lookup(cls, cls._handlers, message.get("type"))
+        await run_handler(call, mode, self, message)
 
     async def handle_exception(self, exc: Exception, message: Message) -> None:
         """Called when a handler raises; the default re-raises, ending the consumer."""

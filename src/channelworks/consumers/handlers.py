@@ -16,8 +16,10 @@ Rules of this file:
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import os
+import types
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -37,8 +39,9 @@ class Mode(enum.Enum):
     CALL_THEN_AWAIT = "call"  # plain def in an async consumer: its result must be awaitable
 
 
-#: a cached resolution: (method name, the class attribute it came from, how to run it)
-Resolution = tuple[str, object, Mode]
+#: a cached resolution: (method name, the class attribute it came from, a callable taking
+#: (consumer, message), how to run it)
+Resolution = tuple[str, object, Callable[[Any, Any], Any], Mode]
 
 _API_NAMES = "_channelworks_api_names"
 
@@ -73,9 +76,16 @@ def resolve(cls: type, message_type: object, sync_allowed: bool) -> Resolution:
     attribute = inspect.getattr_static(cls, name, None)
     if isinstance(attribute, (staticmethod, classmethod)) or not callable(attribute):
         raise UnhandledMessageType(message_type, where)
+    if isinstance(attribute, types.FunctionType):
+        call: Callable[[Any, Any], Any] = attribute
+    else:  # a callable object such as a mock: Python calls it without the instance
+
+        def call(consumer: Any, message: Any) -> Any:
+            return getattr(consumer, name)(message)
+
     if inspect.iscoroutinefunction(attribute):
-        return name, attribute, Mode.AWAIT
-    return name, attribute, Mode.THREAD if sync_allowed else Mode.CALL_THEN_AWAIT
+        return name, attribute, call, Mode.AWAIT
+    return name, attribute, call, Mode.THREAD if sync_allowed else Mode.CALL_THEN_AWAIT
 
 
 def lookup(cls: type, cache: dict[object, Resolution], message_type: object) -> Resolution:
@@ -102,14 +112,16 @@ async def await_result(result: object, handler: Callable[..., Any]) -> Any:
     return await result
 
 
-async def run_handler(handler: Callable[[Any], Any], mode: Mode, message: Any) -> None:
-    """Run a bound handler the way its resolution says."""
+async def run_handler(
+    call: Callable[[Any, Any], Any], mode: Mode, consumer: Any, message: Any
+) -> None:
+    """Run a resolved handler the way its resolution says."""
     if mode is Mode.AWAIT:
-        await handler(message)
+        await call(consumer, message)
     elif mode is Mode.THREAD:
-        await in_thread(handler, message)
+        await in_thread(functools.partial(call, consumer), message)
     else:
-        await await_result(handler(message), handler)
+        await await_result(call(consumer, message), call)
 
 
 _executor: ThreadPoolExecutor | None = None

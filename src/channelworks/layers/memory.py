@@ -86,7 +86,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             state = self._channels[channel]
         except (KeyError, TypeError):
             state = self._new_state(channel)
-        if not self._deliver(channel, state, dict(message), now, _running_loop()):
+        if not self._deliver(channel, state, message.copy(), now, _running_loop()):
             raise ChannelFull(channel)
 
     async def receive(self, channel: str) -> Message:
@@ -156,7 +156,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 members[channel] = now + self.group_expiry  # still read: it stays
             if state is None:
                 state = self._new_state(channel)
-            if not self._deliver(channel, state, dict(message), now, loop):
+            if not self._deliver(channel, state, message.copy(), now, loop):
                 skipped += 1
         for channel in expired:
             del members[channel]
@@ -201,26 +201,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
         message: Message,
         now: float,
         loop: asyncio.AbstractEventLoop | None,
+        *,
+        give_back: bool = False,
     ) -> bool:
-        """Hand ``message`` to a waiter or queue it; False if the channel is full."""
-        if self._hand_over(channel, state, message, loop):
-            return True
-        queue = self._queue(state)
-        if len(queue) >= state.capacity:
-            self._drop_expired(state, now)
-            if len(queue) >= state.capacity:
-                return False
-        queue.append((now + self.expiry, message))
-        return True
+        """Hand ``message`` to a waiter or queue it; False if the channel is full.
 
-    def _hand_over(
-        self,
-        channel: str,
-        state: _Channel,
-        message: Message,
-        loop: asyncio.AbstractEventLoop | None,
-    ) -> bool:
-        """Give ``message`` to the first live waiter; False if nobody waits."""
+        With ``give_back`` the message was accepted before (its reader was cancelled): it goes
+        to the front of the queue and capacity does not apply, since refusing it now would
+        lose it without a trace.
+        """
         waiters = state.waiters
         while waiters:
             waiter = waiters.pop(0)
@@ -232,20 +221,24 @@ class InMemoryChannelLayer(BaseChannelLayer):
             else:
                 waiter_loop.call_soon_threadsafe(self._resolve_late, channel, waiter, message)
             return True
-        return False
+        queue = self._queue(state)
+        if give_back:
+            queue.appendleft((now + self.expiry, message))
+            return True
+        if len(queue) >= state.capacity:
+            self._drop_expired(state, now)
+            if len(queue) >= state.capacity:
+                return False
+        queue.append((now + self.expiry, message))
+        return True
 
     def _give_back(self, channel: str, message: Message) -> None:
-        """Return an accepted message to the front of its channel; it is never refused.
-
-        The message was accepted already, so capacity does not apply: dropping it here would
-        lose it without a trace.
-        """
+        """Return an accepted message to the front of its channel (next reader or queue)."""
         try:
             state = self._channels[channel]
         except KeyError:  # its reader stopped and freed the channel meanwhile
             state = self._new_state(channel)
-        if not self._hand_over(channel, state, message, _running_loop()):
-            self._queue(state).appendleft((self._clock() + self.expiry, message))
+        self._deliver(channel, state, message, self._clock(), _running_loop(), give_back=True)
 
     def _resolve_late(
         self, channel: str, waiter: asyncio.Future[Message], message: Message
