@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
+from typing import Protocol
 
 import pytest
 
@@ -10,7 +11,9 @@ from channelworks.layers import InMemoryChannelLayer, channel_layers
 from channelworks.types import ASGIApp
 from tests.server.live import LiveServer, Uvicorn
 
-Serve = Callable[[ASGIApp], Awaitable[LiveServer]]
+
+class Serve(Protocol):
+    def __call__(self, app: ASGIApp, *, ws_max_size: int = ...) -> Awaitable[LiveServer]: ...
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +39,8 @@ async def serve(request: pytest.FixtureRequest) -> AsyncIterator[Serve]:
     ws = getattr(request, "param", "websockets-sansio")
     started: list[Uvicorn] = []
 
-    async def start(app: ASGIApp) -> LiveServer:
-        server = Uvicorn(app, ws=ws)
+    async def start(app: ASGIApp, *, ws_max_size: int = 16 * 1024 * 1024) -> LiveServer:
+        server = Uvicorn(app, ws=ws, ws_max_size=ws_max_size)
         started.append(server)
         return await server.start()
 

@@ -40,6 +40,7 @@ class Uvicorn:
 
     app: ASGIApp
     ws: str = "websockets-sansio"
+    ws_max_size: int = 16 * 1024 * 1024  # uvicorn's default
     _server: uvicorn.Server | None = field(default=None, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     _sock: socket.socket = field(default_factory=socket.socket, init=False)
@@ -52,6 +53,7 @@ class Uvicorn:
             log_config=None,
             lifespan="off",
             ws=self.ws,
+            ws_max_size=self.ws_max_size,
             timeout_graceful_shutdown=int(TIMEOUT),
         )
         server = self._server = uvicorn.Server(config)

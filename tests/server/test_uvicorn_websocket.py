@@ -196,3 +196,14 @@ async def test_slow_sync_handler_does_not_stall_other_connections(serve: Serve) 
             assert await slow_reply == "slow done"
         finally:
             slow_reply.cancel()
+
+
+async def test_oversized_frame_closes_1009_and_others_keep_working(serve: Serve) -> None:
+    live = await serve(AsyncEcho.as_asgi(), ws_max_size=1024)
+    async with ws_connect(live.ws("/")) as bystander:
+        async with ws_connect(live.ws("/")) as ws:
+            await ws.send("x" * 4096)
+            code, _ = await closed(ws)
+            assert code == 1009
+        await bystander.send("still here")
+        assert await recv(bystander) == "still here"
