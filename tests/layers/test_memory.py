@@ -67,13 +67,16 @@ async def test_sweep_runs_by_itself_during_sends(clock: Clock) -> None:
     assert "stale" not in layer._channels
 
 
-async def test_a_drained_channel_is_forgotten_at_the_next_sweep(clock: Clock) -> None:
+async def test_a_drained_channel_is_forgotten_after_a_sweep_without_reads(clock: Clock) -> None:
     layer = InMemoryChannelLayer(clock=clock)
     await layer.send("c", {"type": "x"})
     await layer.receive("c")
     assert "c" in layer._channels  # kept while its reader is likely to come back
     clock.now += layer.sweep_interval
-    await layer.send("other", {"type": "y"})
+    await layer.send("other", {"type": "y"})  # sweeps: "c" was read lately, so it stays
+    assert "c" in layer._channels
+    clock.now += layer.sweep_interval
+    await layer.send("other", {"type": "y"})  # sweeps again: unread since, so it goes
     assert "c" not in layer._channels
 
 

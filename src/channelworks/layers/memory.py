@@ -9,8 +9,10 @@ Rules of this file:
   queued; a sweep every ``sweep_interval`` seconds frees the other idle channels and drops
   expired messages and memberships, so memory stays bounded by live channels and unexpired
   messages;
-- a membership lapses ``group_expiry`` seconds after its channel was last read, not after
-  it was added: a consumer busy in a long handler keeps its groups;
+- a membership lapses once its channel has gone unread for ``group_expiry`` seconds (give or
+  take one sweep), not ``group_expiry`` after it was added: each sweep renews the memberships
+  of channels read since the previous sweep, so a consumer busy in a long handler keeps its
+  groups;
 - an accepted message is never dropped: one handed to a reader that was cancelled before it
   woke goes back to the front of its channel (to the next reader, or the queue, over
   capacity if need be);
@@ -40,11 +42,11 @@ Message = dict[str, Any]
 
 
 class _Channel:
-    __slots__ = ("capacity", "queue", "read_at", "waiters")
+    __slots__ = ("capacity", "queue", "read", "waiters")
 
-    def __init__(self, capacity: int, now: float) -> None:
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.read_at = now  # last receive(): a channel read lately is alive
+        self.read = False  # received from since the last sweep: someone is alive to read it
         # Most channels are a consumer's own, read by one waiter and rarely queued: the queue
         # is made on first use (an empty deque costs 600+ bytes) and waiters is a short list.
         self.queue: deque[tuple[float, Message]] | None = None
@@ -94,9 +96,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
             state = self._channels[channel]
         except (KeyError, TypeError):
             state = self._new_state(channel)
-        now = state.read_at = self._clock()
+        state.read = True
         if state.queue:
-            message = self._pop_live(state, now)
+            message = self._pop_live(state, self._clock())
             if message is not None:
                 return message
         waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
@@ -150,7 +152,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         for channel, until in members.items():
             state = channels.get(channel)
             if until <= now:
-                if state is None or not self._is_read(state, now):
+                if state is None or not (state.read or state.waiters):
                     expired.append(channel)
                     continue
                 members[channel] = now + self.group_expiry  # still read: it stays
@@ -181,12 +183,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     def _new_state(self, channel: str) -> _Channel:
         require_channel_name(channel)  # only here: a channel with state has a valid name
-        state = self._channels[channel] = _Channel(self.get_capacity(channel), self._clock())
+        state = self._channels[channel] = _Channel(self.get_capacity(channel))
         return state
-
-    def _is_read(self, state: _Channel, now: float) -> bool:
-        """Whether someone reads the channel: waiting now, or read within ``group_expiry``."""
-        return bool(state.waiters) or now - state.read_at < self.group_expiry
 
     @staticmethod
     def _queue(state: _Channel) -> deque[tuple[float, Message]]:
@@ -271,20 +269,22 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """
         now = self._clock() if now is None else now
         self._next_sweep = now + self.sweep_interval
-        for channel, state in list(self._channels.items()):
-            self._drop_expired(state, now)
-            if now - state.read_at >= self.sweep_interval:
-                self._forget_if_idle(channel, state)
         refreshed = now + self.group_expiry
+        channels = self._channels
         for group, members in list(self._groups.items()):
             for channel, until in list(members.items()):
-                reader = self._channels.get(channel)
-                if reader is not None and self._is_read(reader, now):
+                reader = channels.get(channel)
+                if reader is not None and (reader.read or reader.waiters):
                     members[channel] = refreshed  # a channel still read keeps its memberships
                 elif until <= now:
                     del members[channel]
             if not members:
                 del self._groups[group]
+        for channel, state in list(channels.items()):
+            self._drop_expired(state, now)
+            if not state.read:
+                self._forget_if_idle(channel, state)
+            state.read = False
 
     def __repr__(self) -> str:
         return (
