@@ -161,6 +161,7 @@ class AsyncConsumer:
         """
         cls = type(self)
         overridden = cls.dispatch is not AsyncConsumer.dispatch
+        awaited = Mode.AWAIT  # a local: an Enum member lookup costs more than the rest
         if owner is None:
             protocol = None
             cache = cls._handlers
@@ -191,7 +192,7 @@ class AsyncConsumer:
                             await self.dispatch(message)
                             continue
                         name, attribute, call, mode = lookup(cls, cache, kind)
-                    if mode is Mode.AWAIT:
+                    if mode is awaited:
                         await call(self, message)
                     else:
                         await run_handler(call, mode, self, message)
