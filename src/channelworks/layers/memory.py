@@ -158,6 +158,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 members[channel] = now + self.group_expiry  # still read: it stays
             if state is None:
                 state = self._new_state(channel)
+            waiters = state.waiters
+            if len(waiters) == 1:  # the common case, inlined: a consumer's reader is waiting
+                waiter = waiters[0]
+                if not waiter.done() and waiter.get_loop() is loop:
+                    waiters.clear()
+                    waiter.set_result(message.copy())
+                    continue
             if not self._deliver(channel, state, message.copy(), now, loop):
                 skipped += 1
         for channel in expired:
