@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
@@ -10,6 +11,7 @@ from unittest import mock
 from unittest.mock import AsyncMock
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from channelworks.consumers import AsyncConsumer, SyncConsumer
 from channelworks.exceptions import StopConsumer, UnhandledMessageType
@@ -340,3 +342,39 @@ async def test_turn_cancelled_while_waiting_leaves_it_held() -> None:
     assert turn.waiting is None
     turn.release()
     assert not turn.busy
+
+
+def wrapped(handler: Callable[[Any, Message], Awaitable[None]]) -> Callable[..., Any]:
+    @functools.wraps(handler)
+    def wrapper(self: Any, event: Message) -> Awaitable[None]:
+        return handler(self, event)
+
+    return wrapper
+
+
+async def test_sync_consumer_awaits_what_a_wrapped_handler_returns() -> None:
+    class SyncWithAsyncInside(SyncConsumer):
+        @wrapped
+        async def chat_message(self, event: Message) -> None:
+            await AsyncConsumer.send(self, {"type": "out", "ran": True})
+
+    async with ApplicationCommunicator(SyncWithAsyncInside.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "chat.message"})
+        assert await comm.receive_output() == {"type": "out", "ran": True}
+
+
+async def test_sync_to_async_method_is_a_handler_of_an_async_consumer() -> None:
+    class Mixed(AsyncConsumer):
+        @sync_to_async
+        def blocking_work(self, event: Message) -> None:
+            self.seen = threading.current_thread().name
+
+        async def report(self, event: Message) -> None:
+            await self.send({"type": "out", "thread": self.seen})
+
+    async with ApplicationCommunicator(Mixed.as_asgi(), SCOPE) as comm:
+        for _ in range(3):
+            await comm.send_input({"type": "blocking.work"})
+        await comm.send_input({"type": "report"})
+        assert (await comm.receive_output())["thread"] != threading.main_thread().name
+    assert len(Mixed._handlers) == 2

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from channelworks.consumers import AsyncHttpConsumer
+from channelworks.exceptions import StopConsumer
 from channelworks.layers import InMemoryChannelLayer
 from channelworks.testing import HttpCommunicator
 from channelworks.types import Message
@@ -194,3 +195,55 @@ async def test_nothing_may_follow_the_last_body_part() -> None:
     comm = HttpCommunicator(Twice.as_asgi(), "GET", "/")
     assert (await comm.get_response())["body"] == b"once"
     await comm.wait()
+
+
+async def test_stop_consumer_in_handle_still_runs_disconnect() -> None:
+    calls: list[int] = []
+
+    class Stops(AsyncHttpConsumer):
+        async def handle(self, body: bytes) -> None:
+            await self.send_headers()
+            raise StopConsumer
+
+        async def disconnect(self) -> None:
+            calls.append(1)
+
+    comm = HttpCommunicator(Stops.as_asgi(), "GET", "/")
+    await comm.send_input({"type": "http.request"})
+    await comm.wait()
+    assert calls == [1]
+
+
+async def test_layer_cannot_inject_a_request(
+    channel_layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    handled: list[bytes] = []
+
+    class Poll(LongPoll):
+        async def handle(self, body: bytes) -> None:
+            handled.append(body)
+            await super().handle(body)
+
+    comm = HttpCommunicator(Poll.as_asgi(), "GET", "/poll")
+    await comm.send_input({"type": "http.request", "body": b"real"})
+    assert (await comm.receive_output())["type"] == "http.response.start"
+    with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
+        for kind in ("http.request", "http_request", "http.disconnect"):
+            await channel_layer.group_send("poll", {"type": kind, "body": b"INJECTED"})
+        await channel_layer.group_send("poll", {"type": "poll.result", "data": "done"})
+        assert (await comm.receive_output())["body"] == b"done"
+    await comm.wait()
+    assert handled == [b"real"]
+    assert caplog.text.count("protocol events come from the server only") == 3
+    assert "KeyError" not in caplog.text
+
+
+async def test_handler_error_log_has_no_internal_noise(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(AsyncHttpConsumer):
+        async def handle(self, body: bytes) -> None:
+            raise LookupError("the real problem")
+
+    with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
+        await HttpCommunicator(Broken.as_asgi(), "GET", "/").get_response()
+    assert "the real problem" in caplog.text
+    assert "KeyError" not in caplog.text

@@ -17,7 +17,7 @@ from channelworks.consumers import (
 from channelworks.exceptions import AcceptConnection, CloseConnection, DenyConnection
 from channelworks.layers import InMemoryChannelLayer
 from channelworks.testing import WebsocketCommunicator
-from channelworks.types import Message
+from channelworks.types import Message, Receive, Scope, Send
 
 
 class SyncEcho(WebsocketConsumer):
@@ -146,6 +146,8 @@ async def test_handler_error_closes_1011_and_logs(
         ("websocket.receive", "protocol events come from the server only"),
         ("websocket.disconnect", "protocol events come from the server only"),
         ("websocket.connect", "protocol events come from the server only"),
+        ("websocket_receive", "protocol events come from the server only"),
+        ("websocket_disconnect", "protocol events come from the server only"),
     ],
 )
 async def test_bad_layer_message_is_logged_and_dropped(
@@ -328,3 +330,26 @@ async def test_groups_without_a_layer_fail_clearly(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
         assert await comm.connect() == (False, 1011)
     assert "has groups but no channel layer" in caplog.text
+
+
+async def test_disconnect_runs_even_if_the_close_frame_cannot_be_sent(
+    channel_layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    CLOSE_CODES.clear()
+    consumer = AsyncRemember.as_asgi()
+
+    async def client_gone_on_close(scope: Scope, receive: Receive, send: Send) -> None:
+        async def flaky_send(message: Message) -> None:
+            if message["type"] == "websocket.close":
+                raise OSError("client already gone")
+            await send(message)
+
+        await consumer(scope, receive, flaky_send)
+
+    comm = WebsocketCommunicator(client_gone_on_close, "/")
+    await comm.connect()
+    await comm.send_to(text_data="fail")
+    await comm.wait()
+    assert CLOSE_CODES == [1011]
+    assert "echoes" not in channel_layer._groups
+    assert "could not send its close frame" in caplog.text

@@ -166,7 +166,7 @@ class AsyncConsumer:
             protocol = None
             cache = cls._handlers
         else:  # the layer's own cache never holds a protocol event type
-            protocol = f"{self.scope['type']}."
+            protocol = f"{self.scope['type']}_"
             cache = cls._layer_handlers.setdefault(protocol, {})
         try:
             while True:
@@ -177,25 +177,27 @@ class AsyncConsumer:
                     turn.busy = True
                 try:
                     kind = message.get("type")
-                    try:
-                        if overridden:
-                            raise KeyError(kind)
-                        name, attribute, call, mode = cache[kind]
-                        if getattr(cls, name, None) is not attribute:
-                            raise KeyError(name)  # patched since: look again
-                    except (KeyError, TypeError):
-                        if protocol is not None and str(kind).startswith(protocol):
+                    entry = None
+                    if not overridden:
+                        try:
+                            entry = cache[kind]
+                            if getattr(cls, entry[0], None) is not entry[1]:
+                                entry = None  # patched, or a descriptor: look again
+                        except (KeyError, TypeError):  # new type, or unhashable
+                            pass
+                    if entry is None:
+                        if protocol is not None and _is_protocol_event(kind, protocol):
                             raise UnhandledMessageType(
                                 kind, cls.__qualname__, "protocol events come from the server only"
-                            ) from None
+                            )
                         if overridden:
                             await self.dispatch(message)
                             continue
-                        name, attribute, call, mode = lookup(cls, cache, kind)
-                    if mode is awaited:
-                        await call(self, message)
+                        entry = lookup(cls, cache, kind)
+                    if entry[3] is awaited:
+                        await entry[2](self, message)
                     else:
-                        await run_handler(call, mode, self, message)
+                        await run_handler(entry[2], entry[3], self, message)
                 except StopConsumer:
                     raise
                 except UnhandledMessageType as exc:
@@ -231,8 +233,9 @@ class AsyncConsumer:
         if is_async_hook(hook):
             return await hook(*args, **kwargs)
         if not type(self).sync_handlers:
-            return await await_result(hook(*args, **kwargs), hook)
-        return await in_thread(hook, *args, **kwargs)
+            return await await_result(hook(*args, **kwargs), hook.__qualname__)
+        result = await in_thread(hook, *args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
 
     # -- sending and groups --------------------------------------------------------------------
 
@@ -269,6 +272,11 @@ class SyncConsumer(AsyncConsumer):
 
     def send(self, message: Message) -> None:  # type: ignore[override]
         async_to_sync(AsyncConsumer.send)(self, message)
+
+
+def _is_protocol_event(kind: object, protocol: str) -> bool:
+    """Whether ``kind`` would reach a handler of the scope's protocol (``websocket_...``)."""
+    return isinstance(kind, str) and kind.replace(".", "_").startswith(protocol)
 
 
 class _Turn:

@@ -83,6 +83,8 @@ def resolve(cls: type, message_type: object, sync_allowed: bool) -> Resolution:
         def call(consumer: Any, message: Any) -> Any:
             return getattr(consumer, name)(message)
 
+        call.__qualname__ = f"{where}.{name}"
+
     if inspect.iscoroutinefunction(attribute):
         return name, attribute, call, Mode.AWAIT
     return name, attribute, call, Mode.THREAD if sync_allowed else Mode.CALL_THEN_AWAIT
@@ -95,19 +97,24 @@ def lookup(cls: type, cache: dict[object, Resolution], message_type: object) -> 
     except (KeyError, TypeError):  # first of its type, or an unhashable type
         pass
     else:
-        if getattr(cls, entry[0], None) is entry[1]:
+        # A descriptor (asgiref's sync_to_async on a method) makes a new object on every
+        # access: compare the stored attribute itself before resolving again.
+        if inspect.getattr_static(cls, entry[0], None) is entry[1]:
             return entry
     entry = resolve(cls, message_type, getattr(cls, "sync_handlers", False))
     cache[message_type] = entry
     return entry
 
 
-async def await_result(result: object, handler: Callable[..., Any]) -> Any:
-    """Await what a plain ``def`` handler of an async consumer returned."""
+async def await_result(result: object, label: str) -> Any:
+    """Await what a plain ``def`` handler or hook of an async consumer returned.
+
+    The call has already run by then (on the event loop); it is an error if it returned no
+    awaitable.
+    """
     if not inspect.isawaitable(result):
         raise TypeError(
-            f"{getattr(handler, '__qualname__', handler)} must be 'async def' in an async "
-            f"consumer (or derive from SyncConsumer)"
+            f"{label} must be 'async def' in an async consumer (or derive from SyncConsumer)"
         )
     return await result
 
@@ -119,9 +126,11 @@ async def run_handler(
     if mode is Mode.AWAIT:
         await call(consumer, message)
     elif mode is Mode.THREAD:
-        await in_thread(functools.partial(call, consumer), message)
+        result = await in_thread(functools.partial(call, consumer), message)
+        if inspect.isawaitable(result):  # a plain wrapper around an async def
+            await result
     else:
-        await await_result(call(consumer, message), call)
+        await await_result(call(consumer, message), call.__qualname__)
 
 
 _executor: ThreadPoolExecutor | None = None

@@ -77,7 +77,10 @@ class AsyncHttpConsumer(AsyncConsumer):
         if message.get("more_body"):
             return
         body, self.body = b"".join(self.body), []
-        await self.handle(body)
+        try:
+            await self.handle(body)
+        except StopConsumer:
+            await self._finish()
         if not self.response_started:
             await self._finish()
 
@@ -97,10 +100,13 @@ class AsyncHttpConsumer(AsyncConsumer):
             message.get("type"),
             exc_info=exc,
         )
-        if not self.response_started:
-            await self.send_response(
-                500, b"Internal Server Error", headers=[(b"Content-Type", b"text/plain")]
-            )
+        try:
+            if not self.response_started:
+                await self.send_response(
+                    500, b"Internal Server Error", headers=[(b"Content-Type", b"text/plain")]
+                )
+        except Exception:  # the client may be gone already; the cleanup below still runs
+            logger.warning("%s could not send its 500 response", type(self).__qualname__)
         await self._finish()
 
     _finished = False

@@ -82,8 +82,11 @@ class WebsocketCore(AsyncConsumer):
                 code,
                 exc_info=exc,
             )
-        if message.get("type") != "websocket.disconnect":  # the socket may still be open
-            await self._close(code, getattr(exc, "reason", None) or None)
+        try:
+            if message.get("type") != "websocket.disconnect":  # the socket may still be open
+                await self._close(code, getattr(exc, "reason", None) or None)
+        except Exception:  # the client may be gone already; the cleanup below still runs
+            logger.warning("%s could not send its close frame", name, exc_info=True)
         try:
             await self._ended(code)
         except Exception:

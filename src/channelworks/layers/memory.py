@@ -11,8 +11,8 @@ Rules of this file:
   messages;
 - a membership lapses once its channel has gone unread for ``group_expiry`` seconds (give or
   take one sweep), not ``group_expiry`` after it was added: each sweep renews the memberships
-  of channels read since the previous sweep, so a consumer busy in a long handler keeps its
-  groups;
+  of channels read since the previous sweep, so a consumer busy in a handler (for less than
+  ``group_expiry``) keeps its groups;
 - an accepted message is never dropped: one handed to a reader that was cancelled before it
   woke goes back to the front of its channel (to the next reader, or the queue, over
   capacity if need be);
