@@ -300,3 +300,16 @@ async def test_usable_from_sync_code_with_async_to_sync(layer: BaseChannelLayer)
 async def test_extensions_declare_groups_and_flush(layer: BaseChannelLayer) -> None:
     assert "groups" in layer.extensions
     assert "flush" in layer.extensions
+
+
+async def test_receive_nowait_never_waits_and_never_loses(layer: BaseChannelLayer) -> None:
+    channel = await layer.new_channel()
+    assert layer.receive_nowait(channel) is None
+    for n in range(3):
+        await layer.send(channel, {"type": "queued", "n": n})
+    got = []
+    for _ in range(3):  # a backend may hold nothing locally: receive() then has it
+        message = layer.receive_nowait(channel)
+        got.append((message or await receive(layer, channel))["n"])
+    assert got == [0, 1, 2]
+    assert layer.receive_nowait(channel) is None

@@ -221,3 +221,17 @@ async def test_cross_thread_send_to_a_reader_cancelled_meanwhile_is_kept() -> No
     reader.cancel()
     await asyncio.gather(reader, return_exceptions=True)
     assert (await asyncio.wait_for(layer.receive("x"), 1))["type"] == "crossed"
+
+
+async def test_receive_nowait_drains_in_order_and_skips_expired(clock: Clock) -> None:
+    layer = InMemoryChannelLayer(expiry=10, clock=clock)
+    await layer.send("c", {"type": "old"})
+    clock.now += 11
+    await layer.send("c", {"type": "a"})
+    await layer.send("c", {"type": "b"})
+    assert [layer.receive_nowait("c") for _ in range(3)] == [
+        {"type": "a"},
+        {"type": "b"},
+        None,
+    ]
+    assert layer.stats.expired == 1

@@ -131,7 +131,8 @@ class AsyncConsumer:
             if layer is not None:
                 name = self.channel_name = await layer.new_channel()
                 source = functools.partial(layer.receive, name)
-                reader = asyncio.create_task(self._pump(source, turn, asyncio.current_task()))
+                poll = functools.partial(layer.receive_nowait, name)
+                reader = asyncio.create_task(self._pump(source, turn, asyncio.current_task(), poll))
             await self._pump(receive, turn)
         except StopConsumer:
             pass
@@ -150,9 +151,16 @@ class AsyncConsumer:
                 await self.leave_groups()
 
     async def _pump(
-        self, source: Receive, turn: _Turn, owner: asyncio.Task[Any] | None = None
+        self,
+        source: Receive,
+        turn: _Turn,
+        owner: asyncio.Task[Any] | None = None,
+        poll: Callable[[], Message | None] | None = None,
     ) -> None:
         """Take messages from ``source`` and handle each in turn, until ``StopConsumer``.
+
+        ``poll``, if given, returns a message already waiting, sparing a coroutine per message
+        while a burst is drained.
 
         This loop runs once per message of every connection: it inlines what ``dispatch``
         does unless a subclass overrides ``dispatch``. With an ``owner``, this is the layer
@@ -170,7 +178,9 @@ class AsyncConsumer:
             cache = cls._layer_handlers.setdefault(protocol, {})
         try:
             while True:
-                message = await source()
+                message = None if poll is None else poll()
+                if message is None:
+                    message = await source()
                 if turn.busy:
                     await turn.wait()
                 else:

@@ -74,6 +74,15 @@ class BaseChannelLayer(ABC):
         for the next ``receive``.
         """
 
+    def receive_nowait(self, channel: str) -> dict[str, Any] | None:
+        """The next message already waiting on ``channel``, or ``None``; never waits.
+
+        A fast path for readers that drain a channel (consumers use it before ``receive``).
+        The default knows of no waiting message; backends that hold messages in this process
+        override it.
+        """
+        return None
+
     @abstractmethod
     async def new_channel(self, prefix: str = "specific") -> str:
         """Return a new, unique process-local channel name to ``receive`` from."""

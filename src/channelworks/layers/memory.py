@@ -88,19 +88,30 @@ class InMemoryChannelLayer(BaseChannelLayer):
             state = self._channels[channel]
         except (KeyError, TypeError):
             state = self._new_state(channel)
-        if not self._deliver(channel, state, message.copy(), now, _running_loop()):
+        if not self._deliver(channel, state, message.copy(), now + self.expiry, _running_loop()):
             raise ChannelFull(channel)
 
-    async def receive(self, channel: str) -> Message:
+    def receive_nowait(self, channel: str) -> Message | None:
         try:
             state = self._channels[channel]
         except (KeyError, TypeError):
             state = self._new_state(channel)
         state.read = True
-        if state.queue:
-            message = self._pop_live(state, self._clock())
-            if message is not None:
-                return message
+        queue = state.queue
+        if queue:
+            now = self._clock()
+            while queue:
+                expires, message = queue.popleft()
+                if expires > now:
+                    return message
+                self.stats.expired += 1
+        return None
+
+    async def receive(self, channel: str) -> Message:
+        message = self.receive_nowait(channel)
+        if message is not None:
+            return message
+        state = self._channels[channel]
         waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         state.waiters.append(waiter)
         try:
@@ -147,6 +158,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             return
         loop = _running_loop()
         channels = self._channels
+        expires = now + self.expiry
         skipped = 0
         expired = []
         for channel, until in members.items():
@@ -158,14 +170,22 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 members[channel] = now + self.group_expiry  # still read: it stays
             if state is None:
                 state = self._new_state(channel)
+            # The two common cases inlined (a consumer's reader is waiting; or it is busy and
+            # the message joins its queue); everything else goes through _deliver.
             waiters = state.waiters
-            if len(waiters) == 1:  # the common case, inlined: a consumer's reader is waiting
-                waiter = waiters[0]
-                if not waiter.done() and waiter.get_loop() is loop:
-                    waiters.clear()
-                    waiter.set_result(message.copy())
+            if waiters:
+                if len(waiters) == 1:
+                    waiter = waiters[0]
+                    if not waiter.done() and waiter.get_loop() is loop:
+                        waiters.clear()
+                        waiter.set_result(message.copy())
+                        continue
+            else:
+                queue = state.queue
+                if queue is not None and len(queue) < state.capacity:
+                    queue.append((expires, message.copy()))
                     continue
-            if not self._deliver(channel, state, message.copy(), now, loop):
+            if not self._deliver(channel, state, message.copy(), expires, loop):
                 skipped += 1
         for channel in expired:
             del members[channel]
@@ -193,23 +213,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
         state = self._channels[channel] = _Channel(self.get_capacity(channel))
         return state
 
-    @staticmethod
-    def _queue(state: _Channel) -> deque[tuple[float, Message]]:
-        if state.queue is None:
-            state.queue = deque()
-        return state.queue
-
     def _deliver(
         self,
         channel: str,
         state: _Channel,
         message: Message,
-        now: float,
+        expires: float,
         loop: asyncio.AbstractEventLoop | None,
         *,
         give_back: bool = False,
     ) -> bool:
-        """Hand ``message`` to a waiter or queue it; False if the channel is full.
+        """Hand ``message`` to a waiter or queue it until ``expires``; False if it is full.
 
         With ``give_back`` the message was accepted before (its reader was cancelled): it goes
         to the front of the queue and capacity does not apply, since refusing it now would
@@ -226,15 +240,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
             else:
                 waiter_loop.call_soon_threadsafe(self._resolve_late, channel, waiter, message)
             return True
-        queue = self._queue(state)
+        queue = state.queue
+        if queue is None:
+            queue = state.queue = deque()
         if give_back:
-            queue.appendleft((now + self.expiry, message))
+            queue.appendleft((expires, message))
             return True
         if len(queue) >= state.capacity:
-            self._drop_expired(state, now)
+            self._drop_expired(state, expires - self.expiry)
             if len(queue) >= state.capacity:
                 return False
-        queue.append((now + self.expiry, message))
+        queue.append((expires, message))
         return True
 
     def _give_back(self, channel: str, message: Message) -> None:
@@ -243,7 +259,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
             state = self._channels[channel]
         except KeyError:  # its reader stopped and freed the channel meanwhile
             state = self._new_state(channel)
-        self._deliver(channel, state, message, self._clock(), _running_loop(), give_back=True)
+        expires = self._clock() + self.expiry
+        self._deliver(channel, state, message, expires, _running_loop(), give_back=True)
 
     def _resolve_late(
         self, channel: str, waiter: asyncio.Future[Message], message: Message
@@ -254,10 +271,6 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self._give_back(channel, message)
         else:
             waiter.set_result(message)
-
-    def _pop_live(self, state: _Channel, now: float) -> Message | None:
-        self._drop_expired(state, now)
-        return state.queue.popleft()[1] if state.queue else None
 
     def _drop_expired(self, state: _Channel, now: float) -> None:
         queue = state.queue
