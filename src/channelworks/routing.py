@@ -17,7 +17,7 @@ from django.urls import path as django_path
 from django.urls import re_path as django_re_path
 
 from channelworks.exceptions import NoRouteFound
-from channelworks.types import ASGIApp, Receive, Scope, Send
+from channelworks.types import AnyASGIApp, ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger("channelworks.routing")
 
@@ -28,7 +28,7 @@ class ProtocolTypeRouter:
     ``lifespan`` is answered here unless the mapping names an application for it.
     """
 
-    def __init__(self, application_mapping: Mapping[str, ASGIApp]) -> None:
+    def __init__(self, application_mapping: Mapping[str, AnyASGIApp]) -> None:
         self.application_mapping = dict(application_mapping)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -79,7 +79,7 @@ class URLRouter:
         else:
             await routed[0](routed[1], receive, send)
 
-    def route(self, scope: Scope) -> tuple[ASGIApp, Scope] | None:
+    def route(self, scope: Scope) -> tuple[AnyASGIApp, Scope] | None:
         """The application for ``scope`` and the scope to give it, or ``None``."""
         path = scope.get("path_remaining")
         if path is None:
@@ -132,7 +132,7 @@ async def refuse(scope: Scope, receive: Receive, send: Send, what: str, value: o
 class ChannelNameRouter:
     """Routes ``channel`` scopes (worker processes) on ``scope["channel"]``."""
 
-    def __init__(self, application_mapping: Mapping[str, ASGIApp]) -> None:
+    def __init__(self, application_mapping: Mapping[str, AnyASGIApp]) -> None:
         self.application_mapping = dict(application_mapping)
 
     @property

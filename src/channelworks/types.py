@@ -12,5 +12,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: what routers accept: any ASGI callable, typed loosely so that Django's ``ASGIHandler``
+#: (whose parameters are typed as plain dicts) is accepted as it is
+AnyASGIApp = Callable[..., Awaitable[Any]]
 
-__all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send"]
+__all__ = ["ASGIApp", "AnyASGIApp", "Message", "Receive", "Scope", "Send"]
