@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -39,7 +40,15 @@ MIDDLEWARE = [
 ROOT_URLCONF = "tests.djangoapp.urls"
 ASGI_APPLICATION = "tests.djangoapp.asgi.application"
 DATABASES: dict[str, dict[str, object]] = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": ":memory:",
+        # A file, not memory: worker threads and live servers then open their own
+        # connections to the same test database, and close them like in production.
+        "TEST": {
+            "NAME": os.path.join(tempfile.gettempdir(), f"channelworks-test-{os.getpid()}.db")
+        },
+    },
 }
 POSTGRES_AVAILABLE = _reachable("127.0.0.1", 5432)
 if POSTGRES_AVAILABLE:

@@ -8,3 +8,6 @@ from django.apps import AppConfig
 class ChannelworksConfig(AppConfig):
     name = "channelworks"
     verbose_name = "channelworks"
+
+    def ready(self) -> None:
+        from channelworks import checks  # noqa: F401  (registers the system checks)

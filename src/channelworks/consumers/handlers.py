@@ -24,8 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
-
+from channelworks.db import DatabaseSyncToAsync
 from channelworks.exceptions import UnhandledMessageType
 
 T = TypeVar("T", bound=type)
@@ -146,8 +145,12 @@ def sync_executor() -> ThreadPoolExecutor:
 
 
 async def in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking ``function`` in the sync pool; ``async_to_sync`` works inside it."""
-    call = sync_to_async(function, thread_sensitive=False, executor=sync_executor())
+    """Run a blocking ``function`` in the sync pool; ``async_to_sync`` works inside it.
+
+    With Django configured, stale database connections are closed before and after the call,
+    as between two HTTP requests, so sync handlers may use the ORM directly.
+    """
+    call = DatabaseSyncToAsync(function, thread_sensitive=False, executor=sync_executor())
     return await call(*args, **kwargs)
 
 
