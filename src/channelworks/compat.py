@@ -51,6 +51,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "channels.generic.http": ("channelworks.consumers",),
     "channels.generic.websocket": ("channelworks.consumers",),
     "channels.layers": ("channelworks.layers",),
+    # Django imports an installed app's commands by module name: "channels" in
+    # INSTALLED_APPS finds channelworks' management/commands folder through the alias.
+    "channels.management": (),
+    "channels.management.commands": (),
+    "channels.management.commands.runserver": ("channelworks.management.commands.runserver",),
+    "channels.management.commands.runworker": ("channelworks.management.commands.runworker",),
     "channels.middleware": ("channelworks.middleware",),
     "channels.routing": ("channelworks.routing",),
     "channels.security": (),
