@@ -63,6 +63,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "channels.security.websocket": ("channelworks.security.websocket",),
     "channels.sessions": ("channelworks.sessions",),
     "channels.testing": ("channelworks.testing",),
+    "channels.testing.live": ("channelworks.testing.live",),
     "channels.utils": ("channelworks.utils",),
     "channels.worker": ("channelworks.worker",),
     "channels_redis": ("channelworks.layers.redis",),
