@@ -9,6 +9,8 @@
   take.
 - ``channelworks.W002`` (warning): the in-memory layer with ``DEBUG = False``; it cannot carry
   messages between processes.
+- ``channelworks.W003`` (warning): ``django.contrib.staticfiles`` is listed before
+  ``channelworks`` in ``INSTALLED_APPS``, so its WSGI ``runserver`` wins over ours.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
@@ -45,6 +47,28 @@ def check_asgi_application(
         get_default_application()
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="channelworks.E001")]
+    return []
+
+
+@register("channelworks")
+def check_runserver_order(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    names = [config.name for config in apps.get_app_configs()]
+    staticfiles = "django.contrib.staticfiles"
+    if (
+        staticfiles in names
+        and "channelworks" in names
+        and names.index(staticfiles) < names.index("channelworks")
+    ):
+        return [
+            Warning(
+                "django.contrib.staticfiles comes before channelworks in INSTALLED_APPS, "
+                "so 'runserver' is staticfiles' WSGI server, without WebSockets.",
+                hint="List 'channelworks' before 'django.contrib.staticfiles'.",
+                id="channelworks.W003",
+            )
+        ]
     return []
 
 

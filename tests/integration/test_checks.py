@@ -8,7 +8,11 @@ import pytest
 from django.core.checks import run_checks
 from django.test import override_settings
 
-from channelworks.checks import check_asgi_application, check_channel_layers
+from channelworks.checks import (
+    check_asgi_application,
+    check_channel_layers,
+    check_runserver_order,
+)
 
 MEMORY = "channelworks.layers.InMemoryChannelLayer"
 
@@ -67,3 +71,17 @@ def test_unknown_options_are_named() -> None:
 def test_in_memory_layer_in_production_warns() -> None:
     with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": MEMORY}}, DEBUG=False):
         assert ids(check_channel_layers()) == ["channelworks.W002"]
+
+
+@pytest.mark.parametrize(
+    ("installed", "expected"),
+    [
+        (["channelworks", "django.contrib.staticfiles"], []),
+        (["django.contrib.staticfiles", "channelworks"], ["channelworks.W003"]),
+        (["channelworks"], []),
+    ],
+)
+def test_runserver_order(installed: list[str], expected: list[str]) -> None:
+    base = ["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions"]
+    with override_settings(INSTALLED_APPS=[*base, *installed]):
+        assert ids(check_runserver_order()) == expected

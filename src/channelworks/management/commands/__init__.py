@@ -1,0 +1,1 @@
+"""``runserver`` (ASGI, with uvicorn) and ``runworker``; see docs/django.md, "Commands"."""

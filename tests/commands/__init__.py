@@ -1,0 +1,1 @@
+"""Tests of the management commands and the worker (``runserver``, ``runworker``)."""
