@@ -1,0 +1,156 @@
+"""Cookies and Django sessions in the scope: ``CookieMiddleware``, ``SessionMiddleware``.
+
+Rules of this file:
+
+- only ``http`` and ``websocket`` scopes are handled; any other scope type passes through
+  untouched, and the caller's scope dict is never modified (each middleware adds its key to a
+  copy);
+- cookie parsing never raises: a header Django cannot make sense of gives fewer cookies, not an
+  error;
+- ``scope["session"]`` is a session store of ``settings.SESSION_ENGINE`` built from the cookie
+  named ``settings.SESSION_COOKIE_NAME``. Django's stores are lazy: nothing is read until the
+  session is first used, and a malformed or unknown key gives an empty session;
+- reading or saving a database-backed session is blocking I/O. Sync consumers do it directly;
+  async code awaits the store's ``a``-methods (``aget``, ``asave``...) or wraps the sync ones in
+  ``database_sync_to_async``. Hazard: a sync call on the event loop raises Django's
+  ``SynchronousOnlyOperation``;
+- a WebSocket session is saved only when the consumer saves it: the cookie cannot change once
+  the socket is open. For ``http`` scopes the session is saved, and its cookie set, when the
+  response starts, exactly as Django's ``SessionMiddleware`` does for a view.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse
+from django.http.cookie import parse_cookie
+
+from channelworks.db import database_sync_to_async
+from channelworks.middleware import BaseMiddleware
+from channelworks.types import AnyASGIApp, Message, Receive, Scope, Send
+
+#: scope types that carry HTTP headers, hence cookies and sessions
+HANDLED_SCOPE_TYPES = frozenset({"http", "websocket"})
+
+
+def parse_cookies(headers: Iterable[tuple[Any, Any]]) -> dict[str, str]:
+    """The cookies of a list of ASGI ``(name, value)`` header pairs, as a dict.
+
+    Several ``cookie`` headers (HTTP/2 sends one per cookie) are joined. Never raises.
+    """
+    values = [
+        value.decode("latin-1")
+        for name, value in headers
+        if isinstance(name, bytes) and isinstance(value, bytes) and name.lower() == b"cookie"
+    ]
+    return parse_cookie("; ".join(values)) if values else {}
+
+
+class CookieMiddleware(BaseMiddleware):
+    """Puts the request's cookies in ``scope["cookies"]``, a ``dict[str, str]``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in HANDLED_SCOPE_TYPES:
+            await self.inner(scope, receive, send)
+            return
+        scope = dict(scope)
+        scope["cookies"] = parse_cookies(scope.get("headers", ()))
+        await self.inner(scope, receive, send)
+
+
+class SessionMiddleware(BaseMiddleware):
+    """Puts a per-connection Django session in ``scope["session"]``; needs ``CookieMiddleware``
+    outside it (``SessionMiddlewareStack`` builds both).
+
+    If the scope already has a session (an outer ``SessionMiddleware``) it is kept, so that
+    both layers share one session and it is saved once.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in HANDLED_SCOPE_TYPES or "session" in scope:
+            await self.inner(scope, receive, send)
+            return
+        if "cookies" not in scope:
+            raise ImproperlyConfigured(
+                "SessionMiddleware found no scope['cookies']: wrap it in CookieMiddleware "
+                "(or use SessionMiddlewareStack)"
+            )
+        scope = dict(scope)
+        session = scope["session"] = session_store(scope["cookies"])
+        if scope["type"] == "http":
+            send = functools.partial(_send_with_session_cookie, session, scope["cookies"], send)
+        await self.inner(scope, receive, send)
+
+
+def session_store(cookies: dict[str, str]) -> SessionBase:
+    """A new, not yet loaded, session of ``SESSION_ENGINE`` for the cookie in ``cookies``.
+
+    The engine is looked up on every call (a ``sys.modules`` hit) so that a changed setting,
+    as in tests, takes effect at once.
+    """
+    engine = import_module(settings.SESSION_ENGINE)
+    store: SessionBase = engine.SessionStore(cookies.get(settings.SESSION_COOKIE_NAME))
+    return store
+
+
+async def _send_with_session_cookie(
+    session: SessionBase, cookies: dict[str, str], send: Send, message: Message
+) -> None:
+    """``send`` for an ``http`` scope: on the response start, save the session if Django would
+    and add its ``Set-Cookie`` and ``Vary`` headers."""
+    if message["type"] == "http.response.start" and (
+        session.accessed or settings.SESSION_COOKIE_NAME in cookies
+    ):
+        extra = await database_sync_to_async(_session_response_headers)(
+            session, cookies, message.get("status", 200)
+        )
+        if extra:
+            message = {**message, "headers": [*message.get("headers", ()), *extra]}
+    await send(message)
+
+
+def _session_response_headers(
+    session: SessionBase, cookies: dict[str, str], status: int
+) -> list[tuple[bytes, bytes]]:
+    """Run Django's own ``SessionMiddleware.process_response`` (save, cookie, ``Vary``) on a
+    stand-in request and response, and return the headers it set."""
+    from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+
+    request = HttpRequest()
+    request.session = session
+    request.COOKIES = cookies
+    response = DjangoSessionMiddleware(_no_view).process_response(
+        request, HttpResponse(status=status)
+    )
+    headers = [
+        (b"set-cookie", morsel.output(header="").strip().encode("latin-1"))
+        for morsel in response.cookies.values()
+    ]
+    if response.has_header("Vary"):
+        headers.append((b"vary", response["Vary"].encode("latin-1")))
+    return headers
+
+
+def _no_view(request: HttpRequest) -> HttpResponse:  # pragma: no cover - never called
+    raise AssertionError("the stand-in middleware only processes responses")
+
+
+def SessionMiddlewareStack(inner: AnyASGIApp) -> CookieMiddleware:  # Channels' name
+    """``CookieMiddleware(SessionMiddleware(inner))``: cookies and a session in the scope."""
+    return CookieMiddleware(SessionMiddleware(inner))
+
+
+__all__ = [
+    "CookieMiddleware",
+    "SessionMiddleware",
+    "SessionMiddlewareStack",
+    "parse_cookies",
+    "session_store",
+]
