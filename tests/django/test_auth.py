@@ -30,10 +30,18 @@ from channelworks.auth import (
     login,
     logout,
 )
-from channelworks.consumers import AsyncHttpConsumer, AsyncWebsocketConsumer, WebsocketConsumer
+from channelworks.consumers import AsyncWebsocketConsumer, WebsocketConsumer
 from channelworks.sessions import SessionMiddlewareStack
 from channelworks.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
-from tests.django.test_sessions import ScopeRecorder, open_socket, session_cookie
+from tests.django.support import (
+    AsyncWhoAmI,
+    HttpWhoAmI,
+    ScopeRecorder,
+    SyncWhoAmI,
+    describe,
+    open_socket,
+    session_cookie,
+)
 
 DB = pytest.mark.django_db(transaction=True)
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -41,23 +49,7 @@ MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 ALICE = object()
 
 
-def describe(user: Any) -> str:
-    return str(user.get_username()) if user.is_authenticated else "anonymous"
-
-
 # -- consumers ---------------------------------------------------------------------------------
-
-
-class AsyncWhoAmI(AsyncWebsocketConsumer):
-    async def connect(self) -> None:
-        await self.accept()
-        await self.send(text_data=describe(self.scope["user"]))  # read directly, as in Channels
-
-
-class SyncWhoAmI(WebsocketConsumer):
-    def connect(self) -> None:
-        self.accept()
-        self.send(text_data=describe(self.scope["user"]))
 
 
 class MembersOnly(AsyncWebsocketConsumer):
@@ -104,11 +96,6 @@ class SyncAuthOps(WebsocketConsumer):
             self.send(text_data=describe(self.scope["user"]))
         else:
             self.send(text_data=describe(async_to_sync(get_user)(self.scope)))
-
-
-class HttpWhoAmI(AsyncHttpConsumer):
-    async def handle(self, body: bytes) -> None:
-        await self.send_response(200, describe(self.scope["user"]).encode())
 
 
 OPS = [AsyncAuthOps, SyncAuthOps]

@@ -22,8 +22,7 @@ from channelworks.security.websocket import (
 )
 from channelworks.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
 from channelworks.types import Receive, Scope, Send
-from tests.django.test_auth import AsyncWhoAmI
-from tests.django.test_sessions import ScopeRecorder, session_cookie
+from tests.django.support import AsyncWhoAmI, ScopeRecorder, session_cookie
 
 
 def allowed(pattern: str, origin: str) -> bool:

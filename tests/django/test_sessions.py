@@ -21,32 +21,10 @@ from channelworks.sessions import (
     parse_cookies,
 )
 from channelworks.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
-from channelworks.types import Receive, Scope, Send
+from channelworks.types import Scope
+from tests.django.support import ScopeRecorder, open_socket, session_cookie
 
 DB = pytest.mark.django_db(transaction=True)
-
-
-def session_cookie(key: str | bytes) -> tuple[bytes, bytes]:
-    raw = key if isinstance(key, bytes) else key.encode("latin-1")
-    return b"cookie", settings.SESSION_COOKIE_NAME.encode() + b"=" + raw
-
-
-class ScopeRecorder:
-    """An ASGI app that keeps the scopes it gets; accepts sockets, answers HTTP 204."""
-
-    def __init__(self) -> None:
-        self.scopes: list[Scope] = []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.scopes.append(scope)
-        if scope["type"] == "websocket":
-            await receive()
-            await send({"type": "websocket.accept"})
-            await receive()
-        elif scope["type"] == "http":
-            await receive()
-            await send({"type": "http.response.start", "status": 204})
-            await send({"type": "http.response.body"})
 
 
 async def record(app: Callable[[Any], Any], scope: Scope) -> Scope:
@@ -55,13 +33,6 @@ async def record(app: Callable[[Any], Any], scope: Scope) -> Scope:
     async with ApplicationCommunicator(app(recorder), scope) as communicator:
         await communicator.wait()
     return recorder.scopes[0]
-
-
-async def open_socket(app: Any, headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(app, "/ws/", headers=headers)
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
 
 
 # -- cookies -----------------------------------------------------------------------------------

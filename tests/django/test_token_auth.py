@@ -11,8 +11,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from channelworks.auth import AuthMiddlewareStack, TokenAuthMiddleware, token_from_scope
 from channelworks.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
-from tests.django.test_auth import AsyncWhoAmI, HttpWhoAmI, SyncWhoAmI
-from tests.django.test_sessions import ScopeRecorder, session_cookie
+from tests.django.support import (
+    AsyncWhoAmI,
+    HttpWhoAmI,
+    ScopeRecorder,
+    SyncWhoAmI,
+    session_cookie,
+)
 
 DB = pytest.mark.django_db(transaction=True)
 
