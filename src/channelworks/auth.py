@@ -29,7 +29,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from urllib.parse import parse_qsl
 
 from asgiref.sync import iscoroutinefunction
@@ -150,10 +150,13 @@ def _set_user(scope: Scope, user: User) -> None:
 
 
 async def get_user(scope: Scope) -> User:
-    """The user the scope's session is logged in as (``AnonymousUser`` if none), read afresh.
+    """The user the scope's session is logged in as (``AnonymousUser`` if none).
 
-    An unresolved lazy ``scope["user"]`` is resolved with the result. Needs
-    ``scope["session"]``; from a sync consumer call ``async_to_sync(get_user)(scope)``.
+    The user row is read again, so a deleted user or a changed password is seen; the session
+    is the connection's own copy, so a logout done elsewhere (another tab, a view) is not seen
+    until the socket reconnects — as in Channels. An unresolved lazy ``scope["user"]`` is
+    resolved with the result. Needs ``scope["session"]``; from a sync consumer call
+    ``async_to_sync(get_user)(scope)``.
     """
     session = _session_of(scope)
     if session.is_empty():
@@ -190,6 +193,9 @@ async def logout(scope: Scope) -> None:
 
 def _login(scope: Scope, user: AbstractBaseUser, backend: str | None) -> None:
     session = _session_of(scope)
+    if isinstance(user, UserLazyObject):  # e.g. login(scope, scope["user"]): never self-wrap
+        _resolve(user)
+        user = cast("AbstractBaseUser", user._wrapped)  # checked just below
     if not getattr(user, "is_authenticated", False):
         raise ValueError(f"login() needs a user to log in, not {user!r}")
     auth_hash = user.get_session_auth_hash()

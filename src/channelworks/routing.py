@@ -174,8 +174,10 @@ def get_default_application() -> ASGIApp:
     module_name, _, name = path.rpartition(".")
     try:
         value: ASGIApp = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as exc:
-        raise ImproperlyConfigured(f"Cannot import ASGI_APPLICATION {path!r}: {exc}") from exc
+    except Exception as exc:  # any error while importing the project's module, named once
+        raise ImproperlyConfigured(
+            f"Cannot import ASGI_APPLICATION {path!r}: {type(exc).__name__}: {exc}"
+        ) from exc
     return value
 
 
