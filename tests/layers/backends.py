@@ -6,9 +6,13 @@ skips, unless ``CHANNELWORKS_REQUIRE_SERVICES=1`` (CI), where a missing service 
 
 from __future__ import annotations
 
+import functools
 import os
+import secrets
+import socket
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -30,4 +34,27 @@ def memory(**options: Any) -> BaseChannelLayer:
     return InMemoryChannelLayer(**options)
 
 
-BACKENDS: dict[str, LayerFactory] = {"memory": memory}
+#: the Redis server the suite uses (tests/layers/redis/ starts extra ones on free ports)
+REDIS_URL = os.environ.get("CHANNELWORKS_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@functools.cache
+def redis_reachable(url: str = REDIS_URL) -> bool:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 1).close()
+    except OSError:
+        return False
+    return True
+
+
+def redis(**options: Any) -> BaseChannelLayer:
+    """A Redis layer with a prefix of its own, so tests never see each other's keys."""
+    require_service("Redis", redis_reachable())
+    from channelworks.layers.redis import RedisChannelLayer
+
+    options.setdefault("prefix", f"test-{secrets.token_hex(6)}")
+    return RedisChannelLayer(hosts=[REDIS_URL], **options)
+
+
+BACKENDS: dict[str, LayerFactory] = {"memory": memory, "redis": redis}

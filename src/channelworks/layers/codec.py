@@ -1,0 +1,122 @@
+"""Messages to bytes and back for the layers that cross processes (Redis, RabbitMQ).
+
+Rules of this file:
+- the wire format is msgpack, never pickle: a message is data (``None``, ``bool``, ``int``,
+  ``float``, ``str``, ``bytes``, lists and dicts of them), and decoding never runs code;
+- a value msgpack cannot carry is refused at ``encode`` with ``InvalidMessage`` naming its
+  type, so the sender learns it, not a reader in another process;
+- with ``symmetric_encryption_keys`` every payload is a Fernet token (AES-128-CBC plus
+  HMAC-SHA256, from ``cryptography``): the first key encrypts, every key decrypts, so keys
+  rotate without downtime (add the new key first, drop the old one after ``expiry``);
+- a key is any ``str`` or ``bytes`` and is turned into a Fernet key with HKDF-SHA256
+  (``derive_fernet_key``), so a Django ``SECRET_KEY`` works as it is; give it at least 32
+  bytes of entropy, since a guessable key is a guessable encryption;
+- a payload that does not decode (corrupt, or encrypted with a key this process lacks)
+  raises ``UndecodableMessage``; the caller counts and logs it, it is never skipped in
+  silence.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+
+from channelworks.exceptions import ChannelLayerError, InvalidMessage
+
+#: HKDF ``info``: binds derived keys to this use, so the same secret used elsewhere (Django
+#: signing) never yields the same key material.
+KDF_INFO = b"channelworks.layers.codec fernet v1"
+
+
+class UndecodableMessage(ChannelLayerError):
+    """A payload that is not a msgpack message, or was encrypted with an unknown key."""
+
+
+def derive_fernet_key(secret: str | bytes) -> bytes:
+    """The Fernet key (urlsafe base64 of 32 bytes) derived from ``secret`` by HKDF-SHA256."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    if isinstance(secret, str):
+        secret = secret.encode()
+    if not isinstance(secret, bytes) or not secret:
+        raise ValueError("symmetric_encryption_keys must be non-empty str or bytes values")
+    material = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=KDF_INFO).derive(secret)
+    return base64.urlsafe_b64encode(material)
+
+
+def _refuse(value: object) -> Any:
+    raise InvalidMessage(
+        f"A message value of type {type(value).__name__} cannot be sent across processes; "
+        "use None, bool, int, float, str, bytes, and lists or dicts of them"
+    )
+
+
+class Codec:
+    """Encodes messages to bytes (msgpack, optionally encrypted) and decodes them back.
+
+    ``symmetric_encryption_keys``: ``None`` for plain msgpack, or a non-empty list of secrets;
+    the first encrypts, all decrypt. Encryption needs the ``cryptography`` package
+    (``pip install channelworks[encryption]``).
+    """
+
+    def __init__(self, symmetric_encryption_keys: Iterable[str | bytes] | None = None) -> None:
+        self._packer_options: dict[str, Any] = {"use_bin_type": True, "default": _refuse}
+        self._fernet: Any = None
+        if symmetric_encryption_keys is not None:
+            if isinstance(symmetric_encryption_keys, str | bytes):
+                raise ValueError("symmetric_encryption_keys must be a list of keys, not one key")
+            keys = list(symmetric_encryption_keys)
+            if not keys:
+                raise ValueError("symmetric_encryption_keys must hold at least one key")
+            try:
+                from cryptography.fernet import Fernet, MultiFernet
+            except ImportError as exc:  # pragma: no cover - cryptography is a dev dependency
+                raise ImportError(
+                    "symmetric_encryption_keys needs the 'cryptography' package "
+                    "(pip install channelworks[encryption])"
+                ) from exc
+            self._fernet = MultiFernet([Fernet(derive_fernet_key(key)) for key in keys])
+
+    @property
+    def encrypted(self) -> bool:
+        return self._fernet is not None
+
+    def encode(self, message: dict[str, Any]) -> bytes:
+        """Bytes for ``message``; raise ``InvalidMessage`` naming a value msgpack cannot carry."""
+        try:
+            data: bytes = msgpack.packb(message, **self._packer_options)
+        except InvalidMessage:
+            raise
+        except (TypeError, ValueError, OverflowError) as exc:
+            # Integers over 64 bits, recursion too deep, and the like.
+            raise InvalidMessage(f"A message cannot be sent across processes: {exc}") from exc
+        if self._fernet is not None:
+            data = self._fernet.encrypt(data)
+        return data
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        """The message in ``data``; raise ``UndecodableMessage`` if it is not one of ours."""
+        if self._fernet is not None:
+            from cryptography.fernet import InvalidToken
+
+            try:
+                data = self._fernet.decrypt(data)
+            except InvalidToken:
+                raise UndecodableMessage(
+                    "Cannot decrypt a message: it was encrypted with a key that is not in "
+                    "symmetric_encryption_keys, or it is not encrypted"
+                ) from None
+        try:
+            message = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        except Exception as exc:  # msgpack raises several unrelated types on bad input
+            raise UndecodableMessage(f"Cannot decode a message: {exc!r}") from exc
+        if not isinstance(message, dict):
+            raise UndecodableMessage(f"A payload decoded to {type(message).__name__}, not dict")
+        return message
+
+
+__all__ = ["KDF_INFO", "Codec", "UndecodableMessage", "derive_fernet_key"]

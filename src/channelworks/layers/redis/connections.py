@@ -1,0 +1,170 @@
+"""A layer's ways to Redis: connections per event loop, and commands with error reporting.
+
+Rules of this file:
+- connections (asyncio streams) belong to one event loop. ``Links.here()`` gives the
+  *home* loop's, kept for the layer's life, when called on it; on any other loop (a thread's
+  ``async_to_sync``) it gives new ones that the caller closes before it returns;
+- the home loop is the first loop the layer does I/O on. If that loop ends without
+  ``close()``, its connections are closed by the loop's ``shutdown_asyncgens()`` (which
+  ``asyncio.run`` and asgiref call) through ``_guard``, inside the loop, instead of being
+  left to the garbage collector; the next loop to use the layer becomes home;
+- a command that cannot reach Redis within ``retry_timeout`` raises ``RedisUnavailable``,
+  counted in ``stats.redis_errors`` and logged at ERROR, here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from channelworks.layers.redis.errors import RedisUnavailable
+from channelworks.layers.redis.hosts import HostSpec, pick_shard
+from channelworks.layers.redis.keeper import Keeper
+from channelworks.layers.redis.pipeline import RETRYABLE, Pipeline
+from channelworks.layers.redis.pop import Popper
+from channelworks.layers.redis.reader import InboxReader
+from channelworks.layers.redis.shard import Command, open_shard
+from channelworks.layers.redis.stats import RedisLayerStats
+
+logger = logging.getLogger("channelworks.layers.redis")
+
+
+class Connections:
+    """Pipelines (and idle blocking poppers) to every shard, for one event loop."""
+
+    def __init__(self, hosts: list[HostSpec], retry_timeout: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.pipelines = [Pipeline(open_shard(spec), retry_timeout=retry_timeout) for spec in hosts]
+        #: cleanup tasks of cancelled pops; waited for before the connections close
+        self.tasks: set[asyncio.Task[Any]] = set()
+        #: per shard, poppers (blocking connections) not in use by a receive
+        self.poppers: list[list[Popper]] = [[] for _ in hosts]
+
+    async def aclose(self) -> None:
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        for idle in self.poppers:
+            for popper in idle:
+                await popper.release()
+            idle.clear()
+        for pipeline in self.pipelines:
+            await pipeline.aclose()
+
+
+class Home(Connections):
+    """The home loop's connections, with the inbox reader and the keeper running on it."""
+
+    reader: InboxReader | None = None
+    reader_task: asyncio.Task[None] | None = None
+    keeper: Keeper | None = None
+    keeper_task: asyncio.Task[None] | None = None
+    guard: AsyncGenerator[None, None] | None = None
+    alive: tuple[int, str] | None = None  # (shard, key) of the alive key once set
+
+    async def aclose(self) -> None:
+        tasks = [t for t in (self.keeper_task, self.reader_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.alive is not None:
+            index, key = self.alive
+            # Say goodbye: members of this process stop getting group messages at once.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.pipelines[index].shard.execute([("DEL", key)]), 1.0)
+        await super().aclose()
+
+
+class Links:
+    """Where a layer's keys live and how its commands get there; see the module docstring."""
+
+    def __init__(self, hosts: list[HostSpec], retry_timeout: float, stats: RedisLayerStats):
+        self.hosts = hosts
+        self.retry_timeout = retry_timeout
+        self.stats = stats
+        self.identities = [spec.identity for spec in hosts]
+        #: one server (or Sentinel master): a script may touch any key
+        self.single_server = len(hosts) == 1 and not hosts[0].cluster_nodes
+        self.home: Home | None = None
+
+    def shard_of(self, routing_name: str) -> int:
+        """The shard of keys routed by ``routing_name`` (the part in braces)."""
+        return pick_shard(routing_name, self.identities) if len(self.identities) > 1 else 0
+
+    async def here(self) -> tuple[Connections, bool]:
+        """Connections for the running loop, and whether they are the home loop's (kept).
+
+        Connections that are not the home loop's must be closed by the caller.
+        """
+        loop = asyncio.get_running_loop()
+        home = self.home
+        if home is not None and home.loop is loop:
+            return home, True
+        if home is not None and home.loop.is_closed():
+            # Its loop ended without close() and without shutting down async generators:
+            # nothing can be closed any more; start afresh on this loop.
+            self.home = home = None
+        if home is None:
+            home = self.home = Home(self.hosts, self.retry_timeout)
+            home.guard = self._guard(home)
+            await home.guard.__anext__()
+            return home, True
+        return Connections(self.hosts, self.retry_timeout), False
+
+    async def _guard(self, home: Home) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if self.home is home:
+                self.home = None
+                await home.aclose()
+
+    async def aclose(self) -> None:
+        """Close the home loop's connections, reader and keeper (call it on that loop)."""
+        home, self.home = self.home, None
+        if home is not None:
+            await home.aclose()
+            if home.guard is not None:
+                await home.guard.aclose()
+
+    async def call(self, index: int, command: Command, operation: str, target: str) -> Any:
+        """The reply to ``command`` on shard ``index``; an error reply is raised."""
+        home = self.home
+        if home is not None and home.loop is asyncio.get_running_loop():
+            pipeline = home.pipelines[index]
+            try:
+                return await pipeline.call(command)
+            except RETRYABLE as exc:
+                raise self.unavailable(operation, target, pipeline, exc) from exc
+        (reply,) = await self.batch(index, [command], operation, target)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def batch(
+        self, index: int, commands: list[Command], operation: str, target: str
+    ) -> list[Any]:
+        """Replies to ``commands``, run together on shard ``index`` (error replies as values)."""
+        connections, own = await self.here()
+        pipeline = connections.pipelines[index]
+        try:
+            return await pipeline.run(commands)
+        except RETRYABLE as exc:
+            raise self.unavailable(operation, target, pipeline, exc) from exc
+        finally:
+            if not own:
+                await connections.aclose()
+
+    def unavailable(
+        self, operation: str, target: str, pipeline: Pipeline, exc: BaseException
+    ) -> RedisUnavailable:
+        """Count and log that ``operation`` on ``target`` failed; the error to raise."""
+        self.stats.redis_errors += 1
+        error = RedisUnavailable(operation, target, pipeline.shard.spec.identity, str(exc))
+        logger.error("Redis layer: %s", error)
+        return error
+
+
+__all__ = ["Connections", "Home", "Links"]

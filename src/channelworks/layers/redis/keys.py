@@ -1,0 +1,95 @@
+"""The Redis keyspace of one layer: every key lives under ``{prefix}:`` and is built here.
+
+The whole keyspace (``P`` is the layer's ``prefix``, ``pid`` a process id from
+``new_channel()``, ``name`` a channel or group name)::
+
+    P:inbox:{pid}      list    entries for the process-local channels of process pid
+    P:count:{pid}      hash    channel -> entries of a direct send not yet taken by pid's reader
+    P:alive:{pid}      string  exists while process pid is alive (TTL: process_timeout)
+    P:channel:{name}   list    entries of the normal channel ``name`` (load-balanced)
+    P:group:{name}     zset    member channel -> expiry of the membership (ms since epoch)
+    P:presence:{name}  reserved for presence (who is in group ``name``)
+    P:history:{name}   reserved for history (the bounded, offset-numbered log of group ``name``)
+
+Rules of this file:
+- the part in braces is the Redis Cluster hash tag: every key of one process shares a slot,
+  and a group's zset, presence and history share one, so one Lua script may touch them
+  together on any deployment (the braces cost nothing on a single server);
+- the shard (or cluster slot) of a key is chosen by its *routing name*, the text in braces;
+- ``prefix`` may hold letters, digits, ``-``, ``_``, ``.`` and ``:`` only (no glob or
+  brace characters), so ``P:*`` matches exactly this layer's keys.
+
+Entries are bytes: a header of space-separated ASCII fields, ``\\n``, then the payload (the
+codec's bytes). Channel and group names never hold a space or a newline, so the header splits
+without escaping. Inbox entries::
+
+    s <expires_ms> <origin> <channel>\\n<payload>                a send to one channel
+    g <expires_ms> <origin> <group> <channel> ...\\n<payload>    a group_send to some channels
+
+``origin`` is ``<pid>:<sequence>`` of the sending layer (``-`` when it does not matter).
+Normal-channel entries are ``<expires_ms>\\n<payload>``.
+"""
+
+from __future__ import annotations
+
+import re
+
+_PREFIX = re.compile(r"[A-Za-z0-9_.:\-]+")
+
+#: the features that will live in the reserved part of the keyspace
+RESERVED = ("presence", "history")
+
+
+def check_prefix(prefix: object) -> str:
+    """Return ``prefix`` if it can start this layer's keys, else raise ``ValueError``."""
+    if not isinstance(prefix, str) or _PREFIX.fullmatch(prefix) is None:
+        raise ValueError(f"prefix must be letters, digits, '-', '_', '.' or ':', got {prefix!r}")
+    return prefix.rstrip(":") or prefix
+
+
+def process_of(channel: str) -> str:
+    """The process id that owns the process-local ``channel`` (``"chat.pid!3"`` -> ``"pid"``)."""
+    head = channel[: channel.index("!")]
+    return head[head.rfind(".") + 1 :]
+
+
+class Keyspace:
+    """Builds the keys of a layer with ``prefix``; see the module docstring for the layout."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = check_prefix(prefix)
+
+    def inbox(self, pid: str) -> str:
+        return f"{self.prefix}:inbox:{{{pid}}}"
+
+    def count(self, pid: str) -> str:
+        return f"{self.prefix}:count:{{{pid}}}"
+
+    def alive(self, pid: str) -> str:
+        return f"{self.prefix}:alive:{{{pid}}}"
+
+    def channel(self, name: str) -> str:
+        return f"{self.prefix}:channel:{{{name}}}"
+
+    def group(self, name: str) -> str:
+        return f"{self.prefix}:group:{{{name}}}"
+
+    def presence(self, group: str) -> str:
+        """Reserved: the presence data of ``group`` (same slot as the group)."""
+        return f"{self.prefix}:presence:{{{group}}}"
+
+    def history(self, group: str) -> str:
+        """Reserved: the history log of ``group`` (same slot as the group)."""
+        return f"{self.prefix}:history:{{{group}}}"
+
+    @property
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of this layer."""
+        return f"{self.prefix}:*"
+
+    @property
+    def alive_pattern(self) -> str:
+        return f"{self.prefix}:alive:*"
+
+
+__all__ = ["RESERVED", "Keyspace", "check_prefix", "process_of"]

@@ -1,0 +1,581 @@
+"""``RedisChannelLayer``: the channel layer contract over Redis, for many processes.
+
+How it moves messages (docs/redis.md has the whole design and the keyspace is in keys.py):
+
+- a *process-local* channel (``new_channel()``, with ``!``) is read by its process only: a
+  send pushes an entry onto that process's inbox list (one script, one round trip), and the
+  process's one ``InboxReader`` task moves entries into a local ``InMemoryChannelLayer``,
+  which gives receivers the in-memory guarantees (waiters, cancellation, expiry);
+- a *normal* channel is a Redis list that any process may pop: each receive pops one entry
+  (cancel-safe, see pop.py), so several workers share its messages;
+- a group is a sorted set; ``group_send`` costs one round trip on a single server (a script
+  pushes one entry per live process holding its member channels) and two when sharded;
+- a send to one of this layer's own channels is delivered in memory, without Redis
+  (``deliver_locally``), unless entries this layer pushed to its own inbox are still
+  unread: then it goes through the inbox too, behind them, so order per sender holds.
+
+Concurrency hazard: a layer's connections, reader and keeper belong to its *home* loop, the
+first loop it does I/O on; a call from another loop (``async_to_sync`` in a thread) uses
+connections of its own for that call (connections.py). The bookkeeping here is not locked:
+drive one layer from one loop at a time, plus such calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from channelworks.exceptions import ChannelFull, InvalidChannelName
+from channelworks.layers.base import BaseChannelLayer, CapacityPatterns
+from channelworks.layers.codec import Codec, UndecodableMessage
+from channelworks.layers.memory import InMemoryChannelLayer
+from channelworks.layers.names import require_channel_name, require_group_name, require_message
+from channelworks.layers.redis import scripts
+from channelworks.layers.redis.connections import Home, Links
+from channelworks.layers.redis.errors import ForeignChannel
+from channelworks.layers.redis.hosts import parse_hosts
+from channelworks.layers.redis.keeper import Keeper
+from channelworks.layers.redis.keys import Keyspace, process_of
+from channelworks.layers.redis.membership import Memberships
+from channelworks.layers.redis.pipeline import RETRYABLE, Pipeline, backoff
+from channelworks.layers.redis.pop import Popper
+from channelworks.layers.redis.reader import InboxReader
+from channelworks.layers.redis.shard import Command
+from channelworks.layers.redis.stats import RedisLayerStats
+
+logger = logging.getLogger("channelworks.layers.redis")
+
+Message = dict[str, Any]
+
+#: channels_redis options accepted so that its settings run unchanged
+COMPAT_OPTIONS = frozenset({"serializer_format", "random_prefix"})
+#: members per ZADD when memberships are refreshed (Lua's unpack() has a limit)
+REFRESH_CHUNK = 500
+
+
+class RedisChannelLayer(BaseChannelLayer):
+    """A channel layer over Redis: many processes, many machines; see docs/redis.md.
+
+    Options as in channels_redis: ``hosts`` (URLs, ``(host, port)`` pairs, dicts of redis-py
+    connection options; several for sharding), ``prefix``, ``expiry``, ``group_expiry``,
+    ``capacity``, ``channel_capacity``, ``symmetric_encryption_keys``. Ours:
+    ``sentinels`` and ``master_name`` (and ``sentinel_kwargs``) for Sentinel; ``cluster=True``
+    for Redis Cluster; ``process_timeout`` (seconds after which a silent process counts as
+    dead, default 60); ``refresh_interval`` (seconds between heartbeats, default a third of
+    ``min(group_expiry, process_timeout)``); ``retry_timeout`` (seconds an operation keeps
+    retrying a lost connection before it raises ``RedisUnavailable``, default 3);
+    ``deliver_locally`` (sends to this layer's own channels skip Redis, default on).
+    """
+
+    stats: RedisLayerStats
+
+    def __init__(
+        self,
+        hosts: Iterable[object] | str | None = None,
+        prefix: str = "asgi",
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: CapacityPatterns | None = None,
+        symmetric_encryption_keys: Iterable[str | bytes] | None = None,
+        *,
+        sentinels: Iterable[object] | None = None,
+        master_name: str | None = None,
+        sentinel_kwargs: Mapping[str, Any] | None = None,
+        cluster: bool = False,
+        process_timeout: float = 60,
+        refresh_interval: float | None = None,
+        retry_timeout: float = 3.0,
+        deliver_locally: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__(expiry, group_expiry, capacity, channel_capacity)
+        unknown = set(options) - COMPAT_OPTIONS
+        if unknown:
+            raise TypeError(f"RedisChannelLayer got unknown option(s) {sorted(unknown)}")
+        if options.get("serializer_format", "msgpack") != "msgpack":
+            raise ValueError("RedisChannelLayer serialises with msgpack only")
+        if process_timeout <= 0 or retry_timeout < 0:
+            raise ValueError("process_timeout must be positive and retry_timeout not negative")
+        self.hosts = parse_hosts(
+            hosts,
+            sentinels=sentinels,
+            master_name=master_name,
+            sentinel_kwargs=sentinel_kwargs,
+            cluster=cluster,
+        )
+        self.keys = Keyspace(prefix)
+        self.prefix = self.keys.prefix
+        self.codec = Codec(symmetric_encryption_keys)
+        self.process_timeout = process_timeout
+        hold = min(group_expiry, process_timeout)
+        self.refresh_interval = refresh_interval if refresh_interval else hold / 3
+        if not 0 < self.refresh_interval < hold:
+            raise ValueError("refresh_interval must be below min(group_expiry, process_timeout)")
+        self.retry_timeout = retry_timeout
+        self.deliver_locally = deliver_locally
+        self.stats = RedisLayerStats()
+        #: this layer's process id: its channels are ``{prefix}.{pid}!{n}``
+        self.pid = secrets.token_hex(8)
+        self._marker = f".{self.pid}!"
+        self._links = Links(self.hosts, retry_timeout, self.stats)
+        self._own_shard = self._links.shard_of(self.pid)
+        self._expiry_ms = int(expiry * 1000)
+        self._group_expiry_ms = int(group_expiry * 1000)
+        self._hold_ms = int(hold * 1000)
+        self.local = InMemoryChannelLayer(expiry, group_expiry, capacity, channel_capacity)
+        self.local.stats = self.stats  # one set of counters for the whole layer
+        self._plain = Codec()
+        self.memberships = Memberships(group_expiry, hold)
+        self._counter = itertools.count()
+        self._seq = itertools.count(1)
+        self._pushed_seq = 0  # highest seq of this layer's own-inbox entries Redis accepted
+
+    # -- point to point -----------------------------------------------------------------------
+
+    async def send(self, channel: str, message: Message) -> None:
+        require_channel_name(channel)
+        require_message(message)
+        now = _now_ms()
+        if "!" not in channel:
+            entry = b"%d\n" % (now + self._expiry_ms) + self.codec.encode(message)
+            accepted, dropped = await self._links.call(
+                self._links.shard_of(channel),
+                scripts.SEND_NORMAL.command(
+                    (self.keys.channel(channel),),
+                    self.get_capacity(channel),
+                    entry,
+                    self._expiry_ms,
+                    now,
+                ),
+                "send",
+                channel,
+            )
+            self.stats.expired += dropped
+            if not accepted:
+                raise ChannelFull(channel)
+            return
+        if self._marker in channel and self._may_deliver_locally(channel):
+            await self.local.send(channel, self._plain.decode(self._plain.encode(message)))
+            return
+        pid = process_of(channel)
+        seq = next(self._seq)
+        entry = b"s %d %s:%d %s\n" % (
+            now + self._expiry_ms,
+            self.pid.encode(),
+            seq,
+            channel.encode(),
+        ) + self.codec.encode(message)
+        accepted = await self._links.call(
+            self._links.shard_of(pid),
+            scripts.SEND_LOCAL.command(
+                (self.keys.inbox(pid), self.keys.count(pid)),
+                channel,
+                self.get_capacity(channel),
+                entry,
+                self._expiry_ms,
+            ),
+            "send",
+            channel,
+        )
+        if not accepted:
+            raise ChannelFull(channel)
+        if pid == self.pid:
+            self._pushed_seq = max(self._pushed_seq, seq)
+
+    def _may_deliver_locally(self, channel: str) -> bool:
+        home = self._links.home
+        reader = home.reader if home is not None else None
+        return (
+            self.deliver_locally
+            and reader is not None
+            and reader.read_seq >= self._pushed_seq
+            and channel not in reader.overflow
+        )
+
+    def receive_nowait(self, channel: str) -> Message | None:
+        if isinstance(channel, str) and self._marker in channel:
+            message = self.local.receive_nowait(channel)
+            if message is None:
+                home = self._links.home
+                if home is not None and home.reader is not None and home.reader.overflow:
+                    message = home.reader.take(channel)
+            self.memberships.read(channel)
+            return message
+        require_channel_name(channel)
+        if "!" in channel:
+            raise ForeignChannel(channel)
+        return None
+
+    async def receive(self, channel: str) -> Message:
+        if isinstance(channel, str) and self._marker in channel:
+            home = self._links.home
+            if home is None or home.reader is None:
+                await self._start_reader()
+            message = self.receive_nowait(channel)
+            if message is not None:
+                return message
+            self.memberships.wait_started(channel)
+            try:
+                return await self.local.receive(channel)
+            finally:
+                self.memberships.wait_ended(channel)
+        require_channel_name(channel)
+        if "!" in channel:
+            raise ForeignChannel(channel)
+        return await self._receive_normal(channel)
+
+    async def _receive_normal(self, channel: str) -> Message:
+        key = self.keys.channel(channel)
+        connections, own = await self._links.here()
+        index = self._links.shard_of(channel)
+        pipeline = connections.pipelines[index]
+        idle = connections.poppers[index]
+        popper = idle.pop() if idle else Popper(pipeline, connections.tasks)
+        try:
+
+            async def restore(entries: list[bytes]) -> None:
+                await self._restore(pipeline, key, entries)
+
+            failures = 0
+            while True:
+                try:
+                    _, entries = await popper.pop(key, 1, restore)
+                except RETRYABLE as exc:  # receivers wait for Redis to come back
+                    if failures == 0:
+                        logger.warning("Redis layer receive(%r) waits for Redis: %s", channel, exc)
+                    failures += 1
+                    await asyncio.sleep(backoff(failures - 1, base=0.1, cap=2.0))
+                    continue
+                for entry in entries:
+                    expires, _, payload = entry.partition(b"\n")
+                    if int(expires) <= _now_ms():
+                        self.stats.expired += 1
+                        continue
+                    try:
+                        return self.codec.decode(payload)
+                    except UndecodableMessage as exc:
+                        self.stats.undecodable += 1
+                        logger.error("Redis layer dropped a message on %r: %s", channel, exc)
+        finally:
+            if own:
+                idle.append(popper)  # a cancelled pop it still finishes holds it meanwhile
+            else:
+                await popper.release()
+                await connections.aclose()
+
+    async def _restore(self, pipeline: Pipeline, key: str, entries: list[bytes]) -> None:
+        """Put ``entries`` popped for a receiver that went away back at the head of ``key``."""
+        try:
+            await pipeline.run(
+                [("LPUSH", key, *reversed(entries)), ("PEXPIRE", key, self._expiry_ms)]
+            )
+        except Exception as exc:
+            self.stats.lost += len(entries)
+            logger.error(
+                "Redis layer lost %d message(s) of %s: taken for a cancelled receive and "
+                "Redis went away before they could be put back (%s)",
+                len(entries),
+                key,
+                exc,
+            )
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        if not isinstance(prefix, str) or "!" in prefix:
+            raise InvalidChannelName("channel prefix", prefix, "must be a str without '!'")
+        home = self._links.home
+        if home is None or home.reader is None or home.loop.is_closed():
+            await self._start_reader()
+        return require_channel_name(f"{prefix}{self._marker}{next(self._counter)}")
+
+    # -- groups -------------------------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        require_group_name(group)
+        require_channel_name(channel)
+        own = self._marker in channel
+        score = _now_ms() + (self._hold_ms if own else self._group_expiry_ms)
+        await self._links.call(
+            self._links.shard_of(group),
+            scripts.GROUP_ADD.command(
+                (self.keys.group(group),), self._group_expiry_ms, score, channel
+            ),
+            "group_add",
+            group,
+        )
+        if own:
+            self.memberships.add(channel, group)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        require_group_name(group)
+        require_channel_name(channel)
+        self.memberships.discard(channel, group)
+        await self._links.call(
+            self._links.shard_of(group),
+            ("ZREM", self.keys.group(group), channel),
+            "group_discard",
+            group,
+        )
+
+    async def group_send(self, group: str, message: Message) -> None:
+        require_group_name(group)
+        require_message(message)
+        payload = self.codec.encode(message)
+        now = _now_ms()
+        expires = now + self._expiry_ms
+        seq = next(self._seq)
+        header = f"g {expires} {self.pid}:{seq} {group}"
+        if self._links.single_server:
+            dead, own, *members = await self._links.call(
+                0,
+                scripts.GROUP_SEND.command(
+                    (self.keys.group(group),),
+                    now,
+                    self.prefix,
+                    header,
+                    payload,
+                    self._expiry_ms,
+                    self.pid,
+                ),
+                "group_send",
+                group,
+            )
+            if own:
+                self._pushed_seq = max(self._pushed_seq, seq)
+            normal = [member.decode() for member in members]
+            skipped = await self._send_normal_members(normal, payload, expires, now, group)
+        else:
+            members = await self._links.call(
+                self._links.shard_of(group),
+                scripts.GROUP_MEMBERS.command((self.keys.group(group),), now),
+                "group_send",
+                group,
+            )
+            dead, skipped = await self._push_to_members(
+                [member.decode() for member in members], header, payload, expires, now, seq, group
+            )
+        if dead:
+            logger.debug("group_send to %r skipped %d member(s) of dead processes", group, dead)
+        if skipped:
+            self.report_group_full(group, message, skipped)
+
+    async def _push_to_members(
+        self,
+        members: list[str],
+        header: str,
+        payload: bytes,
+        expires: int,
+        now: int,
+        seq: int,
+        group: str,
+    ) -> tuple[int, int]:
+        """Sharded ``group_send``: one round trip per shard, all at once. -> (dead, full)."""
+        by_process: dict[str, list[str]] = {}
+        normal: list[str] = []
+        for member in members:
+            if "!" in member:
+                by_process.setdefault(process_of(member), []).append(member)
+            else:
+                normal.append(member)
+        batches: dict[int, list[Command]] = {}
+        pushes: dict[int, list[tuple[str, int]]] = {}
+        for pid, channels in by_process.items():
+            index = self._links.shard_of(pid)
+            entry = f"{header} {' '.join(channels)}\n".encode() + payload
+            batches.setdefault(index, []).append(
+                scripts.GROUP_PUSH.command(
+                    (self.keys.inbox(pid), self.keys.alive(pid)), entry, self._expiry_ms
+                )
+            )
+            pushes.setdefault(index, []).append((pid, len(channels)))
+        indexes = list(batches)
+        results = await asyncio.gather(
+            *(self._links.batch(i, batches[i], "group_send", group) for i in indexes)
+        )
+        dead = 0
+        for index, replies in zip(indexes, results, strict=True):
+            for (pid, size), reply in zip(pushes[index], replies, strict=True):
+                if isinstance(reply, Exception):
+                    raise reply
+                if not reply:
+                    dead += size
+                elif pid == self.pid:
+                    self._pushed_seq = max(self._pushed_seq, seq)
+        full = await self._send_normal_members(normal, payload, expires, now, group)
+        return dead, full
+
+    async def _send_normal_members(
+        self, channels: list[str], payload: bytes, expires: int, now: int, group: str
+    ) -> int:
+        """Send a group message to its normal-channel members; -> how many were full."""
+        if not channels:
+            return 0
+        entry = b"%d\n" % expires + payload
+        batches: dict[int, list[Command]] = {}
+        for channel in channels:
+            batches.setdefault(self._links.shard_of(channel), []).append(
+                scripts.SEND_NORMAL.command(
+                    (self.keys.channel(channel),),
+                    self.get_capacity(channel),
+                    entry,
+                    self._expiry_ms,
+                    now,
+                )
+            )
+        results = await asyncio.gather(
+            *(
+                self._links.batch(i, commands, "group_send", group)
+                for i, commands in batches.items()
+            )
+        )
+        full = 0
+        for replies in results:
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+                accepted, dropped = reply
+                self.stats.expired += dropped
+                full += not accepted
+        return full
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Delete this prefix's keys (except processes' alive keys) and the local state.
+
+        Messages already on their way to this process when ``flush`` starts are dropped too:
+        a marker through the inbox tells the reader where "before the flush" ends.
+        """
+        connections, own = await self._links.here()
+        try:
+            for pipeline in connections.pipelines:
+                try:
+                    await pipeline.shard.delete_matching(
+                        self.keys.pattern, keep=self.keys.alive_pattern[:-1]
+                    )
+                except RETRYABLE as exc:
+                    raise self._links.unavailable("flush", self.prefix, pipeline, exc) from exc
+        finally:
+            if not own:
+                await connections.aclose()
+        self.memberships.clear()
+        home = self._links.home
+        reader = home.reader if home is not None else None
+        if reader is None or home is None or home.loop is not asyncio.get_running_loop():
+            await self.local.flush()
+            return
+        seq = next(self._seq)
+        done = reader.expect_flush(seq)
+        await self._links.call(
+            self._own_shard,
+            ("RPUSH", self.keys.inbox(self.pid), b"f 0 %s:%d\n" % (self.pid.encode(), seq)),
+            "flush",
+            self.prefix,
+        )
+        self._pushed_seq = max(self._pushed_seq, seq)
+        try:
+            await asyncio.wait_for(done, self.retry_timeout + 2)
+        except TimeoutError:  # the reader is reconnecting: flush what is here now
+            await reader.flushed(seq)
+
+    async def close(self) -> None:
+        """Stop the reader and keeper, remove this process's alive key, close connections.
+
+        Messages waiting in this process for its channels are dropped with them.
+        """
+        await self._links.aclose()
+        await self.local.close()
+        self.memberships.clear()
+
+    # -- reader and keeper --------------------------------------------------------------------
+
+    async def _start_reader(self) -> None:
+        """Start the inbox reader and the keeper on the home loop (once)."""
+        home = self._links.home
+        loop = asyncio.get_running_loop()
+        if home is not None and home.loop is not loop and not home.loop.is_closed():
+            if home.reader is None:  # called from another thread's loop: start it at home
+                start = asyncio.run_coroutine_threadsafe(self._start_reader(), home.loop)
+                await asyncio.wait_for(asyncio.wrap_future(start), self.retry_timeout + 5)
+            return
+        connections, _ = await self._links.here()
+        if not isinstance(connections, Home) or connections.reader is not None:
+            return
+        home = connections
+        alive = self.keys.alive(self.pid)
+        announce = ("SET", alive, b"1", "PX", int(self.process_timeout * 1000))
+        try:  # alive before any of our channels can join a group
+            await home.pipelines[self._own_shard].run([announce])
+        except RETRYABLE as exc:  # the reader says it once Redis is back; consumers go on
+            logger.warning("Redis layer cannot reach Redis yet, carrying on: %s", exc)
+        if home.reader is not None or self._links.home is not home:
+            return  # another call started it meanwhile, or the layer was closed
+        home.alive = (self._own_shard, alive)
+        home.keeper = Keeper(self._beat, self.refresh_interval)
+        home.reader = InboxReader(
+            pid=self.pid,
+            inbox=self.keys.inbox(self.pid),
+            count_key=self.keys.count(self.pid),
+            control=home.pipelines[self._own_shard],
+            local=self.local,
+            codec=self.codec,
+            stats=self.stats,
+            report_group_full=self.report_group_full,
+            tasks=home.tasks,
+            pushed_seq=lambda: self._pushed_seq,
+            on_reconnect=home.keeper.wake,
+            announce=announce,
+        )
+        home.reader_task = loop.create_task(
+            home.reader.run(), name=f"redis-layer-reader-{self.pid}"
+        )
+        home.keeper_task = loop.create_task(
+            home.keeper.run(), name=f"redis-layer-keeper-{self.pid}"
+        )
+
+    async def _beat(self) -> None:
+        """The keeper's heartbeat: alive key, membership refresh, overflow sweep."""
+        home = self._links.home
+        if home is None:
+            return
+        if home.reader is not None:
+            home.reader.sweep()
+        batches: dict[int, list[Command]] = {
+            self._own_shard: [
+                ("SET", self.keys.alive(self.pid), b"1", "PX", int(self.process_timeout * 1000))
+            ]
+        }
+        now = _now_ms()
+        for group, channels in self.memberships.due().items():
+            for start in range(0, len(channels), REFRESH_CHUNK):
+                pairs: list[str | int] = []
+                for channel, left in channels[start : start + REFRESH_CHUNK]:
+                    pairs += (now + int(left * 1000), channel)
+                batches.setdefault(self._links.shard_of(group), []).append(
+                    scripts.GROUP_ADD.command(
+                        (self.keys.group(group),), self._group_expiry_ms, "XX", *pairs
+                    )
+                )
+        results = await asyncio.gather(
+            *(home.pipelines[index].run(commands) for index, commands in batches.items())
+        )
+        for replies in results:
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+
+    def __repr__(self) -> str:
+        hosts = ", ".join(self._links.identities)
+        return f"<RedisChannelLayer prefix={self.prefix!r} hosts=[{hosts}] pid={self.pid}>"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+__all__ = ["RedisChannelLayer"]

@@ -1,0 +1,178 @@
+"""The Lua scripts of the Redis layer: each one is one round trip and runs atomically.
+
+Rules of this file:
+- a script touches only the keys passed in ``KEYS``, except ``GROUP_SEND``, which also builds
+  inbox and alive keys from ``ARGV`` and is therefore used only on a single, non-cluster
+  server (a sharded or cluster layer runs ``GROUP_MEMBERS`` then ``GROUP_PUSH`` instead);
+- times are integer milliseconds since the epoch, passed in by the client (Redis scripts
+  could read ``TIME``, but a reader compares expiries with its own clock anyway, so all
+  clocks must agree within a small part of ``expiry``: run NTP);
+- the entry formats are described in ``keys.py``; scripts only concatenate and parse their
+  header fields, never the payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script with its SHA1, run with EVALSHA (loaded again after NOSCRIPT)."""
+
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+    def command(self, keys: tuple[str, ...], *args: str | bytes | int) -> tuple[object, ...]:
+        """The EVALSHA command tuple that runs this script."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+
+# KEYS: inbox, count.  ARGV: channel, capacity, entry, ttl_ms.  -> 1 accepted, 0 full.
+SEND_LOCAL = Script(
+    "send_local",
+    """
+local n = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if n >= tonumber(ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+redis.call('RPUSH', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+""",
+)
+
+# KEYS: channel list.  ARGV: capacity, entry, ttl_ms, now_ms.
+# -> {1 accepted or 0 full, expired entries dropped from the head to make room}
+SEND_NORMAL = Script(
+    "send_normal",
+    """
+local cap = tonumber(ARGV[1])
+local dropped = 0
+if redis.call('LLEN', KEYS[1]) >= cap then
+  local now = tonumber(ARGV[4])
+  while true do
+    local head = redis.call('LINDEX', KEYS[1], 0)
+    if not head then break end
+    local expires = tonumber(string.match(head, '^(%d+)'))
+    if expires == nil or expires > now then break end
+    redis.call('LPOP', KEYS[1])
+    dropped = dropped + 1
+  end
+  if redis.call('LLEN', KEYS[1]) >= cap then return {0, dropped} end
+end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {1, dropped}
+""",
+)
+
+# KEYS: count.  ARGV: channel, n, channel, n, ...  Fields that reach 0 are deleted.
+DECREMENT = Script(
+    "decrement",
+    """
+for i = 1, #ARGV, 2 do
+  if redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1])) <= 0 then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return 0
+""",
+)
+
+# KEYS: group.  ARGV: ttl_ms, score, member, score, member...
+# ZADD (or, with XX first in ARGV, refresh existing members only) and keep the key's TTL at
+# least ttl_ms.
+GROUP_ADD = Script(
+    "group_add",
+    """
+local ttl = tonumber(ARGV[1])
+if ARGV[2] == 'XX' then
+  redis.call('ZADD', KEYS[1], 'XX', 'GT', unpack(ARGV, 3))
+else
+  redis.call('ZADD', KEYS[1], unpack(ARGV, 2))
+end
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 0
+""",
+)
+
+_MEMBERS = """
+local now = ARGV[1]
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local members = redis.call('ZRANGE', KEYS[1], '(' .. now, '+inf', 'BYSCORE')
+"""
+
+# KEYS: group.  ARGV: now_ms.  -> live members (lapsed ones are removed first)
+GROUP_MEMBERS = Script("group_members", _MEMBERS + "return members\n")
+
+# KEYS: inbox, alive.  ARGV: entry, ttl_ms.  -> 1 pushed, 0 the process is not alive
+GROUP_PUSH = Script(
+    "group_push",
+    """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+""",
+)
+
+# Single server only (builds keys from ARGV).  KEYS: group.
+# ARGV: now_ms, prefix, header ("g <expires_ms> <origin> <group>"), payload, ttl_ms, own pid.
+# Pushes one entry per live process holding the names of its member channels.
+# -> {members skipped because their process is not alive, 1 if the caller's own inbox got an
+#     entry else 0, normal (no '!') member channels, left to the caller}
+GROUP_SEND = Script(
+    "group_send",
+    _MEMBERS
+    + """
+local prefix, header, payload, ttl, own = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local by_process, order, result = {}, {}, {0, 0}
+for _, member in ipairs(members) do
+  local head = string.match(member, '^([^!]*)!')
+  if head then
+    local pid = string.match(head, '([^.]*)$')
+    local list = by_process[pid]
+    if not list then
+      list = {}
+      by_process[pid] = list
+      order[#order + 1] = pid
+    end
+    list[#list + 1] = member
+  else
+    result[#result + 1] = member
+  end
+end
+for _, pid in ipairs(order) do
+  local list = by_process[pid]
+  if redis.call('EXISTS', prefix .. ':alive:{' .. pid .. '}') == 1 then
+    local inbox = prefix .. ':inbox:{' .. pid .. '}'
+    redis.call('RPUSH', inbox, header .. ' ' .. table.concat(list, ' ') .. '\\n' .. payload)
+    redis.call('PEXPIRE', inbox, ttl)
+    if pid == own then result[2] = 1 end
+  else
+    result[1] = result[1] + #list
+  end
+end
+return result
+""",
+)
+
+ALL = (SEND_LOCAL, SEND_NORMAL, DECREMENT, GROUP_ADD, GROUP_MEMBERS, GROUP_PUSH, GROUP_SEND)
+
+__all__ = [
+    "ALL",
+    "DECREMENT",
+    "GROUP_ADD",
+    "GROUP_MEMBERS",
+    "GROUP_PUSH",
+    "GROUP_SEND",
+    "SEND_LOCAL",
+    "SEND_NORMAL",
+    "Script",
+]

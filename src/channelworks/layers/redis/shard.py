@@ -1,0 +1,210 @@
+"""Connections to one shard (a server, a Sentinel-managed master, or a cluster) for one loop.
+
+Rules of this file:
+- a ``Shard`` belongs to the event loop that first used it (asyncio streams do); the layer
+  keeps one set per loop it runs on and closes it with ``aclose()``;
+- ``execute`` sends a batch of commands in one write and reads every reply: a round trip for
+  the whole batch. An error reply comes back as a ``ResponseError`` *value* in its place; a
+  broken connection raises (``redis.exceptions.ConnectionError``/``TimeoutError``) and the
+  caller decides whether to retry. redis-py's own retries are off, so there is one retry
+  policy, the layer's;
+- blocking commands (``BLMPOP``) get connections of their own (``acquire_blocking``), never
+  the ones ``execute`` uses, so a blocked read cannot hold up a send;
+- replies are bytes (``decode_responses`` is forced off: payloads are binary).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, cast
+
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
+
+from channelworks.layers.redis.hosts import HostSpec
+
+Command = tuple[Any, ...]
+
+#: seconds a round trip may take before the connection counts as lost (``socket_timeout``)
+DEFAULT_TIMEOUT = 5.0
+#: seconds a blocking pop waits in Redis before it returns empty and is issued again
+BLOCK_SECONDS = 1.0
+#: read timeout of blocking connections: a pop answers within BLOCK_SECONDS unless the link died
+BLOCKING_SOCKET_TIMEOUT = BLOCK_SECONDS + 10.0
+
+
+def _options(spec: HostSpec) -> dict[str, Any]:
+    options = dict(spec.options)
+    options["decode_responses"] = False
+    options["retry"] = Retry(NoBackoff(), 0)
+    return options
+
+
+class Shard(ABC):
+    """The connections a layer holds to one shard on one event loop."""
+
+    #: a single server (or Sentinel master): one Lua script may touch any key on it
+    single_server: bool = True
+
+    def __init__(self, spec: HostSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    async def execute(self, commands: Sequence[Command]) -> list[Any]:
+        """Run ``commands`` in one round trip; error replies come back as exception values."""
+
+    async def load_scripts(self, sources: Sequence[str]) -> None:
+        """Load Lua ``sources`` into the script cache (every primary, for a cluster)."""
+        for reply in await self.execute([("SCRIPT", "LOAD", source) for source in sources]):
+            if isinstance(reply, Exception):
+                raise reply
+
+    async def delete_matching(self, pattern: str, keep: str) -> None:
+        """Delete every key matching ``pattern`` except those that start with ``keep``."""
+        keep_bytes = keep.encode()
+        cursor: Any = 0
+        while True:
+            (reply,) = await self.execute([("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)])
+            if isinstance(reply, Exception):
+                raise reply
+            cursor, keys = reply
+            doomed = [key for key in keys if not key.startswith(keep_bytes)]
+            if doomed:
+                (reply,) = await self.execute([("UNLINK", *doomed)])
+                if isinstance(reply, Exception):
+                    raise reply
+            if int(cursor) == 0:
+                return
+
+    @abstractmethod
+    async def acquire_blocking(self, key: str) -> AbstractConnection:
+        """A connected connection for a blocking command on ``key``; give it back with
+        ``release_blocking``."""
+
+    @abstractmethod
+    async def release_blocking(self, connection: AbstractConnection) -> None: ...
+
+    async def blocking_failed(self, error: Exception) -> None:
+        """A blocking command was refused with ``error`` (``MOVED``): look the key up again."""
+        return
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close every connection; the shard is not used afterwards."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec.identity}>"
+
+
+async def run_on(connection: AbstractConnection, commands: Sequence[Command]) -> list[Any]:
+    """Send ``commands`` on ``connection`` in one write and read their replies."""
+    if not connection.is_connected:
+        await cast(Any, connection).connect()  # Sentinel connections find the master here
+    await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(await connection.read_response())
+        except ResponseError as exc:  # an error reply; the stream is still in step
+            replies.append(exc)
+    return replies
+
+
+class ServerShard(Shard):
+    """One Redis server, or the master of a Sentinel set (followed across failovers)."""
+
+    def __init__(self, spec: HostSpec) -> None:
+        super().__init__(spec)
+        options = _options(spec)
+        blocking = options | {"socket_timeout": BLOCKING_SOCKET_TIMEOUT}
+        # redis-py wraps every write in asyncio.wait_for (a task each) when a socket timeout
+        # is set; ``execute`` bounds the whole round trip with one asyncio.timeout instead.
+        self.timeout: float | None = options.get("socket_timeout", DEFAULT_TIMEOUT)
+        socket_options = {k: v for k, v in options.items() if k.startswith("socket_")}
+        options["socket_timeout"] = None
+        self._sentinel: Any = None
+        self._pool: Any
+        self._blocking: Any
+        if spec.sentinels:
+            from redis.asyncio import sentinel
+
+            make_sentinel: Any = sentinel.Sentinel
+            make_pool: Any = sentinel.SentinelConnectionPool
+
+            self._sentinel = make_sentinel(
+                list(spec.sentinels),
+                sentinel_kwargs=dict(spec.sentinel_options or {}) or None,
+                **({"socket_timeout": self.timeout} | socket_options),
+            )
+            self._pool = make_pool(spec.master_name, self._sentinel, **options)
+            self._blocking = make_pool(spec.master_name, self._sentinel, **blocking)
+        elif spec.url is not None:
+            self._pool = ConnectionPool.from_url(spec.url, **options)
+            self._blocking = ConnectionPool.from_url(spec.url, **blocking)
+        else:
+            self._pool = ConnectionPool(**options)
+            self._blocking = ConnectionPool(**blocking)
+        # Connections taken from the pool once and kept: the pool's own checks on every
+        # checkout cost more than a small pipeline does.
+        self._idle: list[AbstractConnection] = []
+        self._leased: list[AbstractConnection] = []
+
+    async def execute(self, commands: Sequence[Command]) -> list[Any]:
+        connection: AbstractConnection
+        if self._idle:
+            connection = self._idle.pop()
+        else:
+            connection = await self._pool.get_connection()
+            self._leased.append(connection)
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await run_on(connection, commands)
+        except BaseException:
+            # redis-py has dropped the socket (a reply may be half read); the connection
+            # object reconnects on its next use.
+            await connection.disconnect()
+            raise
+        finally:
+            self._idle.append(connection)
+
+    async def acquire_blocking(self, key: str) -> AbstractConnection:
+        connection: AbstractConnection = await self._blocking.get_connection()
+        return connection
+
+    async def release_blocking(self, connection: AbstractConnection) -> None:
+        await self._blocking.release(connection)
+
+    async def aclose(self) -> None:
+        for connection in self._leased:
+            await self._pool.release(connection)
+        self._idle.clear()
+        self._leased.clear()
+        await self._pool.aclose()
+        await self._blocking.aclose()
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
+
+
+def open_shard(spec: HostSpec) -> Shard:
+    """The connections for ``spec`` (none is opened until first use)."""
+    if spec.cluster_nodes:
+        from channelworks.layers.redis.cluster import ClusterShard
+
+        shard: Shard = ClusterShard(spec)
+        return shard
+    return ServerShard(spec)
+
+
+__all__ = [
+    "BLOCKING_SOCKET_TIMEOUT",
+    "BLOCK_SECONDS",
+    "Command",
+    "ServerShard",
+    "Shard",
+    "open_shard",
+    "run_on",
+]

@@ -1,0 +1,55 @@
+"""A layer over a three-node Redis Cluster: keys of one process or group share a slot."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channelworks.layers.redis import RedisChannelLayer
+from tests.layers.redis.servers import cli, cluster_setup
+
+pytestmark = pytest.mark.services
+
+
+async def receive(layer: RedisChannelLayer, channel: str, timeout: float = 5) -> dict[str, Any]:
+    return await asyncio.wait_for(layer.receive(channel), timeout)
+
+
+async def test_a_cluster_carries_every_kind_of_message(tmp_path: Path) -> None:
+    with cluster_setup(tmp_path) as ports:
+        hosts = [("127.0.0.1", port) for port in ports[:2]]  # startup nodes; the rest is found
+        prefix = f"c{secrets.token_hex(3)}"
+        layers = [RedisChannelLayer(hosts=hosts, cluster=True, prefix=prefix) for _ in range(3)]
+        first, second, third = layers
+        try:
+            mine = await first.new_channel()
+            theirs = await second.new_channel()
+            for channel in (mine, theirs):
+                await first.group_add("room", channel)
+            await third.send(mine, {"type": "direct"})
+            await third.group_send("room", {"type": "group"})
+            for n in range(20):
+                await third.send("work", {"type": "job", "n": n})
+            assert (await receive(first, mine))["type"] == "direct"
+            assert (await receive(first, mine))["type"] == "group"
+            assert (await receive(second, theirs))["type"] == "group"
+            jobs = [(await receive(layer, "work"))["n"] for layer in (first, second) * 10]
+            assert sorted(jobs) == list(range(20))
+            # the keys one script touches share a slot: a process's, a group's
+            keys = first.keys
+            for same_slot in (
+                [keys.inbox(first.pid), keys.count(first.pid), keys.alive(first.pid)],
+                [keys.group("room"), keys.presence("room"), keys.history("room")],
+            ):
+                assert len({cli(ports[0], "cluster", "keyslot", key) for key in same_slot}) == 1
+            await first.flush()
+            left = [k for p in ports for k in cli(p, "keys", f"{prefix}:*").split()]
+            assert left
+            assert all(key.startswith(f"{prefix}:alive:") for key in left)  # flush keeps these
+        finally:
+            for layer in layers:
+                await layer.close()

@@ -1,0 +1,289 @@
+"""The plain parts of the Redis layer, without a server: keys, hosts, memberships, entries."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from channelworks.layers.codec import Codec
+from channelworks.layers.memory import InMemoryChannelLayer
+from channelworks.layers.redis import scripts
+from channelworks.layers.redis.hosts import HostSpec, parse_hosts, pick_shard
+from channelworks.layers.redis.keys import Keyspace, check_prefix, process_of
+from channelworks.layers.redis.membership import Memberships
+from channelworks.layers.redis.reader import InboxReader
+from channelworks.layers.redis.stats import RedisLayerStats
+
+# -- keys -------------------------------------------------------------------------------------
+
+
+def test_keys_share_a_hash_tag_per_process_and_per_group() -> None:
+    keys = Keyspace("asgi")
+    assert keys.inbox("p1") == "asgi:inbox:{p1}"
+    assert keys.count("p1") == "asgi:count:{p1}"
+    assert keys.alive("p1") == "asgi:alive:{p1}"
+    assert keys.group("room") == "asgi:group:{room}"
+    assert keys.presence("room") == "asgi:presence:{room}"
+    assert keys.history("room") == "asgi:history:{room}"
+    assert keys.channel("work") == "asgi:channel:{work}"
+    assert keys.pattern == "asgi:*"
+
+
+@pytest.mark.parametrize("prefix", ["", "a b", "a*", "a{b}", "a?", 3])
+def test_prefix_must_be_safe_in_keys_and_patterns(prefix: Any) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        check_prefix(prefix)
+
+
+def test_trailing_colon_of_channels_redis_prefixes_is_dropped() -> None:
+    assert Keyspace("asgi:").prefix == "asgi"
+
+
+@pytest.mark.parametrize(
+    ("channel", "pid"),
+    [("specific.abc!1", "abc"), ("chat.room.abc!x", "abc"), ("abc!1", "abc")],
+)
+def test_process_of_a_channel(channel: str, pid: str) -> None:
+    assert process_of(channel) == pid
+
+
+# -- hosts ------------------------------------------------------------------------------------
+
+
+def test_hosts_in_every_channels_redis_form() -> None:
+    specs = parse_hosts(
+        [
+            "redis://:pw@10.0.0.1:6380/2",
+            ("10.0.0.2", 6379),
+            {"address": ("10.0.0.3", 6379), "db": 1, "password": "x"},
+            {"address": "redis://10.0.0.4:6379"},
+            {"host": "10.0.0.5", "port": 7000},
+        ]
+    )
+    assert [s.identity for s in specs] == [
+        "redis://10.0.0.1:6380/2",
+        "redis://10.0.0.2:6379/0",
+        "redis://10.0.0.3:6379/1",
+        "redis://10.0.0.4:6379",
+        "redis://10.0.0.5:7000/0",
+    ]
+    assert specs[2].options == {"host": "10.0.0.3", "port": 6379, "db": 1, "password": "x"}
+    assert "pw" not in specs[0].identity
+
+
+def test_default_host_and_single_url() -> None:
+    assert parse_hosts(None) == [HostSpec(url="redis://localhost:6379")]
+    assert parse_hosts("redis://h:1") == [HostSpec(url="redis://h:1")]
+
+
+def test_sentinel_forms() -> None:
+    (short,) = parse_hosts(sentinels=[("s1", 26379)], master_name="mymaster")
+    (long,) = parse_hosts([{"sentinels": [("s1", 26379)], "master_name": "mymaster", "db": 1}])
+    assert short.kind == long.kind == "sentinel"
+    assert short.identity == "sentinel:mymaster@s1:26379"
+    assert long.options == {"db": 1}
+
+
+def test_cluster_hosts_are_startup_nodes_of_one_shard() -> None:
+    (spec,) = parse_hosts(["redis://:pw@n1:7000", ("n2", 7001)], cluster=True)
+    assert spec.kind == "cluster"
+    assert spec.cluster_nodes == (("n1", 7000), ("n2", 7001))
+    assert spec.options == {"password": "pw"}
+
+
+@pytest.mark.parametrize(
+    ("hosts", "options"),
+    [
+        ([("h", "6379")], {}),
+        ([42], {}),
+        ([], {}),
+        (["redis://a:1", "redis://a:1"], {}),
+        (["redis://a:1"], {"sentinels": [("s", 1)], "master_name": "m"}),
+        (None, {"sentinels": [("s", 1)]}),
+        (None, {"master_name": "m"}),
+        ([{"sentinels": [("s", 1)]}], {}),
+    ],
+)
+def test_bad_hosts_are_refused(hosts: Any, options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
+        parse_hosts(hosts, **options)
+
+
+def test_sharding_is_stable_spread_and_moves_little_when_a_shard_joins() -> None:
+    three = ["redis://a:1/0", "redis://b:1/0", "redis://c:1/0"]
+    names = [f"group-{n}" for n in range(3000)]
+    placed = {name: pick_shard(name, three) for name in names}
+    backwards = list(reversed(three))  # the same shards listed in another order
+    assert all(three[placed[n]] == backwards[pick_shard(n, backwards)] for n in names)
+    spread = Counter(placed.values())
+    assert all(800 < spread[i] < 1200 for i in range(3))
+    four = [*three, "redis://d:1/0"]
+    moved = [n for n in names if three[placed[n]] != four[pick_shard(n, four)]]
+    assert all(pick_shard(n, four) == 3 for n in moved)  # only onto the new shard
+    assert 500 < len(moved) < 1000
+
+
+# -- memberships ------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_memberships_renew_while_read_and_lapse_group_expiry_after_the_last_read() -> None:
+    clock = Clock()
+    members = Memberships(group_expiry=300, hold=60, clock=clock)
+    members.add("c!1", "room")
+    members.add("c!1", "lobby")
+    assert members.due() == {"room": [("c!1", 60)], "lobby": [("c!1", 60)]}
+    clock.now += 270
+    assert members.due() == {"room": [("c!1", 30)], "lobby": [("c!1", 30)]}
+    members.read("c!1")
+    clock.now += 100
+    assert members.due()["room"] == [("c!1", 60)]
+    clock.now += 200
+    assert members.due() == {}  # unread for group_expiry: forgotten, lapses in Redis
+    assert members.groups_of == {}
+
+
+def test_a_waiting_reader_keeps_memberships_however_long_it_waits() -> None:
+    clock = Clock()
+    members = Memberships(group_expiry=10, hold=5, clock=clock)
+    members.add("c!1", "room")
+    members.wait_started("c!1")
+    clock.now += 1000
+    assert members.due() == {"room": [("c!1", 5)]}
+    members.wait_ended("c!1")
+    clock.now += 9
+    assert members.due() == {"room": [("c!1", 1)]}
+
+
+def test_discard_and_untracked_channels() -> None:
+    members = Memberships(group_expiry=10, hold=5, clock=Clock())
+    members.read("never.joined!1")
+    members.wait_started("never.joined!1")
+    members.wait_ended("never.joined!1")
+    members.add("c!1", "room")
+    members.discard("c!1", "room")
+    members.discard("c!1", "room")
+    assert members.due() == {}
+    assert members.groups_of == {}
+
+
+# -- inbox entries ----------------------------------------------------------------------------
+
+
+def make_reader(capacity: int = 100) -> tuple[InboxReader, InMemoryChannelLayer, list[Any]]:
+    local = InMemoryChannelLayer(capacity=capacity)
+    reports: list[Any] = []
+    reader = InboxReader(
+        pid="me",
+        inbox="p:inbox:{me}",
+        count_key="p:count:{me}",
+        control=None,  # type: ignore[arg-type]  # delivery never uses it
+        local=local,
+        codec=Codec(),
+        stats=RedisLayerStats(),
+        report_group_full=lambda group, message, skipped: reports.append((group, skipped)),
+        tasks=set(),
+        pushed_seq=lambda: 0,
+        on_reconnect=lambda: None,
+    )
+    local.stats = reader.stats
+    return reader, local, reports
+
+
+def entry(header: str, message: dict[str, Any]) -> bytes:
+    return header.encode() + b"\n" + Codec().encode(message)
+
+
+FAR = 99999999999999
+
+
+async def test_sends_past_local_capacity_wait_in_overflow_in_order() -> None:
+    reader, local, _ = make_reader(capacity=2)
+    await reader.deliver(
+        [entry(f"s {FAR} other:1 c.me!1", {"type": "m", "n": n}) for n in range(5)]
+    )
+    assert len(reader.overflow["c.me!1"]) == 3
+    assert reader.decrements == {"c.me!1": 2}  # the overflowed ones still count in Redis
+    got = []
+    for _ in range(5):
+        message = local.receive_nowait("c.me!1") or reader.take("c.me!1")
+        assert message is not None
+        got.append(message["n"])
+    assert got == list(range(5))
+    assert reader.decrements == {"c.me!1": 5}
+    assert reader.overflow == {}
+
+
+async def test_group_entries_skip_full_channels_and_report_them() -> None:
+    reader, local, reports = make_reader(capacity=1)
+    await local.send("full.me!1", {"type": "filler"})
+    header = f"g {FAR} other:1 room full.me!1 free.me!2"
+    await reader.deliver([entry(header, {"type": "chat"})])
+    assert reports == [("room", 1)]
+    assert local.receive_nowait("free.me!2") == {"type": "chat"}
+    assert reader.decrements == {}  # group entries are not counted in Redis
+
+
+async def test_expired_entries_are_counted_per_member() -> None:
+    reader, _, _ = make_reader()
+    await reader.deliver(
+        [
+            entry("s 1 other:1 c.me!1", {"type": "old"}),
+            entry("g 1 other:2 room a.me!1 b.me!2", {"type": "old"}),
+        ]
+    )
+    assert reader.stats.expired == 3
+    assert reader.decrements == {"c.me!1": 1}
+
+
+async def test_own_sequence_numbers_are_tracked() -> None:
+    reader, _, _ = make_reader()
+    await reader.deliver([entry(f"s {FAR} me:7 c.me!1", {"type": "x"})])
+    await reader.deliver([entry(f"s {FAR} other:99 c.me!1", {"type": "x"})])
+    assert reader.read_seq == 7
+
+
+async def test_a_flush_marker_drops_what_came_before_it() -> None:
+    reader, local, _ = make_reader(capacity=1)
+    done = reader.expect_flush(3)
+    await reader.deliver(
+        [
+            entry(f"s {FAR} other:1 c.me!1", {"type": "before"}),
+            entry(f"s {FAR} other:2 c.me!1", {"type": "before.overflow"}),
+            b"f 0 me:3\n",
+            entry(f"s {FAR} other:4 c.me!1", {"type": "after"}),
+        ]
+    )
+    assert done.done()
+    assert local.receive_nowait("c.me!1") == {"type": "after"}
+    assert reader.take("c.me!1") is None
+
+
+async def test_entries_with_bad_names_or_types_are_undecodable_not_fatal() -> None:
+    reader, local, _ = make_reader()
+    await reader.deliver(
+        [
+            entry(f"s {FAR} o:1 bad.me!", {"type": "x"}),
+            entry(f"s {FAR} o:1 c.me!1", {"type": "_private"}),
+            entry(f"x {FAR} o:1 c.me!1", {"type": "x"}),
+            entry(f"g {FAR} o:1 room bad.me!", {"type": "x"}),
+            entry(f"s {FAR} o:1 c.me!1", {"type": "fine"}),
+        ]
+    )
+    assert reader.stats.undecodable == 4
+    assert local.receive_nowait("c.me!1") == {"type": "fine"}
+
+
+def test_scripts_have_their_sha() -> None:
+    assert len(scripts.SEND_LOCAL.sha) == 40
+    assert scripts.SEND_LOCAL.command(("k",), 1)[:4] == ("EVALSHA", scripts.SEND_LOCAL.sha, 1, "k")
+    assert len({s.sha for s in scripts.ALL}) == len(scripts.ALL)
