@@ -19,7 +19,6 @@ import channelworks.layers
 import channelworks.routing
 import channelworks.testing
 from channelworks import compat
-from channelworks.exceptions import InvalidChannelLayerError
 from channelworks.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from channelworks.layers.registry import import_backend
 
@@ -305,10 +304,14 @@ def test_backend_string_of_channels_builds_our_memory_layer() -> None:
     assert import_backend("channels.layers.InMemoryChannelLayer", "x") is InMemoryChannelLayer
 
 
-def test_channels_redis_backend_names_the_missing_module() -> None:
-    if target_exists("channelworks.layers.redis"):
-        pytest.skip("channelworks.layers.redis exists now")
-    config = {"BACKEND": "channels_redis.core.RedisChannelLayer"}
-    channel_layers.configure({"default": config})
-    with pytest.raises(InvalidChannelLayerError, match=r"channelworks\.layers\.redis"):
-        get_channel_layer()
+async def test_channels_redis_backend_strings_build_our_redis_layer() -> None:
+    from channelworks.layers.redis import RedisChannelLayer
+
+    for path in (
+        "channels_redis.core.RedisChannelLayer",
+        "channels_redis.pubsub.RedisPubSubChannelLayer",
+    ):
+        channel_layers.configure({"default": {"BACKEND": path}})
+        layer = get_channel_layer()
+        assert isinstance(layer, RedisChannelLayer), path
+        await layer.close()

@@ -21,6 +21,8 @@ LayerConfig = Mapping[str, Mapping[str, Any]]
 # Accepted as aliases of our backends so Channels settings run unchanged.
 BACKEND_ALIASES = {
     "channels.layers.InMemoryChannelLayer": "channelworks.layers.InMemoryChannelLayer",
+    "channels_redis.core.RedisChannelLayer": "channelworks.layers.redis.RedisChannelLayer",
+    "channels_redis.pubsub.RedisPubSubChannelLayer": "channelworks.layers.redis.RedisChannelLayer",
 }
 
 
