@@ -73,6 +73,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     sizes.add_argument("--p2p-messages", type=int)
     sizes.add_argument("--memory-connections", type=int)
     sizes.add_argument("--memory-warmup", type=int)
+    sizes.add_argument("--redis-p2p-seconds", type=float, help="sending time per pass")
+    sizes.add_argument("--redis-p2p-tasks", type=int, help="sender tasks of the second mode")
+    sizes.add_argument("--redis-p2p-passes", type=int)
+    sizes.add_argument("--redis-group-members", type=int)
+    sizes.add_argument("--redis-group-processes", type=int, help="receiving processes")
+    sizes.add_argument("--redis-group-repeats", type=int)
+    sizes.add_argument("--redis-fanout-passes", type=int)
     args = parser.parse_args(argv)
     overrides = {
         name: getattr(args, name)

@@ -20,27 +20,42 @@ def format_value(row: Row, value: float) -> str:
     return f"{value * 1e3:.3f}"
 
 
+def _column(contender: str) -> int:
+    return CONTENDERS.index(contender) if contender in CONTENDERS else len(CONTENDERS)
+
+
+def columns(results: Results) -> list[str]:
+    """The contenders, plus any other a row has (the Redis rows' ``channels_pubsub``)."""
+    found = {c for row in results.rows for c in (*row.values, *row.errors)}
+    return [*CONTENDERS, *sorted(found - set(CONTENDERS))]
+
+
 def compare(row: Row) -> str:
-    """Each framework against raw, or channelworks against Channels where raw has no value."""
+    """Each framework against raw, or channelworks against the others where raw has no value."""
     raw = row.values.get("raw")
-    ours, theirs = row.values.get("channelworks"), row.values.get("channels")
+    ours = row.values.get("channelworks")
+    others = sorted((c for c in row.values if c != "raw"), key=_column)
     parts: list[str] = []
     if raw:
-        for name in ("channelworks", "channels"):
-            value = row.values.get(name)
-            if value is None:
-                continue
+        for name in others:
+            value = row.values[name]
             if row.kind is Kind.BYTES:
                 parts.append(f"{name} {(value - raw) / KIB:+.2f} KiB vs raw")
             else:
                 parts.append(f"{name} {value / raw:.2f}x raw")
-    elif ours and theirs:
-        if row.kind is Kind.RATE:
-            parts.append(f"channelworks {ours / theirs:.1f}x channels")
-        elif row.unit.startswith("µs/op"):
-            parts.append(f"channelworks uses {ours / theirs:.2f}x channels' CPU")
-        elif row.kind is Kind.SECONDS:
-            parts.append(f"channelworks {theirs / ours:.1f}x faster than channels")
+    elif ours:
+        for name in others:
+            theirs = row.values[name]
+            if name == "channelworks" or not theirs:
+                continue
+            if row.kind is Kind.RATE:
+                parts.append(f"channelworks {ours / theirs:.1f}x {name}")
+            elif row.unit.startswith("µs/"):
+                parts.append(f"channelworks uses {ours / theirs:.2f}x the CPU of {name}")
+            elif row.kind is Kind.SECONDS and theirs >= ours:
+                parts.append(f"channelworks {theirs / ours:.1f}x faster than {name}")
+            elif row.kind is Kind.SECONDS:
+                parts.append(f"channelworks {ours / theirs:.1f}x slower than {name}")
     return "; ".join(parts)
 
 
@@ -53,13 +68,14 @@ def cell(row: Row, contender: str) -> str:
 
 
 def table(results: Results) -> str:
-    headers = ["figure", "unit", *CONTENDERS, "comparison"]
+    contenders = columns(results)
+    headers = ["figure", "unit", *contenders, "comparison"]
     lines = [
-        [row.title, row.unit, *(cell(row, c) for c in CONTENDERS), compare(row)]
+        [row.title, row.unit, *(cell(row, c) for c in contenders), compare(row)]
         for row in results.rows
     ]
     widths = [max(len(line[i]) for line in [headers, *lines]) for i in range(len(headers))]
-    right = {2, 3, 4}
+    right = set(range(2, 2 + len(contenders)))
 
     def render(line: list[str]) -> str:
         return "  ".join(
@@ -87,13 +103,16 @@ class Target:
     measure: Callable[[Results], tuple[str, bool] | None]
 
 
-def _ratio(key: str, least: float) -> Callable[[Results], tuple[str, bool] | None]:
+def _ratio(
+    key: str, least: float, others: tuple[str, ...] = ("channels",)
+) -> Callable[[Results], tuple[str, bool] | None]:
     def measure(results: Results) -> tuple[str, bool] | None:
         raw, ours = results.get(key, "raw"), results.get(key, "channelworks")
         if not raw or ours is None:
             return None
-        theirs = results.get(key, "channels")
-        extra = f" (channels {theirs / raw:.2f}x)" if theirs is not None else ""
+        found = {name: results.get(key, name) for name in others}
+        theirs = [f"{name} {value / raw:.2f}x" for name, value in found.items() if value]
+        extra = f" ({', '.join(theirs)})" if theirs else ""
         return f"{ours / raw:.2f}x raw{extra}", ours / raw >= least
 
     return measure
@@ -117,6 +136,52 @@ def _memory(results: Results) -> tuple[str, bool] | None:
     return f"{(ours - raw) / KIB:+.2f} KiB/conn vs raw{extra}", ours - raw <= 3 * KIB
 
 
+def _best_p2p(results: Results, contender: str) -> tuple[float, int] | None:
+    """A contender's better Redis send+receive mode: (messages/s, sender tasks)."""
+    best: tuple[float, int] | None = None
+    for row in results.rows:
+        tasks = row.key.removeprefix("redis_p2p_")
+        if row.key.startswith("redis_p2p_") and tasks.isdigit() and contender in row.values:
+            found = (row.values[contender], int(tasks))
+            best = found if best is None or found > best else best
+    return best
+
+
+def _p2p_text(rate: float, tasks: int) -> str:
+    return f"{rate:,.0f}/s ({tasks} task{'s' if tasks > 1 else ''})"
+
+
+def _redis_p2p(other: str | None, least: float) -> Callable[[Results], tuple[str, bool] | None]:
+    """channelworks' better mode >= ``least`` messages/s, or >= ``least`` x ``other``'s."""
+
+    def measure(results: Results) -> tuple[str, bool] | None:
+        ours = _best_p2p(results, "channelworks")
+        if ours is None:
+            return None
+        if other is None:
+            return _p2p_text(*ours), ours[0] >= least
+        theirs = _best_p2p(results, other)
+        if theirs is None:
+            return None
+        ratio = ours[0] / theirs[0]
+        return f"{ratio:.1f}x: {_p2p_text(*ours)} vs {_p2p_text(*theirs)}", ratio >= least
+
+    return measure
+
+
+def _redis_group_send(results: Results) -> tuple[str, bool] | None:
+    ours = results.get("redis_group_send_1000", "channelworks")
+    if ours is None:
+        return None
+    found = {name: results.get("redis_group_send_1000", name) for name in REDIS_OTHERS}
+    theirs = [f"{name} {value * 1e3:.1f} ms" for name, value in found.items() if value]
+    extra = f" ({', '.join(theirs)})" if theirs else ""
+    return f"{ours * 1e3:.3f} ms{extra}", ours <= 0.003
+
+
+#: the channels_redis layers of the Redis rows: core (column channels) and pub/sub
+REDIS_OTHERS = ("channels", "channels_pubsub")
+
 TARGETS = [
     Target("echo", "channelworks >= 0.9x raw", "Channels about 0.3x", _ratio("echo", 0.9)),
     Target("fan-out", "channelworks >= 0.8x raw", "Channels about 0.2x", _ratio("fanout", 0.8)),
@@ -131,6 +196,36 @@ TARGETS = [
         "channelworks <= 3 KiB above raw (RSS)",
         "Channels about +10 KiB",
         _memory,
+    ),
+    Target(
+        "redis p2p",
+        "channelworks >= 30,000 messages/s",
+        "better mode; core about 600/s",
+        _redis_p2p(None, 30_000),
+    ),
+    Target(
+        "redis p2p/pubsub",
+        "channelworks >= 10x channels_pubsub",
+        "each one's better mode",
+        _redis_p2p("channels_pubsub", 10),
+    ),
+    Target(
+        "redis p2p/core",
+        "channelworks >= 50x channels (core)",
+        "each one's better mode",
+        _redis_p2p("channels", 50),
+    ),
+    Target(
+        "redis group 1000",
+        "channelworks call median <= 3 ms",
+        "core about 74 ms, pub/sub 11 ms",
+        _redis_group_send,
+    ),
+    Target(
+        "redis fan-out",
+        "channelworks >= 0.7x raw",
+        "raw = in-process broadcast",
+        _ratio("redis_fanout", 0.7, REDIS_OTHERS),
     ),
 ]
 

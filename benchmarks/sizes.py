@@ -29,6 +29,14 @@ class Sizes:
     memory_connections: int = 1000
     memory_warmup: int = 50
     memory_settle: float = 1.0
+    redis_p2p_seconds: float = 1.0  # sending time per pass
+    redis_p2p_tasks: int = 50  # concurrent sender tasks of the second mode
+    redis_p2p_passes: int = 3  # per contender and mode, interleaved; best counts
+    redis_group_members: int = 1000
+    redis_group_processes: int = 1  # receiving processes the members are spread over
+    redis_group_repeats: int = 30  # most timed rounds per contender
+    redis_group_budget: float = 4.0  # seconds per contender, after which 3 rounds are kept
+    redis_fanout_passes: int = 3
     client_time_limit: float = 300.0
 
     def check(self) -> None:
@@ -63,6 +71,13 @@ QUICK = Sizes(
     memory_connections=50,
     memory_warmup=5,
     memory_settle=0.2,
+    redis_p2p_seconds=0.2,
+    redis_p2p_tasks=5,
+    redis_p2p_passes=1,
+    redis_group_members=20,
+    redis_group_repeats=3,
+    redis_group_budget=0.5,
+    redis_fanout_passes=1,
     client_time_limit=60.0,
 )
 

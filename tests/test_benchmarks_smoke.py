@@ -1,26 +1,35 @@
 """The benchmark command runs end to end (``--quick``) and produces figures.
 
 Only that: timings are never asserted here (benchmarks/README.md has the targets). Channels
-is not installed in the test environment, so only raw ASGI and channelworks are run.
+and channels_redis are not installed in the test environment, so only raw ASGI and
+channelworks are run; their absence is checked separately. The Redis figures need the Redis
+at 127.0.0.1:6379 (skipped without it, unless ``CHANNELWORKS_REQUIRE_SERVICES=1``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from benchmarks import __main__ as command
+from benchmarks.figures import redis as redis_figures
+from tests.layers.backends import REDIS_URL, redis_reachable, require_service
 
 ROOT = Path(__file__).resolve().parent.parent
+IN_MEMORY = "echo,fanout,group_send,memory"
+REDIS = "redis_p2p,redis_group,redis_fanout"
 
 
-def test_quick_run_produces_figures(tmp_path: Path) -> None:
+def run_quick(tmp_path: Path, only: str) -> tuple[str, dict[str, Any]]:
+    """Run ``--quick --only ONLY`` for raw and channelworks; its output and JSON rows."""
     report = tmp_path / "results.json"
-    args = ["--quick", "--frameworks", "raw,channelworks", "--json", str(report)]
+    args = ["--quick", "--only", only, "--frameworks", "raw,channelworks", "--json", str(report)]
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", *args],
         cwd=ROOT,
@@ -32,11 +41,36 @@ def test_quick_run_produces_figures(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Targets:" in done.stdout
     rows = {row["key"]: row for row in json.loads(report.read_text())["rows"]}
+    return done.stdout, rows
+
+
+def test_quick_run_produces_figures(tmp_path: Path) -> None:
+    _, rows = run_quick(tmp_path, IN_MEMORY)
     for key in ("echo", "echo_sync", "fanout", "group_send_10", "send_receive", "memory_rss"):
         assert rows[key]["errors"] == {}, key
         assert isinstance(rows[key]["values"]["channelworks"], float), key
     for key in ("echo", "fanout", "memory_rss"):
         assert isinstance(rows[key]["values"]["raw"], float), key
+
+
+def test_quick_redis_figures(tmp_path: Path) -> None:
+    require_service("Redis", redis_reachable())
+    out, rows = run_quick(tmp_path, REDIS)
+    keys = ["redis_p2p_1", "redis_p2p_5", "redis_group_send_20", "redis_group_round_20"]
+    for key in [*keys, "redis_fanout"]:
+        assert rows[key]["errors"] == {}, key
+        assert isinstance(rows[key]["values"]["channelworks"], float), key
+    assert isinstance(rows["redis_fanout"]["values"]["raw"], float)
+    # every key the run made is gone
+    prefix = re.search(r"keys under (cwbench-[0-9a-f]+)-\*", out)
+    assert prefix is not None, out
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert list(client.scan_iter(match=f"{prefix.group(1)}*")) == []
+    finally:
+        client.close()
 
 
 def test_channels_missing_is_skipped_with_a_note(
@@ -47,3 +81,25 @@ def test_channels_missing_is_skipped_with_a_note(
     out = capsys.readouterr().out
     assert "Django Channels is not installed" in out
     assert "Targets:" in out
+
+
+def test_channels_redis_missing_is_skipped_with_a_note(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(command, "channels_installed", lambda: True)
+    monkeypatch.setattr(redis_figures, "channels_redis_installed", lambda: False)
+    monkeypatch.setattr(redis_figures, "redis_server", lambda: ("7.0", True))
+    assert command.main(["--quick", "--only", REDIS, "--frameworks", "channels"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("channels_redis is not installed") == 2  # once, and again at the end
+    assert "[NOT MEASURED] redis p2p" in out
+
+
+def test_redis_missing_is_skipped_with_a_note(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(redis_figures, "redis_server", lambda: ("Redis is not there", False))
+    assert command.main(["--quick", "--only", REDIS, "--frameworks", "raw,channelworks"]) == 0
+    out = capsys.readouterr().out
+    assert "the Redis figures are skipped: Redis is not there" in out
+    assert "[NOT MEASURED] redis fan-out" in out

@@ -12,12 +12,16 @@ from benchmarks.figures.echo import run_echo
 from benchmarks.figures.fanout import run_fanout
 from benchmarks.figures.layer import run_layer
 from benchmarks.figures.memory import run_memory
+from benchmarks.figures.redis import run_redis_fanout, run_redis_group, run_redis_p2p
 
 FIGURES: dict[str, Runner] = {
     "echo": run_echo,
     "fanout": run_fanout,
     "group_send": run_layer,
     "memory": run_memory,
+    "redis_p2p": run_redis_p2p,
+    "redis_group": run_redis_group,
+    "redis_fanout": run_redis_fanout,
 }
 
 __all__ = ["FIGURES", "Runner"]
