@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from channelworks.exceptions import InvalidChannelName
 from channelworks.layers.codec import Codec
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.redis import scripts
@@ -39,6 +40,19 @@ def test_prefix_must_be_safe_in_keys_and_patterns(prefix: Any) -> None:
 
 def test_trailing_colon_of_channels_redis_prefixes_is_dropped() -> None:
     assert Keyspace("asgi:").prefix == "asgi"
+
+
+@pytest.mark.parametrize("prefix", ["asgi:tenant2", "a:b:", ":", "::"])
+def test_a_prefix_cannot_nest_in_another(prefix: str) -> None:
+    # flush() of "asgi" deletes "asgi:*": that would be every key of "asgi:tenant2" too
+    with pytest.raises(ValueError, match="prefix"):
+        check_prefix(prefix)
+
+
+@pytest.mark.parametrize("channel", ["chat.!1", ".!1", "a.b.!x"])
+def test_a_channel_without_a_process_id_is_refused(channel: str) -> None:
+    with pytest.raises(InvalidChannelName):
+        process_of(channel)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from channelworks.layers.redis import RedisChannelLayer, RedisUnavailable
-from tests.layers.redis.servers import redis_server
+from tests.layers.redis.servers import cli, redis_server
 
 pytestmark = pytest.mark.services
 
@@ -41,11 +41,17 @@ async def test_restart_mid_traffic_reconnects_and_counts_what_failed(
                 await asyncio.to_thread(server.start)
 
                 for _ in range(100):  # the sender works again as soon as Redis answers
+                    dropped = sender.stats.dead_process
                     try:
                         await sender.send(channel, {"type": "after"})
-                        break
                     except RedisUnavailable:
                         await asyncio.sleep(0.1)
+                        continue
+                    if sender.stats.dead_process == dropped:
+                        break
+                    # Redis is back empty and the owner has not said it is alive yet: the
+                    # send was dropped like one to a dead process (counted, logged)
+                    await asyncio.sleep(0.1)
                 assert (await asyncio.wait_for(owner.receive(channel), 10))["type"] == "after"
                 await sender.send("jobs", {"type": "job"})  # the waiting worker kept running
                 assert (await asyncio.wait_for(jobs, 10))["type"] == "job"
@@ -65,3 +71,57 @@ async def test_restart_mid_traffic_reconnects_and_counts_what_failed(
                     await jobs
             for layer in (owner, sender, worker):
                 await layer.close()
+
+
+async def test_memberships_come_back_after_a_restart_without_persistence(
+    tmp_path: Path,
+) -> None:
+    with redis_server(tmp_path) as server:
+        owner = RedisChannelLayer(hosts=[server.url], process_timeout=1.5, retry_timeout=0.3)
+        sender = RedisChannelLayer(hosts=[server.url], retry_timeout=0.3)
+        try:
+            channel = await owner.new_channel()
+            await owner.group_add("room", channel)
+            await asyncio.to_thread(server.stop)
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(server.start)  # empty: the group and alive keys are gone
+            # the reader reconnects and the heartbeat re-adds the membership (ZADD XX never did)
+            for _ in range(60):
+                await asyncio.sleep(0.1)
+                try:
+                    await sender.group_send("room", {"type": "back"})
+                except RedisUnavailable:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    got = await asyncio.wait_for(owner.receive(channel), 0.2)
+                    assert got["type"] == "back"
+                    break
+            else:
+                raise AssertionError("the membership never came back after the restart")
+        finally:
+            await owner.close()
+            await sender.close()
+
+
+async def test_a_send_that_times_out_is_not_retried_into_a_duplicate(tmp_path: Path) -> None:
+    with redis_server(tmp_path, "--enable-debug-command", "yes") as server:
+        layer = RedisChannelLayer(
+            hosts=[{"address": server.url, "socket_timeout": 0.3}], retry_timeout=5
+        )
+        try:
+            await layer.send("dup", {"type": "warm"})
+            assert (await layer.receive("dup"))["type"] == "warm"
+            stall = asyncio.create_task(
+                asyncio.to_thread(cli, server.port, "DEBUG", "SLEEP", "1.2")
+            )
+            await asyncio.sleep(0.1)
+            with pytest.raises(RedisUnavailable, match="not retried"):
+                await layer.send("dup", {"type": "stalled"})
+            assert layer.stats.redis_errors == 1
+            await stall
+            got = [await asyncio.wait_for(layer.receive("dup"), 2)]
+            with contextlib.suppress(TimeoutError):
+                got.append(await asyncio.wait_for(layer.receive("dup"), 1))
+            assert [m["type"] for m in got] == ["stalled"]  # it ran once, not twice
+        finally:
+            await layer.close()

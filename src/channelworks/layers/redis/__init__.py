@@ -14,7 +14,7 @@ that chose the pub/sub layer run unchanged (on the one design: channelworks does
 Redis pub/sub).
 """
 
-from channelworks.layers.redis.errors import ForeignChannel, RedisUnavailable
+from channelworks.layers.redis.errors import ForeignChannel, LayerClosed, RedisUnavailable
 from channelworks.layers.redis.layer import RedisChannelLayer
 from channelworks.layers.redis.stats import RedisLayerStats
 
@@ -22,6 +22,7 @@ RedisPubSubChannelLayer = RedisChannelLayer
 
 __all__ = [
     "ForeignChannel",
+    "LayerClosed",
     "RedisChannelLayer",
     "RedisLayerStats",
     "RedisPubSubChannelLayer",

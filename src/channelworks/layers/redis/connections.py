@@ -26,7 +26,7 @@ from channelworks.layers.redis.keeper import Keeper
 from channelworks.layers.redis.pipeline import RETRYABLE, Pipeline
 from channelworks.layers.redis.pop import Popper
 from channelworks.layers.redis.reader import InboxReader
-from channelworks.layers.redis.shard import Command, open_shard
+from channelworks.layers.redis.shard import BLOCK_SECONDS, Command, open_shard
 from channelworks.layers.redis.stats import RedisLayerStats
 
 logger = logging.getLogger("channelworks.layers.redis")
@@ -42,8 +42,20 @@ class Connections:
         self.tasks: set[asyncio.Task[Any]] = set()
         #: per shard, poppers (blocking connections) not in use by a receive
         self.poppers: list[list[Popper]] = [[] for _ in hosts]
+        #: normal-channel receives under way (their task, set when they have let go)
+        self.receivers: dict[asyncio.Task[Any], asyncio.Event] = {}
+        self.closed = False
 
     async def aclose(self) -> None:
+        self.closed = True
+        if self.receivers:
+            # End receives still waiting on a normal channel (they raise LayerClosed); a pop
+            # they had under way is unblocked and what it took is put back (pop.py).
+            ended = [event.wait() for event in self.receivers.values()]
+            for task in self.receivers:
+                task.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*ended), BLOCK_SECONDS + 5)
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
         for idle in self.poppers:

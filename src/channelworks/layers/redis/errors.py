@@ -1,11 +1,12 @@
-"""Errors of the Redis layer (both are ``ChannelLayerError``s, see channelworks.exceptions).
+"""Errors of the Redis layer (all are ``ChannelLayerError``s, see channelworks.exceptions).
 
 ::
 
     ChannelLayerError
     ├── RedisUnavailable   Redis could not be reached within ``retry_timeout``; the operation
     │                      did not happen (or, if the link broke mid-reply, may have)
-    └── ForeignChannel     ``receive`` on a process-local channel of another process
+    ├── ForeignChannel     ``receive`` on a process-local channel of another process
+    └── LayerClosed        a ``receive`` on a normal channel was waiting when ``close()`` ran
 """
 
 from __future__ import annotations
@@ -39,4 +40,12 @@ class ForeignChannel(ChannelLayerError, ValueError):
         )
 
 
-__all__ = ["ForeignChannel", "RedisUnavailable"]
+class LayerClosed(ChannelLayerError):
+    """``close()`` ended a ``receive`` that was waiting on a normal channel (nothing taken)."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        super().__init__(f"receive({channel!r}) ended: the layer was closed")
+
+
+__all__ = ["ForeignChannel", "LayerClosed", "RedisUnavailable"]

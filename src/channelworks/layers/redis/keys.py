@@ -16,8 +16,12 @@ Rules of this file:
   and a group's zset, presence and history share one, so one Lua script may touch them
   together on any deployment (the braces cost nothing on a single server);
 - the shard (or cluster slot) of a key is chosen by its *routing name*, the text in braces;
-- ``prefix`` may hold letters, digits, ``-``, ``_``, ``.`` and ``:`` only (no glob or
-  brace characters), so ``P:*`` matches exactly this layer's keys.
+- ``prefix`` may hold letters, digits, ``-``, ``_`` and ``.`` only: no glob or brace
+  characters, and no ``:`` (a trailing one, as channels_redis prefixes have, is dropped), so
+  no prefix nests in another and ``P:*`` matches exactly this layer's keys (``flush()`` of
+  prefix ``asgi`` would otherwise delete the keys of prefix ``asgi:tenant2``);
+- a process id is never empty: a channel name with nothing between its last ``.`` and its
+  ``!`` is refused (``process_of``).
 
 Entries are bytes: a header of space-separated ASCII fields, ``\\n``, then the payload (the
 codec's bytes). Channel and group names never hold a space or a newline, so the header splits
@@ -34,7 +38,9 @@ from __future__ import annotations
 
 import re
 
-_PREFIX = re.compile(r"[A-Za-z0-9_.:\-]+")
+from channelworks.exceptions import InvalidChannelName
+
+_PREFIX = re.compile(r"[A-Za-z0-9_.\-]+")
 
 #: the features that will live in the reserved part of the keyspace
 RESERVED = ("presence", "history")
@@ -42,15 +48,24 @@ RESERVED = ("presence", "history")
 
 def check_prefix(prefix: object) -> str:
     """Return ``prefix`` if it can start this layer's keys, else raise ``ValueError``."""
-    if not isinstance(prefix, str) or _PREFIX.fullmatch(prefix) is None:
-        raise ValueError(f"prefix must be letters, digits, '-', '_', '.' or ':', got {prefix!r}")
-    return prefix.rstrip(":") or prefix
+    if not isinstance(prefix, str) or _PREFIX.fullmatch(prefix.rstrip(":")) is None:
+        raise ValueError(
+            "prefix must be letters, digits, '-', '_' or '.' (no ':' but a trailing one, "
+            f"so that no prefix nests in another), got {prefix!r}"
+        )
+    return prefix.rstrip(":")
 
 
 def process_of(channel: str) -> str:
-    """The process id that owns the process-local ``channel`` (``"chat.pid!3"`` -> ``"pid"``)."""
+    """The process id that owns the process-local ``channel`` (``"chat.pid!3"`` -> ``"pid"``).
+
+    Raises ``InvalidChannelName`` if that id is empty (``"chat.!3"``).
+    """
     head = channel[: channel.index("!")]
-    return head[head.rfind(".") + 1 :]
+    pid = head[head.rfind(".") + 1 :]
+    if not pid:
+        raise InvalidChannelName("channel", channel, "needs a process id before its '!'")
+    return pid
 
 
 class Keyspace:

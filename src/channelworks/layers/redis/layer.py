@@ -37,7 +37,7 @@ from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
 from channelworks.layers.redis import scripts
 from channelworks.layers.redis.connections import Home, Links
-from channelworks.layers.redis.errors import ForeignChannel
+from channelworks.layers.redis.errors import ForeignChannel, LayerClosed
 from channelworks.layers.redis.hosts import parse_hosts
 from channelworks.layers.redis.keeper import Keeper
 from channelworks.layers.redis.keys import Keyspace, process_of
@@ -135,6 +135,8 @@ class RedisChannelLayer(BaseChannelLayer):
         self._counter = itertools.count()
         self._seq = itertools.count(1)
         self._pushed_seq = 0  # highest seq of this layer's own-inbox entries Redis accepted
+        self._dead_logged: set[str] = set()  # dead processes whose drop was logged
+        self._readd = False  # the next heartbeat re-adds memberships (Redis may have lost them)
 
     # -- point to point -----------------------------------------------------------------------
 
@@ -174,7 +176,7 @@ class RedisChannelLayer(BaseChannelLayer):
         accepted = await self._links.call(
             self._links.shard_of(pid),
             scripts.SEND_LOCAL.command(
-                (self.keys.inbox(pid), self.keys.count(pid)),
+                (self.keys.inbox(pid), self.keys.count(pid), self.keys.alive(pid)),
                 channel,
                 self.get_capacity(channel),
                 entry,
@@ -183,6 +185,22 @@ class RedisChannelLayer(BaseChannelLayer):
             "send",
             channel,
         )
+        if accepted < 0:
+            # Like a channel nobody reads: the contract lets the message go (it would have
+            # expired unread); count it and say so rather than raise.
+            self.stats.dead_process += 1
+            if pid not in self._dead_logged:  # once per process: every send is counted
+                if len(self._dead_logged) >= 1000:
+                    self._dead_logged.clear()
+                self._dead_logged.add(pid)
+                logger.warning(
+                    "Redis layer dropped a send to %r: its process %s is not alive (closed, "
+                    "dead, or its Redis lost its data and it has not said it is alive again "
+                    "yet); further sends to it are counted in stats.dead_process only",
+                    channel,
+                    pid,
+                )
+            return
         if not accepted:
             raise ChannelFull(channel)
         if pid == self.pid:
@@ -237,6 +255,10 @@ class RedisChannelLayer(BaseChannelLayer):
         pipeline = connections.pipelines[index]
         idle = connections.poppers[index]
         popper = idle.pop() if idle else Popper(pipeline, connections.tasks)
+        task = asyncio.current_task()
+        done = asyncio.Event()
+        if task is not None:
+            connections.receivers[task] = done
         try:
 
             async def restore(entries: list[bytes]) -> None:
@@ -262,12 +284,21 @@ class RedisChannelLayer(BaseChannelLayer):
                     except UndecodableMessage as exc:
                         self.stats.undecodable += 1
                         logger.error("Redis layer dropped a message on %r: %s", channel, exc)
+        except asyncio.CancelledError:
+            # close() cancelled us (and nobody else did): end with LayerClosed
+            if connections.closed and task is not None and task.uncancel() == 0:
+                raise LayerClosed(channel) from None
+            raise
         finally:
-            if own:
+            if task is not None:
+                connections.receivers.pop(task, None)
+            if own and not connections.closed:
                 idle.append(popper)  # a cancelled pop it still finishes holds it meanwhile
             else:
                 await popper.release()
-                await connections.aclose()
+                if not own:
+                    await connections.aclose()
+            done.set()
 
     async def _restore(self, pipeline: Pipeline, key: str, entries: list[bytes]) -> None:
         """Put ``entries`` popped for a receiver that went away back at the head of ``key``."""
@@ -298,6 +329,8 @@ class RedisChannelLayer(BaseChannelLayer):
     async def group_add(self, group: str, channel: str) -> None:
         require_group_name(group)
         require_channel_name(channel)
+        if "!" in channel:
+            process_of(channel)  # refuses a channel without a process id
         own = self._marker in channel
         score = _now_ms() + (self._hold_ms if own else self._group_expiry_ms)
         await self._links.call(
@@ -360,7 +393,13 @@ class RedisChannelLayer(BaseChannelLayer):
                 [member.decode() for member in members], header, payload, expires, now, seq, group
             )
         if dead:
-            logger.debug("group_send to %r skipped %d member(s) of dead processes", group, dead)
+            self.stats.dead_members += dead
+            logger.warning(
+                "Redis layer group_send to %r skipped and removed %d member(s) whose process "
+                "is not alive",
+                group,
+                dead,
+            )
         if skipped:
             self.report_group_full(group, message, skipped)
 
@@ -397,15 +436,26 @@ class RedisChannelLayer(BaseChannelLayer):
         results = await asyncio.gather(
             *(self._links.batch(i, batches[i], "group_send", group) for i in indexes)
         )
-        dead = 0
+        gone: list[str] = []
         for index, replies in zip(indexes, results, strict=True):
-            for (pid, size), reply in zip(pushes[index], replies, strict=True):
+            for (pid, _), reply in zip(pushes[index], replies, strict=True):
                 if isinstance(reply, Exception):
                     raise reply
                 if not reply:
-                    dead += size
+                    gone += by_process[pid]
                 elif pid == self.pid:
                     self._pushed_seq = max(self._pushed_seq, seq)
+        dead = len(gone)
+        if gone:  # as GROUP_SEND does on a single server (the zset is on another shard)
+            await self._links.batch(
+                self._links.shard_of(group),
+                [
+                    ("ZREM", self.keys.group(group), *gone[i : i + REFRESH_CHUNK])
+                    for i in range(0, len(gone), REFRESH_CHUNK)
+                ],
+                "group_send",
+                group,
+            )
         full = await self._send_normal_members(normal, payload, expires, now, group)
         return dead, full
 
@@ -528,7 +578,7 @@ class RedisChannelLayer(BaseChannelLayer):
             report_group_full=self.report_group_full,
             tasks=home.tasks,
             pushed_seq=lambda: self._pushed_seq,
-            on_reconnect=home.keeper.wake,
+            on_reconnect=self._reconnected,
             announce=announce,
         )
         home.reader_task = loop.create_task(
@@ -538,19 +588,47 @@ class RedisChannelLayer(BaseChannelLayer):
             home.keeper.run(), name=f"redis-layer-keeper-{self.pid}"
         )
 
+    def _reconnected(self) -> None:
+        """The reader got its connection back: Redis may have restarted empty, so the next
+        heartbeat re-adds every membership this process holds (not only refreshes them)."""
+        self._readd = True
+        home = self._links.home
+        if home is not None and home.keeper is not None:
+            home.keeper.wake()
+
     async def _beat(self) -> None:
-        """The keeper's heartbeat: alive key, membership refresh, overflow sweep."""
+        """The keeper's heartbeat: alive key, membership refresh, overflow sweep.
+
+        ``SET alive ... GET`` answers nil when the alive key was gone: Redis lost its data
+        (a restart without persistence, a failover) or this process was silent for longer
+        than ``process_timeout`` (and group sends may have removed its members meanwhile).
+        Then, as after the reader reconnects, the memberships are re-added with ``ZADD GT``
+        rather than refreshed with ``ZADD XX GT``, which never re-adds a missing member.
+        """
         home = self._links.home
         if home is None:
             return
         if home.reader is not None:
             home.reader.sweep()
-        batches: dict[int, list[Command]] = {
-            self._own_shard: [
-                ("SET", self.keys.alive(self.pid), b"1", "PX", int(self.process_timeout * 1000))
-            ]
-        }
+        readd, self._readd = self._readd, False
+        try:
+            lost = await self._beat_once(home, readd)
+            if lost and not readd and self.memberships.groups_of:
+                logger.warning(
+                    "Redis layer: this process's alive key was gone (Redis lost its data, or "
+                    "the process was silent for process_timeout): re-adding its memberships"
+                )
+                await self._beat_once(home, True)
+        except BaseException:
+            self._readd = self._readd or readd
+            raise
+
+    async def _beat_once(self, home: Home, readd: bool) -> bool:
+        """One heartbeat round trip per shard; -> whether the alive key had been lost."""
+        alive = ("SET", self.keys.alive(self.pid), b"1", "PX", int(self.process_timeout * 1000))
+        batches: dict[int, list[Command]] = {self._own_shard: [(*alive, "GET")]}
         now = _now_ms()
+        mode = "GT" if readd else "XX"
         for group, channels in self.memberships.due().items():
             for start in range(0, len(channels), REFRESH_CHUNK):
                 pairs: list[str | int] = []
@@ -558,16 +636,16 @@ class RedisChannelLayer(BaseChannelLayer):
                     pairs += (now + int(left * 1000), channel)
                 batches.setdefault(self._links.shard_of(group), []).append(
                     scripts.GROUP_ADD.command(
-                        (self.keys.group(group),), self._group_expiry_ms, "XX", *pairs
+                        (self.keys.group(group),), self._group_expiry_ms, mode, *pairs
                     )
                 )
-        results = await asyncio.gather(
-            *(home.pipelines[index].run(commands) for index, commands in batches.items())
-        )
+        indexes = list(batches)
+        results = await asyncio.gather(*(home.pipelines[i].run(batches[i]) for i in indexes))
         for replies in results:
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply
+        return results[indexes.index(self._own_shard)][0] is None
 
     def __repr__(self) -> str:
         hosts = ", ".join(self._links.identities)

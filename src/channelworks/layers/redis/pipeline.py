@@ -9,7 +9,11 @@ Rules of this file:
 - a broken connection is retried with exponential backoff and jitter until ``retry_timeout``
   seconds have passed since the first failure, then the redis-py error is raised for the
   caller to report. A batch that broke after Redis ran it but before its reply arrived is run
-  again: in that window a command may run twice (at least once), never zero times unseen;
+  again: in that window a command may run twice (at least once), never zero times unseen.
+  Except after a *timeout* (Redis is slow, not gone: it most likely runs the command anyway):
+  a batch holding a command that is not idempotent (a push, a send script) is then not
+  retried and the error is raised at once (the caller raises ``RedisUnavailable``, counted),
+  so a stall cannot turn one send into several;
 - ``NOSCRIPT`` (scripts lost with a restart or ``SCRIPT FLUSH``) loads every script and runs
   the refused commands again, once.
 """
@@ -31,6 +35,19 @@ from channelworks.layers.redis.shard import Command, Shard
 
 #: errors after which the connection is gone and the command can be tried again
 RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+#: commands that may run twice with the same effect as once
+_IDEMPOTENT = frozenset(
+    {"SET", "GET", "DEL", "UNLINK", "EXISTS", "ZADD", "ZREM", "SCAN", "SCRIPT", "CLIENT"}
+)
+_IDEMPOTENT_SCRIPTS = frozenset({scripts.GROUP_ADD.sha, scripts.GROUP_MEMBERS.sha})
+
+
+def idempotent(command: Command) -> bool:
+    """Whether running ``command`` twice does what running it once does."""
+    name = str(command[0]).upper()
+    if name == "EVALSHA":
+        return command[1] in _IDEMPOTENT_SCRIPTS
+    return name in _IDEMPOTENT
 
 
 def backoff(attempt: int, *, base: float = 0.05, cap: float = 1.0) -> float:
@@ -83,7 +100,14 @@ class Pipeline:
             try:
                 replies = await self.shard.execute(commands)
                 break
-            except RETRYABLE:
+            except RETRYABLE as exc:
+                if isinstance(exc, (TimeoutError, RedisTimeoutError)) and not all(
+                    map(idempotent, commands)
+                ):
+                    raise RedisTimeoutError(
+                        "no reply within the socket timeout; not retried, as the command "
+                        "may have run"
+                    ) from exc
                 now = loop.time()
                 if first_failure is None:
                     first_failure = now

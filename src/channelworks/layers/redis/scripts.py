@@ -33,10 +33,12 @@ class Script:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
-# KEYS: inbox, count.  ARGV: channel, capacity, entry, ttl_ms.  -> 1 accepted, 0 full.
+# KEYS: inbox, count, alive.  ARGV: channel, capacity, entry, ttl_ms.
+# -> 1 accepted, 0 full, -1 the owner process is not alive (nothing pushed, no TTL touched)
 SEND_LOCAL = Script(
     "send_local",
     """
+if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
 local n = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if n >= tonumber(ARGV[2]) then return 0 end
 redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
@@ -86,14 +88,16 @@ return 0
 )
 
 # KEYS: group.  ARGV: ttl_ms, score, member, score, member...
-# ZADD (or, with XX first in ARGV, refresh existing members only) and keep the key's TTL at
-# least ttl_ms.
+# ZADD (or, with XX first in ARGV, refresh existing members only; with GT first, add missing
+# members and never lower a score) and keep the key's TTL at least ttl_ms.
 GROUP_ADD = Script(
     "group_add",
     """
 local ttl = tonumber(ARGV[1])
 if ARGV[2] == 'XX' then
   redis.call('ZADD', KEYS[1], 'XX', 'GT', unpack(ARGV, 3))
+elseif ARGV[2] == 'GT' then
+  redis.call('ZADD', KEYS[1], 'GT', unpack(ARGV, 3))
 else
   redis.call('ZADD', KEYS[1], unpack(ARGV, 2))
 end
@@ -124,9 +128,10 @@ return 1
 
 # Single server only (builds keys from ARGV).  KEYS: group.
 # ARGV: now_ms, prefix, header ("g <expires_ms> <origin> <group>"), payload, ttl_ms, own pid.
-# Pushes one entry per live process holding the names of its member channels.
-# -> {members skipped because their process is not alive, 1 if the caller's own inbox got an
-#     entry else 0, normal (no '!') member channels, left to the caller}
+# Pushes one entry per live process holding the names of its member channels, and removes
+# the members of processes that are not alive.
+# -> {members skipped (and removed) because their process is not alive, 1 if the caller's own
+#     inbox got an entry else 0, normal (no '!') member channels, left to the caller}
 GROUP_SEND = Script(
     "group_send",
     _MEMBERS
@@ -157,6 +162,9 @@ for _, pid in ipairs(order) do
     if pid == own then result[2] = 1 end
   else
     result[1] = result[1] + #list
+    for i = 1, #list, 1000 do
+      redis.call('ZREM', KEYS[1], unpack(list, i, math.min(i + 999, #list)))
+    end
   end
 end
 return result

@@ -23,3 +23,9 @@ class RedisLayerStats(LayerStats):
     #: messages taken from Redis for a receiver that was cancelled and that could not be put
     #: back because Redis went away at that moment
     lost: int = 0
+    #: sends to a process-local channel whose process is not alive (closed, dead, or not yet
+    #: heard of by Redis): dropped, like a message on a channel nobody reads
+    dead_process: int = 0
+    #: group members skipped by ``group_send`` because their process is not alive (each is
+    #: removed from the group then)
+    dead_members: int = 0
