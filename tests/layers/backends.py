@@ -54,7 +54,17 @@ def redis(**options: Any) -> BaseChannelLayer:
     from channelworks.layers.redis import RedisChannelLayer
 
     options.setdefault("prefix", f"test-{secrets.token_hex(6)}")
-    return RedisChannelLayer(hosts=[REDIS_URL], **options)
+    options.setdefault("hosts", [REDIS_URL])
+    return RedisChannelLayer(**options)
 
 
-BACKENDS: dict[str, LayerFactory] = {"memory": memory, "redis": redis}
+_SERVER = REDIS_URL.rsplit("/", 1)[0]
+
+BACKENDS: dict[str, LayerFactory] = {
+    "memory": memory,
+    "redis": redis,
+    # own-channel sends through Redis and the inbox reader, not straight into memory
+    "redis-inbox": functools.partial(redis, deliver_locally=False),
+    # two shards (two databases of the server): group_send takes the two-round-trip path
+    "redis-sharded": functools.partial(redis, hosts=[f"{_SERVER}/0", f"{_SERVER}/1"]),
+}
