@@ -16,7 +16,10 @@ The tree::
     │   ├── ChannelFull               ``send`` to a channel at capacity
     │   ├── InvalidChannelName        bad channel or group name (also TypeError, ValueError)
     │   ├── InvalidMessage            a message that is not a dict with a valid ``type``
-    │   └── InvalidChannelLayerError  the ``CHANNEL_LAYERS`` setting is unusable
+    │   ├── InvalidChannelLayerError  the ``CHANNEL_LAYERS`` setting is unusable
+    │   ├── LayerUnavailable          the layer's server could not be reached (Redis, RabbitMQ)
+    │   ├── LayerClosed               ``close()`` ended a ``receive`` that was waiting
+    │   └── ForeignChannel            ``receive`` on another process's ``!`` channel
     └── MessageTooLarge               a frame or message over the configured limit
 
 Errors carry the value that caused them (``.name``, ``.channel``, ``.type``) so callers need not
@@ -126,6 +129,45 @@ class InvalidChannelLayerError(ChannelLayerError, ValueError):
     """The ``CHANNEL_LAYERS`` configuration names an unusable backend or alias."""
 
 
+class LayerUnavailable(ChannelLayerError):
+    """The layer's server did not answer in time; the operation did not happen.
+
+    (If the link broke mid-reply it may have.) ``operation`` names what failed (``"send"``,
+    ``"group_send"``…), ``target`` the channel or group, ``host`` the server. Backends count
+    it and log it; the caller decides whether to try again later or give up on the message.
+    """
+
+    #: what the server is called in the message ("Redis", "RabbitMQ")
+    server = "the channel layer server"
+
+    def __init__(self, operation: str, target: str, host: str, reason: str) -> None:
+        self.operation = operation
+        self.target = target
+        self.host = host
+        super().__init__(
+            f"{operation} {target!r}: {self.server} at {host} is unavailable ({reason})"
+        )
+
+
+class LayerClosed(ChannelLayerError):
+    """``close()`` ended a ``receive`` that was waiting on a normal channel (nothing taken)."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        super().__init__(f"receive({channel!r}) ended: the layer was closed")
+
+
+class ForeignChannel(ChannelLayerError, ValueError):
+    """A process-local channel can only be received from by the layer that made it."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        super().__init__(
+            f"Channel {channel!r} belongs to another process: only the layer whose "
+            "new_channel() made it can receive from it"
+        )
+
+
 __all__ = [
     "AcceptConnection",
     "ChannelFull",
@@ -133,10 +175,13 @@ __all__ = [
     "ChannelworksError",
     "CloseConnection",
     "DenyConnection",
+    "ForeignChannel",
     "InvalidChannelLayerError",
     "InvalidChannelName",
     "InvalidFrame",
     "InvalidMessage",
+    "LayerClosed",
+    "LayerUnavailable",
     "MessageTooLarge",
     "NoRouteFound",
     "RequestAborted",
