@@ -21,10 +21,11 @@ Rules of this file:
 
 from __future__ import annotations
 
+import datetime
 import functools
 from collections.abc import Iterable
 from importlib import import_module
-from typing import Any
+from typing import Any, Literal, cast
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
@@ -35,6 +36,8 @@ from django.http.cookie import parse_cookie
 from channelworks.db import database_sync_to_async
 from channelworks.middleware import BaseMiddleware
 from channelworks.types import AnyASGIApp, Message, Receive, Scope, Send
+
+SameSite = Literal["Lax", "Strict", "None"]
 
 #: scope types that carry HTTP headers, hence cookies and sessions
 HANDLED_SCOPE_TYPES = frozenset({"http", "websocket"})
@@ -54,7 +57,51 @@ def parse_cookies(headers: Iterable[tuple[Any, Any]]) -> dict[str, str]:
 
 
 class CookieMiddleware(BaseMiddleware):
-    """Puts the request's cookies in ``scope["cookies"]``, a ``dict[str, str]``."""
+    """Puts the request's cookies in ``scope["cookies"]``, a ``dict[str, str]``.
+
+    ``set_cookie`` and ``delete_cookie`` add a ``Set-Cookie`` header to an
+    ``http.response.start`` message, for HTTP consumers that build their own responses.
+    """
+
+    @staticmethod
+    def set_cookie(
+        message: Message,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        expires: str | datetime.datetime | None = None,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = "lax",
+    ) -> None:
+        """Add a ``Set-Cookie`` header for ``key`` to ``message`` (formatted by Django, so the
+        attributes mean what they mean on ``HttpResponse.set_cookie``; ``samesite`` is one of
+        ``"lax"``, ``"strict"``, ``"none"`` in any case, or ``None``)."""
+        same_site = cast(SameSite | None, samesite.capitalize() if samesite else None)
+        response = HttpResponse()
+        response.set_cookie(
+            key,
+            value,
+            max_age=max_age,
+            expires=expires,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=same_site,
+        )
+        _add_cookie_headers(message, response)
+
+    @staticmethod
+    def delete_cookie(
+        message: Message, key: str, path: str = "/", domain: str | None = None
+    ) -> None:
+        """Add a ``Set-Cookie`` header to ``message`` that makes the browser drop ``key``."""
+        response = HttpResponse()
+        response.delete_cookie(key, path=path, domain=domain)
+        _add_cookie_headers(message, response)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in HANDLED_SCOPE_TYPES:
@@ -63,6 +110,23 @@ class CookieMiddleware(BaseMiddleware):
         scope = dict(scope)
         scope["cookies"] = parse_cookies(scope.get("headers", ()))
         await self.inner(scope, receive, send)
+
+
+def _add_cookie_headers(message: Message, response: HttpResponse) -> None:
+    if message.get("type") != "http.response.start":
+        raise ValueError(
+            f"cookies go on an 'http.response.start' message, not {message.get('type')!r}"
+        )
+    headers = list(message.get("headers", ()))
+    headers.extend(_cookie_headers(response))
+    message["headers"] = headers
+
+
+def _cookie_headers(response: HttpResponse) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"set-cookie", morsel.output(header="").strip().encode("latin-1"))
+        for morsel in response.cookies.values()
+    ]
 
 
 class SessionMiddleware(BaseMiddleware):
@@ -129,10 +193,7 @@ def _session_response_headers(
     response = DjangoSessionMiddleware(_no_view).process_response(
         request, HttpResponse(status=status)
     )
-    headers = [
-        (b"set-cookie", morsel.output(header="").strip().encode("latin-1"))
-        for morsel in response.cookies.values()
-    ]
+    headers = _cookie_headers(response)
     if response.has_header("Vary"):
         headers.append((b"vary", response["Vary"].encode("latin-1")))
     return headers

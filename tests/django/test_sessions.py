@@ -289,3 +289,41 @@ async def test_http_consumer_flushing_the_session_deletes_the_cookie(stored_sess
     assert cookie.startswith(f'{settings.SESSION_COOKIE_NAME}="";')
     assert "Max-Age=0" in cookie
     assert not await SessionStore().aexists(stored_session)
+
+
+class CookieSetter(AsyncHttpConsumer):
+    """Builds its own response start and sets cookies on it with CookieMiddleware's helpers."""
+
+    async def handle(self, body: bytes) -> None:
+        start: dict[str, Any] = {"type": "http.response.start", "status": 200}
+        CookieMiddleware.set_cookie(start, "theme", "dark", max_age=60, httponly=True)
+        CookieMiddleware.delete_cookie(start, "old")
+        await self.send(start)
+        await self.send({"type": "http.response.body", "body": b"ok"})
+
+
+async def test_set_cookie_and_delete_cookie_add_set_cookie_headers() -> None:
+    response = await HttpCommunicator(CookieSetter.as_asgi(), "GET", "/").get_response()
+    theme, old = set_cookies(response)
+    assert theme.startswith("theme=dark;")
+    assert "Max-Age=60" in theme
+    assert "HttpOnly" in theme
+    assert "SameSite=Lax" in theme
+    assert old.startswith('old="";')
+    assert "Max-Age=0" in old
+
+
+def test_set_cookie_keeps_existing_headers_and_refuses_other_messages() -> None:
+    start: dict[str, Any] = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"text/plain")],
+    }
+    CookieMiddleware.set_cookie(start, "a", "1", secure=True, samesite=None)
+    assert start["headers"][0] == (b"content-type", b"text/plain")
+    assert start["headers"][1][1].decode().startswith("a=1;")
+    assert "Secure" in start["headers"][1][1].decode()
+    with pytest.raises(ValueError, match="samesite"):
+        CookieMiddleware.set_cookie(start, "a", "1", samesite="sometimes")
+    with pytest.raises(ValueError, match=r"http\.response\.body"):
+        CookieMiddleware.set_cookie({"type": "http.response.body"}, "a", "1")
