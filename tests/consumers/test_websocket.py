@@ -353,3 +353,60 @@ async def test_disconnect_runs_even_if_the_close_frame_cannot_be_sent(
     assert CLOSE_CODES == [1011]
     assert "echoes" not in channel_layer._groups
     assert "could not send its close frame" in caplog.text
+
+
+class ServerClosedConnection(OSError):
+    """What an ASGI server raises for a frame sent on a connection that is gone."""
+
+
+@pytest.mark.parametrize("consumer", [SyncRemember, AsyncRemember])
+@pytest.mark.parametrize("refused", ["websocket.accept", "websocket.send"])
+async def test_client_gone_before_a_frame_ends_the_consumer_quietly(
+    consumer: type[WebsocketConsumer],
+    refused: str,
+    channel_layer: InMemoryChannelLayer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    CLOSE_CODES.clear()
+    app = consumer.as_asgi()
+    sent: list[Message] = []
+
+    async def client_left(scope: Scope, receive: Receive, send: Send) -> None:
+        async def refusing_send(message: Message) -> None:
+            if message["type"] == refused:
+                raise ServerClosedConnection("client disconnected")
+            sent.append(message)
+            await send(message)
+
+        await app(scope, receive, refusing_send)
+
+    comm = WebsocketCommunicator(client_left, "/")
+    with caplog.at_level(logging.INFO, logger="channelworks.consumers"):
+        await comm.send_input({"type": "websocket.connect"})
+        if refused == "websocket.send":
+            assert await comm.receive_output() == {"type": "websocket.accept", "subprotocol": None}
+            await comm.send_to(text_data="hello")
+        await comm.wait()
+    assert CLOSE_CODES == [1006]
+    assert "echoes" not in channel_layer._groups
+    assert not [m for m in sent if m["type"] == "websocket.close"]  # no close on a dead link
+    assert "the client went away" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_an_oserror_of_the_handler_itself_is_still_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(AsyncWebsocketConsumer):
+        async def connect(self) -> None:
+            await self.accept()
+
+        async def receive(self, text_data: str | None = None, bytes_data: Any = None) -> None:
+            raise FileNotFoundError("templates/missing.txt")
+
+    comm = WebsocketCommunicator(Broken.as_asgi(), "/")
+    await comm.connect()
+    with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
+        await comm.send_to(text_data="x")
+        assert await comm.receive_output() == {"type": "websocket.close", "code": 1011}
+    assert "failed handling message type 'websocket.receive'" in caplog.text

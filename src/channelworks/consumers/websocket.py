@@ -31,6 +31,8 @@ logger = logging.getLogger("channelworks.consumers")
 
 #: close code for an unexpected error in a handler (RFC 6455 "internal error")
 INTERNAL_ERROR = 1011
+#: the code ``disconnect`` gets when the connection was lost without a close frame
+ABNORMAL_CLOSURE = 1006
 
 
 @framework_class("websocket_connect", "websocket_receive", "websocket_disconnect")
@@ -70,6 +72,12 @@ class WebsocketCore(AsyncConsumer):
         ``disconnect(code)`` runs once, with the code sent.
         """
         name = type(self).__qualname__
+        if self._client_gone and isinstance(exc, OSError):
+            # ASGI servers raise an OSError when a frame is sent on a connection that has
+            # gone away (a page left while its socket was opening): not a consumer error.
+            logger.info("%s: the client went away (%s); ending", name, exc)
+            await self._ended(ABNORMAL_CLOSURE)
+            raise StopConsumer from exc
         if isinstance(exc, CloseConnection):
             code = exc.code
             logger.info("%s closing with %d: %s", name, code, exc)
@@ -94,6 +102,15 @@ class WebsocketCore(AsyncConsumer):
         raise StopConsumer from exc
 
     _disconnect_called: bool = False
+    #: set when the server refused a frame because the connection is gone (ASGI: an OSError)
+    _client_gone: bool = False
+
+    async def _to_client(self, message: Message) -> None:
+        try:
+            await self.base_send(message)
+        except OSError:
+            self._client_gone = True
+            raise
 
     async def _ended(self, code: int) -> None:
         """Leave the groups and run the ``disconnect`` hook, once per connection."""
@@ -122,7 +139,7 @@ class WebsocketCore(AsyncConsumer):
         message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
         if headers is not None:
             message["headers"] = list(headers)
-        await self.base_send(message)
+        await self._to_client(message)
 
     async def _send(
         self,
@@ -130,12 +147,18 @@ class WebsocketCore(AsyncConsumer):
         bytes_data: bytes | None = None,
         close: bool | int = False,
     ) -> None:
+        message: Message
         if text_data is not None:
-            await self.base_send({"type": "websocket.send", "text": text_data})
+            message = {"type": "websocket.send", "text": text_data}
         elif bytes_data is not None:
-            await self.base_send({"type": "websocket.send", "bytes": bytes_data})
+            message = {"type": "websocket.send", "bytes": bytes_data}
         else:
             raise ValueError("send() needs text_data or bytes_data")
+        try:  # inline, not _to_client: this is the hot path
+            await self.base_send(message)
+        except OSError:
+            self._client_gone = True
+            raise
         if close:
             await self._close(None if close is True else close)
 
@@ -143,7 +166,7 @@ class WebsocketCore(AsyncConsumer):
         message: Message = {"type": "websocket.close", "code": 1000 if code is None else code}
         if reason:
             message["reason"] = reason
-        await self.base_send(message)
+        await self._to_client(message)
 
 
 @framework_class()
