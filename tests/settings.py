@@ -29,14 +29,40 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
+    "django.contrib.admin",
+    "django.contrib.messages",
     "channelworks",
     "tests.djangoapp",
+    # the demo site's apps (tests/demo/); their tables are in the test database
+    "channelworks.demo",
+    "channelworks.demo.chat",
+    "channelworks.demo.social",
+    "channelworks.demo.blog",
+    "channelworks.demo.echo",
+    "channelworks.demo.thumbnails",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
 ]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+STATIC_URL = "/static/"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = os.path.join(tempfile.gettempdir(), f"channelworks-test-media-{os.getpid()}")
 ROOT_URLCONF = "tests.djangoapp.urls"
 ASGI_APPLICATION = "tests.djangoapp.asgi.application"
 DATABASES: dict[str, dict[str, object]] = {

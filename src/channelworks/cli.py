@@ -18,6 +18,20 @@ COMMANDS: dict[
 ] = {}
 
 
+def _demo_command() -> None:
+    # Only argparse-level code is imported here; Django waits until the command runs.
+    from channelworks.demo import command
+
+    COMMANDS["demo"] = (
+        "Run the demo site: chat, notifications, a live blog, echo and a worker.",
+        command.add_arguments,
+        command.run,
+    )
+
+
+_demo_command()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="channelworks",

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ChatConfig(AppConfig):
+    """Chat rooms whose messages are saved, so a reload shows the history."""
+
+    name = "channelworks.demo.chat"
+    label = "chat"

@@ -1,0 +1,76 @@
+"""The chat socket: one per open room page, in the room's group.
+
+A frame ``{"type": "message", "text": "..."}`` is validated, saved, then sent to the group;
+every socket of the room (this one included) shows it from the group message. Bad input gets
+an error frame and the socket stays open; a socket that may not be here is closed with a code
+from ``channelworks.demo.codes``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channelworks.consumers import AsyncJsonWebsocketConsumer
+from channelworks.db import database_sync_to_async
+from channelworks.demo import codes
+from channelworks.demo.chat.forms import MessageForm
+from channelworks.demo.chat.models import Message, Room
+from channelworks.demo.frames import error_frame, form_error_frame
+
+
+@database_sync_to_async
+def find_room(slug: str, user: Any) -> tuple[Room | None, bool]:
+    """The room of ``slug`` (or ``None``) and whether ``user`` may see it."""
+    room = Room.objects.filter(slug=slug).first()
+    if room is None:
+        return None, False
+    return room, Room.objects.visible_to(user).filter(pk=room.pk).exists()
+
+
+@database_sync_to_async
+def save_message(room: Room, user: Any, text: str) -> dict[str, Any]:
+    return Message.objects.create(room=room, author=user, text=text).as_event()
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    room: Room | None = None
+
+    async def connect(self) -> None:
+        user = self.scope["user"]
+        if not user.is_authenticated:
+            await self.refuse(codes.LOGIN_REQUIRED, "log in to chat")
+            return
+        room, visible = await find_room(self.scope["url_route"]["kwargs"]["slug"], user)
+        if room is None:
+            await self.refuse(codes.NOT_FOUND, "no such room")
+        elif not visible:
+            await self.refuse(codes.FORBIDDEN, "this room is private")
+        else:
+            self.room = room
+            await self.join_groups([room.group_name])  # left again when the socket closes
+            await self.accept()
+
+    async def refuse(self, code: int, reason: str) -> None:
+        # Accept, then close: a browser sees the code and reason of a close after the
+        # handshake, but only a bare 1006 for a handshake that was refused.
+        await self.accept()
+        await self.close(code, reason)
+
+    async def receive_json(self, content: Any) -> None:
+        if self.room is None:  # frames that raced the close of a refused socket
+            return
+        if not isinstance(content, dict) or content.get("type") != "message":
+            await self.send_json(error_frame("unknown", 'Send {"type": "message", "text": ...}.'))
+            return
+        form = MessageForm({"text": content.get("text")})
+        if not form.is_valid():
+            await self.send_json(form_error_frame(form))
+            return
+        message = await save_message(self.room, self.scope["user"], form.cleaned_data["text"])
+        assert self.channel_layer is not None  # settings.CHANNEL_LAYERS always has one here
+        await self.channel_layer.group_send(
+            self.room.group_name, {"type": "chat.message", "message": message}
+        )
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "message", **event["message"]})

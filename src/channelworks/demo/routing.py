@@ -1,0 +1,12 @@
+"""Every socket route of the site, gathered from the apps (as ``urls.py`` gathers pages)."""
+
+from channelworks.demo.blog.routing import websocket_urlpatterns as blog_routes
+from channelworks.demo.chat.routing import websocket_urlpatterns as chat_routes
+from channelworks.demo.echo.routing import websocket_urlpatterns as echo_routes
+from channelworks.demo.social.routing import websocket_urlpatterns as social_routes
+from channelworks.demo.thumbnails.consumers import THUMBNAIL_CHANNEL, ThumbnailConsumer
+
+websocket_urlpatterns = [*chat_routes, *social_routes, *blog_routes, *echo_routes]
+
+#: consumers reached by channel name, for the worker
+channel_routes = {THUMBNAIL_CHANNEL: ThumbnailConsumer.as_asgi()}

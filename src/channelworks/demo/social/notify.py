@@ -1,0 +1,63 @@
+"""Notify a user: store a ``Notification`` and push it to every page they have open.
+
+Call these from sync code (views, model signals, sync consumers): they use the ORM, and
+reach the channel layer through ``async_to_sync``. The push waits for the transaction to
+commit, so a page never hears of a row that was rolled back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+
+from channelworks.demo.social.models import Notification
+from channelworks.layers import get_channel_layer
+
+
+def user_group(user_id: int) -> str:
+    """The group of every notification socket ``user_id`` has open (one per tab)."""
+    return f"notifications.user.{user_id}"
+
+
+def unread_count(user_id: int) -> int:
+    return Notification.objects.filter(recipient_id=user_id, read=False).count()
+
+
+def notify(
+    recipient: Any, kind: str, text: str, url: str = "", data: dict[str, Any] | None = None
+) -> Notification:
+    notification = Notification.objects.create(
+        recipient=recipient, kind=kind, text=text[:200], url=url, data=data or {}
+    )
+
+    def push() -> None:
+        event = {
+            "type": "notification.created",
+            "notification": notification.as_event(),
+            "unread": unread_count(recipient.pk),
+        }
+        send_to_user(recipient.pk, event)
+
+    transaction.on_commit(push)
+    return notification
+
+
+def mark_read(user_id: int, ids: list[int] | None = None) -> int:
+    """Mark ``user_id``'s notifications read (``ids``, or all); push the new unread count."""
+    unread = Notification.objects.filter(recipient_id=user_id, read=False)
+    if ids is not None:
+        unread = unread.filter(pk__in=ids)
+    changed = unread.update(read=True)
+    count = unread_count(user_id)
+    transaction.on_commit(
+        lambda: send_to_user(user_id, {"type": "notification.unread", "unread": count})
+    )
+    return changed
+
+
+def send_to_user(user_id: int, event: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(user_group(user_id), event)

@@ -1,0 +1,119 @@
+"""Direct messages, posts, comments and likes; each action that concerns someone else
+notifies them (``notify``), which their open pages show at once."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from channelworks.demo.requests import AuthenticatedRequest
+from channelworks.demo.social.forms import TextForm
+from channelworks.demo.social.models import Comment, DirectMessage, Like, Notification, Post
+from channelworks.demo.social.notify import mark_read, notify
+
+User = get_user_model()
+
+
+@login_required
+def people(request: AuthenticatedRequest) -> HttpResponse:
+    others = User.objects.exclude(pk=request.user.pk).order_by("username")
+    return render(request, "social/people.html", {"people": others})
+
+
+@login_required
+def conversation(request: AuthenticatedRequest, username: str) -> HttpResponse:
+    other = get_object_or_404(User, username=username)
+    form = TextForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        text = form.cleaned_data["text"]
+        with transaction.atomic():
+            message = DirectMessage.objects.create(sender=request.user, recipient=other, text=text)
+            notify(
+                other,
+                Notification.Kind.MESSAGE,
+                f"{request.user.get_username()}: {text}",
+                url=reverse("social:conversation", args=[request.user.get_username()]),
+                data={"sender": request.user.get_username(), "text": text, "id": message.pk},
+            )
+        return redirect("social:conversation", username=username)
+    context = {"other": other, "dms": DirectMessage.between(request.user, other), "form": form}
+    return render(request, "social/conversation.html", context)
+
+
+@login_required
+def notifications(request: AuthenticatedRequest) -> HttpResponse:
+    items = Notification.objects.filter(recipient=request.user)[:100]
+    return render(request, "social/notifications.html", {"notifications": items})
+
+
+@login_required
+@require_POST
+def notifications_read(request: AuthenticatedRequest) -> HttpResponse:
+    mark_read(request.user.pk)
+    return redirect("social:notifications")
+
+
+@login_required
+def post_list(request: AuthenticatedRequest) -> HttpResponse:
+    form = TextForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        Post.objects.create(author=request.user, text=form.cleaned_data["text"])
+        return redirect("social:posts")
+    posts = Post.objects.select_related("author").annotate(
+        like_count=Count("likes", distinct=True), comment_count=Count("comments", distinct=True)
+    )
+    return render(request, "social/post_list.html", {"posts": posts, "form": form})
+
+
+@login_required
+def post_detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
+    post = get_object_or_404(Post.objects.select_related("author"), pk=pk)
+    form = TextForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            Comment.objects.create(post=post, author=request.user, text=form.cleaned_data["text"])
+            if post.author != request.user:
+                notify(
+                    post.author,
+                    Notification.Kind.COMMENT,
+                    f"{request.user.get_username()} commented on your post: "
+                    f"{form.cleaned_data['text']}",
+                    url=post.get_absolute_url(),
+                )
+        return redirect(post)
+    context = {
+        "post": post,
+        "comments": post.comments.select_related("author"),
+        "likes": post.likes.count(),
+        "liked": post.likes.filter(user=request.user).exists(),
+        "form": form,
+    }
+    return render(request, "social/post_detail.html", context)
+
+
+@login_required
+@require_POST
+def post_like(request: AuthenticatedRequest, pk: int) -> HttpResponse:
+    """Like the post, or take the like back; only a new like notifies the author."""
+    post = get_object_or_404(Post, pk=pk)
+    deleted, _ = Like.objects.filter(post=post, user=request.user).delete()
+    if not deleted:
+        try:
+            with transaction.atomic():
+                Like.objects.create(post=post, user=request.user)
+                if post.author != request.user:
+                    notify(
+                        post.author,
+                        Notification.Kind.LIKE,
+                        f"{request.user.get_username()} likes your post",
+                        url=post.get_absolute_url(),
+                    )
+        except IntegrityError:
+            pass  # a double click: the other request liked it already
+    return redirect(post)

@@ -1,0 +1,33 @@
+// The notification socket every page of a logged-in user opens: the unread badge, the
+// toasts, and a "demo:notification" event on window for pages that want more.
+import { ReconnectingSocket } from "./socket.js";
+
+const badge = document.getElementById("unread-badge");
+const toasts = document.getElementById("toasts");
+
+function setUnread(count) {
+  badge.textContent = String(count);
+  badge.hidden = count === 0;
+}
+
+function toast(notification) {
+  const item = document.createElement("a");
+  item.className = "toast";
+  item.href = notification.url || "#";
+  item.textContent = notification.text; // text, never HTML
+  item.addEventListener("click", () => socket.send({ type: "mark_read", ids: [notification.id] }));
+  toasts.append(item);
+  setTimeout(() => item.remove(), 8000);
+}
+
+export const socket = new ReconnectingSocket("/ws/notifications/", {
+  onMessage(message) {
+    if (message.type === "unread") {
+      setUnread(message.count);
+    } else if (message.type === "notification") {
+      setUnread(message.unread);
+      toast(message);
+      window.dispatchEvent(new CustomEvent("demo:notification", { detail: message }));
+    }
+  },
+});

@@ -1,0 +1,47 @@
+"""The thumbnail worker: a consumer reached by channel name, not by a client.
+
+``asgi.py`` routes the channel ``thumbnails-generate`` here with ``ChannelNameRouter``; a
+``Worker`` (started with the server, see ``channelworks.demo.lifespan``, or
+``manage.py runworker thumbnails-generate``) feeds it the messages the upload view sends. It
+is a ``SyncConsumer``: Pillow and the ORM are blocking, so each message is handled in a thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.urls import reverse
+
+from channelworks.consumers import SyncConsumer
+from channelworks.demo.social.models import Notification
+from channelworks.demo.social.notify import notify
+from channelworks.demo.thumbnails.images import make_thumbnail
+from channelworks.demo.thumbnails.models import Avatar
+
+#: the channel the upload view sends to and the worker reads
+THUMBNAIL_CHANNEL = "thumbnails-generate"
+
+
+class ThumbnailConsumer(SyncConsumer):
+    def thumbnail_generate(self, message: dict[str, Any]) -> None:
+        avatar = Avatar.objects.select_related("user").filter(pk=message["avatar_id"]).first()
+        if avatar is None:  # deleted since the upload: nothing to do
+            return
+        url = reverse("thumbnails:avatar")
+        try:
+            with avatar.image.open("rb") as source:
+                png = make_thumbnail(source.read())
+        except OSError:
+            notify(avatar.user, Notification.Kind.THUMBNAIL, "Your avatar could not be read", url)
+            return
+        if avatar.thumbnail:
+            avatar.thumbnail.delete(save=False)
+        avatar.thumbnail.save(f"user-{avatar.user_id}.png", ContentFile(png))
+        notify(
+            avatar.user,
+            Notification.Kind.THUMBNAIL,
+            "Your avatar thumbnail is ready",
+            url,
+            data={"thumbnail_url": avatar.thumbnail.url},
+        )

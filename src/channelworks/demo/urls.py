@@ -1,0 +1,21 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+from django.views.static import serve
+
+from channelworks.demo import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("rooms/", include("channelworks.demo.chat.urls")),
+    path("", include("channelworks.demo.social.urls")),
+    path("blog/", include("channelworks.demo.blog.urls")),
+    path("echo/", include("channelworks.demo.echo.urls")),
+    path("avatar/", include("channelworks.demo.thumbnails.urls")),
+    path("admin/", admin.site.urls),
+    # Uploaded avatars, from the data folder. A real site lets its web server do this.
+    re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+]

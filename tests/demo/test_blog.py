@@ -1,0 +1,70 @@
+"""The live blog: every create, edit and delete reaches the open pages from model signals."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import AsyncClient, Client
+
+from channelworks.db import database_sync_to_async
+from channelworks.demo.blog.models import Entry
+from tests.demo.support import open_socket
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("channelworks.demo.urls")]
+
+
+async def test_saves_and_deletes_reach_every_page_including_anonymous_ones() -> None:
+    pages = [await open_socket("/ws/liveblog/") for _ in range(2)]
+    entry = await database_sync_to_async(Entry.objects.create)(title="Kick-off", body="<b>go</b>")
+    for page in pages:
+        frame = await page.receive_json_from()
+        assert frame["type"] == "created"
+        assert (frame["entry"]["id"], frame["entry"]["body"]) == (entry.pk, "<b>go</b>")
+
+    entry.title = "Kick-off (edited)"
+    await database_sync_to_async(entry.save)()  # what the admin does
+    for page in pages:
+        frame = await page.receive_json_from()
+        assert (frame["type"], frame["entry"]["title"]) == ("updated", "Kick-off (edited)")
+
+    pk = entry.pk
+    await database_sync_to_async(entry.delete)()
+    for page in pages:
+        assert await page.receive_json_from() == {"type": "deleted", "id": pk}
+        await page.disconnect()
+
+
+async def test_the_edit_form_updates_the_pages(alice: User) -> None:
+    entry = await database_sync_to_async(Entry.objects.create)(title="Draft", body="text")
+    page = await open_socket("/ws/liveblog/")
+    client = AsyncClient()
+    await client.aforce_login(alice)
+    response = await client.post(f"/blog/{entry.pk}/edit/", {"title": "Final", "body": "text"})
+    assert response.status_code == 302
+    frame = await page.receive_json_from()
+    assert (frame["type"], frame["entry"]["title"]) == ("updated", "Final")
+    await page.disconnect()
+
+
+async def test_an_invalid_form_sends_nothing(alice: User) -> None:
+    page = await open_socket("/ws/liveblog/")
+    client = AsyncClient()
+    await client.aforce_login(alice)
+    response = await client.post("/blog/new/", {"title": "", "body": "x"})
+    assert response.status_code == 200
+    assert await page.receive_nothing()
+    await page.disconnect()
+
+
+async def test_the_socket_is_read_only() -> None:
+    page = await open_socket("/ws/liveblog/")
+    await page.send_json_to({"type": "created"})
+    assert (await page.receive_json_from())["code"] == "read_only"
+    await page.disconnect()
+
+
+def test_the_page_lists_entries_escaped() -> None:
+    Entry.objects.create(title="<script>t</script>", body="b")
+    content = Client().get("/blog/").content
+    assert b"&lt;script&gt;t&lt;/script&gt;" in content
+    assert b"<script>t</script>" not in content

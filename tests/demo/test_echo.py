@@ -1,0 +1,40 @@
+"""The echo socket, and the origin check that guards every socket route of the site."""
+
+from __future__ import annotations
+
+import pytest
+
+from channelworks.testing import WebsocketCommunicator
+from tests.demo.support import open_socket
+
+
+async def test_text_and_bytes_come_back_as_they_went() -> None:
+    socket = await open_socket("/ws/echo/")
+    await socket.send_to(text_data="<hello>")
+    assert await socket.receive_from() == "<hello>"
+    await socket.send_to(bytes_data=b"\x00\xff")
+    assert await socket.receive_from() == b"\x00\xff"
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    "path", ["/ws/echo/", "/ws/liveblog/", "/ws/notifications/", "/ws/chat/general/"]
+)
+async def test_every_route_refuses_a_foreign_origin(path: str) -> None:
+    from channelworks.demo.asgi import application
+
+    foreign = WebsocketCommunicator(application, path, headers=[(b"origin", b"https://evil.test")])
+    assert await foreign.connect() == (False, 1008)
+    await foreign.wait()
+
+
+async def test_the_sites_own_origin_is_allowed() -> None:
+    from channelworks.demo.asgi import application
+
+    own = WebsocketCommunicator(
+        application, "/ws/echo/", headers=[(b"origin", b"http://testserver")]
+    )
+    assert (await own.connect())[0]
+    await own.send_to(text_data="hi")
+    assert await own.receive_from() == "hi"
+    await own.disconnect()

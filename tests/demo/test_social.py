@@ -1,0 +1,191 @@
+"""Direct messages, posts, comments, likes and the notification socket."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import AsyncClient, Client
+
+from channelworks.db import database_sync_to_async
+from channelworks.demo import codes
+from channelworks.demo.social.models import (
+    MAX_TEXT,
+    Comment,
+    DirectMessage,
+    Like,
+    Notification,
+    Post,
+)
+from channelworks.demo.social.notify import notify
+from channelworks.testing import WebsocketCommunicator
+from tests.demo.support import close_code, open_socket
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("channelworks.demo.urls")]
+
+
+async def client_of(user: User) -> AsyncClient:
+    client = AsyncClient()
+    await client.aforce_login(user)
+    return client
+
+
+@pytest.fixture
+def bobs_post(bob: User) -> Post:
+    return Post.objects.create(author=bob, text="bob's post")
+
+
+async def bobs_notifications(bob_session: str) -> WebsocketCommunicator:
+    """Bob's notification socket, past its first frame (the unread count)."""
+    socket = await open_socket("/ws/notifications/", bob_session)
+    assert (await socket.receive_json_from())["type"] == "unread"
+    return socket
+
+
+count = database_sync_to_async(lambda model, **lookups: model.objects.filter(**lookups).count())
+
+
+# -- the socket --------------------------------------------------------------------------------
+
+
+async def test_the_socket_starts_with_the_unread_count(bob: User, bob_session: str) -> None:
+    await database_sync_to_async(Notification.objects.create)(recipient=bob, kind="like", text="x")
+    socket = await open_socket("/ws/notifications/", bob_session)
+    assert await socket.receive_json_from() == {"type": "unread", "count": 1}
+    await socket.disconnect()
+
+
+async def test_a_socket_without_a_session_is_closed_with_login_required() -> None:
+    socket = await open_socket("/ws/notifications/")
+    assert (await close_code(socket))[0] == codes.LOGIN_REQUIRED
+
+
+async def test_notify_reaches_every_tab_of_the_user_only(
+    bob: User, bob_session: str, alice_session: str
+) -> None:
+    tabs = [await bobs_notifications(bob_session) for _ in range(2)]
+    alice = await open_socket("/ws/notifications/", alice_session)
+    await alice.receive_json_from()
+    await database_sync_to_async(notify)(bob, "like", "someone likes you", "/posts/")
+    for tab in tabs:
+        frame = await tab.receive_json_from()
+        assert frame["type"] == "notification"
+        assert (frame["text"], frame["url"], frame["unread"]) == ("someone likes you", "/posts/", 1)
+        await tab.disconnect()
+    assert await alice.receive_nothing()
+    await alice.disconnect()
+
+
+async def test_marking_read_updates_every_tab_and_only_ones_own(
+    alice: User, bob: User, bob_session: str
+) -> None:
+    mine = await database_sync_to_async(notify)(bob, "like", "for bob")
+    theirs = await database_sync_to_async(notify)(alice, "like", "for alice")
+    socket = await open_socket("/ws/notifications/", bob_session)
+    assert await socket.receive_json_from() == {"type": "unread", "count": 1}
+    await socket.send_json_to({"type": "mark_read", "ids": [mine.pk, theirs.pk]})
+    assert await socket.receive_json_from() == {"type": "unread", "count": 0}
+    assert await count(Notification, recipient=alice, read=False) == 1
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [{"type": "mark_read", "ids": "all"}, {"type": "mark_read", "ids": [True]}, {"type": "x"}, 7],
+)
+async def test_bad_frames_get_an_error_frame(bob_session: str, frame: object) -> None:
+    socket = await bobs_notifications(bob_session)
+    await socket.send_json_to(frame)
+    assert (await socket.receive_json_from())["code"] == "unknown"
+    await socket.send_json_to({"type": "mark_all_read"})
+    assert await socket.receive_json_from() == {"type": "unread", "count": 0}
+    await socket.disconnect()
+
+
+# -- direct messages ---------------------------------------------------------------------------
+
+
+async def test_a_direct_message_is_stored_and_notifies_the_recipient(
+    alice: User, bob: User, bob_session: str
+) -> None:
+    socket = await bobs_notifications(bob_session)
+    response = await (await client_of(alice)).post("/messages/bob/", {"text": "hi <bob>"})
+    assert response.status_code == 302
+    frame = await socket.receive_json_from()
+    assert (frame["kind"], frame["unread"], frame["url"]) == ("message", 1, "/messages/alice/")
+    assert frame["data"]["sender"] == "alice"
+    assert frame["data"]["text"] == "hi <bob>"
+    assert await count(DirectMessage, sender=alice, recipient=bob) == 1
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * (MAX_TEXT + 1)])
+async def test_a_bad_direct_message_is_refused_and_notifies_no_one(
+    alice: User, bob: User, bob_session: str, text: str
+) -> None:
+    socket = await bobs_notifications(bob_session)
+    response = await (await client_of(alice)).post("/messages/bob/", {"text": text})
+    assert response.status_code == 200
+    assert b"errorlist" in response.content
+    assert await socket.receive_nothing()
+    assert await count(DirectMessage) == 0
+    await socket.disconnect()
+
+
+def test_the_conversation_page_escapes_html(alice: User, bob: User) -> None:
+    DirectMessage.objects.create(sender=alice, recipient=bob, text="<script>x</script>")
+    client = Client()
+    client.force_login(bob)
+    content = client.get("/messages/alice/").content
+    assert b"&lt;script&gt;x&lt;/script&gt;" in content
+    assert b"<script>x</script>" not in content
+
+
+# -- posts, comments, likes --------------------------------------------------------------------
+
+
+async def test_a_comment_notifies_the_author(
+    alice: User, bobs_post: Post, bob_session: str
+) -> None:
+    socket = await bobs_notifications(bob_session)
+    await (await client_of(alice)).post(f"/posts/{bobs_post.pk}/", {"text": "nice"})
+    frame = await socket.receive_json_from()
+    assert frame["kind"] == "comment"
+    assert frame["text"] == "alice commented on your post: nice"
+    assert frame["url"] == f"/posts/{bobs_post.pk}/"
+    assert await count(Comment, post=bobs_post) == 1
+    await socket.disconnect()
+
+
+async def test_the_authors_own_comment_and_like_notify_no_one(
+    bob: User, bobs_post: Post, bob_session: str
+) -> None:
+    socket = await bobs_notifications(bob_session)
+    client = await client_of(bob)
+    await client.post(f"/posts/{bobs_post.pk}/", {"text": "replying to myself"})
+    await client.post(f"/posts/{bobs_post.pk}/like/")
+    assert await socket.receive_nothing()
+    assert await count(Notification) == 0
+    await socket.disconnect()
+
+
+async def test_a_like_notifies_the_author_and_unliking_does_not(
+    alice: User, bobs_post: Post, bob_session: str
+) -> None:
+    socket = await bobs_notifications(bob_session)
+    client = await client_of(alice)
+    await client.post(f"/posts/{bobs_post.pk}/like/")
+    assert (await socket.receive_json_from())["text"] == "alice likes your post"
+    assert await count(Like, post=bobs_post) == 1
+    await client.post(f"/posts/{bobs_post.pk}/like/")  # takes it back
+    assert await count(Like, post=bobs_post) == 0
+    assert await socket.receive_nothing()
+    await socket.disconnect()
+
+
+def test_the_notifications_page_marks_all_read(bob: User) -> None:
+    Notification.objects.create(recipient=bob, kind="like", text="<i>liked</i>")
+    client = Client()
+    client.force_login(bob)
+    assert b"&lt;i&gt;liked&lt;/i&gt;" in client.get("/notifications/").content
+    assert client.post("/notifications/read/").status_code == 302
+    assert not Notification.objects.filter(read=False).exists()
