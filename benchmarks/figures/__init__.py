@@ -12,6 +12,7 @@ from benchmarks.figures.echo import run_echo
 from benchmarks.figures.fanout import run_fanout
 from benchmarks.figures.layer import run_layer
 from benchmarks.figures.memory import run_memory
+from benchmarks.figures.rabbitmq import run_rabbitmq_group, run_rabbitmq_p2p
 from benchmarks.figures.redis import run_redis_fanout, run_redis_group, run_redis_p2p
 
 FIGURES: dict[str, Runner] = {
@@ -22,6 +23,8 @@ FIGURES: dict[str, Runner] = {
     "redis_p2p": run_redis_p2p,
     "redis_group": run_redis_group,
     "redis_fanout": run_redis_fanout,
+    "rabbitmq_p2p": run_rabbitmq_p2p,
+    "rabbitmq_group": run_rabbitmq_group,
 }
 
 __all__ = ["FIGURES", "Runner"]

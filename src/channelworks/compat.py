@@ -69,6 +69,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "channels_redis": ("channelworks.layers.redis",),
     "channels_redis.core": ("channelworks.layers.redis",),
     "channels_redis.pubsub": ("channelworks.layers.redis",),
+    "channels_rabbitmq": ("channelworks.layers.rabbitmq",),
+    "channels_rabbitmq.core": ("channelworks.layers.rabbitmq",),
 }
 
 #: top-level names the hook owns; ``install()`` refuses to run if a module of one is loaded

@@ -60,6 +60,30 @@ def redis(**options: Any) -> BaseChannelLayer:
 
 _SERVER = REDIS_URL.rsplit("/", 1)[0]
 
+#: the RabbitMQ server the suite uses (guest/guest on the default virtual host)
+RABBITMQ_URL = os.environ.get("CHANNELWORKS_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@functools.cache
+def rabbitmq_reachable(url: str = RABBITMQ_URL) -> bool:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 1).close()
+    except OSError:
+        return False
+    return True
+
+
+def rabbitmq(**options: Any) -> BaseChannelLayer:
+    """A RabbitMQ layer with a prefix of its own, so tests never see each other's queues."""
+    require_service("RabbitMQ", rabbitmq_reachable())
+    from channelworks.layers.rabbitmq import RabbitMQChannelLayer
+
+    options.setdefault("prefix", f"test-{secrets.token_hex(6)}")
+    options.setdefault("host", RABBITMQ_URL)
+    return RabbitMQChannelLayer(**options)
+
+
 BACKENDS: dict[str, LayerFactory] = {
     "memory": memory,
     "redis": redis,
@@ -67,4 +91,5 @@ BACKENDS: dict[str, LayerFactory] = {
     "redis-inbox": functools.partial(redis, deliver_locally=False),
     # two shards (two databases of the server): group_send takes the two-round-trip path
     "redis-sharded": functools.partial(redis, hosts=[f"{_SERVER}/0", f"{_SERVER}/1"]),
+    "rabbitmq": rabbitmq,
 }

@@ -23,6 +23,9 @@ BACKEND_ALIASES = {
     "channels.layers.InMemoryChannelLayer": "channelworks.layers.InMemoryChannelLayer",
     "channels_redis.core.RedisChannelLayer": "channelworks.layers.redis.RedisChannelLayer",
     "channels_redis.pubsub.RedisPubSubChannelLayer": "channelworks.layers.redis.RedisChannelLayer",
+    "channels_rabbitmq.core.RabbitmqChannelLayer": (
+        "channelworks.layers.rabbitmq.RabbitMQChannelLayer"
+    ),
 }
 
 

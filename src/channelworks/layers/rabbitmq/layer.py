@@ -1,0 +1,611 @@
+"""``RabbitMQChannelLayer``: the channel layer contract over RabbitMQ, for many processes.
+
+How it moves messages (docs/rabbitmq.md has the whole design; names.py the names):
+
+- a *process-local* channel (``new_channel()``, with ``!``) is read by its process only: a
+  send publishes to that process's queue through the default exchange, and the process's one
+  ``ProcessReader`` moves deliveries into a local ``InMemoryChannelLayer`` (waiters,
+  cancellation, expiry, memberships);
+- a *normal* channel is a queue of its own that every process may consume (normal.py):
+  RabbitMQ deals its messages round-robin between readers;
+- a group is a routing key of the ``{prefix}.groups`` direct exchange: ``group_send`` is one
+  publish, copied by RabbitMQ to every process queue bound under the group's name, and fanned
+  out by each process to its member channels (groups.py);
+- capacity: a normal channel's queue has ``x-max-length`` = its capacity with
+  ``reject-publish``, so the publisher confirm is a nack and ``send`` raises ``ChannelFull``;
+  a process queue is bounded by ``process_capacity`` the same way, and each ``!`` channel by
+  its capacity in the receiving process (reader.py).
+
+Concurrency hazard: the connection, the reader and the local layer belong to the *home* loop,
+the first loop the layer does I/O on; a call from another loop (``async_to_sync`` in a thread)
+is run on the home loop and awaited from there. The bookkeeping is not locked: drive one layer
+from one loop at a time, plus such calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+import ssl
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, TypeVar
+
+from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
+from aiormq.exceptions import ChannelClosed, ChannelPreconditionFailed
+
+from channelworks.exceptions import ChannelFull, InvalidChannelName
+from channelworks.layers.base import BaseChannelLayer, CapacityPatterns
+from channelworks.layers.codec import Codec
+from channelworks.layers.memory import InMemoryChannelLayer
+from channelworks.layers.names import require_channel_name, require_group_name, require_message
+from channelworks.layers.rabbitmq import names
+from channelworks.layers.rabbitmq.connection import NACKED, RETURNED, Link, is_lost
+from channelworks.layers.rabbitmq.errors import ForeignChannel, RabbitMQUnavailable
+from channelworks.layers.rabbitmq.groups import Memberships
+from channelworks.layers.rabbitmq.normal import NormalChannels
+from channelworks.layers.rabbitmq.reader import ProcessReader
+from channelworks.layers.rabbitmq.stats import RabbitMQLayerStats
+
+logger = logging.getLogger("channelworks.layers.rabbitmq")
+
+Message = dict[str, Any]
+T = TypeVar("T")
+
+DEFAULT_HOST = "amqp://guest:guest@127.0.0.1:5672/"
+#: channels_rabbitmq options accepted and ignored, so its settings run unchanged
+IGNORED_OPTIONS = frozenset({"local_expiry"})
+#: group_expiry of the local layer: memberships lapse by groups.py's rule instead
+NEVER = 10.0**9
+
+
+class RabbitMQChannelLayer(BaseChannelLayer):
+    """A channel layer over RabbitMQ: many processes, many machines; see docs/rabbitmq.md.
+
+    Options: ``host`` (an ``amqp://`` or ``amqps://`` URL), ``prefix`` (of every queue and
+    exchange name), ``expiry``, ``group_expiry``, ``capacity``, ``channel_capacity``,
+    ``symmetric_encryption_keys`` as in every cross-process layer; ``process_capacity``
+    (messages a process queue holds before sends to its channels get ``ChannelFull``, default
+    10000), ``prefetch_count`` (deliveries of a normal channel a process holds unacknowledged,
+    default 20), ``process_timeout`` (seconds after which RabbitMQ deletes the queue of a
+    process that stopped reading, with its memberships; default 60), ``retry_timeout``
+    (seconds an operation waits for a lost connection before ``RabbitMQUnavailable``, default
+    5), ``ssl_context``, ``groups_exchange``. channels_rabbitmq's ``local_capacity`` and
+    ``remote_capacity`` are accepted as ``capacity`` and ``process_capacity``.
+    """
+
+    stats: RabbitMQLayerStats
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        prefix: str = "asgi",
+        expiry: float = 60,
+        group_expiry: float | None = 86400,
+        capacity: int = 100,
+        channel_capacity: CapacityPatterns | None = None,
+        symmetric_encryption_keys: Iterable[str | bytes] | None = None,
+        *,
+        process_capacity: int = 10000,
+        prefetch_count: int = 20,
+        process_timeout: float = 60,
+        retry_timeout: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
+        groups_exchange: str | None = None,
+        local_capacity: int | None = None,
+        remote_capacity: int | None = None,
+        linger: float = 1.0,
+        **options: Any,
+    ) -> None:
+        unknown = set(options) - IGNORED_OPTIONS
+        if unknown:
+            raise TypeError(f"RabbitMQChannelLayer got unknown option(s) {sorted(unknown)}")
+        if local_capacity is not None:
+            capacity = local_capacity
+        if remote_capacity is not None:
+            process_capacity = remote_capacity
+        if group_expiry is None:  # channels_rabbitmq's way of saying "the default"
+            group_expiry = 86400
+        super().__init__(expiry, group_expiry, capacity, channel_capacity)
+        self._capacities = channel_capacity
+        if not isinstance(host, str) or not host.startswith(("amqp://", "amqps://")):
+            raise ValueError(f"host must be an amqp:// or amqps:// URL, got {host!r}")
+        if process_capacity < 1 or prefetch_count < 1:
+            raise ValueError("process_capacity and prefetch_count must be at least 1")
+        if process_timeout <= 0 or retry_timeout < 0 or linger <= 0:
+            raise ValueError(
+                "process_timeout and linger must be positive, retry_timeout not negative"
+            )
+        self.host = host
+        self.names = names.Names(prefix)
+        self.prefix = prefix
+        self.groups_exchange = groups_exchange or self.names.groups
+        self.codec = Codec(symmetric_encryption_keys)
+        self.process_capacity = process_capacity
+        self.prefetch_count = prefetch_count
+        self.process_timeout = process_timeout
+        self.retry_timeout = retry_timeout
+        self.ssl_context = ssl_context
+        self.linger = linger
+        self.stats = RabbitMQLayerStats()
+        #: this layer's process id: its channels are ``{prefix}.{pid}!{n}``
+        self.pid = secrets.token_hex(8)
+        self.queue = self.names.process(self.pid)
+        self._marker = f".{self.pid}!"
+        self._expiry_ms = int(expiry * 1000)
+        self._counter = itertools.count()
+        self._link: Link | None = None
+        self._dead_logged: set[str] = set()
+        self._reset()
+
+    def _reset(self) -> None:
+        """The per-loop state: made at start, made again if the home loop was closed."""
+        # Memberships lapse by this layer's rule (groups.py), never by the local layer's.
+        self.local = InMemoryChannelLayer(self.expiry, NEVER, self.capacity, self._capacities)
+        self.local.stats = self.stats  # one set of counters for the whole layer
+        self.bindings = Memberships(self.group_expiry)
+        self.reader = ProcessReader(
+            local=self.local,
+            codec=self.codec,
+            stats=self.stats,
+            memberships=self.bindings,
+            on_membership=self._requested,
+            on_lapsed=self._lapsed,
+        )
+        self.normal = NormalChannels(
+            codec=self.codec, stats=self.stats, consume=self._consume_normal, linger=self.linger
+        )
+        self._declared: set[str] = set()
+        self._bind_lock: asyncio.Lock | None = None
+        self._normal_channel: AbstractChannel | None = None
+
+    # -- the connection -----------------------------------------------------------------------
+
+    def _elsewhere(self) -> asyncio.AbstractEventLoop | None:
+        """The home loop if this call runs on another one (it must be forwarded there)."""
+        link = self._link
+        if link is None:
+            return None
+        if link.loop.is_closed():  # the home loop is gone (tests): start again here
+            logger.debug("RabbitMQ layer: its home loop was closed; starting on a new one")
+            self._link = None
+            self._reset()
+            return None
+        return None if link.loop is asyncio.get_running_loop() else link.loop
+
+    def _connect(self) -> Link:
+        link = self._link
+        if link is None:
+            link = self._link = Link(
+                self.host,
+                stats=self.stats,
+                on_connect=self._on_connect,
+                retry_timeout=self.retry_timeout,
+                ssl_context=self.ssl_context,
+                name=f"channelworks {self.queue}",
+            )
+        return link
+
+    async def _on_connect(self, connection: AbstractConnection) -> list[AbstractChannel]:
+        """Declare this process's queue and bindings, start its consumers (each connection)."""
+        reader_channel = await connection.channel(publisher_confirms=False)
+        await reader_channel.exchange_declare(self.groups_exchange, exchange_type="direct")
+        await reader_channel.queue_declare(
+            self.queue,
+            arguments={
+                "x-max-length": self.process_capacity,
+                "x-overflow": "reject-publish",
+                "x-expires": int(self.process_timeout * 1000),
+                "x-message-ttl": self._expiry_ms,
+            },
+        )
+        for group in sorted(self.bindings.bound):  # the queue may be new (it had expired)
+            await reader_channel.queue_bind(self.queue, self.groups_exchange, routing_key=group)
+        await self.reader.start(reader_channel, self.queue, prefetch=max(self.prefetch_count, 1000))
+        normal_channel = await connection.channel(publisher_confirms=False)
+        await normal_channel.basic_qos(prefetch_count=self.prefetch_count)
+        self._normal_channel = normal_channel
+        self._declared.clear()
+        for channel in self.normal.reconnected():
+            self._background(self.normal.restart(channel), f"restart the consumer of {channel!r}")
+        return [reader_channel, normal_channel]
+
+    def _background(self, work: Coroutine[Any, Any, Any], what: str) -> None:
+        link = self._connect()
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception as exc:
+                logger.error("RabbitMQ layer could not %s: %r", what, exc)
+
+        task = link.loop.create_task(run())
+        link.tasks.add(task)
+        task.add_done_callback(link.tasks.discard)
+
+    async def _ready(self, operation: str, target: str) -> Link:
+        link = self._connect()
+        await link.wait(link.deadline(), operation, target)
+        return link
+
+    def _channel_arguments(self, channel: str) -> dict[str, Any]:
+        return {
+            "x-max-length": self.get_capacity(channel),
+            "x-overflow": "reject-publish",
+            "x-expires": int(max(2 * self.expiry, self.process_timeout) * 1000),
+            "x-message-ttl": self._expiry_ms,
+        }
+
+    async def _declare(self, channel: str, operation: str) -> None:
+        """Declare a normal channel's queue (once per connection)."""
+        if channel in self._declared:
+            return
+        queue = self.names.channel(channel)
+        arguments = self._channel_arguments(channel)
+
+        async def declare(control: AbstractChannel) -> None:
+            try:
+                await control.queue_declare(queue, arguments=arguments)
+            except ChannelPreconditionFailed as exc:
+                # Declared by a process with other options: use it as it is.
+                logger.warning(
+                    "RabbitMQ layer uses queue %s as declared elsewhere, with other capacity or "
+                    "expiry options than this process's (%s)",
+                    queue,
+                    exc,
+                )
+
+        await self._connect().call(operation, channel, declare)
+        self._declared.add(channel)
+
+    async def _consume_normal(
+        self, channel: str, deliver: Callable[[DeliveredMessage], Coroutine[Any, Any, None]]
+    ) -> tuple[AbstractChannel, str]:
+        await self._declare(channel, "receive")
+        queue = self.names.channel(channel)
+
+        async def consume(_: AbstractChannel) -> tuple[AbstractChannel, str]:
+            consumer = self._normal_channel
+            if consumer is None or consumer.is_closed:
+                raise ConnectionError("the consumer channel is closed")
+            ok = await consumer.basic_consume(queue, deliver, no_ack=False)
+            assert ok.consumer_tag is not None  # RabbitMQ always names the consumer
+            return consumer, ok.consumer_tag
+
+        return await self._connect().call("receive", channel, consume)
+
+    # -- point to point -----------------------------------------------------------------------
+
+    async def send(self, channel: str, message: Message) -> None:
+        require_channel_name(channel)
+        require_message(message)
+        home = self._elsewhere()
+        if home is not None:
+            await _run_at(home, self.send(channel, message))
+            return
+        link = self._connect()
+        payload = self.codec.encode(message)
+        now = _now_ms()
+        body = names.header(names.SEND, now, now + self._expiry_ms, channel) + payload
+        if "!" in channel:
+            pid = names.process_of(channel)
+            outcome = await self._publish(link, body, "", self.names.process(pid), "send", channel)
+            if outcome == RETURNED:
+                self._undeliverable(channel, pid)
+        else:
+            await self._declare(channel, "send")
+            key = self.names.channel(channel)
+            outcome = await self._publish(link, body, "", key, "send", channel)
+            if outcome == RETURNED:  # its queue expired unused meanwhile: declare it again
+                self._declared.discard(channel)
+                await self._declare(channel, "send")
+                outcome = await self._publish(link, body, "", key, "send", channel)
+                if outcome == RETURNED:
+                    self._undeliverable(channel, None)
+        if outcome == NACKED:
+            raise ChannelFull(channel)
+
+    @staticmethod
+    async def _publish(
+        link: Link, body: bytes, exchange: str, key: str, operation: str, target: str
+    ) -> int:
+        # Shielded: a caller cancelled after the publish started does not cancel the publish,
+        # which may already be on its way (and the next publishes queue behind it).
+        task = link.publish_soon(
+            body, exchange, key, mandatory=True, operation=operation, target=target
+        )
+        return await asyncio.shield(task)
+
+    def _undeliverable(self, channel: str, pid: str | None) -> None:
+        """RabbitMQ returned a send: the process's queue (or the channel's) is gone."""
+        self.stats.undeliverable += 1
+        key = pid or channel
+        if key in self._dead_logged:  # once per process: every send is counted
+            return
+        if len(self._dead_logged) >= 1000:
+            self._dead_logged.clear()
+        self._dead_logged.add(key)
+        logger.warning(
+            "RabbitMQ layer dropped a send to %r: RabbitMQ has no queue for it (its process "
+            "closed or died); further sends to it are counted in stats.undeliverable only",
+            channel,
+        )
+
+    def receive_nowait(self, channel: str) -> Message | None:
+        if isinstance(channel, str) and self._marker in channel:
+            message = self.local.receive_nowait(channel)
+            if message is None and self.reader.overflow:
+                message = self.reader.take(channel)
+            if message is not None:
+                self.bindings.read(channel)
+            return message
+        require_channel_name(channel)
+        if "!" in channel:
+            raise ForeignChannel(channel)
+        return None
+
+    async def receive(self, channel: str) -> Message:
+        if isinstance(channel, str) and self._marker in channel:
+            home = self._elsewhere()
+            if home is not None:
+                return await _run_at(home, self.receive(channel))
+            self._connect()
+            message = self.receive_nowait(channel)
+            if message is not None:
+                return message
+            self.bindings.wait_started(channel)
+            try:
+                return await self.local.receive(channel)
+            finally:
+                self.bindings.wait_ended(channel)
+        require_channel_name(channel)
+        if "!" in channel:
+            raise ForeignChannel(channel)
+        home = self._elsewhere()
+        if home is not None:
+            return await _run_at(home, self.receive(channel))
+        self._connect()
+        return await self.normal.receive(channel)
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """A new channel of this process; waits (up to ``retry_timeout``) for its queue."""
+        if not isinstance(prefix, str) or "!" in prefix:
+            raise InvalidChannelName("channel prefix", prefix, "must be a str without '!'")
+        name = require_channel_name(f"{prefix}{self._marker}{next(self._counter)}")
+        home = self._elsewhere()
+        if home is None:
+            with contextlib.suppress(RabbitMQUnavailable):  # logged; works once connected
+                await self._ready("new_channel", name)
+        return name
+
+    # -- groups -------------------------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        require_group_name(group)
+        require_channel_name(channel)
+        home = self._elsewhere()
+        if home is not None:
+            await _run_at(home, self.group_add(group, channel))
+            return
+        if self._marker in channel:
+            await self.local.group_add(group, channel)
+            if self.bindings.add(group, channel):
+                await self._bind(group)
+        elif "!" in channel:
+            await self._request(names.JOIN, group, channel, "group_add")
+        else:
+            await self._declare(channel, "group_add")
+            queue = self.names.channel(channel)
+            await self._connect().call(
+                "group_add",
+                group,
+                lambda control: control.queue_bind(queue, self.groups_exchange, routing_key=group),
+            )
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        require_group_name(group)
+        require_channel_name(channel)
+        home = self._elsewhere()
+        if home is not None:
+            await _run_at(home, self.group_discard(group, channel))
+            return
+        if self._marker in channel:
+            await self.local.group_discard(group, channel)
+            if self.bindings.discard(group, channel):
+                await self._unbind(group)
+        elif "!" in channel:
+            await self._request(names.LEAVE, group, channel, "group_discard")
+        else:
+            queue = self.names.channel(channel)
+
+            async def unbind(control: AbstractChannel) -> None:
+                try:
+                    await control.queue_unbind(queue, self.groups_exchange, routing_key=group)
+                except ChannelClosed as exc:
+                    if is_lost(exc):
+                        raise
+                    # no such queue: the channel was never a member
+
+            await self._connect().call("group_discard", group, unbind)
+
+    async def _request(self, kind: bytes, group: str, channel: str, operation: str) -> None:
+        """Ask the process that owns ``channel`` to add it to ``group`` or discard it."""
+        pid = names.process_of(channel)
+        body = names.header(kind, _now_ms(), 0, group, channel)
+        link = self._connect()
+        key = self.names.process(pid)
+        if await self._publish(link, body, "", key, operation, channel) == RETURNED:
+            self._undeliverable(channel, pid)
+
+    def _requested(self, kind: bytes, group: str, channel: str) -> None:
+        """The reader got a join or leave request from another process."""
+        try:
+            require_group_name(group)
+            require_channel_name(channel)
+        except InvalidChannelName as exc:
+            logger.error("RabbitMQ layer ignored a bad membership request: %s", exc)
+            return
+        if self._marker not in channel:
+            return
+        if kind == names.JOIN:
+            self._background(self.group_add(group, channel), f"add {channel!r} to {group!r}")
+        else:
+            self._background(
+                self.group_discard(group, channel), f"discard {channel!r} from {group!r}"
+            )
+
+    def _lapsed(self, group: str) -> None:
+        """The reader dropped the last lapsed member of ``group`` here: unbind it."""
+        self._background(self._unbind(group), f"unbind lapsed group {group!r}")
+
+    def _lock(self) -> asyncio.Lock:
+        if self._bind_lock is None:
+            self._bind_lock = asyncio.Lock()
+        return self._bind_lock
+
+    async def _bind(self, group: str) -> None:
+        async with self._lock():
+            if group in self.bindings.bound or not self.bindings.wanted(group):
+                return
+            await self._connect().call(
+                "group_add",
+                group,
+                lambda control: control.queue_bind(
+                    self.queue, self.groups_exchange, routing_key=group
+                ),
+            )
+            self.bindings.bound.add(group)
+
+    async def _unbind(self, group: str) -> None:
+        async with self._lock():
+            if group not in self.bindings.bound or self.bindings.wanted(group):
+                return
+            await self._connect().call(
+                "group_discard",
+                group,
+                lambda control: control.queue_unbind(
+                    self.queue, self.groups_exchange, routing_key=group
+                ),
+            )
+            self.bindings.bound.discard(group)
+
+    async def group_send(self, group: str, message: Message) -> None:
+        """Publish ``message`` to ``group`` once; RabbitMQ copies it to each member process.
+
+        Returns once the publish is on its way, without waiting for the broker's confirm: a
+        nack (a full normal-channel member or process queue) is counted in
+        ``stats.group_full`` and logged, and a connection lost before the confirm publishes it
+        again (or counts it in ``stats.lost``). Raises ``RabbitMQUnavailable`` only when there
+        is no connection for ``retry_timeout``.
+        """
+        require_group_name(group)
+        require_message(message)
+        home = self._elsewhere()
+        if home is not None:
+            await _run_at(home, self.group_send(group, message))
+            return
+        payload = self.codec.encode(message)
+        now = _now_ms()
+        body = names.header(names.GROUP, now, now + self._expiry_ms, group) + payload
+        link = await self._ready("group_send", group)
+        task = link.publish_soon(
+            body,
+            self.groups_exchange,
+            group,
+            mandatory=False,  # an unbound group has no members: nothing to report
+            operation="group_send",
+            target=group,
+        )
+        kind = message.get("type")
+        task.add_done_callback(lambda done: self._group_sent(done, group, kind))
+
+    def _group_sent(self, task: asyncio.Task[int], group: str, kind: object) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.stats.lost += 1
+            logger.error(
+                "RabbitMQ layer: group_send to %r (message type %r) was not confirmed: %s",
+                group,
+                kind,
+                exc,
+            )
+        elif task.result() == NACKED:
+            self.report_group_full(group, {"type": kind}, 1)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Drop this layer's messages and memberships: its process queue (through a marker
+        that marks where "before the flush" ends), the normal-channel queues this process
+        declared, and its group bindings. Other processes' own channels are theirs to flush.
+        """
+        home = self._elsewhere()
+        if home is not None:
+            await _run_at(home, self.flush())
+            return
+        self.normal.flush()
+        groups = self.bindings.clear()
+        link = self._link
+        if link is None:
+            await self.reader.flushed(None)
+            return
+        declared = sorted(self._declared)
+
+        async def purge(control: AbstractChannel) -> None:
+            for channel in declared:
+                await control.queue_purge(self.names.channel(channel))
+            for group in groups:
+                await control.queue_unbind(self.queue, self.groups_exchange, routing_key=group)
+
+        try:
+            await link.call("flush", self.prefix, purge)
+            self.bindings.bound.difference_update(groups)
+            token = f"{self.pid}-{next(self._counter)}"
+            done = self.reader.expect_flush(token)
+            marker = names.header(names.FLUSH, _now_ms(), 0, token)
+            await self._publish(link, marker, "", self.queue, "flush", self.prefix)
+            await asyncio.wait_for(done, self.retry_timeout)
+        except (RabbitMQUnavailable, TimeoutError):
+            await self.reader.flushed(None)  # what is here now, at least
+
+    async def close(self) -> None:
+        """Delete this process's queue (and its memberships), close the connection.
+
+        Receivers waiting on normal channels get ``LayerClosed``; messages waiting in this
+        process for its channels are dropped with it.
+        """
+        home = self._elsewhere()
+        if home is not None:
+            await _run_at(home, self.close())
+            return
+        self.normal.close()
+        link, self._link = self._link, None
+        if link is not None:
+
+            async def delete_queue() -> None:
+                await link.call("close", self.queue, lambda c: c.queue_delete(self.queue))
+
+            await link.aclose(before=delete_queue)
+        await self.local.close()
+        self._reset()
+
+    def __repr__(self) -> str:
+        host = self._link.host if self._link is not None else self.host.rpartition("@")[2]
+        return f"<RabbitMQChannelLayer prefix={self.prefix!r} host={host!r} pid={self.pid}>"
+
+
+async def _run_at(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` on ``loop`` (the layer's home) and wait for it from this loop."""
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, loop))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+__all__ = ["RabbitMQChannelLayer"]

@@ -1,0 +1,198 @@
+"""The process reader: one consumer of this process's queue, demultiplexed into local channels.
+
+Rules of this file:
+- every message for this process (sends to its ``!`` channels, group messages for groups its
+  channels joined, join/leave requests, flush markers) arrives on its one queue and is handled
+  here, in queue order, by a handler that never suspends: a delivery lands as a whole before
+  any receiver runs, so a flush marker falls exactly between "before" and "after";
+- a delivery goes into ``local``, an ``InMemoryChannelLayer`` that does for this process what
+  it does for any: hands messages to waiting receivers, queues them, expires them, keeps
+  memberships (``group_expiry``), survives cancelled receives, reports full group members;
+- a *send* whose channel is full in ``local`` is not dropped: it waits in ``overflow`` (in
+  order, behind earlier ones) and the layer's ``receive`` serves it once ``local`` is empty;
+  only when the overflow too holds ``capacity`` messages is it dropped, counted in
+  ``stats.overflowed`` and logged at WARNING;
+- deliveries are acknowledged once handled, many at a time (``multiple``) and at most once per
+  loop iteration; deliveries not yet acknowledged when a connection breaks come again on the
+  next one (at least once);
+- an expired message is counted in ``stats.expired``; one that does not decode in
+  ``stats.undecodable`` and logged at ERROR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from aiormq.abc import AbstractChannel, DeliveredMessage
+
+from channelworks.exceptions import ChannelFull
+from channelworks.layers.codec import Codec, UndecodableMessage
+from channelworks.layers.memory import InMemoryChannelLayer
+from channelworks.layers.rabbitmq import names
+from channelworks.layers.rabbitmq.groups import Memberships
+from channelworks.layers.rabbitmq.stats import RabbitMQLayerStats
+
+logger = logging.getLogger("channelworks.layers.rabbitmq")
+
+Message = dict[str, Any]
+
+
+class ProcessReader:
+    """Moves deliveries of the process queue into ``local``; ``deliver`` is the consumer."""
+
+    def __init__(
+        self,
+        *,
+        local: InMemoryChannelLayer,
+        codec: Codec,
+        stats: RabbitMQLayerStats,
+        memberships: Memberships,
+        on_membership: Callable[[bytes, str, str], None],
+        on_lapsed: Callable[[str], None],
+    ) -> None:
+        self.local = local
+        self.codec = codec
+        self.stats = stats
+        self.memberships = memberships
+        self.on_membership = on_membership
+        self.on_lapsed = on_lapsed
+        self.overflow: dict[str, deque[tuple[int, Message]]] = {}
+        self.flushes: dict[str, asyncio.Future[None]] = {}
+        self._ack: tuple[AbstractChannel, int] | None = None
+        self._acking = False
+
+    async def start(self, channel: AbstractChannel, queue: str, prefetch: int) -> None:
+        """Consume ``queue`` on ``channel`` (a fresh channel of a new connection)."""
+        self._ack = None
+        await channel.basic_qos(prefetch_count=prefetch)
+        await channel.basic_consume(queue, self.deliver, no_ack=False)
+
+    async def deliver(self, delivery: DeliveredMessage) -> None:
+        try:
+            await self.handle(delivery.body)
+        except Exception:  # one bad message must not stop the others
+            logger.exception("RabbitMQ layer: cannot handle a message for this process")
+        tag: int | None = getattr(delivery.delivery, "delivery_tag", None)
+        if tag is not None:
+            self._ack = (delivery.channel, tag)
+            if not self._acking:
+                self._acking = True
+                asyncio.get_running_loop().call_soon(self._send_ack)
+
+    def _send_ack(self) -> None:
+        self._acking = False
+        if self._ack is None:
+            return
+        channel, tag = self._ack
+        self._ack = None
+        if not channel.is_closed:
+            task = asyncio.get_running_loop().create_task(_ack(channel, tag))
+            task.add_done_callback(_ignore_result)
+
+    async def handle(self, body: bytes) -> None:
+        """Handle one body; awaits only coroutines that never suspend (local's)."""
+        try:
+            kind, sent, deadline, targets, payload = names.split(body)
+        except (ValueError, UnicodeDecodeError):
+            self._undecodable("a body without a valid header")
+            return
+        if kind in (names.JOIN, names.LEAVE):
+            self.on_membership(kind, targets[0], targets[1])
+            return
+        if kind == names.FLUSH:
+            await self.flushed(targets[0])
+            return
+        if deadline and deadline <= _now_ms():
+            self.stats.expired += 1
+            return
+        try:
+            message = self.codec.decode(payload)
+        except UndecodableMessage as exc:
+            self._undecodable(str(exc))
+            return
+        if kind == names.GROUP:
+            group = targets[0]
+            lapsed = self.memberships.lapsed(group, sent / 1000)
+            if lapsed:
+                for channel in lapsed:
+                    await self.local.group_discard(group, channel)
+                if not self.memberships.wanted(group):
+                    self.on_lapsed(group)
+            await self.local.group_send(group, message)
+        elif kind == names.SEND:
+            await self._send(targets[0], message, deadline)
+
+    async def _send(self, channel: str, message: Message, deadline: int) -> None:
+        waiting = self.overflow.get(channel)
+        if waiting is None:
+            try:
+                await self.local.send(channel, message)
+                return
+            except ChannelFull:
+                waiting = self.overflow[channel] = deque()
+        if len(waiting) < self.local.get_capacity(channel):
+            waiting.append((deadline, message))
+            return
+        self.stats.overflowed += 1
+        logger.warning(
+            "RabbitMQ layer dropped a message of type %r for %r: the channel holds twice its "
+            "capacity in this process (its reader is too slow or gone)",
+            message.get("type"),
+            channel,
+        )
+
+    def take(self, channel: str) -> Message | None:
+        """The next unexpired overflow message of ``channel`` (call once ``local`` is empty)."""
+        waiting = self.overflow.get(channel)
+        if waiting is None:
+            return None
+        now = _now_ms()
+        message = None
+        while waiting:
+            deadline, candidate = waiting.popleft()
+            if not deadline or deadline > now:
+                message = candidate
+                break
+            self.stats.expired += 1
+        if not waiting:
+            del self.overflow[channel]
+        return message
+
+    def expect_flush(self, token: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.flushes[token] = future
+        return future
+
+    async def flushed(self, token: str | None) -> None:
+        """Drop every message and membership held before the marker ``token`` arrived
+        (``None``: now); receivers that are waiting keep waiting."""
+        self.overflow.clear()
+        await self.local.flush()
+        future = self.flushes.pop(token, None) if token is not None else None
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def _undecodable(self, reason: str) -> None:
+        self.stats.undecodable += 1
+        logger.error("RabbitMQ layer dropped a message it cannot decode: %s", reason)
+
+
+async def _ack(channel: AbstractChannel, tag: int) -> None:
+    await channel.basic_ack(tag, multiple=True, wait=False)
+
+
+def _ignore_result(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("RabbitMQ layer: an acknowledgement was not sent: %r", task.exception())
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+__all__ = ["ProcessReader"]
