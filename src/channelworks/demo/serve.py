@@ -34,11 +34,12 @@ def serve(application: str, host: str, port: int, *, workers: int, ws_max_size: 
         backlog=BACKLOG,
         timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
     )
-    print(f"Serving on {url(host, sock.getsockname()[1])} (quit with CONTROL-C)", flush=True)
     # uvicorn holds SIGINT and SIGTERM while it shuts down, then raises them again: both
-    # then end up here as KeyboardInterrupt, the quiet way out.
+    # then end up here as KeyboardInterrupt, the quiet way out. The handler is in place before
+    # the URL is printed, so a signal sent as soon as the URL is seen is a clean stop too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        print(f"Serving on {url(host, sock.getsockname()[1])} (quit with CONTROL-C)", flush=True)
         with sock:
             if workers == 1:
                 uvicorn.Server(config).run(sockets=[sock])
