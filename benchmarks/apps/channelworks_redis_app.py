@@ -1,7 +1,7 @@
 """channelworks_app's consumers and routes with ``RedisChannelLayer`` instead of in-memory.
 
-The room's ``group_send`` goes through Redis (one round trip) and comes back to this process
-through its inbox reader, which fans it out to the members locally.
+The room's ``group_send`` delivers to this process's members in memory (one in-memory group
+send) and costs one Redis round trip to reach other processes (none here, but the script runs).
 """
 
 from __future__ import annotations

@@ -30,6 +30,13 @@ class LayerStats:
     group_full: int = 0
     #: messages that expired in a channel before anyone received them
     expired: int = 0
+    #: messages from a broker that could not be decrypted or decoded (logged at ERROR);
+    #: always 0 in the in-memory layer
+    undecodable: int = 0
+    #: times a broker connection that readers depend on was lost and regained
+    reconnects: int = 0
+    #: messages a layer may have lost (each logged at ERROR with the reason)
+    lost: int = 0
 
 
 class BaseChannelLayer(ABC):

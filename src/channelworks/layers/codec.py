@@ -11,6 +11,8 @@ Rules of this file:
 - a key is any ``str`` or ``bytes`` and is turned into a Fernet key with HKDF-SHA256
   (``derive_fernet_key``), so a Django ``SECRET_KEY`` works as it is; give it at least 32
   bytes of entropy, since a guessable key is a guessable encryption;
+- ``seal``/``unseal`` also authenticate what the entry around the payload says (target,
+  expiry) and refuse tokens older than a ttl, when encrypting; ``encode``/``decode`` do not;
 - a payload that does not decode (corrupt, or encrypted with a key this process lacks)
   raises ``UndecodableMessage``; the caller counts and logs it, it is never skipped in
   silence.
@@ -87,13 +89,7 @@ class Codec:
 
     def encode(self, message: dict[str, Any]) -> bytes:
         """Bytes for ``message``; raise ``InvalidMessage`` naming a value msgpack cannot carry."""
-        try:
-            data: bytes = msgpack.packb(message, **self._packer_options)
-        except InvalidMessage:
-            raise
-        except (TypeError, ValueError, OverflowError) as exc:
-            # Integers over 64 bits, recursion too deep, and the like.
-            raise InvalidMessage(f"A message cannot be sent across processes: {exc}") from exc
+        data = self._pack(message)
         if self._fernet is not None:
             data = self._fernet.encrypt(data)
         return data
@@ -101,15 +97,63 @@ class Codec:
     def decode(self, data: bytes) -> dict[str, Any]:
         """The message in ``data``; raise ``UndecodableMessage`` if it is not one of ours."""
         if self._fernet is not None:
-            from cryptography.fernet import InvalidToken
+            data = self._decrypt(data, None)
+        return self._unpack(data)
 
-            try:
-                data = self._fernet.decrypt(data)
-            except InvalidToken:
-                raise UndecodableMessage(
-                    "Cannot decrypt a message: it was encrypted with a key that is not in "
-                    "symmetric_encryption_keys, or it is not encrypted"
-                ) from None
+    def seal(self, message: dict[str, Any], bound_to: bytes) -> bytes:
+        """Like ``encode``, and with encryption the token also authenticates ``bound_to``.
+
+        ``bound_to`` is what the entry around the payload says and a reader relies on (its
+        target and expiry): ``unseal`` refuses the payload under any other, so whoever can
+        write to the broker without the key cannot re-address or prolong a captured message.
+        Without encryption it is ``encode`` (there is no key to authenticate with).
+        """
+        data = self._pack(message)
+        if self._fernet is not None:
+            if len(bound_to) > 0xFFFF:
+                raise InvalidMessage("a message's target is too long to bind to its payload")
+            data = self._fernet.encrypt(len(bound_to).to_bytes(2, "big") + bound_to + data)
+        return data
+
+    def unseal(self, data: bytes, bound_to: bytes, ttl: int | None = None) -> dict[str, Any]:
+        """The message ``seal`` put in ``data`` for ``bound_to``; with encryption, a token
+        older than ``ttl`` seconds or sealed for anything else raises ``UndecodableMessage``.
+        """
+        if self._fernet is None:
+            return self._unpack(data)
+        data = self._decrypt(data, ttl)
+        size = int.from_bytes(data[:2], "big")
+        if data[2 : 2 + size] != bound_to:
+            raise UndecodableMessage(
+                "A message's payload was sealed for another target or expiry than its entry "
+                "says: it was re-addressed, prolonged or replayed by someone without the key"
+            )
+        return self._unpack(data[2 + size :])
+
+    def _pack(self, message: dict[str, Any]) -> bytes:
+        try:
+            data: bytes = msgpack.packb(message, **self._packer_options)
+        except InvalidMessage:
+            raise
+        except (TypeError, ValueError, OverflowError) as exc:
+            # Integers over 64 bits, recursion too deep, and the like.
+            raise InvalidMessage(f"A message cannot be sent across processes: {exc}") from exc
+        return data
+
+    def _decrypt(self, data: bytes, ttl: int | None) -> bytes:
+        from cryptography.fernet import InvalidToken
+
+        try:
+            plain: bytes = self._fernet.decrypt(data, ttl=ttl)
+        except InvalidToken:
+            raise UndecodableMessage(
+                "Cannot decrypt a message: it was encrypted with a key that is not in "
+                "symmetric_encryption_keys, it is not encrypted"
+                + ("" if ttl is None else f", or it is older than {ttl} s")
+            ) from None
+        return plain
+
+    def _unpack(self, data: bytes) -> dict[str, Any]:
         try:
             message = msgpack.unpackb(data, raw=False, strict_map_key=False)
         except Exception as exc:  # msgpack raises several unrelated types on bad input

@@ -194,6 +194,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if skipped:
             self.report_group_full(group, message, skipped)
 
+    def members(self, group: str) -> list[str]:
+        """The channels in ``group`` now (lapsed ones may be listed until the next sweep)."""
+        return list(self._groups.get(group, ()))
+
+    def group_names(self) -> list[str]:
+        """The groups with at least one member (lapsed ones may be listed until the next sweep).
+
+        The Redis layer reads these to keep its process's own memberships alive in Redis.
+        """
+        return list(self._groups)
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def flush(self) -> None:

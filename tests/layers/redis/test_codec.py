@@ -95,3 +95,16 @@ def test_keys_are_derived_the_same_from_str_and_bytes() -> None:
 def test_bad_key_lists_are_refused(keys: object) -> None:
     with pytest.raises(ValueError, match="symmetric_encryption_keys"):
         Codec(keys)  # type: ignore[arg-type]
+
+
+def test_a_sealed_payload_opens_only_for_what_it_was_sealed_to() -> None:
+    codec = Codec(["a key with 32 bytes of entropy or more!!"])
+    token = codec.seal({"type": "x"}, b"chat.abc!1 1700000000000")
+    assert codec.unseal(token, b"chat.abc!1 1700000000000", ttl=60) == {"type": "x"}
+    for other in (b"chat.abc!2 1700000000000", b"chat.abc!1 1700000600000"):
+        with pytest.raises(UndecodableMessage, match="sealed for another target or expiry"):
+            codec.unseal(token, other, ttl=60)
+    assert codec.decode(codec.encode({"type": "y"})) == {"type": "y"}  # unchanged, unbound
+    plain = Codec()
+    assert plain.seal({"type": "x"}, b"anything") == plain.encode({"type": "x"})
+    assert plain.unseal(plain.encode({"type": "x"}), b"anything else") == {"type": "x"}

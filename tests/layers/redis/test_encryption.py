@@ -69,3 +69,43 @@ async def test_a_wrong_key_fails_clearly_and_is_counted(
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(messages) == 3
     assert all("decrypt" in m for m in messages)
+
+
+async def test_an_encrypted_message_cannot_be_re_addressed_prolonged_or_replayed_late(
+    make_redis_layer: MakeRedisLayer, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Someone who can write to Redis but has no key copies captured entries elsewhere.
+    layer = make_redis_layer(symmetric_encryption_keys=[OLD], expiry=1)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        await layer.send("vault", {"type": "secret"})
+        (stored,) = await client.lrange(layer.keys.channel("vault"), 0, -1)
+        assert isinstance(stored, bytes)
+        expires, _, token = stored.partition(b"\n")
+        forged = [
+            (layer.keys.channel("elsewhere"), stored),  # re-addressed
+            (layer.keys.channel("vault"), b"%d\n" % (int(expires) + 600_000) + token),  # later
+        ]
+        for key, entry in forged:
+            await client.rpush(key, entry)
+        with caplog.at_level(logging.ERROR, logger="channelworks.layers.redis"):
+            assert (await receive(layer, "vault"))["type"] == "secret"  # the genuine one
+            for channel in ("elsewhere", "vault"):
+                with pytest.raises(TimeoutError):
+                    await receive(layer, channel, timeout=0.3)
+        assert layer.stats.undecodable == 2
+        assert "sealed for another target or expiry" in caplog.text
+        # a token older than its ttl (expiry plus slack) is refused, whatever the entry says
+        slow = make_redis_layer(symmetric_encryption_keys=[OLD])
+        slow._token_ttl = 1  # expiry is 60 s; the token's own age limit, shortened
+        await slow.send("late", {"type": "late"})
+        await asyncio.sleep(2.1)
+        with (
+            caplog.at_level(logging.ERROR, logger="channelworks.layers.redis"),
+            pytest.raises(TimeoutError),
+        ):
+            await receive(slow, "late", timeout=0.3)
+        assert slow.stats.undecodable == 1
+        assert "older than 1 s" in caplog.text
+    finally:
+        await client.aclose()

@@ -257,3 +257,26 @@ async def test_new_channel_from_a_thread_starts_the_reader_at_home(
     channel = await asyncio.to_thread(async_to_sync(layer.new_channel))
     await sender.send(channel, {"type": "through.the.inbox"})
     assert (await receive(layer, channel))["type"] == "through.the.inbox"
+
+
+async def test_a_message_over_max_message_size_is_refused_naming_its_size(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    from channelworks.exceptions import MessageTooLarge
+
+    layer = make_redis_layer(max_message_size=1000)
+    other = make_redis_layer()
+    mine = await layer.new_channel()
+    theirs = await other.new_channel()
+    await layer.group_add("room", mine)
+    big = {"type": "big", "data": b"x" * 2000}
+    for target in ("work", mine, theirs):  # mine: in memory, refused all the same
+        with pytest.raises(MessageTooLarge, match=r"of 20\d\d bytes .* max_message_size of 1000"):
+            await layer.send(target, big)
+    with pytest.raises(MessageTooLarge, match=r"of 20\d\d bytes .* max_message_size of 1000"):
+        await layer.group_send("room", big)
+    await layer.send(mine, {"type": "small", "data": b"x" * 900})
+    assert (await receive(layer, mine))["type"] == "small"
+    with pytest.raises(ValueError, match="max_message_size"):
+        make_redis_layer(max_message_size=0)
+    assert make_redis_layer(max_message_size=None).max_message_size is None

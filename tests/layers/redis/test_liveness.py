@@ -49,7 +49,7 @@ async def test_a_heartbeat_that_finds_its_alive_key_gone_re_adds_memberships(
     await client.delete(owner.keys.alive(owner.pid), owner.keys.group("room"))
     for _ in range(40):
         await asyncio.sleep(0.1)
-        if await client.zscore(owner.keys.group("room"), channel) is not None:
+        if await client.zscore(owner.keys.group("room"), f"@{owner.pid}") is not None:
             break
     await sender.group_send("room", {"type": "back"})
     assert (await asyncio.wait_for(owner.receive(channel), 2))["type"] == "back"

@@ -1,4 +1,4 @@
-"""The plain parts of the Redis layer, without a server: keys, hosts, memberships, entries."""
+"""The plain parts of the Redis layer, without a server: keys, hosts, inbox entries."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.redis import scripts
 from channelworks.layers.redis.hosts import HostSpec, parse_hosts, pick_shard
 from channelworks.layers.redis.keys import Keyspace, check_prefix, process_of
-from channelworks.layers.redis.membership import Memberships
 from channelworks.layers.redis.reader import InboxReader
 from channelworks.layers.redis.stats import RedisLayerStats
 
@@ -139,57 +138,6 @@ def test_sharding_is_stable_spread_and_moves_little_when_a_shard_joins() -> None
     assert 500 < len(moved) < 1000
 
 
-# -- memberships ------------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_memberships_renew_while_read_and_lapse_group_expiry_after_the_last_read() -> None:
-    clock = Clock()
-    members = Memberships(group_expiry=300, hold=60, clock=clock)
-    members.add("c!1", "room")
-    members.add("c!1", "lobby")
-    assert members.due() == {"room": [("c!1", 60)], "lobby": [("c!1", 60)]}
-    clock.now += 270
-    assert members.due() == {"room": [("c!1", 30)], "lobby": [("c!1", 30)]}
-    members.read("c!1")
-    clock.now += 100
-    assert members.due()["room"] == [("c!1", 60)]
-    clock.now += 200
-    assert members.due() == {}  # unread for group_expiry: forgotten, lapses in Redis
-    assert members.groups_of == {}
-
-
-def test_a_waiting_reader_keeps_memberships_however_long_it_waits() -> None:
-    clock = Clock()
-    members = Memberships(group_expiry=10, hold=5, clock=clock)
-    members.add("c!1", "room")
-    members.wait_started("c!1")
-    clock.now += 1000
-    assert members.due() == {"room": [("c!1", 5)]}
-    members.wait_ended("c!1")
-    clock.now += 9
-    assert members.due() == {"room": [("c!1", 1)]}
-
-
-def test_discard_and_untracked_channels() -> None:
-    members = Memberships(group_expiry=10, hold=5, clock=Clock())
-    members.read("never.joined!1")
-    members.wait_started("never.joined!1")
-    members.wait_ended("never.joined!1")
-    members.add("c!1", "room")
-    members.discard("c!1", "room")
-    members.discard("c!1", "room")
-    assert members.due() == {}
-    assert members.groups_of == {}
-
-
 # -- inbox entries ----------------------------------------------------------------------------
 
 
@@ -199,7 +147,9 @@ def make_reader(capacity: int = 100) -> tuple[InboxReader, InMemoryChannelLayer,
     reader = InboxReader(
         pid="me",
         inbox="p:inbox:{me}",
+        pending="p:pending:{me}",
         count_key="p:count:{me}",
+        ttl_ms=60_000,
         control=None,  # type: ignore[arg-type]  # delivery never uses it
         local=local,
         codec=Codec(),
@@ -247,6 +197,31 @@ async def test_group_entries_skip_full_channels_and_report_them() -> None:
     assert reader.decrements == {}  # group entries are not counted in Redis
 
 
+async def test_a_group_entry_reaches_the_processs_own_members_and_the_channels_named() -> None:
+    # ``g``: the members this process added itself (it knows them) plus channels named;
+    # ``e``: only the channels named (the sender delivered to the others itself); ``d``: a
+    # group_discard from another process of one of this process's members
+    reader, local, _ = make_reader()
+    await local.group_add("room", "a.me!1")
+    await local.group_add("room", "b.me!2")
+    await reader.deliver([entry(f"g {FAR} other:1 room c.me!3", {"type": "g"})])
+    await reader.deliver([entry(f"e {FAR} other:2 room c.me!3", {"type": "e"})])
+    await reader.deliver([b"d 0 other:0 room b.me!2\n"])
+    await reader.deliver([entry(f"g {FAR} other:3 room", {"type": "after"})])
+    assert local.receive_nowait("a.me!1") == {"type": "g"}
+    assert local.receive_nowait("a.me!1") == {"type": "after"}
+    assert local.receive_nowait("b.me!2") == {"type": "g"}
+    assert local.receive_nowait("b.me!2") is None  # discarded before "after"
+    assert local.receive_nowait("c.me!3") == {"type": "g"}
+    assert local.receive_nowait("c.me!3") == {"type": "e"}
+    # a channel that is both one of the process's own members and named (added elsewhere too)
+    # gets a group message once, whichever kind
+    await reader.deliver([entry(f"g {FAR} other:4 room a.me!1", {"type": "both"})])
+    await reader.deliver([entry(f"e {FAR} other:5 room a.me!1", {"type": "sender.gave.it"})])
+    assert local.receive_nowait("a.me!1") == {"type": "both"}
+    assert local.receive_nowait("a.me!1") is None
+
+
 async def test_expired_entries_are_counted_per_member() -> None:
     reader, _, _ = make_reader()
     await reader.deliver(
@@ -282,6 +257,22 @@ async def test_a_flush_marker_drops_what_came_before_it() -> None:
     assert reader.take("c.me!1") is None
 
 
+async def test_a_flush_still_gives_back_the_capacity_of_what_it_dropped() -> None:
+    # Sends made after the flush's UNLINK and read before its marker were counted in Redis
+    # anew: their slots must be given back, or the channel's capacity shrinks for good.
+    reader, local, _ = make_reader(capacity=1)
+    await reader.deliver(
+        [
+            entry(f"s {FAR} other:1 c.me!1", {"type": "before"}),
+            entry(f"s {FAR} other:2 c.me!1", {"type": "before.overflow"}),
+            b"f 0 me:3\n",
+        ]
+    )
+    assert reader.decrements == {"c.me!1": 2}  # the delivered one and the overflowed one
+    assert reader.overflow == {}
+    assert local.receive_nowait("c.me!1") is None
+
+
 async def test_entries_with_bad_names_or_types_are_undecodable_not_fatal() -> None:
     reader, local, _ = make_reader()
     await reader.deliver(
@@ -301,3 +292,30 @@ def test_scripts_have_their_sha() -> None:
     assert len(scripts.SEND_LOCAL.sha) == 40
     assert scripts.SEND_LOCAL.command(("k",), 1)[:4] == ("EVALSHA", scripts.SEND_LOCAL.sha, 1, "k")
     assert len({s.sha for s in scripts.ALL}) == len(scripts.ALL)
+
+
+def test_decrements_go_again_with_the_same_id_until_acknowledged() -> None:
+    # A write that broke may have run in Redis: the retry must carry the same id (applied
+    # once), and decrements owed since then wait for the next one.
+    reader, _, _ = make_reader()
+    reader.decrements = {"c.me!1": 2}
+    first = reader._ack()
+    reader._taken("c.me!1")
+    assert reader._ack() == first
+    assert first is not None
+    assert first[-2:] == ("c.me!1", 2)
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    from redis.asyncio.connection import Connection
+
+    from channelworks.layers.redis.shard import pack_commands
+
+    commands = [
+        ("EVALSHA", "a" * 40, 1, "p:inbox:{x}", b"s 1 x:1 c.x!1\n\x00\xff", 100, 1.0),
+        ("BLMOVE", "k", "h", "LEFT", "RIGHT", 1.0),
+        ("CLIENT", "ID"),
+    ]
+    assert pack_commands(commands) == b"".join(Connection().pack_commands(commands))
+    with pytest.raises(TypeError):
+        pack_commands([("SET", "k", object())])

@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio
 
 from channelworks.layers.redis import RedisChannelLayer
+from channelworks.layers.redis.keys import process_of
 from tests.layers.redis.conftest import MakeRedisLayer
 
 pytestmark = pytest.mark.services
@@ -125,17 +126,19 @@ async def test_a_killed_process_leaves_no_member_after_process_timeout(
     group_key = layer.keys.group("room")
     try:
         async with peer(redis_url, prefix, "room", process_timeout=1) as other:
+            # a group holds each process with members of its own once, as "@pid"
             members = {m.decode() for m in await client.zrange(group_key, 0, -1)}
-            assert members == {mine, other.channel}
+            theirs = f"@{process_of(other.channel)}"
+            assert members == {f"@{layer.pid}", theirs}
             other.process.kill()  # no goodbye: its alive key and memberships just stop
             await asyncio.wait_for(other.process.wait(), 10)
             for _ in range(100):
                 await layer.group_send("room", {"type": "room.message", "text": "anyone?"})
                 members = {m.decode() for m in await client.zrange(group_key, 0, -1)}
-                if other.channel not in members:
+                if theirs not in members:
                     break
                 await asyncio.sleep(0.1)
-            assert members == {mine}  # ours is refreshed; the dead one lapsed
+            assert members == {f"@{layer.pid}"}  # ours is refreshed; the dead one lapsed
     finally:
         await client.aclose()
     while layer.receive_nowait(mine) is not None:

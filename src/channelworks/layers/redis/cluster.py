@@ -7,8 +7,10 @@ Rules of this file:
 - a batch goes through a cluster pipeline (one round trip per node it touches, in
   parallel), which follows ``MOVED``/``ASK`` and reloads the slot map by itself;
 - blocking pops run on plain connections to the node that holds the key's slot, taken from
-  one pool per node. If the slot moved, the pop's ``MOVED`` reply refreshes the slot map
-  (``blocking_failed``) and the caller pops again, on the new node.
+  one pool per node; a popper whose next key lives on another node swaps its connection for
+  one of that node's (``fits``), so alternating keys never meet ``MOVED``. If the slot
+  itself moved, the pop's ``MOVED`` reply refreshes the slot map (``blocking_failed``) and
+  the caller pops again, on the new node.
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ class ClusterShard(Shard):
         connection: AbstractConnection = await pool.get_connection()
         self._owner[connection] = pool
         return connection
+
+    def fits(self, connection: AbstractConnection, key: str) -> bool:
+        node = self._cluster.get_node_from_key(key)
+        return self._owner.get(connection) is self._blocking.get((node.host, node.port))
 
     async def release_blocking(self, connection: AbstractConnection) -> None:
         await self._owner.pop(connection).release(connection)

@@ -2,9 +2,10 @@
 
 Every ``interval`` seconds (and at once after ``wake()``, which the inbox reader calls when it
 gets its connection back) it awaits ``beat``, the layer's heartbeat: ``SET alive PX
-process_timeout``, the membership refresh of ``membership.py`` and the overflow sweep, in one
-round trip per shard. A failed beat is logged at WARNING once per outage (and once more when
-it works again) and retried at the next tick; the keeper never stops by itself.
+process_timeout``, ``ZADD GT @pid`` for each group this process has members of, and the
+overflow sweep, in one round trip per shard. A failed beat is logged at WARNING once per
+outage (and once more when it works again) and retried at the next tick; the keeper never
+stops by itself.
 """
 
 from __future__ import annotations

@@ -6,8 +6,11 @@ The whole keyspace (``P`` is the layer's ``prefix``, ``pid`` a process id from
     P:inbox:{pid}      list    entries for the process-local channels of process pid
     P:count:{pid}      hash    channel -> entries of a direct send not yet taken by pid's reader
     P:alive:{pid}      string  exists while process pid is alive (TTL: process_timeout)
+    P:pending:{pid}    list    inbox entries pid's reader took and has not acknowledged yet
     P:channel:{name}   list    entries of the normal channel ``name`` (load-balanced)
-    P:group:{name}     zset    member channel -> expiry of the membership (ms since epoch)
+    P:hold:{name}:tag  list    the entry of ``name`` one receive (``tag``) is taking (<= 1)
+    P:group:{name}     zset    @pid (process pid has members of its own) or a channel added by
+                               a process that does not own it -> expiry (ms since epoch)
     P:presence:{name}  reserved for presence (who is in group ``name``)
     P:history:{name}   reserved for history (the bounded, offset-numbered log of group ``name``)
 
@@ -28,7 +31,14 @@ codec's bytes). Channel and group names never hold a space or a newline, so the 
 without escaping. Inbox entries::
 
     s <expires_ms> <origin> <channel>\\n<payload>                a send to one channel
-    g <expires_ms> <origin> <group> <channel> ...\\n<payload>    a group_send to some channels
+    g <expires_ms> <origin> <group> [<channel> ...]\\n<payload>  a group_send: to pid's own
+                                                                members and the channels named
+    e <expires_ms> <origin> <group> <channel> ...\\n<payload>    the channels named only
+    d 0 <origin> <group> <channel>\\n                            a group_discard from elsewhere
+    f 0 <origin>\\n                                              a flush marker
+
+With ``symmetric_encryption_keys`` the payload is sealed to ``bound_to(target, expires)``
+(the channel, or the group, and the expiry of its entry): codec.py.
 
 ``origin`` is ``<pid>:<sequence>`` of the sending layer (``-`` when it does not matter).
 Normal-channel entries are ``<expires_ms>\\n<payload>``.
@@ -68,6 +78,11 @@ def process_of(channel: str) -> str:
     return pid
 
 
+def bound_to(target: str, expires: int) -> bytes:
+    """What an encrypted payload authenticates of its entry: its channel or group, and expiry."""
+    return b"%s %d" % (target.encode(), expires)
+
+
 class Keyspace:
     """Builds the keys of a layer with ``prefix``; see the module docstring for the layout."""
 
@@ -82,6 +97,14 @@ class Keyspace:
 
     def alive(self, pid: str) -> str:
         return f"{self.prefix}:alive:{{{pid}}}"
+
+    def pending(self, pid: str) -> str:
+        return f"{self.prefix}:pending:{{{pid}}}"
+
+    def hold(self, name: str, tag: str) -> str:
+        """Where one receive (``tag``: process id and a number) holds what it pops from
+        normal channel ``name`` until it has it (same slot as the channel)."""
+        return f"{self.prefix}:hold:{{{name}}}:{tag}"
 
     def channel(self, name: str) -> str:
         return f"{self.prefix}:channel:{{{name}}}"
@@ -107,4 +130,4 @@ class Keyspace:
         return f"{self.prefix}:alive:*"
 
 
-__all__ = ["RESERVED", "Keyspace", "check_prefix", "process_of"]
+__all__ = ["RESERVED", "Keyspace", "bound_to", "check_prefix", "process_of"]

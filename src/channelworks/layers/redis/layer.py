@@ -8,8 +8,10 @@ How it moves messages (docs/redis.md has the whole design and the keyspace is in
   which gives receivers the in-memory guarantees (waiters, cancellation, expiry);
 - a *normal* channel is a Redis list that any process may pop: each receive pops one entry
   (cancel-safe, see pop.py), so several workers share its messages;
-- a group is a sorted set; ``group_send`` costs one round trip on a single server (a script
-  pushes one entry per live process holding its member channels) and two when sharded;
+- a group is a sorted set of the *processes* with members (``@pid``; each process keeps its
+  own members in ``local``) and of channels added by a process that does not own them;
+  ``group_send`` delivers to this process's members in memory and costs one round trip on a
+  single server (a script pushes one entry per other live process) and two when sharded;
 - a send to one of this layer's own channels is delivered in memory, without Redis
   (``deliver_locally``), unless entries this layer pushed to its own inbox are still
   unread: then it goes through the inbox too, behind them, so order per sender holds.
@@ -25,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import secrets
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from channelworks.exceptions import ChannelFull, InvalidChannelName
+from channelworks.exceptions import ChannelFull, InvalidChannelName, MessageTooLarge
 from channelworks.layers.base import BaseChannelLayer, CapacityPatterns
 from channelworks.layers.codec import Codec, UndecodableMessage
 from channelworks.layers.memory import InMemoryChannelLayer
@@ -40,21 +43,22 @@ from channelworks.layers.redis.connections import Home, Links
 from channelworks.layers.redis.errors import ForeignChannel, LayerClosed
 from channelworks.layers.redis.hosts import parse_hosts
 from channelworks.layers.redis.keeper import Keeper
-from channelworks.layers.redis.keys import Keyspace, process_of
-from channelworks.layers.redis.membership import Memberships
+from channelworks.layers.redis.keys import Keyspace, bound_to, process_of
 from channelworks.layers.redis.pipeline import RETRYABLE, Pipeline, backoff
 from channelworks.layers.redis.pop import Popper
 from channelworks.layers.redis.reader import InboxReader
-from channelworks.layers.redis.shard import Command
+from channelworks.layers.redis.shard import BLOCK_SECONDS, Command
 from channelworks.layers.redis.stats import RedisLayerStats
 
 logger = logging.getLogger("channelworks.layers.redis")
 
 Message = dict[str, Any]
 
+#: bytes a message may take on the wire (msgpack, encrypted if so configured), by default
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 #: channels_redis options accepted so that its settings run unchanged
 COMPAT_OPTIONS = frozenset({"serializer_format", "random_prefix"})
-#: members per ZADD when memberships are refreshed (Lua's unpack() has a limit)
+#: members per ZREM when dead members are removed (Lua's unpack() has a limit)
 REFRESH_CHUNK = 500
 
 
@@ -69,7 +73,9 @@ class RedisChannelLayer(BaseChannelLayer):
     dead, default 60); ``refresh_interval`` (seconds between heartbeats, default a third of
     ``min(group_expiry, process_timeout)``); ``retry_timeout`` (seconds an operation keeps
     retrying a lost connection before it raises ``RedisUnavailable``, default 3);
-    ``deliver_locally`` (sends to this layer's own channels skip Redis, default on).
+    ``deliver_locally`` (sends to this layer's own channels skip Redis, default on);
+    ``max_message_size`` (bytes a message may take on the wire, default 1 MiB, ``None`` for no
+    limit; over it ``send``/``group_send`` raise ``MessageTooLarge``).
     """
 
     stats: RedisLayerStats
@@ -92,6 +98,7 @@ class RedisChannelLayer(BaseChannelLayer):
         refresh_interval: float | None = None,
         retry_timeout: float = 3.0,
         deliver_locally: bool = True,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         **options: Any,
     ) -> None:
         super().__init__(expiry, group_expiry, capacity, channel_capacity)
@@ -119,10 +126,21 @@ class RedisChannelLayer(BaseChannelLayer):
             raise ValueError("refresh_interval must be below min(group_expiry, process_timeout)")
         self.retry_timeout = retry_timeout
         self.deliver_locally = deliver_locally
+        if max_message_size is not None and (
+            not isinstance(max_message_size, int) or max_message_size < 1
+        ):
+            raise ValueError(
+                f"max_message_size must be a positive int or None, got {max_message_size!r}"
+            )
+        self.max_message_size = max_message_size
+        #: seconds an encrypted payload is accepted after it was made (expiry, plus slack
+        #: for clocks that disagree a little)
+        self._token_ttl = math.ceil(expiry) + 30
         self.stats = RedisLayerStats()
         #: this layer's process id: its channels are ``{prefix}.{pid}!{n}``
         self.pid = secrets.token_hex(8)
         self._marker = f".{self.pid}!"
+        self._own_member = f"@{self.pid}"  # this process in a group's zset
         self._links = Links(self.hosts, retry_timeout, self.stats)
         self._own_shard = self._links.shard_of(self.pid)
         self._expiry_ms = int(expiry * 1000)
@@ -131,12 +149,11 @@ class RedisChannelLayer(BaseChannelLayer):
         self.local = InMemoryChannelLayer(expiry, group_expiry, capacity, channel_capacity)
         self.local.stats = self.stats  # one set of counters for the whole layer
         self._plain = Codec()
-        self.memberships = Memberships(group_expiry, hold)
         self._counter = itertools.count()
+        self._popper_tags = itertools.count()
         self._seq = itertools.count(1)
         self._pushed_seq = 0  # highest seq of this layer's own-inbox entries Redis accepted
         self._dead_logged: set[str] = set()  # dead processes whose drop was logged
-        self._readd = False  # the next heartbeat re-adds memberships (Redis may have lost them)
 
     # -- point to point -----------------------------------------------------------------------
 
@@ -145,7 +162,8 @@ class RedisChannelLayer(BaseChannelLayer):
         require_message(message)
         now = _now_ms()
         if "!" not in channel:
-            entry = b"%d\n" % (now + self._expiry_ms) + self.codec.encode(message)
+            expires = now + self._expiry_ms
+            entry = b"%d\n" % expires + self._encode(message, channel, expires)
             accepted, dropped = await self._links.call(
                 self._links.shard_of(channel),
                 scripts.SEND_NORMAL.command(
@@ -163,16 +181,19 @@ class RedisChannelLayer(BaseChannelLayer):
                 raise ChannelFull(channel)
             return
         if self._marker in channel and self._may_deliver_locally(channel):
-            await self.local.send(channel, self._plain.decode(self._plain.encode(message)))
+            plain = self._plain.encode(message)
+            self._check_size(plain, channel)
+            await self.local.send(channel, self._plain.decode(plain))
             return
         pid = process_of(channel)
         seq = next(self._seq)
+        expires = now + self._expiry_ms
         entry = b"s %d %s:%d %s\n" % (
-            now + self._expiry_ms,
+            expires,
             self.pid.encode(),
             seq,
             channel.encode(),
-        ) + self.codec.encode(message)
+        ) + self._encode(message, channel, expires)
         accepted = await self._links.call(
             self._links.shard_of(pid),
             scripts.SEND_LOCAL.command(
@@ -206,14 +227,32 @@ class RedisChannelLayer(BaseChannelLayer):
         if pid == self.pid:
             self._pushed_seq = max(self._pushed_seq, seq)
 
-    def _may_deliver_locally(self, channel: str) -> bool:
+    def _encode(self, message: Message, target: str, expires: int) -> bytes:
+        """``message``'s payload for an entry to ``target`` (sealed to it and ``expires`` when
+        encrypting); raise ``MessageTooLarge`` if it is over max_message_size."""
+        payload = self.codec.seal(message, bound_to(target, expires))
+        self._check_size(payload, target)
+        return payload
+
+    def _check_size(self, payload: bytes, target: str) -> None:
+        limit = self.max_message_size
+        if limit is not None and len(payload) > limit:
+            raise MessageTooLarge(
+                f"A message of {len(payload)} bytes for {target!r} is over the Redis layer's "
+                f"max_message_size of {limit} bytes; send a reference to the data instead "
+                "(or raise max_message_size)"
+            )
+
+    def _may_deliver_locally(self, channel: str | None) -> bool:
+        """Whether a send to ``channel`` (None: a group send) may skip Redis and the inbox:
+        nothing this layer pushed to its own inbox is unread, and nothing waits in overflow."""
         home = self._links.home
         reader = home.reader if home is not None else None
         return (
             self.deliver_locally
             and reader is not None
             and reader.read_seq >= self._pushed_seq
-            and channel not in reader.overflow
+            and (channel not in reader.overflow if channel is not None else not reader.overflow)
         )
 
     def receive_nowait(self, channel: str) -> Message | None:
@@ -223,7 +262,6 @@ class RedisChannelLayer(BaseChannelLayer):
                 home = self._links.home
                 if home is not None and home.reader is not None and home.reader.overflow:
                     message = home.reader.take(channel)
-            self.memberships.read(channel)
             return message
         require_channel_name(channel)
         if "!" in channel:
@@ -233,16 +271,14 @@ class RedisChannelLayer(BaseChannelLayer):
     async def receive(self, channel: str) -> Message:
         if isinstance(channel, str) and self._marker in channel:
             home = self._links.home
-            if home is None or home.reader is None:
+            reader = home.reader if home is not None else None
+            if reader is None:
                 await self._start_reader()
-            message = self.receive_nowait(channel)
-            if message is not None:
-                return message
-            self.memberships.wait_started(channel)
-            try:
-                return await self.local.receive(channel)
-            finally:
-                self.memberships.wait_ended(channel)
+            elif reader.overflow:  # rare: sends wait behind a full local queue
+                message = self.receive_nowait(channel)
+                if message is not None:
+                    return message
+            return await self.local.receive(channel)  # takes what is queued first
         require_channel_name(channel)
         if "!" in channel:
             raise ForeignChannel(channel)
@@ -254,36 +290,68 @@ class RedisChannelLayer(BaseChannelLayer):
         index = self._links.shard_of(channel)
         pipeline = connections.pipelines[index]
         idle = connections.poppers[index]
-        popper = idle.pop() if idle else Popper(pipeline, connections.tasks)
+        popper = idle.pop() if idle else self._popper(pipeline, connections.tasks)
         task = asyncio.current_task()
         done = asyncio.Event()
         if task is not None:
             connections.receivers[task] = done
+        hold = self.keys.hold(channel, popper.tag)
+
+        async def restore(replies: list[Any]) -> None:
+            # Runs before the popper's next read starts, so ``held`` is still this read's.
+            if not isinstance(replies[-2], bytes) or await self._restore(
+                pipeline, key, hold, [replies[-2]]
+            ):
+                popper.held = None
+
         try:
-
-            async def restore(entries: list[bytes]) -> None:
-                await self._restore(pipeline, key, entries)
-
             failures = 0
             while True:
+                # The entry moves into this receive's hold list, deleted once it is here
+                # (``then``); a reply lost on the wire leaves it there, and the next read
+                # moves it back to the head of the channel first (``popper.held``).
+                commands: list[Command] = [
+                    ("BLMOVE", key, hold, "LEFT", "RIGHT", BLOCK_SECONDS),
+                    ("PEXPIRE", hold, self._expiry_ms),
+                ]
+                if popper.held is not None and popper.held[1] != key:
+                    await self._give_back_held(popper, pipeline)  # on its own node
+                if popper.held is not None:
+                    held, origin = popper.held
+                    commands[:0] = [
+                        ("LMOVE", held, origin, "RIGHT", "LEFT"),
+                        ("PEXPIRE", origin, self._expiry_ms),
+                    ]
                 try:
-                    _, entries = await popper.pop(key, 1, restore)
+                    replies = await popper.run(
+                        commands,
+                        then=lambda replies: [("DEL", hold)] if replies[-2] else [],
+                        abandoned=restore,
+                        holds=(hold, key),
+                    )
                 except RETRYABLE as exc:  # receivers wait for Redis to come back
                     if failures == 0:
                         logger.warning("Redis layer receive(%r) waits for Redis: %s", channel, exc)
                     failures += 1
                     await asyncio.sleep(backoff(failures - 1, base=0.1, cap=2.0))
                     continue
-                for entry in entries:
-                    expires, _, payload = entry.partition(b"\n")
-                    if int(expires) <= _now_ms():
-                        self.stats.expired += 1
-                        continue
-                    try:
-                        return self.codec.decode(payload)
-                    except UndecodableMessage as exc:
-                        self.stats.undecodable += 1
-                        logger.error("Redis layer dropped a message on %r: %s", channel, exc)
+                if isinstance(replies[0], Exception):
+                    raise replies[0]
+                popper.held = None
+                entry = replies[-2]
+                if not entry:
+                    continue
+                expires, _, payload = entry.partition(b"\n")
+                if int(expires) <= _now_ms():
+                    self.stats.expired += 1
+                    continue
+                try:
+                    return self.codec.unseal(
+                        payload, bound_to(channel, int(expires)), self._token_ttl
+                    )
+                except UndecodableMessage as exc:
+                    self.stats.undecodable += 1
+                    logger.error("Redis layer dropped a message on %r: %s", channel, exc)
         except asyncio.CancelledError:
             # close() cancelled us (and nobody else did): end with LayerClosed
             if connections.closed and task is not None and task.uncancel() == 0:
@@ -293,28 +361,64 @@ class RedisChannelLayer(BaseChannelLayer):
             if task is not None:
                 connections.receivers.pop(task, None)
             if own and not connections.closed:
-                idle.append(popper)  # a cancelled pop it still finishes holds it meanwhile
+                idle.append(popper)  # a cancelled read it still finishes holds it meanwhile
             else:
-                await popper.release()
+                await self._release(popper, pipeline)
                 if not own:
                     await connections.aclose()
             done.set()
 
-    async def _restore(self, pipeline: Pipeline, key: str, entries: list[bytes]) -> None:
-        """Put ``entries`` popped for a receiver that went away back at the head of ``key``."""
+    def _popper(self, pipeline: Pipeline, tasks: set[asyncio.Task[Any]]) -> Popper:
+        return Popper(pipeline, tasks, tag=f"{self.pid}.{next(self._popper_tags)}")
+
+    async def _release(self, popper: Popper, pipeline: Pipeline) -> None:
+        """Give ``popper``'s connection back, after moving back what its hold may hold."""
+        await popper.release()
+        await self._give_back_held(popper, pipeline)
+
+    async def _give_back_held(self, popper: Popper, pipeline: Pipeline) -> None:
+        """Move what ``popper``'s hold list may still hold back to the head of its channel."""
+        if popper.held is not None:
+            hold, key = popper.held
+            popper.held = None
+            try:
+                await pipeline.run(
+                    [("LMOVE", hold, key, "RIGHT", "LEFT"), ("PEXPIRE", key, self._expiry_ms)]
+                )
+            except Exception as exc:
+                self.stats.lost += 1
+                logger.error(
+                    "Redis layer may have lost a message of %s: a receive held it when Redis "
+                    "went away, and it could not be put back (%s); it expires in %s",
+                    key,
+                    exc,
+                    hold,
+                )
+
+    async def _restore(self, pipeline: Pipeline, key: str, hold: str, entries: list[bytes]) -> bool:
+        """Put ``entries`` popped for a receiver that went away back at the head of ``key``;
+        -> whether they are back (else they were counted in ``stats.lost`` and logged)."""
         try:
             await pipeline.run(
-                [("LPUSH", key, *reversed(entries)), ("PEXPIRE", key, self._expiry_ms)]
+                [
+                    ("LPUSH", key, *reversed(entries)),
+                    ("PEXPIRE", key, self._expiry_ms),
+                    ("DEL", hold),
+                ]
             )
         except Exception as exc:
+            # Still in the hold list unless its DEL had gone out: the next read of this
+            # popper moves it back then. Counted as lost all the same (it may be).
             self.stats.lost += len(entries)
             logger.error(
-                "Redis layer lost %d message(s) of %s: taken for a cancelled receive and "
-                "Redis went away before they could be put back (%s)",
+                "Redis layer may have lost %d message(s) of %s: taken for a cancelled receive "
+                "and Redis went away before they could be put back (%s)",
                 len(entries),
                 key,
                 exc,
             )
+            return False
+        return True
 
     async def new_channel(self, prefix: str = "specific") -> str:
         if not isinstance(prefix, str) or "!" in prefix:
@@ -326,43 +430,74 @@ class RedisChannelLayer(BaseChannelLayer):
 
     # -- groups -------------------------------------------------------------------------------
 
+    # A group's zset holds ``@<pid>`` for each process with members of its own (the process
+    # knows them: they are in ``local``'s groups, which expire them by read as the contract
+    # says), renewed by that process's heartbeat, and member channels added by a process that
+    # does not own them (or normal channels), with the score ``now + group_expiry``.
+
     async def group_add(self, group: str, channel: str) -> None:
         require_group_name(group)
         require_channel_name(channel)
         if "!" in channel:
             process_of(channel)  # refuses a channel without a process id
         own = self._marker in channel
-        score = _now_ms() + (self._hold_ms if own else self._group_expiry_ms)
+        if own:
+            await self.local.group_add(group, channel)
+            member, score = self._own_member, _now_ms() + self._hold_ms
+        else:
+            member, score = channel, _now_ms() + self._group_expiry_ms
         await self._links.call(
             self._links.shard_of(group),
             scripts.GROUP_ADD.command(
-                (self.keys.group(group),), self._group_expiry_ms, score, channel
+                (self.keys.group(group),), self._group_expiry_ms, "GT", score, member
             ),
             "group_add",
             group,
         )
-        if own:
-            self.memberships.add(channel, group)
 
     async def group_discard(self, group: str, channel: str) -> None:
         require_group_name(group)
         require_channel_name(channel)
-        self.memberships.discard(channel, group)
+        gone: list[str] = [channel]
+        if self._marker in channel:
+            await self.local.group_discard(group, channel)
+            if not self.local.members(group):
+                gone.append(self._own_member)
         await self._links.call(
             self._links.shard_of(group),
-            ("ZREM", self.keys.group(group), channel),
+            ("ZREM", self.keys.group(group), *gone),
             "group_discard",
             group,
         )
+        if "!" in channel and self._marker not in channel:
+            # The owner may hold it as a member of its own: tell it, through its inbox.
+            pid = process_of(channel)
+            entry = b"d 0 %s:0 %s %s\n" % (self.pid.encode(), group.encode(), channel.encode())
+            await self._links.call(
+                self._links.shard_of(pid),
+                scripts.GROUP_PUSH.command(
+                    (self.keys.inbox(pid), self.keys.alive(pid)), entry, self._expiry_ms
+                ),
+                "group_discard",
+                group,
+            )
 
     async def group_send(self, group: str, message: Message) -> None:
         require_group_name(group)
         require_message(message)
-        payload = self.codec.encode(message)
         now = _now_ms()
         expires = now + self._expiry_ms
+        payload = self._encode(message, group, expires)
         seq = next(self._seq)
-        header = f"g {expires} {self.pid}:{seq} {group}"
+        # This process's own members get it straight into their local queues (one in-memory
+        # group send), unless entries it pushed to its own inbox are unread (order per sender).
+        local = bool(self.local.members(group)) and self._may_deliver_locally(None)
+        if local:  # what a process reading the payload would get: msgpack's copy
+            copy = self._plain.decode(
+                payload if not self.codec.encrypted else self._plain.encode(message)
+            )
+            await self.local.group_send(group, copy)
+        header = f"{expires} {self.pid}:{seq} {group}"
         if self._links.single_server:
             dead, own, *members = await self._links.call(
                 0,
@@ -374,6 +509,7 @@ class RedisChannelLayer(BaseChannelLayer):
                     payload,
                     self._expiry_ms,
                     self.pid,
+                    self.pid if local else "",
                 ),
                 "group_send",
                 group,
@@ -381,7 +517,6 @@ class RedisChannelLayer(BaseChannelLayer):
             if own:
                 self._pushed_seq = max(self._pushed_seq, seq)
             normal = [member.decode() for member in members]
-            skipped = await self._send_normal_members(normal, payload, expires, now, group)
         else:
             members = await self._links.call(
                 self._links.shard_of(group),
@@ -389,9 +524,10 @@ class RedisChannelLayer(BaseChannelLayer):
                 "group_send",
                 group,
             )
-            dead, skipped = await self._push_to_members(
-                [member.decode() for member in members], header, payload, expires, now, seq, group
+            dead, normal = await self._push_to_members(
+                [member.decode() for member in members], header, payload, seq, group, local
             )
+        skipped = await self._send_normal_members(normal, message, payload, expires, now, group)
         if dead:
             self.stats.dead_members += dead
             logger.warning(
@@ -404,48 +540,54 @@ class RedisChannelLayer(BaseChannelLayer):
             self.report_group_full(group, message, skipped)
 
     async def _push_to_members(
-        self,
-        members: list[str],
-        header: str,
-        payload: bytes,
-        expires: int,
-        now: int,
-        seq: int,
-        group: str,
-    ) -> tuple[int, int]:
-        """Sharded ``group_send``: one round trip per shard, all at once. -> (dead, full)."""
+        self, members: list[str], header: str, payload: bytes, seq: int, group: str, local: bool
+    ) -> tuple[int, list[str]]:
+        """Sharded ``group_send``: what GROUP_SEND does, one round trip per shard, all at once.
+
+        -> (members removed as dead, normal-channel members)
+        """
         by_process: dict[str, list[str]] = {}
         normal: list[str] = []
         for member in members:
-            if "!" in member:
+            if member.startswith("@"):
+                by_process.setdefault(member[1:], []).insert(0, member)
+            elif "!" in member:
                 by_process.setdefault(process_of(member), []).append(member)
             else:
                 normal.append(member)
         batches: dict[int, list[Command]] = {}
-        pushes: dict[int, list[tuple[str, int]]] = {}
-        for pid, channels in by_process.items():
-            index = self._links.shard_of(pid)
-            entry = f"{header} {' '.join(channels)}\n".encode() + payload
-            batches.setdefault(index, []).append(
+        pushes: dict[int, list[str]] = {}
+        for pid, names in by_process.items():
+            whole = bool(names) and names[0].startswith("@")
+            channels = names[1:] if whole else names
+            if pid == self.pid and local:
+                if not channels:
+                    continue
+                kind = "e"
+            else:
+                kind = "g"
+            text = " ".join([f"{kind} {header}", *channels])
+            batches.setdefault(self._links.shard_of(pid), []).append(
                 scripts.GROUP_PUSH.command(
-                    (self.keys.inbox(pid), self.keys.alive(pid)), entry, self._expiry_ms
+                    (self.keys.inbox(pid), self.keys.alive(pid)),
+                    text.encode() + b"\n" + payload,
+                    self._expiry_ms,
                 )
             )
-            pushes.setdefault(index, []).append((pid, len(channels)))
+            pushes.setdefault(self._links.shard_of(pid), []).append(pid)
         indexes = list(batches)
         results = await asyncio.gather(
             *(self._links.batch(i, batches[i], "group_send", group) for i in indexes)
         )
         gone: list[str] = []
         for index, replies in zip(indexes, results, strict=True):
-            for (pid, _), reply in zip(pushes[index], replies, strict=True):
+            for pid, reply in zip(pushes[index], replies, strict=True):
                 if isinstance(reply, Exception):
                     raise reply
                 if not reply:
                     gone += by_process[pid]
                 elif pid == self.pid:
                     self._pushed_seq = max(self._pushed_seq, seq)
-        dead = len(gone)
         if gone:  # as GROUP_SEND does on a single server (the zset is on another shard)
             await self._links.batch(
                 self._links.shard_of(group),
@@ -456,11 +598,16 @@ class RedisChannelLayer(BaseChannelLayer):
                 "group_send",
                 group,
             )
-        full = await self._send_normal_members(normal, payload, expires, now, group)
-        return dead, full
+        return len(gone), normal
 
     async def _send_normal_members(
-        self, channels: list[str], payload: bytes, expires: int, now: int, group: str
+        self,
+        channels: list[str],
+        message: Message,
+        payload: bytes,
+        expires: int,
+        now: int,
+        group: str,
     ) -> int:
         """Send a group message to its normal-channel members; -> how many were full."""
         if not channels:
@@ -468,6 +615,8 @@ class RedisChannelLayer(BaseChannelLayer):
         entry = b"%d\n" % expires + payload
         batches: dict[int, list[Command]] = {}
         for channel in channels:
+            if self.codec.encrypted:  # sealed to the group: seal it to the channel
+                entry = b"%d\n" % expires + self.codec.seal(message, bound_to(channel, expires))
             batches.setdefault(self._links.shard_of(channel), []).append(
                 scripts.SEND_NORMAL.command(
                     (self.keys.channel(channel),),
@@ -513,7 +662,6 @@ class RedisChannelLayer(BaseChannelLayer):
         finally:
             if not own:
                 await connections.aclose()
-        self.memberships.clear()
         home = self._links.home
         reader = home.reader if home is not None else None
         if reader is None or home is None or home.loop is not asyncio.get_running_loop():
@@ -540,7 +688,6 @@ class RedisChannelLayer(BaseChannelLayer):
         """
         await self._links.aclose()
         await self.local.close()
-        self.memberships.clear()
 
     # -- reader and keeper --------------------------------------------------------------------
 
@@ -570,10 +717,13 @@ class RedisChannelLayer(BaseChannelLayer):
         home.reader = InboxReader(
             pid=self.pid,
             inbox=self.keys.inbox(self.pid),
+            pending=self.keys.pending(self.pid),
             count_key=self.keys.count(self.pid),
+            ttl_ms=self._expiry_ms,
             control=home.pipelines[self._own_shard],
             local=self.local,
             codec=self.codec,
+            token_ttl=self._token_ttl,
             stats=self.stats,
             report_group_full=self.report_group_full,
             tasks=home.tasks,
@@ -589,63 +739,42 @@ class RedisChannelLayer(BaseChannelLayer):
         )
 
     def _reconnected(self) -> None:
-        """The reader got its connection back: Redis may have restarted empty, so the next
-        heartbeat re-adds every membership this process holds (not only refreshes them)."""
-        self._readd = True
+        """The reader got its connection back: Redis may have restarted empty, so say "alive"
+        and re-add this process's memberships now rather than at the next heartbeat."""
         home = self._links.home
         if home is not None and home.keeper is not None:
             home.keeper.wake()
 
     async def _beat(self) -> None:
-        """The keeper's heartbeat: alive key, membership refresh, overflow sweep.
+        """The keeper's heartbeat: alive key, this process's memberships, overflow sweep.
 
-        ``SET alive ... GET`` answers nil when the alive key was gone: Redis lost its data
-        (a restart without persistence, a failover) or this process was silent for longer
-        than ``process_timeout`` (and group sends may have removed its members meanwhile).
-        Then, as after the reader reconnects, the memberships are re-added with ``ZADD GT``
-        rather than refreshed with ``ZADD XX GT``, which never re-adds a missing member.
+        One ``ZADD GT @pid`` per group this process has members of (in ``local``, which drops
+        a channel's memberships once it has gone unread for ``group_expiry``): ``GT`` renews
+        the score and adds it again if Redis lost it (a restart without persistence, a
+        failover, or a ``group_send`` that found this process silent for
+        ``process_timeout``), so a live process is back in its groups within one beat.
         """
         home = self._links.home
         if home is None:
             return
         if home.reader is not None:
             home.reader.sweep()
-        readd, self._readd = self._readd, False
-        try:
-            lost = await self._beat_once(home, readd)
-            if lost and not readd and self.memberships.groups_of:
-                logger.warning(
-                    "Redis layer: this process's alive key was gone (Redis lost its data, or "
-                    "the process was silent for process_timeout): re-adding its memberships"
-                )
-                await self._beat_once(home, True)
-        except BaseException:
-            self._readd = self._readd or readd
-            raise
-
-    async def _beat_once(self, home: Home, readd: bool) -> bool:
-        """One heartbeat round trip per shard; -> whether the alive key had been lost."""
+        self.local.sweep()
         alive = ("SET", self.keys.alive(self.pid), b"1", "PX", int(self.process_timeout * 1000))
-        batches: dict[int, list[Command]] = {self._own_shard: [(*alive, "GET")]}
-        now = _now_ms()
-        mode = "GT" if readd else "XX"
-        for group, channels in self.memberships.due().items():
-            for start in range(0, len(channels), REFRESH_CHUNK):
-                pairs: list[str | int] = []
-                for channel, left in channels[start : start + REFRESH_CHUNK]:
-                    pairs += (now + int(left * 1000), channel)
-                batches.setdefault(self._links.shard_of(group), []).append(
-                    scripts.GROUP_ADD.command(
-                        (self.keys.group(group),), self._group_expiry_ms, mode, *pairs
-                    )
+        batches: dict[int, list[Command]] = {self._own_shard: [alive]}
+        score = _now_ms() + self._hold_ms
+        for group in self.local.group_names():
+            batches.setdefault(self._links.shard_of(group), []).append(
+                scripts.GROUP_ADD.command(
+                    (self.keys.group(group),), self._group_expiry_ms, "GT", score, self._own_member
                 )
+            )
         indexes = list(batches)
         results = await asyncio.gather(*(home.pipelines[i].run(batches[i]) for i in indexes))
         for replies in results:
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply
-        return results[indexes.index(self._own_shard)][0] is None
 
     def __repr__(self) -> str:
         hosts = ", ".join(self._links.identities)

@@ -1,19 +1,22 @@
-"""Blocking pops that can be cancelled without losing what Redis already handed over.
+"""Blocking reads that neither a cancelled caller nor a dropped connection can lose.
 
-A ``BLMPOP`` that is cancelled on the client may have popped entries in Redis whose reply is
-still on the wire; dropping the connection would lose them. So each pop runs in a task of its
-own that is never cancelled, on a connection that does nothing else. Cancelling ``pop``:
+A blocking read (``BLMOVE``) runs on a connection that does nothing else, in a task of its
+own that is never cancelled. The read never *removes* an entry: it moves it into a list of
+the reader's (the inbox reader's pending list, or a receive's hold list, keys.py), and the
+reader deletes it from there once it holds the entry (reader.py, ``Hold`` below). So a reply
+lost on the wire leaves the entry in Redis, where the next read after reconnecting finds it.
 
-1. tells Redis to end the pop now (``CLIENT UNBLOCK``, from another connection; the pop's
-   connection reported its id with ``CLIENT ID`` when it was opened);
-2. waits for the pop's reply, which is then empty, or holds entries if Redis served it
+Cancelling ``run``:
+
+1. tells Redis to end a blocked read now (``CLIENT UNBLOCK``, from another connection; the
+   read's connection reported its id with ``CLIENT ID`` when it was opened);
+2. waits for the read's replies, which are then empty, or hold entries if Redis served it
    first;
-3. gives any such entries to ``restore`` (which puts them back at the head of their list),
-   and only then lets the cancellation through. Steps 1-3 run in a task of their own (kept
-   in ``tasks`` so that ``close()`` can wait for it), so a second cancellation cannot
-   interrupt them.
+3. gives the replies to ``abandoned`` (which puts entries back), and only then lets the
+   cancellation through. Steps 1-3 run in a task of their own (kept in ``tasks`` so that
+   ``close()`` can wait for it), so a second cancellation cannot interrupt them.
 
-A ``Popper`` keeps its connection (and its client id) from one pop to the next, and gives it
+A ``Popper`` keeps its connection (and its client id) from one read to the next, and gives it
 back with ``release()``; after a failure it takes a fresh one.
 """
 
@@ -29,113 +32,168 @@ from redis.exceptions import AskError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from channelworks.layers.redis.pipeline import Pipeline
-from channelworks.layers.redis.shard import BLOCK_SECONDS, Command, Shard
+from channelworks.layers.redis.shard import BLOCK_SECONDS, Command, Shard, pack_commands
 
-Restore = Callable[[list[bytes]], Awaitable[None]]
-Popped = tuple[list[Any], list[bytes]]
+Abandoned = Callable[[list[Any]], Awaitable[None]]
+Then = Callable[[list[Any]], Sequence[Command]]
 
 
 class Popper:
-    """Cancel-safe blocking pops on one shard (``control`` runs the ``CLIENT UNBLOCK``)."""
+    """Cancel-safe blocking reads on one shard (``control`` runs the ``CLIENT UNBLOCK``)."""
 
-    def __init__(self, control: Pipeline, tasks: set[asyncio.Task[Any]]) -> None:
+    def __init__(self, control: Pipeline, tasks: set[asyncio.Task[Any]], tag: str = "") -> None:
         self.control = control
         self.tasks = tasks
+        #: names this popper's hold list (keys.py): unique per popper in the process
+        self.tag = tag
+        #: (hold, list): a hold list that may still hold an entry its caller never got; the
+        #: next read moves it back to the head of its list first (normal channels)
+        self.held: tuple[str, str] | None = None
         self._connection: AbstractConnection | None = None
         self._client_id: int | None = None
-        self._busy: asyncio.Task[Any] | None = None  # a pop abandoned by its caller
+        self._unread = 0  # replies of ``then`` commands, read before the next replies
+        self._abandoning = False
+        self._busy: asyncio.Task[Any] | None = None  # a read abandoned by its caller
 
     @property
     def shard(self) -> Shard:
         return self.control.shard
 
-    async def pop(
-        self, key: str, count: int, restore: Restore, prelude: Sequence[Command] = ()
-    ) -> Popped:
-        """Pop up to ``count`` entries from the head of list ``key``, waiting BLOCK_SECONDS.
+    async def run(
+        self,
+        commands: Sequence[Command],
+        *,
+        then: Then | None = None,
+        abandoned: Abandoned | None = None,
+        holds: tuple[str, str] | None = None,
+    ) -> list[Any]:
+        """Replies to ``commands`` (error replies as values), written together.
 
-        ``prelude`` commands go first, in the same write; returns their replies (error replies
-        as values) and the entries (``[]`` if none came in time). A lost connection raises
-        redis-py's error. See the module docstring for cancellation.
+        ``then(replies)`` gives commands written right after the replies came (an
+        acknowledgement), whose replies are not waited for. ``holds`` becomes ``held`` as
+        the read starts (the caller clears it once it has what was read). A lost connection
+        raises redis-py's error. See the module docstring for cancellation.
         """
         if self._busy is not None:
             await asyncio.shield(self._busy)
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self._pop(key, count, prelude))
+        task = loop.create_task(self._run(commands, then, holds))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            cleanup = loop.create_task(self._abandon(task, restore))
+            self._abandoning = True
+            cleanup = loop.create_task(self._abandon(task, abandoned))
             self._busy = cleanup
             self.tasks.add(cleanup)
             cleanup.add_done_callback(self.tasks.discard)
             raise
 
     async def release(self) -> None:
-        """Give the connection back (after a pop under way, if any, has finished)."""
+        """Give the connection back (after a read under way, if any, has finished)."""
         if self._busy is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._busy)
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await self.shard.release_blocking(connection)
+        await self._give_back()
 
-    async def _pop(self, key: str, count: int, prelude: Sequence[Command]) -> Popped:
-        connection = self._connection
+    async def _give_back(self) -> None:
+        connection, self._connection = self._connection, None
+        self._client_id = None
+        if connection is None:
+            return
         try:
+            for _ in range(self._unread):
+                with contextlib.suppress(ResponseError):
+                    await connection.read_response()
+        except Exception:
+            await connection.disconnect()
+        self._unread = 0
+        await self.shard.release_blocking(connection)
+
+    async def _run(
+        self, commands: Sequence[Command], then: Then | None, holds: tuple[str, str] | None
+    ) -> list[Any]:
+        if holds is not None:
+            self.held = holds
+        connection = self._connection
+        key = _first_key(commands)
+        try:
+            if connection is not None and not self.shard.fits(connection, key):
+                await self._give_back()  # a cluster key on another node: that node's connection
+                connection = None
             if connection is None:
                 connection = self._connection = await self.shard.acquire_blocking(key)
                 self._client_id = None
+                self._unread = 0
             if not connection.is_connected:
                 await cast(Any, connection).connect()
                 self._client_id = None
-            commands: list[Command] = [] if self._client_id is not None else [("CLIENT", "ID")]
-            commands += [*prelude, ("BLMPOP", BLOCK_SECONDS, 1, key, "LEFT", "COUNT", count)]
+                self._unread = 0
+            head: list[Command] = [] if self._client_id is not None else [("CLIENT", "ID")]
             await connection.send_packed_command(
-                connection.pack_commands(commands), check_health=False
+                pack_commands([*head, *commands]), check_health=False
             )
-            if self._client_id is None:
+            for _ in range(self._unread):
+                with contextlib.suppress(ResponseError):
+                    await connection.read_response()
+            self._unread = 0
+            if head:
                 self._client_id = await connection.read_response()
             replies: list[Any] = []
-            for _ in prelude:
+            for _ in commands:
                 try:
                     replies.append(await connection.read_response())
                 except ResponseError as exc:
                     replies.append(exc)
-            try:
-                reply = await connection.read_response()
-            except AskError as exc:  # a cluster slot moved: look it up, then pop again
-                await self.shard.blocking_failed(exc)
-                raise RedisConnectionError(f"{key} moved: {exc}") from exc
+            more = then(replies) if then is not None and not self._abandoning else ()
+            if more:
+                await connection.send_packed_command(pack_commands(more), check_health=False)
+                self._unread = len(more)
         except BaseException:
             await self._drop()
             raise
-        return replies, (list(reply[1]) if reply else [])
+        moved = next((reply for reply in replies if isinstance(reply, AskError)), None)
+        if moved is not None:  # a cluster slot moved: look it up, then read again
+            await self._drop()
+            await self.shard.blocking_failed(moved)
+            raise RedisConnectionError(f"slot moved: {moved}") from moved
+        return replies
 
     async def _drop(self) -> None:
         connection, self._connection = self._connection, None
         self._client_id = None
+        self._unread = 0
         if connection is not None:
             await connection.disconnect()
             await self.shard.release_blocking(connection)
 
-    async def _abandon(self, task: asyncio.Task[Popped], restore: Restore) -> None:
+    async def _abandon(self, task: asyncio.Task[list[Any]], abandoned: Abandoned | None) -> None:
         while not task.done() and self._client_id is None:
-            # The pop is still connecting: its id comes with its first reply.
+            # The read is still connecting: its id comes with its first reply.
             await asyncio.wait([task], timeout=0.01)
         client_id = self._client_id
         if not task.done() and client_id is not None:
-            # If this fails, the pop ends by itself within BLOCK_SECONDS.
+            # If this fails, the read ends by itself within BLOCK_SECONDS.
             with contextlib.suppress(Exception):
                 await self.control.run([("CLIENT", "UNBLOCK", client_id)])
         try:
-            _, entries = await task
-        except Exception:  # the connection broke: Redis kept or lost them, we hold nothing
+            replies = await task
+        except Exception:  # the connection broke: what was read stays in Redis (see above)
             return
         finally:
             self._busy = None
-        if entries:
-            await restore(entries)
+            self._abandoning = False
+        if abandoned is not None:
+            await abandoned(replies)
 
 
-__all__ = ["Popped", "Popper", "Restore"]
+def _first_key(commands: Sequence[Command]) -> str:
+    """The key a batch of reads is about (cluster: the node to connect to)."""
+    for command in commands:
+        if str(command[0]).upper() == "BLMOVE":
+            return str(command[1])
+        if str(command[0]).upper() == "EVALSHA":
+            return str(command[3])
+    return str(commands[-1][1])
+
+
+__all__ = ["BLOCK_SECONDS", "Abandoned", "Popper", "Then"]

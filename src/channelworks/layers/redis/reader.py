@@ -1,8 +1,15 @@
 """The inbox reader: one task per layer moves its process inbox into the local layer.
 
 Rules of this file:
-- one ``BLMPOP`` takes up to ``batch`` entries per round trip; the count decrements owed for
-  the previous batch go in the same write, ahead of it (``DECREMENT``, one call for all);
+- the reader never removes an entry it has not got: each round trip moves up to ``batch``
+  entries from the inbox into the process's pending list and hands out that list (``BLMOVE``
+  to wait for the first, then ``TAKE``); the next round trip acknowledges the batch (``ACK``,
+  in the same write, ahead of the next read) once it is in ``local``. A reply lost with a
+  connection leaves its batch pending, and the next ``TAKE`` hands it out again; a retried
+  ``ACK`` finds another batch number and does nothing (scripts.py). So a dropped connection
+  loses nothing and delivers nothing twice;
+- the count decrements owed for taken entries ride on the same ``ACK`` with an id that only
+  grows: Redis applies each set once, however often a failing write carries it;
 - an entry is delivered into ``local``, an ``InMemoryChannelLayer`` that then does for this
   process what it does for any: hands messages to waiting receivers, queues them, expires
   them, survives cancelled receives;
@@ -24,20 +31,23 @@ Rules of this file:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from channelworks.exceptions import ChannelFull, ChannelLayerError
 from channelworks.layers.codec import Codec, UndecodableMessage
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.redis import scripts
+from channelworks.layers.redis.keys import bound_to
 from channelworks.layers.redis.pipeline import RETRYABLE, Pipeline, backoff
 from channelworks.layers.redis.pop import Popper
+from channelworks.layers.redis.shard import BLOCK_SECONDS, Command
 from channelworks.layers.redis.stats import RedisLayerStats
 
 logger = logging.getLogger("channelworks.layers.redis")
@@ -54,7 +64,9 @@ class InboxReader:
         *,
         pid: str,
         inbox: str,
+        pending: str,
         count_key: str,
+        ttl_ms: int,
         control: Pipeline,
         local: InMemoryChannelLayer,
         codec: Codec,
@@ -64,12 +76,15 @@ class InboxReader:
         pushed_seq: Callable[[], int],
         on_reconnect: Callable[[], None],
         announce: tuple[Any, ...] | None = None,
+        token_ttl: int | None = None,
         batch: int = 512,
         max_backoff: float = 2.0,
     ) -> None:
         self.pid = pid
         self.inbox = inbox
+        self.pending = pending
         self.count_key = count_key
+        self.ttl_ms = ttl_ms
         self.control = control
         self.local = local
         self.codec = codec
@@ -80,6 +95,7 @@ class InboxReader:
         self.pushed_seq = pushed_seq
         self.on_reconnect = on_reconnect
         self.announce = announce
+        self.token_ttl = token_ttl
         self.batch = batch
         self.max_backoff = max_backoff
         #: per channel, sends that found ``local`` full: (expires_ms, message), oldest first
@@ -88,52 +104,87 @@ class InboxReader:
         self.decrements: dict[str, int] = {}
         #: highest sequence number of this layer's own entries read back from the inbox
         self.read_seq = 0
+        self._batches = itertools.count(1)
+        self._unacked: int | None = None  # the batch delivered and not yet acknowledged
+        self._decrement_ids = itertools.count(1)
+        self._unconfirmed: tuple[int, dict[str, int]] | None = None  # decrements sent, no reply
         self._flushes: dict[int, asyncio.Future[None]] = {}
 
     # -- the task -----------------------------------------------------------------------------
 
     async def run(self) -> None:
         failures = 0
-        announce = self.announce is not None
+        fresh = True  # the first read after (re)connecting does not block: see below
         while True:
-            owed, self.decrements = self.decrements, {}
-            prelude = [_decrement(self.count_key, owed)] if owed else []
-            if announce and self.announce is not None:
+            commands: list[Command] = []
+            if fresh and self.announce is not None:
                 # After a reconnect (Redis may have restarted empty), say "alive" before
                 # delivering anything: whoever hears from us can reach us by group.
-                prelude.append(self.announce)
+                commands.append(self.announce)
+            ack = self._ack()
+            if ack is not None:
+                commands.append(ack)
+            if not fresh:
+                # Not right after a reconnect, where a batch whose reply was lost is still
+                # pending and must come at once, not after the blocking wait.
+                commands.append(
+                    ("BLMOVE", self.inbox, self.pending, "LEFT", "RIGHT", BLOCK_SECONDS)
+                )
+            batch = next(self._batches)
+            commands.append(
+                scripts.TAKE.command(
+                    (self.inbox, self.pending, self.count_key), self.batch, batch, self.ttl_ms
+                )
+            )
             pushed = self.pushed_seq()
             try:
-                replies, entries = await self.popper.pop(
-                    self.inbox, self.batch, self._restore, prelude
-                )
-            except BaseException as exc:
-                self._owe(owed)
-                if not isinstance(exc, Exception):
-                    raise  # cancelled: the layer is closing
+                replies = await self.popper.run(commands)
+            except Exception as exc:
                 if not isinstance(exc, RETRYABLE):
                     logger.exception("Redis layer inbox reader failed; retrying")
                 elif failures == 0:
                     logger.warning("Redis layer lost its inbox connection, reconnecting: %s", exc)
                 failures += 1
-                announce = True
+                fresh = True
                 await asyncio.sleep(backoff(failures - 1, base=0.1, cap=self.max_backoff))
                 continue
-            announce = False
             if failures:
                 failures = 0
                 self.stats.reconnects += 1
                 logger.warning("Redis layer inbox connection is back")
                 self.on_reconnect()
-            if owed and isinstance(replies[0], Exception):
-                self._owe(owed)
-                await self._reload_scripts(replies[0])
+            errors = [reply for reply in replies if isinstance(reply, ResponseError)]
+            if errors:  # nothing was acknowledged for sure: the same ACK goes again
+                await self._reload_scripts(errors[0])
+                fresh = True
+                continue
+            fresh = False
+            if ack is not None:
+                self._unacked = self._unconfirmed = None
+            entries: list[bytes] = replies[-1]
             if entries:
+                self._unacked = batch
                 await self.deliver(entries)
             elif pushed > self.read_seq:
                 # The inbox was empty after everything this layer had pushed by then: those
                 # entries were read, or lost with Redis' data.
                 self.read_seq = pushed
+
+    def _ack(self) -> Command | None:
+        """The ACK for the batch delivered last and the decrements owed, if any is due."""
+        if self._unconfirmed is None and self.decrements:
+            self._unconfirmed = (next(self._decrement_ids), self.decrements)
+            self.decrements = {}
+        if self._unacked is None and self._unconfirmed is None:
+            return None
+        decrement_id, owed = self._unconfirmed or (0, {})
+        pairs: list[str | int] = []
+        for channel, count in owed.items():
+            pairs += (channel, count)
+        batch = "" if self._unacked is None else self._unacked
+        return scripts.ACK.command(
+            (self.count_key, self.pending), batch, decrement_id, self.ttl_ms, *pairs
+        )
 
     async def _reload_scripts(self, error: Exception) -> None:
         if isinstance(error, NoScriptError):  # Redis restarted: nobody has loaded them yet
@@ -142,22 +193,8 @@ class InboxReader:
             except Exception as exc:
                 logger.warning("Redis layer could not load its scripts: %s", exc)
         else:
-            logger.error("Redis layer could not update channel counts: %s", error)
-
-    async def _restore(self, entries: list[bytes]) -> None:
-        # Entries popped as the layer closed: back to the inbox head, for the record (the
-        # channels they were for close with this process).
-        try:
-            await self.control.run([("LPUSH", self.inbox, *reversed(entries))])
-        except Exception:
-            self.stats.lost += len(entries)
-            logger.error(
-                "Redis layer closing: %d inbox entries could not be put back", len(entries)
-            )
-
-    def _owe(self, owed: dict[str, int]) -> None:
-        for channel, count in owed.items():
-            self.decrements[channel] = self.decrements.get(channel, 0) + count
+            logger.error("Redis layer inbox reader got an error reply: %s", error)
+            await asyncio.sleep(self.max_backoff)
 
     def _taken(self, channel: str) -> None:
         self.decrements[channel] = self.decrements.get(channel, 0) + 1
@@ -180,8 +217,13 @@ class InboxReader:
                 self.read_seq = max(self.read_seq, int(seq))
             if kind == "s" and len(names) == 1:
                 await self._send(names[0], expires, payload, now)
-            elif kind == "g" and names:
-                await self._group_send(names[0], names[1:], expires, payload, now)
+            elif kind in ("g", "e") and names:
+                await self._group_send(names[0], names[1:], kind == "g", expires, payload, now)
+            elif kind == "d" and len(names) == 2:
+                try:
+                    await self.local.group_discard(names[0], names[1])
+                except ChannelLayerError as exc:
+                    self._undecodable(f"a group_discard from {origin}", exc)
             elif kind == "f":
                 await self.flushed(int(seq) if seq.isdigit() else 0)
             else:
@@ -193,7 +235,7 @@ class InboxReader:
             self._taken(channel)
             return
         try:
-            message = self.codec.decode(payload)
+            message = self.codec.unseal(payload, bound_to(channel, expires), self.token_ttl)
         except UndecodableMessage as exc:
             self._undecodable(f"a message for channel {channel!r}", exc)
             self._taken(channel)
@@ -214,24 +256,51 @@ class InboxReader:
         self._taken(channel)
 
     async def _group_send(
-        self, group: str, channels: list[str], expires: int, payload: bytes, now: int
+        self,
+        group: str,
+        channels: list[str],
+        own: bool,
+        expires: int,
+        payload: bytes,
+        now: int,
     ) -> None:
+        """A group send reached this process: to ``channels``, and with ``own`` to the members
+        this process added itself (``local``'s group, one in-memory group send). Without
+        ``own`` the sender (this process) gave those members the message itself: named
+        channels that are among them are skipped, not given it twice."""
+        members = self.local.members(group) if own or channels else []
+        if channels and members:
+            mine = set(members)
+            channels = [channel for channel in channels if channel not in mine]
         if expires <= now:
-            self.stats.expired += len(channels)
+            self.stats.expired += len(channels) + (len(members) if own else 0)
             return
         try:
-            message = self.codec.decode(payload)
+            message = self.codec.unseal(payload, bound_to(group, expires), self.token_ttl)
         except UndecodableMessage as exc:
             self._undecodable(f"a group_send to {group!r}", exc)
             return
         skipped = 0
+        if self.overflow:
+            # Members whose earlier sends wait in overflow: those go first, or it is skipped
+            # (as a full channel), never ahead of them.
+            if own and any(channel in self.overflow for channel in members):
+                channels = [*members, *channels]  # one by one, below
+                own = False
+            for channel in channels:
+                queue = self.overflow.get(channel)
+                if queue is not None:
+                    await self._refill(channel, queue, now)
+            blocked = [channel for channel in channels if channel in self.overflow]
+            skipped += len(blocked)
+            channels = [channel for channel in channels if channel not in self.overflow]
+        if own:
+            try:
+                await self.local.group_send(group, message)  # counts and logs its full members
+            except ChannelLayerError as exc:
+                self._undecodable(f"a group_send to {group!r}", exc)
+                return
         for channel in channels:
-            queue = self.overflow.get(channel)
-            if queue is not None:
-                await self._refill(channel, queue, now)
-                if channel in self.overflow:
-                    skipped += 1
-                    continue
             try:
                 await self.local.send(channel, message)
             except ChannelFull:
@@ -295,9 +364,16 @@ class InboxReader:
         return future
 
     async def flushed(self, seq: int) -> None:
-        """The flush marker ``seq`` was read: drop everything read before it."""
+        """The flush marker ``seq`` was read: drop everything read before it.
+
+        Capacity owed to Redis is still given back (sends made after the flush's ``UNLINK``
+        and read before its marker were counted anew), so no slot leaks; a count the flush
+        deleted may then go below what Redis holds, letting a channel take a few sends over
+        its capacity once, right after a flush.
+        """
+        for channel, queue in self.overflow.items():
+            self.decrements[channel] = self.decrements.get(channel, 0) + len(queue)
         self.overflow.clear()
-        self.decrements.clear()
         await self.local.flush()
         for pending in [s for s in self._flushes if s <= seq]:
             future = self._flushes.pop(pending)
@@ -307,13 +383,6 @@ class InboxReader:
     def _undecodable(self, what: str, exc: Exception | None) -> None:
         self.stats.undecodable += 1
         logger.error("Redis layer dropped %s that could not be decoded: %s", what, exc)
-
-
-def _decrement(count_key: str, owed: dict[str, int]) -> tuple[Any, ...]:
-    pairs: list[str | int] = []
-    for channel, count in owed.items():
-        pairs += (channel, count)
-    return scripts.DECREMENT.command((count_key,), *pairs)
 
 
 __all__ = ["InboxReader"]

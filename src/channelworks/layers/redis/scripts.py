@@ -74,33 +74,63 @@ return {1, dropped}
 """,
 )
 
-# KEYS: count.  ARGV: channel, n, channel, n, ...  Fields that reach 0 are deleted.
-DECREMENT = Script(
-    "decrement",
+# The inbox reader's reliable pop (reader.py): TAKE moves entries from the inbox into the
+# reader's pending list and hands out the whole pending list, tagged with a batch number in
+# the count hash; ACK of that batch number deletes the pending list once its entries are in
+# the process. An ACK that runs twice (a retried write) finds another number (or none) and does
+# nothing, and a batch whose reply was lost is still pending, so the next TAKE hands it out
+# again: nothing Redis handed out is lost with a reply on the wire, nothing is delivered twice.
+# Fields of the count hash that start with '#' are the reader's ('#' is never in a channel name).
+
+# KEYS: inbox, pending, count.  ARGV: n, batch, ttl_ms.  -> every pending entry, oldest first
+TAKE = Script(
+    "take",
     """
-for i = 1, #ARGV, 2 do
-  if redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1])) <= 0 then
-    redis.call('HDEL', KEYS[1], ARGV[i])
+local moved = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #moved > 0 then
+  redis.call('LTRIM', KEYS[1], #moved, -1)
+  redis.call('RPUSH', KEYS[2], unpack(moved))
+end
+local held = redis.call('LRANGE', KEYS[2], 0, -1)
+if #held > 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('HSET', KEYS[3], '#batch', ARGV[2])
+  if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+end
+return held
+""",
+)
+
+# KEYS: count, pending.  ARGV: batch ('' for none), decrement id, ttl_ms, channel, n, ...
+# Deletes the pending list if it still holds ``batch``; gives back the capacity of ``n`` taken
+# entries per channel unless decrement id was applied already (ids only grow). -> 0
+ACK = Script(
+    "ack",
+    """
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], '#batch') == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  redis.call('HDEL', KEYS[1], '#batch')
+end
+if #ARGV > 3 and tonumber(redis.call('HGET', KEYS[1], '#dec') or '0') < tonumber(ARGV[2]) then
+  for i = 4, #ARGV, 2 do
+    if redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1])) <= 0 then
+      redis.call('HDEL', KEYS[1], ARGV[i])
+    end
   end
+  redis.call('HSET', KEYS[1], '#dec', ARGV[2])
+  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 end
 return 0
 """,
 )
 
-# KEYS: group.  ARGV: ttl_ms, score, member, score, member...
-# ZADD (or, with XX first in ARGV, refresh existing members only; with GT first, add missing
-# members and never lower a score) and keep the key's TTL at least ttl_ms.
+# KEYS: group.  ARGV: ttl_ms, 'GT', score, member, score, member...
+# ZADD GT (adds missing members, never lowers a score) and keep the key's TTL at least ttl_ms.
 GROUP_ADD = Script(
     "group_add",
     """
 local ttl = tonumber(ARGV[1])
-if ARGV[2] == 'XX' then
-  redis.call('ZADD', KEYS[1], 'XX', 'GT', unpack(ARGV, 3))
-elseif ARGV[2] == 'GT' then
-  redis.call('ZADD', KEYS[1], 'GT', unpack(ARGV, 3))
-else
-  redis.call('ZADD', KEYS[1], unpack(ARGV, 2))
-end
+redis.call('ZADD', KEYS[1], 'GT', unpack(ARGV, 3))
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 0
 """,
@@ -127,40 +157,60 @@ return 1
 )
 
 # Single server only (builds keys from ARGV).  KEYS: group.
-# ARGV: now_ms, prefix, header ("g <expires_ms> <origin> <group>"), payload, ttl_ms, own pid.
-# Pushes one entry per live process holding the names of its member channels, and removes
-# the members of processes that are not alive.
+# ARGV: now_ms, prefix, header ("<expires_ms> <origin> <group>"), payload, ttl_ms, own pid,
+# pid whose own members the caller delivered itself ('' for none).
+# A group's members are ``@<pid>`` (process pid has members of its own, which it knows) and
+# member channels added by a process that does not own them. Pushes one entry per live
+# process: ``g`` (its own members and the channels named) or, to the process the caller
+# delivered to itself, ``e`` (only the channels named); removes members of dead processes.
 # -> {members skipped (and removed) because their process is not alive, 1 if the caller's own
 #     inbox got an entry else 0, normal (no '!') member channels, left to the caller}
 GROUP_SEND = Script(
     "group_send",
     _MEMBERS
     + """
-local prefix, header, payload, ttl, own = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local by_process, order, result = {}, {}, {0, 0}
+local prefix, header, payload, ttl, own, skip = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local by_process, whole, order, result = {}, {}, {}, {0, 0}
 for _, member in ipairs(members) do
-  local head = string.match(member, '^([^!]*)!')
-  if head then
-    local pid = string.match(head, '([^.]*)$')
+  local pid, channel
+  if string.byte(member, 1) == 64 then
+    pid = string.sub(member, 2)
+  else
+    local head = string.match(member, '^([^!]*)!')
+    if head then
+      pid = string.match(head, '([^.]*)$')
+      channel = member
+    end
+  end
+  if pid then
     local list = by_process[pid]
     if not list then
       list = {}
       by_process[pid] = list
       order[#order + 1] = pid
     end
-    list[#list + 1] = member
+    if channel then list[#list + 1] = channel else whole[pid] = true end
   else
     result[#result + 1] = member
   end
 end
 for _, pid in ipairs(order) do
   local list = by_process[pid]
-  if redis.call('EXISTS', prefix .. ':alive:{' .. pid .. '}') == 1 then
+  local kind = 'g '
+  if pid == skip then kind = 'e ' end
+  if kind == 'e ' and #list == 0 then
+    -- the caller delivered to this process itself
+  elseif redis.call('EXISTS', prefix .. ':alive:{' .. pid .. '}') == 1 then
     local inbox = prefix .. ':inbox:{' .. pid .. '}'
-    redis.call('RPUSH', inbox, header .. ' ' .. table.concat(list, ' ') .. '\\n' .. payload)
+    local text = kind .. header
+    if #list > 0 then text = text .. ' ' .. table.concat(list, ' ') end
+    redis.call('RPUSH', inbox, text .. '\\n' .. payload)
     redis.call('PEXPIRE', inbox, ttl)
     if pid == own then result[2] = 1 end
   else
+    if whole[pid] then
+      list[#list + 1] = '@' .. pid
+    end
     result[1] = result[1] + #list
     for i = 1, #list, 1000 do
       redis.call('ZREM', KEYS[1], unpack(list, i, math.min(i + 999, #list)))
@@ -171,16 +221,17 @@ return result
 """,
 )
 
-ALL = (SEND_LOCAL, SEND_NORMAL, DECREMENT, GROUP_ADD, GROUP_MEMBERS, GROUP_PUSH, GROUP_SEND)
+ALL = (SEND_LOCAL, SEND_NORMAL, TAKE, ACK, GROUP_ADD, GROUP_MEMBERS, GROUP_PUSH, GROUP_SEND)
 
 __all__ = [
+    "ACK",
     "ALL",
-    "DECREMENT",
     "GROUP_ADD",
     "GROUP_MEMBERS",
     "GROUP_PUSH",
     "GROUP_SEND",
     "SEND_LOCAL",
     "SEND_NORMAL",
+    "TAKE",
     "Script",
 ]

@@ -8,7 +8,7 @@ Rules of this file:
   broken connection raises (``redis.exceptions.ConnectionError``/``TimeoutError``) and the
   caller decides whether to retry. redis-py's own retries are off, so there is one retry
   policy, the layer's;
-- blocking commands (``BLMPOP``) get connections of their own (``acquire_blocking``), never
+- blocking commands (``BLMOVE``) get connections of their own (``acquire_blocking``), never
   the ones ``execute`` uses, so a blocked read cannot hold up a send;
 - replies are bytes (``decode_responses`` is forced off: payloads are binary).
 """
@@ -88,6 +88,10 @@ class Shard(ABC):
     @abstractmethod
     async def release_blocking(self, connection: AbstractConnection) -> None: ...
 
+    def fits(self, connection: AbstractConnection, key: str) -> bool:
+        """Whether ``connection`` (from ``acquire_blocking``) reaches the node of ``key``."""
+        return True
+
     async def blocking_failed(self, error: Exception) -> None:
         """A blocking command was refused with ``error`` (``MOVED``): look the key up again."""
         return
@@ -100,11 +104,36 @@ class Shard(ABC):
         return f"<{type(self).__name__} {self.spec.identity}>"
 
 
+def pack_commands(commands: Sequence[Command]) -> bytes:
+    """``commands`` in the Redis protocol (RESP), ready for one write.
+
+    What redis-py's ``pack_commands`` makes of the arguments this layer uses (``bytes``,
+    ``str``, ``int``, ``float``), in a third of its time: on a busy sender, packing was
+    most of the CPU a send costs.
+    """
+    out: list[bytes] = []
+    for command in commands:
+        out.append(b"*%d\r\n" % len(command))
+        for arg in command:
+            if isinstance(arg, bytes):
+                data = arg
+            elif isinstance(arg, str):
+                data = arg.encode()
+            elif isinstance(arg, int):
+                data = b"%d" % arg
+            elif isinstance(arg, float):
+                data = repr(arg).encode()
+            else:
+                raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
+            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
 async def run_on(connection: AbstractConnection, commands: Sequence[Command]) -> list[Any]:
     """Send ``commands`` on ``connection`` in one write and read their replies."""
     if not connection.is_connected:
         await cast(Any, connection).connect()  # Sentinel connections find the master here
-    await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+    await connection.send_packed_command(pack_commands(commands), check_health=False)
     replies: list[Any] = []
     for _ in commands:
         try:
@@ -206,5 +235,6 @@ __all__ = [
     "ServerShard",
     "Shard",
     "open_shard",
+    "pack_commands",
     "run_on",
 ]
