@@ -6,11 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import override_settings
 
 from channelworks.layers import InMemoryChannelLayer
 from tests.demo.support import session_of
+
+#: the demo's own middleware (``channelworks.demo.settings``), after the suite's
+CURSOR_MIDDLEWARE = "channelworks.demo.social.middleware.NotificationCursorMiddleware"
 
 
 @pytest.fixture(autouse=True)
@@ -21,9 +25,12 @@ def _layer(channel_layer: InMemoryChannelLayer) -> InMemoryChannelLayer:
 
 @pytest.fixture(autouse=True)
 def _demo_settings(tmp_path: Path) -> Iterator[None]:
-    """The demo's login pages; uploads go to the test's own folder."""
+    """The demo's login pages and middleware; uploads go to the test's own folder."""
     with override_settings(
-        MEDIA_ROOT=str(tmp_path / "media"), LOGIN_URL="login", LOGIN_REDIRECT_URL="chat:rooms"
+        MEDIA_ROOT=str(tmp_path / "media"),
+        LOGIN_URL="login",
+        LOGIN_REDIRECT_URL="chat:rooms",
+        MIDDLEWARE=[*settings.MIDDLEWARE, CURSOR_MIDDLEWARE],
     ):
         yield
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import AsyncClient, Client
 
 from channelworks.db import database_sync_to_async
@@ -11,6 +11,13 @@ from channelworks.demo.blog.models import Entry
 from tests.demo.support import open_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("channelworks.demo.urls")]
+
+
+@pytest.fixture
+def editor(alice: User) -> User:
+    """alice, allowed to write the blog (the seeded alice is a superuser)."""
+    alice.user_permissions.add(*Permission.objects.filter(content_type__app_label="blog"))
+    return alice
 
 
 async def test_saves_and_deletes_reach_every_page_including_anonymous_ones() -> None:
@@ -34,11 +41,11 @@ async def test_saves_and_deletes_reach_every_page_including_anonymous_ones() -> 
         await page.disconnect()
 
 
-async def test_the_edit_form_updates_the_pages(alice: User) -> None:
+async def test_the_edit_form_updates_the_pages(editor: User) -> None:
     entry = await database_sync_to_async(Entry.objects.create)(title="Draft", body="text")
     page = await open_socket("/ws/liveblog/")
     client = AsyncClient()
-    await client.aforce_login(alice)
+    await client.aforce_login(editor)
     response = await client.post(f"/blog/{entry.pk}/edit/", {"title": "Final", "body": "text"})
     assert response.status_code == 302
     frame = await page.receive_json_from()
@@ -46,10 +53,10 @@ async def test_the_edit_form_updates_the_pages(alice: User) -> None:
     await page.disconnect()
 
 
-async def test_an_invalid_form_sends_nothing(alice: User) -> None:
+async def test_an_invalid_form_sends_nothing(editor: User) -> None:
     page = await open_socket("/ws/liveblog/")
     client = AsyncClient()
-    await client.aforce_login(alice)
+    await client.aforce_login(editor)
     response = await client.post("/blog/new/", {"title": "", "body": "x"})
     assert response.status_code == 200
     assert await page.receive_nothing()
@@ -68,3 +75,30 @@ def test_the_page_lists_entries_escaped() -> None:
     content = Client().get("/blog/").content
     assert b"&lt;script&gt;t&lt;/script&gt;" in content
     assert b"<script>t</script>" not in content
+
+
+def test_only_editors_may_change_the_blog(carol: User) -> None:
+    entry = Entry.objects.create(title="Kept", body="b")
+    client = Client()
+    client.force_login(carol)
+    assert client.post("/blog/new/", {"title": "x", "body": "y"}).status_code == 403
+    assert (
+        client.post(f"/blog/{entry.pk}/edit/", {"title": "Changed", "body": "b"}).status_code == 403
+    )
+    assert client.get(f"/blog/{entry.pk}/edit/").status_code == 403
+    assert client.post(f"/blog/{entry.pk}/delete/").status_code == 403
+    assert list(Entry.objects.values_list("title", flat=True)) == ["Kept"]
+    page = client.get("/blog/").content
+    assert b"New entry" not in page
+    assert b"/edit/" not in page
+    assert b'data-can-edit="false"' in page
+
+
+def test_editors_see_the_form_and_the_edit_links(editor: User) -> None:
+    entry = Entry.objects.create(title="Mine", body="b")
+    client = Client()
+    client.force_login(editor)
+    page = client.get("/blog/").content
+    assert b"New entry" in page
+    assert f"/blog/{entry.pk}/edit/".encode() in page
+    assert b'data-can-edit="true"' in page

@@ -8,6 +8,7 @@ from django.test import AsyncClient, Client
 
 from channelworks.db import database_sync_to_async
 from channelworks.demo import codes
+from channelworks.demo.social import consumers
 from channelworks.demo.social.models import (
     MAX_TEXT,
     Comment,
@@ -16,7 +17,8 @@ from channelworks.demo.social.models import (
     Notification,
     Post,
 )
-from channelworks.demo.social.notify import notify
+from channelworks.demo.social.notify import catch_up, notify
+from channelworks.demo.social.views import HISTORY
 from channelworks.testing import WebsocketCommunicator
 from tests.demo.support import close_code, open_socket
 
@@ -90,7 +92,13 @@ async def test_marking_read_updates_every_tab_and_only_ones_own(
 
 @pytest.mark.parametrize(
     "frame",
-    [{"type": "mark_read", "ids": "all"}, {"type": "mark_read", "ids": [True]}, {"type": "x"}, 7],
+    [
+        {"type": "mark_read", "ids": "all"},
+        {"type": "mark_read", "ids": [True]},
+        {"type": "mark_read", "ids": [2**63]},  # no database integer: used to crash the socket
+        {"type": "x"},
+        7,
+    ],
 )
 async def test_bad_frames_get_an_error_frame(bob_session: str, frame: object) -> None:
     socket = await bobs_notifications(bob_session)
@@ -99,6 +107,44 @@ async def test_bad_frames_get_an_error_frame(bob_session: str, frame: object) ->
     await socket.send_json_to({"type": "mark_all_read"})
     assert await socket.receive_json_from() == {"type": "unread", "count": 0}
     await socket.disconnect()
+
+
+async def test_a_page_gets_what_came_while_it_loaded_once(
+    alice: User, bob: User, bob_session: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page was rendered knowing of ``known``; ``missed`` came before its socket joined
+    the group, ``raced`` while it was catching up (pushed live *and* found in the database)."""
+    known = await database_sync_to_async(notify)(bob, "like", "known")
+    await database_sync_to_async(notify)(bob, "like", "missed")
+    await database_sync_to_async(notify)(alice, "like", "not bob's")
+
+    def racing_catch_up(user_id: int, since: int) -> tuple[int, list[dict[str, object]]]:
+        notify(bob, "like", "raced")
+        return catch_up(user_id, since)
+
+    monkeypatch.setattr(consumers, "catch_up", racing_catch_up)
+    socket = await open_socket(f"/ws/notifications/?since={known.pk}", bob_session)
+    assert await socket.receive_json_from() == {"type": "unread", "count": 3}
+    texts = [(await socket.receive_json_from())["text"] for _ in range(2)]
+    assert texts == ["missed", "raced"]
+    assert await socket.receive_nothing()
+    await socket.disconnect()
+
+
+async def test_without_since_nothing_is_replayed(bob: User, bob_session: str) -> None:
+    await database_sync_to_async(notify)(bob, "like", "old")
+    socket = await open_socket("/ws/notifications/?since=nonsense", bob_session)
+    assert await socket.receive_json_from() == {"type": "unread", "count": 1}
+    assert await socket.receive_nothing()
+    await socket.disconnect()
+
+
+def test_pages_carry_the_newest_notification_they_know_of(bob: User) -> None:
+    client = Client()
+    client.force_login(bob)
+    assert b'data-since="0"' in client.get("/posts/").content
+    latest = notify(bob, "like", "x")
+    assert f'data-since="{latest.pk}"'.encode() in client.get("/posts/").content
 
 
 # -- direct messages ---------------------------------------------------------------------------
@@ -129,6 +175,17 @@ async def test_a_bad_direct_message_is_refused_and_notifies_no_one(
     assert await socket.receive_nothing()
     assert await count(DirectMessage) == 0
     await socket.disconnect()
+
+
+def test_the_conversation_shows_the_latest_messages_oldest_first(alice: User, bob: User) -> None:
+    DirectMessage.objects.bulk_create(
+        DirectMessage(sender=alice, recipient=bob, text=f"dm {i}") for i in range(HISTORY + 5)
+    )
+    client = Client()
+    client.force_login(bob)
+    content = client.get("/messages/alice/").content.decode()
+    assert ">dm 4<" not in content
+    assert content.index(">dm 5<") < content.index(f">dm {HISTORY + 4}<")
 
 
 def test_the_conversation_page_escapes_html(alice: User, bob: User) -> None:

@@ -17,6 +17,7 @@ from channelworks.demo.lifespan import WorkerLifespan
 from channelworks.demo.routing import channel_routes
 from channelworks.demo.social.models import Notification
 from channelworks.demo.social.notify import user_group
+from channelworks.demo.thumbnails import consumers as thumbnail_consumers
 from channelworks.demo.thumbnails.consumers import THUMBNAIL_CHANNEL
 from channelworks.demo.thumbnails.forms import MAX_BYTES
 from channelworks.demo.thumbnails.images import make_thumbnail
@@ -135,6 +136,24 @@ async def test_the_worker_makes_the_thumbnail_and_notifies_the_user(
     assert event["notification"]["data"]["thumbnail_url"] == avatar.thumbnail.url
     with avatar.thumbnail.open("rb") as stored, Image.open(stored) as image:
         assert image.size == (128, 128)
+
+
+async def test_a_newer_upload_made_while_the_worker_works_is_kept(
+    alice: User, channel_layer: InMemoryChannelLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    avatar = await avatar_of(alice, jpeg())
+
+    def upload_meanwhile(data: bytes) -> bytes:
+        Avatar.objects.filter(pk=avatar.pk).update(image="avatars/newer.jpg")
+        return make_thumbnail(data)
+
+    monkeypatch.setattr(thumbnail_consumers, "make_thumbnail", upload_meanwhile)
+    page = await listen_to(channel_layer, alice)
+    await run_worker_message({"type": "thumbnail.generate", "avatar_id": avatar.pk})
+    assert (await channel_layer.receive(page))["type"] == "notification.created"
+    await database_sync_to_async(avatar.refresh_from_db)()
+    assert avatar.image.name == "avatars/newer.jpg"  # not put back by the worker's save
+    assert avatar.thumbnail
 
 
 async def test_an_unreadable_avatar_is_reported_not_crashed_on(

@@ -1,8 +1,9 @@
 """The demo's ASGI application: uvicorn serves ``channelworks.demo.asgi:application``.
 
 - ``http``: Django, behind the static files handler (the demo has no separate web server);
-- ``websocket``: the origin check, then the session and user, then the URL routes. Every
-  route is behind the check, so no other site can open a socket with our users' cookies;
+- ``websocket``: the origin check (``origins.py``), then the session and user, then the URL
+  routes. Every route is behind the check, so no other site can open a socket with our
+  users' cookies;
 - ``channel``: the worker's consumers by channel name;
 - ``lifespan``: starts and stops that worker with the server.
 """
@@ -18,18 +19,16 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from channelworks.auth import AuthMiddlewareStack  # noqa: E402
 from channelworks.demo.lifespan import WorkerLifespan  # noqa: E402
+from channelworks.demo.origins import SiteOriginValidator  # noqa: E402
 from channelworks.demo.routing import channel_routes, websocket_urlpatterns  # noqa: E402
 from channelworks.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
-from channelworks.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 workers = ChannelNameRouter(channel_routes)
 
 application = ProtocolTypeRouter(
     {
         "http": ASGIStaticFilesHandler(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": SiteOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         "channel": workers,
         "lifespan": WorkerLifespan(workers, channel_routes),
     }

@@ -8,7 +8,7 @@ them save the pictures of ``docs/screenshots/``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,9 +51,9 @@ def unexpected_tracebacks(server: DemoServer) -> list[str]:
 
 
 @pytest.fixture
-def new_page(browser: Browser) -> Iterator[Callable[[], Page]]:
+def new_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Callable[[], Page]]:
     """Pages in contexts of their own: two of them are two browsers, with two users."""
-    contexts: list[BrowserContext] = []
+    contexts: list[BrowserContext] = request.node.stash.setdefault(CONTEXTS, [])
 
     def make() -> Page:
         context = browser.new_context(viewport={"width": 1100, "height": 660})
@@ -64,6 +64,51 @@ def new_page(browser: Browser) -> Iterator[Callable[[], Page]]:
     yield make
     for context in contexts:
         context.close()
+    contexts.clear()
+
+
+CONTEXTS = pytest.StashKey[list[BrowserContext]]()
+SERVERS = pytest.StashKey[list[DemoServer]]()
+
+
+@pytest.fixture
+def servers(request: pytest.FixtureRequest) -> list[DemoServer]:
+    """The servers a test starts itself: a failure's report shows their output."""
+    started: list[DemoServer] = request.node.stash.setdefault(SERVERS, [])
+    return started
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test's report shows what each page showed and what the server printed."""
+    report: pytest.TestReport = yield
+    if report.when == "call" and report.failed:
+        pages = [page for context in item.stash.get(CONTEXTS, []) for page in context.pages]
+        report.sections.append(("pages", "\n".join(describe(page) for page in pages)))
+        servers = [*item.stash.get(SERVERS, [])]
+        demo = item.funcargs.get("demo") if isinstance(item, pytest.Function) else None
+        if isinstance(demo, DemoServer):
+            servers.insert(0, demo)
+        for server in servers:
+            report.sections.append(("demo server output", server.output()))
+    return report
+
+
+def describe(page: Page) -> str:
+    """The page's URL, connection indicator, unread badge and toasts, for a failure's report."""
+    try:
+        state = page.evaluate(
+            """() => ({
+                connection: document.getElementById("connection")?.dataset.state,
+                unread: document.getElementById("unread-badge")?.textContent,
+                toasts: [...document.querySelectorAll(".toast")].map((t) => t.textContent),
+            })"""
+        )
+    except Exception as exc:  # a closed page, or one that is navigating
+        state = f"unreadable: {exc}"
+    return f"{page.url}: {state}"
 
 
 def log_in(page: Page, base_url: str, username: str) -> Page:

@@ -129,8 +129,11 @@ def test_the_thumbnail_notification_arrives(demo: DemoServer, new_page: NewPage)
     expect(alice.locator("#thumbnail")).to_have_attribute("src", re.compile("thumbnails/"))
 
 
-def test_pages_reconnect_after_the_server_restarts(new_page: NewPage, tmp_path: Path) -> None:
+def test_pages_reconnect_after_the_server_restarts(
+    new_page: NewPage, servers: list[DemoServer], tmp_path: Path
+) -> None:
     server = DemoServer(tmp_path / "demo")
+    servers.append(server)
     server.start()
     try:
         page = log_in(new_page(), server.url, "alice")
@@ -142,6 +145,7 @@ def test_pages_reconnect_after_the_server_restarts(new_page: NewPage, tmp_path: 
         expect(page.locator("#connection")).to_contain_text("reconnecting in")
 
         server = DemoServer(tmp_path / "demo", port=server.port)
+        servers.append(server)
         server.start()
         connected(page)  # the same page, without a reload
         page.fill("#message-input", "back again")

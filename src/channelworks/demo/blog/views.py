@@ -1,9 +1,12 @@
 """The live blog page and plain forms that change it. The views do not talk to the layer:
-``signals.py`` does, whatever changed the entry."""
+``signals.py`` does, whatever changed the entry.
+
+Everyone reads the blog; only users with the model's permissions write it (as in the admin):
+entries have no author, so "logged in" would let any user rewrite or delete any entry."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -12,23 +15,22 @@ from channelworks.demo.blog.forms import EntryForm
 from channelworks.demo.blog.models import Entry
 
 
-def entry_list(request: HttpRequest) -> HttpResponse:
-    return render(
-        request, "blog/entry_list.html", {"entries": Entry.objects.all(), "form": EntryForm()}
-    )
+def entry_list(request: HttpRequest, form: EntryForm | None = None) -> HttpResponse:
+    context = {"entries": Entry.objects.all(), "form": form or EntryForm()}
+    return render(request, "blog/entry_list.html", context)
 
 
-@login_required
+@permission_required("blog.add_entry", raise_exception=True)
 @require_POST
 def entry_create(request: HttpRequest) -> HttpResponse:
     form = EntryForm(request.POST)
     if form.is_valid():
         form.save()
         return redirect("blog:entries")
-    return render(request, "blog/entry_list.html", {"entries": Entry.objects.all(), "form": form})
+    return entry_list(request, form)
 
 
-@login_required
+@permission_required("blog.change_entry", raise_exception=True)
 def entry_edit(request: HttpRequest, pk: int) -> HttpResponse:
     entry = get_object_or_404(Entry, pk=pk)
     form = EntryForm(request.POST or None, instance=entry)
@@ -38,7 +40,7 @@ def entry_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "blog/entry_form.html", {"entry": entry, "form": form})
 
 
-@login_required
+@permission_required("blog.delete_entry", raise_exception=True)
 @require_POST
 def entry_delete(request: HttpRequest, pk: int) -> HttpResponse:
     get_object_or_404(Entry, pk=pk).delete()

@@ -67,7 +67,7 @@ class DirectMessage(models.Model):
 
     @classmethod
     def between(cls, one: Any, other: Any) -> models.QuerySet[DirectMessage]:
-        """The conversation of two users, oldest first."""
+        """The conversation of two users, oldest first, with the senders."""
         return cls.objects.filter(
             Q(sender=one, recipient=other) | Q(sender=other, recipient=one)
         ).select_related("sender")

@@ -11,6 +11,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
+from django.db.models import Max
 
 from channelworks.demo.social.models import Notification
 from channelworks.layers import get_channel_layer
@@ -21,8 +22,31 @@ def user_group(user_id: int) -> str:
     return f"notifications.user.{user_id}"
 
 
+#: the most notifications a page catches up with when its socket opens (the newest ones)
+CATCH_UP = 20
+
+
 def unread_count(user_id: int) -> int:
     return Notification.objects.filter(recipient_id=user_id, read=False).count()
+
+
+def latest_id(user_id: int) -> int:
+    """The id of ``user_id``'s newest notification (0: none yet), the page's cursor: a page
+    made after reading it knows of that one and of those before."""
+    latest: int | None = Notification.objects.filter(recipient_id=user_id).aggregate(
+        latest=Max("id")
+    )["latest"]
+    return latest or 0
+
+
+def catch_up(user_id: int, since: int | None) -> tuple[int, list[dict[str, Any]]]:
+    """The unread count, and the unread notifications after the cursor ``since`` (none if it
+    is ``None``) as events, oldest first."""
+    missed: list[Notification] = []
+    if since is not None:
+        newest = Notification.objects.filter(recipient_id=user_id, read=False, pk__gt=since)
+        missed = list(newest.order_by("-id")[:CATCH_UP])
+    return unread_count(user_id), [notification.as_event() for notification in reversed(missed)]
 
 
 def notify(

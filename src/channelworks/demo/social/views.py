@@ -19,6 +19,9 @@ from channelworks.demo.social.notify import mark_read, notify
 
 User = get_user_model()
 
+#: direct messages a conversation page shows; older ones stay in the database
+HISTORY = 50
+
 
 @login_required
 def people(request: AuthenticatedRequest) -> HttpResponse:
@@ -42,7 +45,8 @@ def conversation(request: AuthenticatedRequest, username: str) -> HttpResponse:
                 data={"sender": request.user.get_username(), "text": text, "id": message.pk},
             )
         return redirect("social:conversation", username=username)
-    context = {"other": other, "dms": DirectMessage.between(request.user, other), "form": form}
+    latest = DirectMessage.between(request.user, other).order_by("-created", "-id")[:HISTORY]
+    context = {"other": other, "dms": reversed(latest), "form": form}
     return render(request, "social/conversation.html", context)
 
 

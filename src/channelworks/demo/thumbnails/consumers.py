@@ -37,7 +37,10 @@ class ThumbnailConsumer(SyncConsumer):
             return
         if avatar.thumbnail:
             avatar.thumbnail.delete(save=False)
-        avatar.thumbnail.save(f"user-{avatar.user_id}.png", ContentFile(png))
+        avatar.thumbnail.save(f"user-{avatar.user_id}.png", ContentFile(png), save=False)
+        # Only the thumbnail: a whole-row save would put back the image read above over a
+        # newer upload committed meanwhile (whose own message comes next).
+        avatar.save(update_fields=["thumbnail", "updated"])
         notify(
             avatar.user,
             Notification.Kind.THUMBNAIL,

@@ -2,6 +2,7 @@
 import { ReconnectingSocket } from "./socket.js";
 
 const entries = document.getElementById("entries");
+const canEdit = entries.dataset.canEdit === "true";
 
 function render(entry) {
   let article = entries.querySelector(`article[data-id="${entry.id}"]`);
@@ -12,13 +13,16 @@ function render(entry) {
     title.className = "title";
     const body = document.createElement("p");
     body.className = "body";
-    const links = document.createElement("p");
-    links.className = "muted";
-    const edit = document.createElement("a");
-    edit.href = `/blog/${entry.id}/edit/`;
-    edit.textContent = "Edit";
-    links.append(edit);
-    article.append(title, body, links);
+    article.append(title, body);
+    if (canEdit) {
+      const links = document.createElement("p");
+      links.className = "muted";
+      const edit = document.createElement("a");
+      edit.href = `/blog/${entry.id}/edit/`;
+      edit.textContent = "Edit";
+      links.append(edit);
+      article.append(links);
+    }
     entries.prepend(article);
   }
   article.querySelector(".title").textContent = entry.title;

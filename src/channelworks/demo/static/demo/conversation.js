@@ -5,7 +5,10 @@ const peer = list.dataset.peer;
 window.addEventListener("demo:notification", (event) => {
   const notification = event.detail;
   if (notification.kind !== "message" || notification.data.sender !== peer) return;
+  // A message sent while the page loaded can be in its HTML and caught up by the socket too.
+  if (list.querySelector(`li[data-id="${notification.data.id}"]`)) return;
   const item = document.createElement("li");
+  item.dataset.id = notification.data.id;
   const author = document.createElement("span");
   author.className = "author";
   author.textContent = peer;

@@ -15,11 +15,11 @@ export function backoff(attempt, base = 500, cap = 15000) {
 }
 
 export class ReconnectingSocket {
-  // path: "/ws/echo/"; onMessage(data): data is parsed JSON unless json is false;
-  // onOpen(): after each (re)connection.
+  // path: "/ws/echo/", or a function returning it, called for each (re)connection;
+  // onMessage(data): data is parsed JSON unless json is false; onOpen(): after each
+  // (re)connection.
   constructor(path, { onMessage = () => {}, onOpen = () => {}, json = true } = {}) {
-    this.url = new URL(path, window.location.href);
-    this.url.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
+    this.path = path;
     this.onMessage = onMessage;
     this.onOpen = onOpen;
     this.json = json;
@@ -30,7 +30,9 @@ export class ReconnectingSocket {
 
   connect() {
     this.setState("connecting");
-    const ws = (this.ws = new WebSocket(this.url));
+    const url = new URL(typeof this.path === "function" ? this.path() : this.path, window.location.href);
+    url.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = (this.ws = new WebSocket(url));
     ws.onopen = () => {
       this.attempt = 0;
       this.setState("open");
