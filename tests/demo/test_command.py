@@ -16,6 +16,7 @@ from websockets.sync.client import connect
 from websockets.typing import Origin
 
 from channelworks.cli import main
+from channelworks.demo import command
 from channelworks.demo.blog.models import Entry
 from channelworks.demo.chat.models import Message, Room
 from channelworks.demo.seed import DEMO_PASSWORD, seed
@@ -28,6 +29,17 @@ from tests.layers.backends import REDIS_URL, redis_reachable, require_service
 def test_workers_without_redis_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--workers", "2"]) == 2
     assert "--workers needs --redis" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_preparing_the_data_stops_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def interrupted(data: Path, args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "prepare", interrupted)
+    assert main(["demo", "--data", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "Interrupted.\n"
 
 
 def test_a_url_that_is_not_redis_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

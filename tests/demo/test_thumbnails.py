@@ -59,6 +59,13 @@ def test_a_thumbnail_is_a_square_png() -> None:
         assert (thumbnail.format, thumbnail.size) == ("PNG", (128, 128))
 
 
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding() -> None:
+    big = io.BytesIO()
+    Image.new("1", (6000, 6000)).save(big, format="PNG")  # 36 Mpx in a few kilobytes
+    with pytest.raises(OSError, match="6000x6000 image is over the 25,000,000 pixel limit"):
+        make_thumbnail(big.getvalue())
+
+
 def test_bytes_that_are_no_image_raise_oserror() -> None:
     with pytest.raises(OSError, match="cannot identify image file"):
         make_thumbnail(b"not an image")

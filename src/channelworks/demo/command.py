@@ -52,6 +52,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"channelworks demo: {problem}", file=sys.stderr)
         return 2
     data = Path(args.data).resolve()
+    try:
+        prepare(data, args)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+
+    from channelworks.demo.serve import serve
+
+    return serve(APPLICATION, args.host, args.port, workers=args.workers, ws_max_size=WS_MAX_SIZE)
+
+
+def prepare(data: Path, args: argparse.Namespace) -> None:
+    """Configure Django for ``data``, migrate, seed, and say what is being served."""
     configure(data, args.redis, args.host)
 
     import django
@@ -69,10 +82,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"Channel layer: Redis at {args.redis}, {args.workers} server process(es)")
     else:
         print("Channel layer: in memory (one process)")
-
-    from channelworks.demo.serve import serve
-
-    return serve(APPLICATION, args.host, args.port, workers=args.workers, ws_max_size=WS_MAX_SIZE)
 
 
 def check(args: argparse.Namespace) -> str | None:
