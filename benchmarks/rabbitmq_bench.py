@@ -44,6 +44,7 @@ class Acks:
         self.channel = channel
         self.received: asyncio.Queue[bytes] = asyncio.Queue()
         self.consuming: set[str] = set()
+        self.declared: set[str] = set()
 
     @classmethod
     async def connect(cls) -> Acks:
@@ -51,7 +52,9 @@ class Acks:
         return cls(connection, await connection.channel(publisher_confirms=False))
 
     async def _queue(self, key: str) -> None:
-        await self.channel.queue_declare(key, arguments={"x-expires": 600_000})
+        if key not in self.declared:  # once: a declare is a round trip inside the timed round
+            await self.channel.queue_declare(key, arguments={"x-expires": 600_000})
+            self.declared.add(key)
 
     async def rpush(self, key: str, value: Any) -> None:
         await self._queue(key)
@@ -76,8 +79,24 @@ class Acks:
         await self.connection.close()
 
 
+async def connect(layer: Any) -> None:
+    """Open ``layer``'s connection now, before a worker says it is ready.
+
+    channels_rabbitmq connects (and declares its exclusive queue) only when ``send``,
+    ``group_add`` or ``group_send`` first touches ``carehare_connection``: ``new_channel`` and
+    ``receive`` do not. A p2p receiver that only receives would therefore have no queue, and
+    RabbitMQ would drop every send to it without a word (they are not ``mandatory``): the
+    sender then waited for a ``bench.end`` that never came, until every worker of the figure
+    hit its time limit. channelworks' ``new_channel`` waits for its queue by itself.
+    """
+    connection = getattr(layer, "carehare_connection", None)
+    if connection is not None:
+        await connection
+
+
 async def run(args: argparse.Namespace) -> None:
     layer = make_layer(args.layer, args.prefix)
+    await connect(layer)
     acks = await Acks.connect()
     try:
         async with asyncio.timeout(args.time_limit):

@@ -136,12 +136,14 @@ def _memory(results: Results) -> tuple[str, bool] | None:
     return f"{(ours - raw) / KIB:+.2f} KiB/conn vs raw{extra}", ours - raw <= 3 * KIB
 
 
-def _best_p2p(results: Results, contender: str) -> tuple[float, int] | None:
-    """A contender's better Redis send+receive mode: (messages/s, sender tasks)."""
+def _best_p2p(
+    results: Results, contender: str, prefix: str = "redis_p2p_"
+) -> tuple[float, int] | None:
+    """A contender's better send+receive mode (rows ``{prefix}{tasks}``): (messages/s, tasks)."""
     best: tuple[float, int] | None = None
     for row in results.rows:
-        tasks = row.key.removeprefix("redis_p2p_")
-        if row.key.startswith("redis_p2p_") and tasks.isdigit() and contender in row.values:
+        tasks = row.key.removeprefix(prefix)
+        if row.key.startswith(prefix) and tasks.isdigit() and contender in row.values:
             found = (row.values[contender], int(tasks))
             best = found if best is None or found > best else best
     return best
@@ -177,6 +179,36 @@ def _redis_group_send(results: Results) -> tuple[str, bool] | None:
     theirs = [f"{name} {value * 1e3:.1f} ms" for name, value in found.items() if value]
     extra = f" ({', '.join(theirs)})" if theirs else ""
     return f"{ours * 1e3:.3f} ms{extra}", ours <= 0.003
+
+
+def _rabbitmq_p2p(results: Results) -> tuple[str, bool] | None:
+    """channelworks' better mode >= 3x channels_rabbitmq's better mode."""
+    ours = _best_p2p(results, "channelworks", "rabbitmq_p2p_")
+    theirs = _best_p2p(results, "channels", "rabbitmq_p2p_")
+    if ours is None or theirs is None:
+        return None
+    ratio = ours[0] / theirs[0]
+    return f"{ratio:.1f}x: {_p2p_text(*ours)} vs {_p2p_text(*theirs)}", ratio >= 3
+
+
+def _rabbitmq_group(row_prefix: str) -> Callable[[Results], tuple[str, bool] | None]:
+    """channelworks >= 3x faster than channels_rabbitmq at every measured group size."""
+
+    def measure(results: Results) -> tuple[str, bool] | None:
+        ratios: list[tuple[int, float]] = []
+        for row in results.rows:
+            size = row.key.removeprefix(row_prefix)
+            if not row.key.startswith(row_prefix) or not size.isdigit():
+                continue
+            ours, theirs = row.values.get("channelworks"), row.values.get("channels")
+            if ours and theirs:
+                ratios.append((int(size), theirs / ours))
+        if not ratios:
+            return None
+        text = ", ".join(f"{size}: {ratio:.1f}x" for size, ratio in sorted(ratios))
+        return text, all(ratio >= 3 for _, ratio in ratios)
+
+    return measure
 
 
 #: the channels_redis layers of the Redis rows: core (column channels) and pub/sub
@@ -226,6 +258,24 @@ TARGETS = [
         "channelworks >= 0.7x raw",
         "raw = in-process broadcast",
         _ratio("redis_fanout", 0.7, REDIS_OTHERS),
+    ),
+    Target(
+        "rabbitmq p2p",
+        "channelworks >= 3x channels_rabbitmq",
+        "each one's better mode",
+        _rabbitmq_p2p,
+    ),
+    Target(
+        "rabbitmq group",
+        "call >= 3x faster, each size",
+        "channels_rabbitmq awaits its confirm",
+        _rabbitmq_group("rabbitmq_group_send_"),
+    ),
+    Target(
+        "rabbitmq grp all",
+        "all got it >= 3x faster, each size",
+        "bound by 2 broker hops: docs/rabbitmq.md",
+        _rabbitmq_group("rabbitmq_group_round_"),
     ),
 ]
 

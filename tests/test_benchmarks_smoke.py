@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +19,19 @@ from typing import Any
 import pytest
 
 from benchmarks import __main__ as command
+from benchmarks.figures import rabbitmq as rabbitmq_figures
 from benchmarks.figures import redis as redis_figures
-from tests.layers.backends import REDIS_URL, redis_reachable, require_service
+from tests.layers.backends import (
+    REDIS_URL,
+    rabbitmq_reachable,
+    redis_reachable,
+    require_service,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_MEMORY = "echo,fanout,group_send,memory"
 REDIS = "redis_p2p,redis_group,redis_fanout"
+RABBITMQ = "rabbitmq_p2p,rabbitmq_group"
 
 
 def run_quick(tmp_path: Path, only: str) -> tuple[str, dict[str, Any]]:
@@ -71,6 +79,34 @@ def test_quick_redis_figures(tmp_path: Path) -> None:
         assert list(client.scan_iter(match=f"{prefix.group(1)}*")) == []
     finally:
         client.close()
+
+
+def test_quick_rabbitmq_figures(tmp_path: Path) -> None:
+    require_service("RabbitMQ", rabbitmq_reachable())
+    out, rows = run_quick(tmp_path, RABBITMQ)
+    keys = ["rabbitmq_p2p_1", "rabbitmq_p2p_5"]
+    keys += [f"rabbitmq_group_{kind}_{size}" for kind in ("send", "round") for size in (10, 100)]
+    for key in keys:
+        assert rows[key]["errors"] == {}, key
+        assert isinstance(rows[key]["values"]["channelworks"], float), key
+    assert "[NOT MEASURED] rabbitmq p2p" in out  # channels_rabbitmq was not asked for
+    # the run's acknowledgement queues and groups exchanges are gone
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is not None:
+        left = subprocess.run(
+            [ctl, "-q", "list_exchanges", "name"], capture_output=True, text=True, timeout=60
+        )
+        assert rabbitmq_figures.RUN not in left.stdout
+
+
+def test_rabbitmq_missing_is_skipped_with_a_note(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(rabbitmq_figures, "rabbitmq_up", lambda: False)
+    assert command.main(["--quick", "--only", RABBITMQ, "--frameworks", "channelworks"]) == 0
+    out = capsys.readouterr().out
+    assert "the RabbitMQ figures are skipped" in out
+    assert "[NOT MEASURED] rabbitmq p2p" in out
 
 
 def test_channels_missing_is_skipped_with_a_note(

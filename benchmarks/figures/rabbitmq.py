@@ -16,6 +16,7 @@ workers are ``benchmarks.rabbitmq_bench`` processes playing benchmarks/redis_ben
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import secrets
@@ -30,6 +31,7 @@ from typing import IO
 from benchmarks.figures.common import Outcome, Say, record_error
 from benchmarks.figures.redis import START_TIMEOUT, Worker
 from benchmarks.procstat import read_cpu_seconds
+from benchmarks.rabbitmq_bench import RABBITMQ_URL
 from benchmarks.results import Kind, Results, Row
 from benchmarks.sizes import Sizes
 
@@ -38,6 +40,28 @@ LEGEND = (
     "NOTE: in the RabbitMQ rows, channels = channels_rabbitmq's RabbitmqChannelLayer and "
     "channelworks = channelworks.layers.rabbitmq.RabbitMQChannelLayer, both with defaults."
 )
+
+
+def delete_leftovers(prefixes: Sequence[str]) -> None:
+    """Delete what the workers of ``prefixes`` leave in RabbitMQ: their acknowledgement queue
+    and the groups exchange (both layers keep theirs for other processes); best effort."""
+
+    async def delete() -> None:
+        import aiormq
+
+        connection = await aiormq.connect(RABBITMQ_URL)
+        try:
+            channel = await connection.channel()
+            for prefix in prefixes:
+                await channel.queue_delete(f"{prefix}.bench-ack")
+                await channel.exchange_delete(f"{prefix}.groups")
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(delete(), 30))
+    except Exception as exc:  # the figures are measured; a leftover is not worth failing them
+        print(f"  (could not delete the RabbitMQ leftovers of this run: {exc!r})", flush=True)
 
 
 def rabbitmq_up() -> bool:
@@ -115,6 +139,7 @@ def run_rabbitmq_p2p(contenders: Sequence[str], sizes: Sizes, results: Results, 
     limit = sizes.client_time_limit
     found: dict[tuple[str, int], list[Outcome]] = {}
     with contextlib.ExitStack() as stack:
+        stack.callback(delete_leftovers, [f"{RUN}-p2p-{name}" for name in chosen])
         pairs: dict[str, tuple[Worker, Worker]] = {}
         for name in chosen:
             try:
@@ -168,6 +193,15 @@ def run_rabbitmq_group(contenders: Sequence[str], sizes: Sizes, results: Results
     chosen = contenders_of(contenders, results, say)
     if not chosen:
         return
+    try:
+        _group_sizes(chosen, sizes, results, say)
+    finally:
+        delete_leftovers(
+            [f"{RUN}-group{members}-{name}" for members in sizes.group_sizes for name in chosen]
+        )
+
+
+def _group_sizes(chosen: list[str], sizes: Sizes, results: Results, say: Say) -> None:
     limit = sizes.client_time_limit
     for members in sizes.group_sizes:
         call = results.row(

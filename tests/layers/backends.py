@@ -39,13 +39,20 @@ REDIS_URL = os.environ.get("CHANNELWORKS_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @functools.cache
-def redis_reachable(url: str = REDIS_URL) -> bool:
+def reachable(url: str, default_port: int) -> bool:
+    """Whether a TCP connection to ``url``'s host and port (or ``default_port``) opens."""
     parts = urlsplit(url)
     try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 1).close()
+        socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 1
+        ).close()
     except OSError:
         return False
     return True
+
+
+def redis_reachable(url: str = REDIS_URL) -> bool:
+    return reachable(url, 6379)
 
 
 def redis(**options: Any) -> BaseChannelLayer:
@@ -64,14 +71,8 @@ _SERVER = REDIS_URL.rsplit("/", 1)[0]
 RABBITMQ_URL = os.environ.get("CHANNELWORKS_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
-@functools.cache
 def rabbitmq_reachable(url: str = RABBITMQ_URL) -> bool:
-    parts = urlsplit(url)
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 1).close()
-    except OSError:
-        return False
-    return True
+    return reachable(url, 5672)
 
 
 def rabbitmq(**options: Any) -> BaseChannelLayer:
@@ -92,4 +93,6 @@ BACKENDS: dict[str, LayerFactory] = {
     # two shards (two databases of the server): group_send takes the two-round-trip path
     "redis-sharded": functools.partial(redis, hosts=[f"{_SERVER}/0", f"{_SERVER}/1"]),
     "rabbitmq": rabbitmq,
+    # own-channel sends through RabbitMQ and the process reader, not straight into memory
+    "rabbitmq-broker": functools.partial(rabbitmq, deliver_locally=False),
 }

@@ -9,7 +9,10 @@ The rules:
   alive at time ``S`` if a receiver was waiting on it since before ``S``, or if it joined or
   was last read less than ``group_expiry`` before ``S``. Lapsed members are dropped when a
   group message finds them, so a consumer busy in a handler (for less than ``group_expiry``)
-  keeps its groups and only channels nobody reads lose theirs;
+  keeps its groups and only channels nobody reads lose theirs; a timer (the layer's
+  ``_sweep``) finds them too when no group message comes, so that their binding goes;
+- ``lapsed`` is O(1) until a member could have lapsed: each scan notes, per group, the
+  earliest time one of the members it kept can lapse (joins and reads only push that later);
 - a process that dies stops consuming its queue; RabbitMQ deletes the queue
   ``process_timeout`` later (``x-expires``), and its bindings with it: no zombie memberships.
 
@@ -32,6 +35,7 @@ class Memberships:
         self.bound: set[str] = set()
         self._read: dict[str, float] = {}
         self._waiting: dict[str, tuple[int, float]] = {}  # channel -> (receivers, since)
+        self._next: dict[str, float] = {}  # group -> no member lapses before this time
 
     def add(self, group: str, channel: str) -> bool:
         """Record (or refresh) a member; -> whether the queue must be bound to ``group``."""
@@ -47,6 +51,7 @@ class Memberships:
         if channels:
             return False
         del self.members[group]
+        self._next.pop(group, None)
         return group in self.bound
 
     def wanted(self, group: str) -> bool:
@@ -55,6 +60,7 @@ class Memberships:
     def clear(self) -> list[str]:
         """Forget every member; -> the groups that were bound."""
         self.members.clear()
+        self._next.clear()
         self._read.clear()
         self._waiting.clear()
         return sorted(self.bound)
@@ -84,22 +90,42 @@ class Memberships:
         channels = self.members.get(group)
         if not channels:
             return []
+        if sent < self._next.get(group, 0.0):
+            return []
         gone = []
         horizon = sent - self.group_expiry
+        earliest = float("inf")
         for channel, joined in channels.items():
             waiting = self._waiting.get(channel)
             if waiting is not None and waiting[1] <= sent:
+                # alive while it waits; once it stops, its read time is later than now
+                earliest = min(earliest, min(sent, self.clock()))
                 continue
-            if max(joined, self._read.get(channel, 0.0)) > horizon:
+            seen = max(joined, self._read.get(channel, 0.0))
+            if seen > horizon:
+                earliest = min(earliest, seen)
                 continue
             gone.append(channel)
         for channel in gone:
             del channels[channel]
             if not any(channel in members for members in self.members.values()):
                 self._read.pop(channel, None)
-        if not channels:
+        if channels:
+            self._next[group] = earliest + self.group_expiry
+        else:
             del self.members[group]
+            self._next.pop(group, None)
         return gone
+
+    def due(self, now: float) -> list[str]:
+        """Groups one of whose members may have lapsed by ``now`` (for the sweep)."""
+        return [group for group in self.members if self._next.get(group, 0.0) <= now]
+
+    def next_due(self) -> float | None:
+        """When the next member may lapse (``None``: no members)."""
+        if not self.members:
+            return None
+        return min(self._next.get(group, 0.0) for group in self.members)
 
 
 __all__ = ["Memberships"]

@@ -60,6 +60,40 @@ DEFAULT_HOST = "amqp://guest:guest@127.0.0.1:5672/"
 IGNORED_OPTIONS = frozenset({"local_expiry"})
 #: group_expiry of the local layer: memberships lapse by groups.py's rule instead
 NEVER = 10.0**9
+#: most bodies, and about the most bytes, of one batch to a process queue
+BATCH_RECORDS = 256
+BATCH_BYTES = 128 * 1024
+
+
+class _Batch:
+    """Bodies for one process queue made in one loop iteration, and their callers' futures."""
+
+    __slots__ = ("bodies", "futures", "operation", "size", "target")
+
+    def __init__(self, operation: str, target: str) -> None:
+        self.operation = operation
+        self.target = target
+        self.bodies: list[bytes] = []
+        self.futures: list[asyncio.Future[int]] = []
+        self.size = 0
+
+    def add(self, body: bytes, future: asyncio.Future[int]) -> None:
+        self.bodies.append(body)
+        self.futures.append(future)
+        self.size += len(body)
+
+    def settle(self, outcome: asyncio.Future[int]) -> None:
+        """The batch's outcome is each body's (a caller that was cancelled is skipped)."""
+        exc = None if outcome.cancelled() else outcome.exception()
+        for future in self.futures:
+            if future.done():
+                continue
+            if outcome.cancelled():
+                future.cancel()
+            elif exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(outcome.result())
 
 
 class RabbitMQChannelLayer(BaseChannelLayer):
@@ -98,6 +132,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         local_capacity: int | None = None,
         remote_capacity: int | None = None,
         linger: float = 1.0,
+        deliver_locally: bool = True,
         **options: Any,
     ) -> None:
         unknown = set(options) - IGNORED_OPTIONS
@@ -130,6 +165,8 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         self.retry_timeout = retry_timeout
         self.ssl_context = ssl_context
         self.linger = linger
+        self.deliver_locally = deliver_locally
+        self._plain = Codec()
         self.stats = RabbitMQLayerStats()
         #: this layer's process id: its channels are ``{prefix}.{pid}!{n}``
         self.pid = secrets.token_hex(8)
@@ -143,6 +180,9 @@ class RabbitMQChannelLayer(BaseChannelLayer):
 
     def _reset(self) -> None:
         """The per-loop state: made at start, made again if the home loop was closed."""
+        sweeper = getattr(self, "_sweeper", None)
+        if sweeper is not None:
+            sweeper.cancel()
         # Memberships lapse by this layer's rule (groups.py), never by the local layer's.
         self.local = InMemoryChannelLayer(self.expiry, NEVER, self.capacity, self._capacities)
         self.local.stats = self.stats  # one set of counters for the whole layer
@@ -154,12 +194,15 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             memberships=self.bindings,
             on_membership=self._requested,
             on_lapsed=self._lapsed,
+            ack=self._ack_process,
         )
         self.normal = NormalChannels(
             codec=self.codec, stats=self.stats, consume=self._consume_normal, linger=self.linger
         )
         self._declared: set[str] = set()
         self._bind_lock: asyncio.Lock | None = None
+        self._batches: dict[str, _Batch] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self._normal_channel: AbstractChannel | None = None
 
     # -- the connection -----------------------------------------------------------------------
@@ -212,6 +255,12 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         for channel in self.normal.reconnected():
             self._background(self.normal.restart(channel), f"restart the consumer of {channel!r}")
         return [reader_channel, normal_channel]
+
+    def _ack_process(self, channel: AbstractChannel, tag: int) -> None:
+        """Acknowledge the process queue's deliveries up to ``tag`` (``multiple``)."""
+        link = self._link
+        if link is not None:
+            link.ack(channel, tag, multiple=True)
 
     def _background(self, work: Coroutine[Any, Any, Any], what: str) -> None:
         link = self._connect()
@@ -286,13 +335,18 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         if home is not None:
             await _run_at(home, self.send(channel, message))
             return
+        if self.deliver_locally and self._marker in channel:
+            # Our own channel: straight into the local layer, as a reader of the queue would
+            # get it (a decoded copy); ChannelFull when its buffer is full.
+            await self.local.send(channel, self._plain.decode(self._plain.encode(message)))
+            return
         link = self._connect()
         payload = self.codec.encode(message)
         now = _now_ms()
         body = names.header(names.SEND, now, now + self._expiry_ms, channel) + payload
         if "!" in channel:
             pid = names.process_of(channel)
-            outcome = await self._publish(link, body, "", self.names.process(pid), "send", channel)
+            outcome = await self._to_process(link, pid, body, "send", channel)
             if outcome == RETURNED:
                 self._undeliverable(channel, pid)
         else:
@@ -312,12 +366,45 @@ class RabbitMQChannelLayer(BaseChannelLayer):
     async def _publish(
         link: Link, body: bytes, exchange: str, key: str, operation: str, target: str
     ) -> int:
-        # Shielded: a caller cancelled after the publish started does not cancel the publish,
-        # which may already be on its way (and the next publishes queue behind it).
-        task = link.publish_soon(
+        # A caller cancelled while waiting for the confirm does not cancel the publish, which
+        # is on its way (publish_now's future is the caller's own).
+        return await link.publish_now(
             body, exchange, key, mandatory=True, operation=operation, target=target
         )
-        return await asyncio.shield(task)
+
+    def _to_process(
+        self, link: Link, pid: str, body: bytes, operation: str, target: str
+    ) -> asyncio.Future[int]:
+        """Publish ``body`` to process ``pid``'s queue with every other body for that queue of
+        this loop iteration, as one message (a batch, see names.py), in call order; the future
+        gives the batch's outcome (``ACKED``, ``NACKED``: the queue is full, ``RETURNED``: it is
+        gone). A batch holds at most ``BATCH_RECORDS`` bodies and about ``BATCH_BYTES``."""
+        key = self.names.process(pid)
+        outcome: asyncio.Future[int] = link.loop.create_future()
+        batch = self._batches.get(key)
+        if batch is None:
+            if not self._batches:
+                link.loop.call_soon(self._publish_batches, link)
+            batch = self._batches[key] = _Batch(operation, target)
+        batch.add(body, outcome)
+        if len(batch.bodies) >= BATCH_RECORDS or batch.size >= BATCH_BYTES:
+            del self._batches[key]
+            self._publish_batch(link, key, batch)
+        return outcome
+
+    def _publish_batches(self, link: Link) -> None:
+        batches, self._batches = self._batches, {}
+        for key, batch in batches.items():
+            self._publish_batch(link, key, batch)
+
+    @staticmethod
+    def _publish_batch(link: Link, key: str, batch: _Batch) -> None:
+        bodies = batch.bodies
+        body = bodies[0] if len(bodies) == 1 else names.batch(bodies)
+        outcome = link.publish_now(
+            body, "", key, mandatory=True, operation=batch.operation, target=batch.target
+        )
+        outcome.add_done_callback(batch.settle)
 
     def _undeliverable(self, channel: str, pid: str | None) -> None:
         """RabbitMQ returned a send: the process's queue (or the channel's) is gone."""
@@ -349,6 +436,21 @@ class RabbitMQChannelLayer(BaseChannelLayer):
 
     async def receive(self, channel: str) -> Message:
         if isinstance(channel, str) and self._marker in channel:
+            link = self._link
+            if (
+                link is not None
+                and link.loop is asyncio.get_running_loop()
+                and channel not in self.reader.overflow
+            ):
+                # The common case, kept short: a consumer of this process on the home loop.
+                bindings = self.bindings
+                if not bindings.members:
+                    return await self.local.receive(channel)
+                bindings.wait_started(channel)
+                try:
+                    return await self.local.receive(channel)
+                finally:
+                    bindings.wait_ended(channel)
             home = self._elsewhere()
             if home is not None:
                 return await _run_at(home, self.receive(channel))
@@ -394,6 +496,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             await self.local.group_add(group, channel)
             if self.bindings.add(group, channel):
                 await self._bind(group)
+            self._schedule_sweep()
         elif "!" in channel:
             await self._request(names.JOIN, group, channel, "group_add")
         else:
@@ -436,8 +539,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         pid = names.process_of(channel)
         body = names.header(kind, _now_ms(), 0, group, channel)
         link = self._connect()
-        key = self.names.process(pid)
-        if await self._publish(link, body, "", key, operation, channel) == RETURNED:
+        if await self._to_process(link, pid, body, operation, channel) == RETURNED:
             self._undeliverable(channel, pid)
 
     def _requested(self, kind: bytes, group: str, channel: str) -> None:
@@ -460,6 +562,34 @@ class RabbitMQChannelLayer(BaseChannelLayer):
     def _lapsed(self, group: str) -> None:
         """The reader dropped the last lapsed member of ``group`` here: unbind it."""
         self._background(self._unbind(group), f"unbind lapsed group {group!r}")
+
+    def _schedule_sweep(self) -> None:
+        """Look for lapsed members when the first may lapse, even if no group message comes,
+        so that a group whose last member here lapsed is unbound then."""
+        link = self._link
+        due = self.bindings.next_due()
+        if self._sweeper is not None or link is None or due is None:
+            return
+        delay = min(max(due - time.time(), 0.0), self.group_expiry) + 0.01
+        self._sweeper = link.loop.call_later(delay, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        link = self._link
+        if link is None:
+            return
+        now = time.time()
+        for group in self.bindings.due(now):
+            lapsed = self.bindings.lapsed(group, now)
+            if lapsed:
+                self._background(self._drop_lapsed(group, lapsed), f"drop lapsed {group!r}")
+        self._schedule_sweep()
+
+    async def _drop_lapsed(self, group: str, channels: list[str]) -> None:
+        for channel in channels:
+            await self.local.group_discard(group, channel)
+        if not self.bindings.wanted(group):
+            await self._unbind(group)
 
     def _lock(self) -> asyncio.Lock:
         if self._bind_lock is None:
@@ -511,7 +641,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         now = _now_ms()
         body = names.header(names.GROUP, now, now + self._expiry_ms, group) + payload
         link = await self._ready("group_send", group)
-        task = link.publish_soon(
+        task = link.publish_now(
             body,
             self.groups_exchange,
             group,
@@ -522,7 +652,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         kind = message.get("type")
         task.add_done_callback(lambda done: self._group_sent(done, group, kind))
 
-    def _group_sent(self, task: asyncio.Task[int], group: str, kind: object) -> None:
+    def _group_sent(self, task: asyncio.Future[int], group: str, kind: object) -> None:
         if task.cancelled():
             return
         exc = task.exception()
@@ -568,7 +698,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             token = f"{self.pid}-{next(self._counter)}"
             done = self.reader.expect_flush(token)
             marker = names.header(names.FLUSH, _now_ms(), 0, token)
-            await self._publish(link, marker, "", self.queue, "flush", self.prefix)
+            await self._to_process(link, self.pid, marker, "flush", self.prefix)
             await asyncio.wait_for(done, self.retry_timeout)
         except (RabbitMQUnavailable, TimeoutError):
             await self.reader.flushed(None)  # what is here now, at least

@@ -10,7 +10,10 @@ Rules of this file:
 - a body is one header line and the encoded message: ``KIND SENT DEADLINE NAME [NAME]\\n``,
   where ``KIND`` is ``s`` (send to channel ``NAME``), ``g`` (group ``NAME``), ``j``/``l``
   (join or leave: group, channel) or ``f`` (a flush marker), ``SENT`` the sender's wall clock
-  in ms and ``DEADLINE`` the time after which the message has expired (0: never).
+  in ms and ``DEADLINE`` the time after which the message has expired (0: never);
+- a *batch* is several such bodies for one process queue in one message: ``b\n`` then, for
+  each body, its length in decimal, ``\n`` and the body. ``records`` gives the bodies of a
+  message, batch or not, in order.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from channelworks.exceptions import InvalidChannelName
 
 _PREFIX = re.compile(r"[A-Za-z0-9\-_.]{1,80}")
 SEND, GROUP, JOIN, LEAVE, FLUSH = b"s", b"g", b"j", b"l", b"f"
+BATCH = b"b\n"
 
 
 class Names:
@@ -65,4 +69,40 @@ def split(body: bytes) -> tuple[bytes, int, int, list[str], bytes]:
     return kind.encode(), int(sent), int(deadline), names, payload
 
 
-__all__ = ["FLUSH", "GROUP", "JOIN", "LEAVE", "SEND", "Names", "header", "process_of", "split"]
+def batch(bodies: list[bytes]) -> bytes:
+    """One message carrying ``bodies`` in order."""
+    parts = [BATCH]
+    for body in bodies:
+        parts += (b"%d\n" % len(body), body)
+    return b"".join(parts)
+
+
+def records(message: bytes) -> list[bytes]:
+    """The bodies in ``message``: itself, or a batch's; ``ValueError`` if a batch is cut."""
+    if not message.startswith(BATCH):
+        return [message]
+    found = []
+    at, end = len(BATCH), len(message)
+    while at < end:
+        newline = message.index(b"\n", at)
+        size = int(message[at:newline])
+        at = newline + 1 + size
+        if size < 0 or at > end:
+            raise ValueError("a batch whose last body is cut short")
+        found.append(message[newline + 1 : at])
+    return found
+
+
+__all__ = [
+    "FLUSH",
+    "GROUP",
+    "JOIN",
+    "LEAVE",
+    "SEND",
+    "Names",
+    "batch",
+    "header",
+    "process_of",
+    "records",
+    "split",
+]

@@ -54,6 +54,7 @@ class ProcessReader:
         memberships: Memberships,
         on_membership: Callable[[bytes, str, str], None],
         on_lapsed: Callable[[str], None],
+        ack: Callable[[AbstractChannel, int], None],
     ) -> None:
         self.local = local
         self.codec = codec
@@ -61,6 +62,7 @@ class ProcessReader:
         self.memberships = memberships
         self.on_membership = on_membership
         self.on_lapsed = on_lapsed
+        self.ack = ack
         self.overflow: dict[str, deque[tuple[int, Message]]] = {}
         self.flushes: dict[str, asyncio.Future[None]] = {}
         self._ack: tuple[AbstractChannel, int] | None = None
@@ -74,9 +76,15 @@ class ProcessReader:
 
     async def deliver(self, delivery: DeliveredMessage) -> None:
         try:
-            await self.handle(delivery.body)
-        except Exception:  # one bad message must not stop the others
-            logger.exception("RabbitMQ layer: cannot handle a message for this process")
+            bodies = names.records(delivery.body)
+        except ValueError:
+            self._undecodable("a batch cut short")
+            bodies = []
+        for body in bodies:
+            try:
+                await self.handle(body)
+            except Exception:  # one bad message must not stop the others
+                logger.exception("RabbitMQ layer: cannot handle a message for this process")
         tag: int | None = getattr(delivery.delivery, "delivery_tag", None)
         if tag is not None:
             self._ack = (delivery.channel, tag)
@@ -90,9 +98,7 @@ class ProcessReader:
             return
         channel, tag = self._ack
         self._ack = None
-        if not channel.is_closed:
-            task = asyncio.get_running_loop().create_task(_ack(channel, tag))
-            task.add_done_callback(_ignore_result)
+        self.ack(channel, tag)
 
     async def handle(self, body: bytes) -> None:
         """Handle one body; awaits only coroutines that never suspend (local's)."""
@@ -180,15 +186,6 @@ class ProcessReader:
     def _undecodable(self, reason: str) -> None:
         self.stats.undecodable += 1
         logger.error("RabbitMQ layer dropped a message it cannot decode: %s", reason)
-
-
-async def _ack(channel: AbstractChannel, tag: int) -> None:
-    await channel.basic_ack(tag, multiple=True, wait=False)
-
-
-def _ignore_result(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.debug("RabbitMQ layer: an acknowledgement was not sent: %r", task.exception())
 
 
 def _now_ms() -> int:
