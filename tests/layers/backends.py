@@ -10,7 +10,7 @@ import functools
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,14 +75,40 @@ def rabbitmq_reachable(url: str = RABBITMQ_URL) -> bool:
     return reachable(url, 5672)
 
 
+async def delete_rabbitmq_names(prefix: str, queues: Iterable[str] = ()) -> None:
+    """Delete a test prefix's groups exchange and ``queues`` (queue names) from the broker.
+
+    Queues expire by themselves (``x-expires``) but exchanges stay forever, one per test, so
+    the tests delete what they made once every layer of the prefix is closed.
+    """
+    import aiormq
+
+    connection = await aiormq.connect(RABBITMQ_URL)
+    try:
+        channel = await connection.channel()
+        await channel.exchange_delete(f"{prefix}.groups")
+        for queue in sorted(set(queues)):
+            await channel.queue_delete(queue)
+    finally:
+        await connection.close()
+
+
 def rabbitmq(**options: Any) -> BaseChannelLayer:
-    """A RabbitMQ layer with a prefix of its own, so tests never see each other's queues."""
+    """A RabbitMQ layer with a prefix of its own, so tests never see each other's queues; a
+    prefix made here is deleted from the broker when the layer closes."""
     require_service("RabbitMQ", rabbitmq_reachable())
     from channelworks.layers.rabbitmq import RabbitMQChannelLayer
 
-    options.setdefault("prefix", f"test-{secrets.token_hex(6)}")
+    class OwnPrefixLayer(RabbitMQChannelLayer):
+        async def close(self) -> None:
+            queues = [self.names.channel(channel) for channel in self._declared]
+            await super().close()
+            await delete_rabbitmq_names(self.prefix, queues)
+
     options.setdefault("host", RABBITMQ_URL)
-    return RabbitMQChannelLayer(**options)
+    if "prefix" in options:  # shared with other layers: theirs to clean up
+        return RabbitMQChannelLayer(**options)
+    return OwnPrefixLayer(prefix=f"test-{secrets.token_hex(6)}", **options)
 
 
 BACKENDS: dict[str, LayerFactory] = {

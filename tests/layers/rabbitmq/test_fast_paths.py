@@ -7,10 +7,9 @@ Frame and batch tests need no broker; the others use the RabbitMQ at 127.0.0.1:5
 from __future__ import annotations
 
 import asyncio
-import secrets
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,27 +23,8 @@ from channelworks.layers.rabbitmq import RabbitMQChannelLayer, RabbitMQUnavailab
 from channelworks.layers.rabbitmq.connection import ACKED, NACKED
 from channelworks.layers.rabbitmq.groups import Memberships
 from channelworks.layers.rabbitmq.layer import _Batch
-from tests.layers.backends import RABBITMQ_URL, rabbitmq_reachable, require_service
 
 MakeLayer = Callable[..., RabbitMQChannelLayer]
-
-
-@pytest.fixture
-async def make() -> AsyncIterator[MakeLayer]:
-    require_service("RabbitMQ", rabbitmq_reachable())
-    prefix = f"test-{secrets.token_hex(6)}"
-    made: list[RabbitMQChannelLayer] = []
-
-    def build(**options: Any) -> RabbitMQChannelLayer:
-        options.setdefault("host", RABBITMQ_URL)
-        layer = RabbitMQChannelLayer(prefix=prefix, **options)
-        made.append(layer)
-        return layer
-
-    yield build
-    for layer in made:
-        await layer.flush()
-        await layer.close()
 
 
 # -- frames and batches (no broker) -----------------------------------------------------------

@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,34 +21,11 @@ import pytest
 
 from channelworks.exceptions import ChannelFull, InvalidChannelLayerError
 from channelworks.layers import ChannelLayerManager
-from channelworks.layers.rabbitmq import RabbitMQChannelLayer
-from tests.layers.backends import RABBITMQ_URL, rabbitmq_reachable, require_service
+from channelworks.layers.rabbitmq import RabbitMQChannelLayer, names
+from tests.layers.backends import RABBITMQ_URL
 
 ROOT = Path(__file__).resolve().parents[3]
 MakeLayer = Callable[..., RabbitMQChannelLayer]
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"test-{secrets.token_hex(6)}"
-
-
-@pytest.fixture
-async def make(prefix: str) -> AsyncIterator[MakeLayer]:
-    """Layers sharing one prefix (as processes of one site would); closed afterwards."""
-    require_service("RabbitMQ", rabbitmq_reachable())
-    made: list[RabbitMQChannelLayer] = []
-
-    def build(**options: Any) -> RabbitMQChannelLayer:
-        options.setdefault("host", RABBITMQ_URL)
-        layer = RabbitMQChannelLayer(prefix=prefix, **options)
-        made.append(layer)
-        return layer
-
-    yield build
-    for layer in made:
-        await layer.flush()
-        await layer.close()
 
 
 async def receive(layer: RabbitMQChannelLayer, channel: str, timeout: float = 5) -> dict[str, Any]:
@@ -287,9 +263,13 @@ async def test_own_channel_overflow_then_counted_drop(
     assert any("twice its capacity" in r.getMessage() for r in caplog.records)
 
 
-async def test_full_process_queue_raises_channel_full(make: MakeLayer, prefix: str) -> None:
+async def test_full_process_queue_raises_channel_full(
+    make: MakeLayer, prefix: str, leftovers: set[str]
+) -> None:
     """A process that stops reading (here: stopped by SIGSTOP) fills its queue; then senders
-    get ``ChannelFull`` from the broker's nack (``remote_capacity`` bounds the queue)."""
+    get ``ChannelFull`` from the broker's nack (``remote_capacity`` bounds the queue), and so
+    does a ``group_add``/``group_discard`` of one of its channels, whose request could not be
+    queued (it used to return as if the channel had joined)."""
     sender = make()
     peer = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -305,6 +285,7 @@ async def test_full_process_queue_raises_channel_full(make: MakeLayer, prefix: s
     try:
         assert peer.stdout is not None
         theirs = (await asyncio.wait_for(peer.stdout.readline(), 30)).decode().strip()
+        leftovers.add(f"{prefix}.proc.{names.process_of(theirs)}")  # it cannot delete it
         os.kill(peer.pid, signal.SIGSTOP)
         full = None
         for n in range(5000):  # its prefetch window, then five in its queue
@@ -315,6 +296,10 @@ async def test_full_process_queue_raises_channel_full(make: MakeLayer, prefix: s
                 break
         assert full is not None
         assert full.channel == theirs
+        with pytest.raises(ChannelFull):
+            await sender.group_add("stopped-room", theirs)
+        with pytest.raises(ChannelFull):
+            await sender.group_discard("stopped-room", theirs)
     finally:
         peer.kill()
         await peer.wait()

@@ -25,6 +25,7 @@ Rules of this file:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -150,6 +151,9 @@ class Link:
                 await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
                 reason = _closed_reason(watched)
             except asyncio.CancelledError:
+                if connection is not None:  # closed by aclose() or abandon()
+                    await _close_quietly(connection)
+                transport.close()
                 raise
             except Exception as exc:
                 reason = repr(exc)
@@ -227,14 +231,6 @@ class Link:
         else:
             self._write(publisher, pending)
         return outcome
-
-    async def publish(
-        self, body: bytes, exchange: str, key: str, *, mandatory: bool, operation: str, target: str
-    ) -> int:
-        """``publish_now`` and wait for the broker's answer."""
-        return await self.publish_now(
-            body, exchange, key, mandatory=mandatory, operation=operation, target=target
-        )
 
     def _write(self, publisher: AbstractChannel, pending: _Publish) -> None:
         """Write ``pending``'s frames and register its confirm with aiormq's channel, which
@@ -334,14 +330,8 @@ class Link:
         while True:
             publisher = await self.wait(deadline, operation, target)
             try:
-                channel = self._control
-                if channel is None or channel.is_closed:
-                    assert self.connection is not None  # set whenever ready is
-                    channel = self._control = await self.connection.channel(
-                        publisher_confirms=False
-                    )
                 return await asyncio.wait_for(
-                    action(channel), max(deadline - time.monotonic(), 0.1)
+                    action(await self.control()), max(deadline - time.monotonic(), 0.1)
                 )
             except TimeoutError:
                 raise self.unavailable(operation, target, "no answer") from None
@@ -350,10 +340,25 @@ class Link:
                     raise
                 self._lost(publisher)
 
+    async def control(self) -> AbstractChannel:
+        """The control channel, opened again if a channel error (404, 406…) closed it."""
+        channel = self._control
+        if channel is None or channel.is_closed:
+            assert self.connection is not None  # set whenever ready is
+            channel = self._control = await self.connection.channel(publisher_confirms=False)
+        return channel
+
     def _lost(self, publisher: AbstractChannel) -> None:
         """A call failed because the connection went: wait for the next one."""
         if self.publisher is publisher:
             self.ready.clear()
+
+    def abandon(self) -> None:
+        """Stop using this link from another thread: its loop stopped (the caller checked). If
+        that loop ever runs again, the link closes its connection there."""
+        self.closing = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs there
+            self.loop.call_soon_threadsafe(self._task.cancel)
 
     async def aclose(self, before: Callable[[], Awaitable[None]] | None = None) -> None:
         """Wait briefly for publishes in flight, run ``before`` if connected, then close."""

@@ -2,7 +2,7 @@
 
 Rules of this file:
 - the bytes are exactly what pamqp (aiormq's codec) marshals for the same frame: the tests
-  compare them (tests/layers/rabbitmq/test_frames.py);
+  compare them (tests/layers/rabbitmq/test_fast_paths.py);
 - a publish is a ``Basic.Publish`` method frame, a content header whose only property is
   ``message-id`` (when given: aiormq matches a returned message to its publish by it; a
   message without one is transient, as ``delivery_mode`` 1 would say), and the body split into

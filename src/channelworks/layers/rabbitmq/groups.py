@@ -37,25 +37,26 @@ class Memberships:
         self._waiting: dict[str, tuple[int, float]] = {}  # channel -> (receivers, since)
         self._next: dict[str, float] = {}  # group -> no member lapses before this time
 
-    def add(self, group: str, channel: str) -> bool:
-        """Record (or refresh) a member; -> whether the queue must be bound to ``group``."""
+    def add(self, group: str, channel: str) -> None:
+        """Record (or refresh) a member (the layer binds the queue under its lock)."""
         self.members.setdefault(group, {})[channel] = self.clock()
-        return group not in self.bound
 
-    def discard(self, group: str, channel: str) -> bool:
-        """Forget a member; -> whether the queue may be unbound from ``group`` (none left)."""
+    def discard(self, group: str, channel: str) -> None:
+        """Forget a member (the layer unbinds the queue under its lock once none is left)."""
         channels = self.members.get(group)
         if channels is None:
-            return False
+            return
         channels.pop(channel, None)
-        if channels:
-            return False
-        del self.members[group]
-        self._next.pop(group, None)
-        return group in self.bound
+        if not channels:
+            del self.members[group]
+            self._next.pop(group, None)
 
     def wanted(self, group: str) -> bool:
+        """Whether one of this process's channels is a member of ``group``."""
         return group in self.members
+
+    def is_member(self, group: str, channel: str) -> bool:
+        return channel in self.members.get(group, ())
 
     def clear(self) -> list[str]:
         """Forget every member; -> the groups that were bound."""

@@ -18,8 +18,9 @@ How it moves messages (docs/rabbitmq.md has the whole design; names.py the names
 
 Concurrency hazard: the connection, the reader and the local layer belong to the *home* loop,
 the first loop the layer does I/O on; a call from another loop (``async_to_sync`` in a thread)
-is run on the home loop and awaited from there. The bookkeeping is not locked: drive one layer
-from one loop at a time, plus such calls.
+is run on the home loop and awaited from there, unless the home loop stopped or closed: then
+the layer starts again on the calling loop (``_elsewhere``). The bookkeeping is not locked:
+drive one layer from one loop at a time, plus such calls.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
-from aiormq.exceptions import ChannelClosed, ChannelPreconditionFailed
+from aiormq.exceptions import ChannelClosed, ChannelNotFoundEntity, ChannelPreconditionFailed
 
 from channelworks.exceptions import ChannelFull, InvalidChannelName
 from channelworks.layers.base import BaseChannelLayer, CapacityPatterns
@@ -188,6 +189,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         self.local.stats = self.stats  # one set of counters for the whole layer
         self.bindings = Memberships(self.group_expiry)
         self.reader = ProcessReader(
+            pid=self.pid,
             local=self.local,
             codec=self.codec,
             stats=self.stats,
@@ -212,12 +214,19 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         link = self._link
         if link is None:
             return None
-        if link.loop.is_closed():  # the home loop is gone (tests): start again here
-            logger.debug("RabbitMQ layer: its home loop was closed; starting on a new one")
+        running = asyncio.get_running_loop()
+        if link.loop is running:
+            return None
+        if link.loop.is_closed() or not link.loop.is_running():
+            # The home loop is gone, or stopped (a finished run_until_complete): a call sent
+            # there would wait forever. Start again on this loop; the old link stops if its
+            # loop ever runs again. What it held for its channels went with its loop.
+            logger.debug("RabbitMQ layer: its home loop stopped; starting on a new one")
+            link.abandon()
             self._link = None
             self._reset()
             return None
-        return None if link.loop is asyncio.get_running_loop() else link.loop
+        return link.loop
 
     def _connect(self) -> Link:
         link = self._link
@@ -342,7 +351,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             return
         link = self._connect()
         payload = self.codec.encode(message)
-        now = _now_ms()
+        now = names.now_ms()
         body = names.header(names.SEND, now, now + self._expiry_ms, channel) + payload
         if "!" in channel:
             pid = names.process_of(channel)
@@ -494,8 +503,8 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             return
         if self._marker in channel:
             await self.local.group_add(group, channel)
-            if self.bindings.add(group, channel):
-                await self._bind(group)
+            self.bindings.add(group, channel)
+            await self._bind(group)  # decides under the lock: an unbind may be on its way
             self._schedule_sweep()
         elif "!" in channel:
             await self._request(names.JOIN, group, channel, "group_add")
@@ -517,8 +526,9 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             return
         if self._marker in channel:
             await self.local.group_discard(group, channel)
-            if self.bindings.discard(group, channel):
-                await self._unbind(group)
+            self.bindings.discard(group, channel)
+            if not self.bindings.wanted(group):
+                await self._unbind(group)  # decides under the lock: a bind may be on its way
         elif "!" in channel:
             await self._request(names.LEAVE, group, channel, "group_discard")
         else:
@@ -537,10 +547,13 @@ class RabbitMQChannelLayer(BaseChannelLayer):
     async def _request(self, kind: bytes, group: str, channel: str, operation: str) -> None:
         """Ask the process that owns ``channel`` to add it to ``group`` or discard it."""
         pid = names.process_of(channel)
-        body = names.header(kind, _now_ms(), 0, group, channel)
+        body = names.header(kind, names.now_ms(), 0, group, channel)
         link = self._connect()
-        if await self._to_process(link, pid, body, operation, channel) == RETURNED:
+        outcome = await self._to_process(link, pid, body, operation, channel)
+        if outcome == RETURNED:
             self._undeliverable(channel, pid)
+        elif outcome == NACKED:  # its process queue is full: the request was not queued
+            raise ChannelFull(channel)
 
     def _requested(self, kind: bytes, group: str, channel: str) -> None:
         """The reader got a join or leave request from another process."""
@@ -587,7 +600,8 @@ class RabbitMQChannelLayer(BaseChannelLayer):
 
     async def _drop_lapsed(self, group: str, channels: list[str]) -> None:
         for channel in channels:
-            await self.local.group_discard(group, channel)
+            if not self.bindings.is_member(group, channel):  # not added again meanwhile
+                await self.local.group_discard(group, channel)
         if not self.bindings.wanted(group):
             await self._unbind(group)
 
@@ -638,9 +652,18 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             await _run_at(home, self.group_send(group, message))
             return
         payload = self.codec.encode(message)
-        now = _now_ms()
-        body = names.header(names.GROUP, now, now + self._expiry_ms, group) + payload
         link = await self._ready("group_send", group)
+        now = names.now_ms()
+        origin: tuple[str, ...] = ()
+        if self.deliver_locally and self.bindings.wanted(group):
+            # This process's members get it in memory now, as they get sends to them (order
+            # per sender); the copy RabbitMQ routes back here names us and is skipped.
+            copy = self._plain.decode(
+                payload if not self.codec.encrypted else self._plain.encode(message)
+            )
+            await self.reader.to_group(group, now / 1000, copy)
+            origin = (self.pid,)
+        body = names.header(names.GROUP, now, now + self._expiry_ms, group, *origin) + payload
         task = link.publish_now(
             body,
             self.groups_exchange,
@@ -688,7 +711,11 @@ class RabbitMQChannelLayer(BaseChannelLayer):
 
         async def purge(control: AbstractChannel) -> None:
             for channel in declared:
-                await control.queue_purge(self.names.channel(channel))
+                try:
+                    await control.queue_purge(self.names.channel(channel))
+                except ChannelNotFoundEntity:  # expired unused: nothing to purge
+                    self._declared.discard(channel)
+                    control = await link.control()
             for group in groups:
                 await control.queue_unbind(self.queue, self.groups_exchange, routing_key=group)
 
@@ -697,7 +724,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             self.bindings.bound.difference_update(groups)
             token = f"{self.pid}-{next(self._counter)}"
             done = self.reader.expect_flush(token)
-            marker = names.header(names.FLUSH, _now_ms(), 0, token)
+            marker = names.header(names.FLUSH, names.now_ms(), 0, token)
             await self._to_process(link, self.pid, marker, "flush", self.prefix)
             await asyncio.wait_for(done, self.retry_timeout)
         except (RabbitMQUnavailable, TimeoutError):
@@ -732,10 +759,6 @@ class RabbitMQChannelLayer(BaseChannelLayer):
 async def _run_at(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -> T:
     """Run ``work`` on ``loop`` (the layer's home) and wait for it from this loop."""
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, loop))
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 __all__ = ["RabbitMQChannelLayer"]

@@ -8,8 +8,10 @@ Rules of this file:
 - a process-local channel is ``{channel prefix}.{pid}!{n}``: the ``pid`` (hex, no ``.``)
   between the last ``.`` and the ``!`` names the process queue that carries it;
 - a body is one header line and the encoded message: ``KIND SENT DEADLINE NAME [NAME]\\n``,
-  where ``KIND`` is ``s`` (send to channel ``NAME``), ``g`` (group ``NAME``), ``j``/``l``
-  (join or leave: group, channel) or ``f`` (a flush marker), ``SENT`` the sender's wall clock
+  where ``KIND`` is ``s`` (send to channel ``NAME``), ``g`` (group ``NAME``, then the sender's
+  pid when it delivered the message to its own members in memory: its reader skips the copy
+  RabbitMQ routes back), ``j``/``l`` (join or leave: group, channel) or ``f`` (a flush
+  marker), ``SENT`` the sender's wall clock
   in ms and ``DEADLINE`` the time after which the message has expired (0: never);
 - a *batch* is several such bodies for one process queue in one message: ``b\n`` then, for
   each body, its length in decimal, ``\n`` and the body. ``records`` gives the bodies of a
@@ -19,6 +21,7 @@ Rules of this file:
 from __future__ import annotations
 
 import re
+import time
 
 from channelworks.exceptions import InvalidChannelName
 
@@ -54,6 +57,11 @@ def process_of(channel: str) -> str:
             "channel", channel, "a process-local channel must look like 'prefix.PROCESS!name'"
         )
     return pid
+
+
+def now_ms() -> int:
+    """The wall clock in ms, as ``SENT`` and ``DEADLINE`` count it."""
+    return int(time.time() * 1000)
 
 
 def header(kind: bytes, sent: int, deadline: int, *names: str) -> bytes:
@@ -102,6 +110,7 @@ __all__ = [
     "Names",
     "batch",
     "header",
+    "now_ms",
     "process_of",
     "records",
     "split",

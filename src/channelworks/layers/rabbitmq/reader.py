@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +47,7 @@ class ProcessReader:
     def __init__(
         self,
         *,
+        pid: str,
         local: InMemoryChannelLayer,
         codec: Codec,
         stats: RabbitMQLayerStats,
@@ -56,6 +56,7 @@ class ProcessReader:
         on_lapsed: Callable[[str], None],
         ack: Callable[[AbstractChannel, int], None],
     ) -> None:
+        self.pid = pid
         self.local = local
         self.codec = codec
         self.stats = stats
@@ -111,9 +112,10 @@ class ProcessReader:
             self.on_membership(kind, targets[0], targets[1])
             return
         if kind == names.FLUSH:
-            await self.flushed(targets[0])
+            if targets[0] in self.flushes:  # not one delivered again after a reconnect
+                await self.flushed(targets[0])
             return
-        if deadline and deadline <= _now_ms():
+        if deadline and deadline <= names.now_ms():
             self.stats.expired += 1
             return
         try:
@@ -122,16 +124,22 @@ class ProcessReader:
             self._undecodable(str(exc))
             return
         if kind == names.GROUP:
-            group = targets[0]
-            lapsed = self.memberships.lapsed(group, sent / 1000)
-            if lapsed:
-                for channel in lapsed:
-                    await self.local.group_discard(group, channel)
-                if not self.memberships.wanted(group):
-                    self.on_lapsed(group)
-            await self.local.group_send(group, message)
+            if targets[1:] == [self.pid]:
+                return  # our own group_send: its sender delivered it here in memory
+            await self.to_group(targets[0], sent / 1000, message)
         elif kind == names.SEND:
             await self._send(targets[0], message, deadline)
+
+    async def to_group(self, group: str, sent: float, message: Message) -> None:
+        """Fan a message sent to ``group`` at ``sent`` out to this process's members, dropping
+        those that had lapsed by then (``on_lapsed`` when none is left)."""
+        lapsed = self.memberships.lapsed(group, sent)
+        if lapsed:
+            for channel in lapsed:
+                await self.local.group_discard(group, channel)
+            if not self.memberships.wanted(group):
+                self.on_lapsed(group)
+        await self.local.group_send(group, message)
 
     async def _send(self, channel: str, message: Message, deadline: int) -> None:
         waiting = self.overflow.get(channel)
@@ -157,7 +165,7 @@ class ProcessReader:
         waiting = self.overflow.get(channel)
         if waiting is None:
             return None
-        now = _now_ms()
+        now = names.now_ms()
         message = None
         while waiting:
             deadline, candidate = waiting.popleft()
@@ -186,10 +194,6 @@ class ProcessReader:
     def _undecodable(self, reason: str) -> None:
         self.stats.undecodable += 1
         logger.error("RabbitMQ layer dropped a message it cannot decode: %s", reason)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 __all__ = ["ProcessReader"]
