@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from channelworks.layers.redis.errors import RedisUnavailable
@@ -75,6 +75,8 @@ class Home(Connections):
     keeper_task: asyncio.Task[None] | None = None
     guard: AsyncGenerator[None, None] | None = None
     alive: tuple[int, str] | None = None  # (shard, key) of the alive key once set
+    #: per shard, the commands that take the process out of its groups as it stops
+    farewell: Callable[[], dict[int, list[Command]]] | None = None
 
     async def aclose(self) -> None:
         tasks = [t for t in (self.keeper_task, self.reader_task) if t is not None]
@@ -82,10 +84,20 @@ class Home(Connections):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.alive is not None:
+            # Say goodbye (after the keeper stopped, so no heartbeat adds it back): out of the
+            # groups, so nobody finds this process there as a dead member, and not alive, so
+            # members of this process stop getting group messages at once. Best effort: a
+            # group_send removes what is left.
+            batches = self.farewell() if self.farewell is not None else {}
             index, key = self.alive
-            # Say goodbye: members of this process stop getting group messages at once.
+            batches.setdefault(index, []).append(("DEL", key))
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.pipelines[index].shard.execute([("DEL", key)]), 1.0)
+                await asyncio.wait_for(
+                    asyncio.gather(
+                        *(self.pipelines[i].shard.execute(batch) for i, batch in batches.items())
+                    ),
+                    1.0,
+                )
         await super().aclose()
 
 
@@ -162,12 +174,17 @@ class Links:
         connections, own = await self.here()
         pipeline = connections.pipelines[index]
         try:
-            return await pipeline.run(commands)
+            replies = await pipeline.run(commands)
         except RETRYABLE as exc:
             raise self.unavailable(operation, target, pipeline, exc) from exc
         finally:
             if not own:
                 await connections.aclose()
+        # A cluster pipeline gives a connection lost while reading its replies as a value.
+        lost = next((reply for reply in replies if isinstance(reply, RETRYABLE)), None)
+        if lost is not None:
+            raise self.unavailable(operation, target, pipeline, lost) from lost
+        return replies
 
     def unavailable(
         self, operation: str, target: str, pipeline: Pipeline, exc: BaseException

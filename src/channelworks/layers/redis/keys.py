@@ -37,8 +37,8 @@ without escaping. Inbox entries::
     d 0 <origin> <group> <channel>\\n                            a group_discard from elsewhere
     f 0 <origin>\\n                                              a flush marker
 
-With ``symmetric_encryption_keys`` the payload is sealed to ``bound_to(target, expires)``
-(the channel, or the group, and the expiry of its entry): codec.py.
+With ``symmetric_encryption_keys`` the payload is sealed to ``bound_to(channel, expires)``
+or ``bound_to_group(group, expires)`` (its target and the expiry of its entry): codec.py.
 
 ``origin`` is ``<pid>:<sequence>`` of the sending layer (``-`` when it does not matter).
 Normal-channel entries are ``<expires_ms>\\n<payload>``.
@@ -51,9 +51,6 @@ import re
 from channelworks.exceptions import InvalidChannelName
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-]+")
-
-#: the features that will live in the reserved part of the keyspace
-RESERVED = ("presence", "history")
 
 
 def check_prefix(prefix: object) -> str:
@@ -78,9 +75,17 @@ def process_of(channel: str) -> str:
     return pid
 
 
-def bound_to(target: str, expires: int) -> bytes:
-    """What an encrypted payload authenticates of its entry: its channel or group, and expiry."""
-    return b"%s %d" % (target.encode(), expires)
+def bound_to(channel: str, expires: int) -> bytes:
+    """What an encrypted payload for ``channel`` authenticates of its entry: its channel and
+    expiry."""
+    return b"%s %d" % (channel.encode(), expires)
+
+
+def bound_to_group(group: str, expires: int) -> bytes:
+    """What an encrypted group payload authenticates: its group and expiry, marked as a
+    group's (a group may share its name with a normal channel; a name holds no space, so this
+    never equals a channel's ``bound_to``)."""
+    return b"group %s %d" % (group.encode(), expires)
 
 
 class Keyspace:
@@ -130,4 +135,4 @@ class Keyspace:
         return f"{self.prefix}:alive:*"
 
 
-__all__ = ["RESERVED", "Keyspace", "bound_to", "check_prefix", "process_of"]
+__all__ = ["Keyspace", "bound_to", "bound_to_group", "check_prefix", "process_of"]

@@ -43,7 +43,7 @@ from channelworks.layers.redis.connections import Home, Links
 from channelworks.layers.redis.errors import ForeignChannel, LayerClosed
 from channelworks.layers.redis.hosts import parse_hosts
 from channelworks.layers.redis.keeper import Keeper
-from channelworks.layers.redis.keys import Keyspace, bound_to, process_of
+from channelworks.layers.redis.keys import Keyspace, bound_to, bound_to_group, process_of
 from channelworks.layers.redis.pipeline import RETRYABLE, Pipeline, backoff
 from channelworks.layers.redis.pop import Popper
 from channelworks.layers.redis.reader import InboxReader
@@ -58,8 +58,8 @@ Message = dict[str, Any]
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 #: channels_redis options accepted so that its settings run unchanged
 COMPAT_OPTIONS = frozenset({"serializer_format", "random_prefix"})
-#: members per ZREM when dead members are removed (Lua's unpack() has a limit)
-REFRESH_CHUNK = 500
+#: members per ZREM when a sharded group_send removes dead members
+ZREM_CHUNK = 500
 
 
 class RedisChannelLayer(BaseChannelLayer):
@@ -154,6 +154,8 @@ class RedisChannelLayer(BaseChannelLayer):
         self._seq = itertools.count(1)
         self._pushed_seq = 0  # highest seq of this layer's own-inbox entries Redis accepted
         self._dead_logged: set[str] = set()  # dead processes whose drop was logged
+        #: the inbox reader, made with the first home loop and kept across home loops
+        self._reader: InboxReader | None = None
 
     # -- point to point -----------------------------------------------------------------------
 
@@ -163,7 +165,7 @@ class RedisChannelLayer(BaseChannelLayer):
         now = _now_ms()
         if "!" not in channel:
             expires = now + self._expiry_ms
-            entry = b"%d\n" % expires + self._encode(message, channel, expires)
+            entry = b"%d\n" % expires + self._encode(message, channel, bound_to(channel, expires))
             accepted, dropped = await self._links.call(
                 self._links.shard_of(channel),
                 scripts.SEND_NORMAL.command(
@@ -193,7 +195,7 @@ class RedisChannelLayer(BaseChannelLayer):
             self.pid.encode(),
             seq,
             channel.encode(),
-        ) + self._encode(message, channel, expires)
+        ) + self._encode(message, channel, bound_to(channel, expires))
         accepted = await self._links.call(
             self._links.shard_of(pid),
             scripts.SEND_LOCAL.command(
@@ -227,10 +229,10 @@ class RedisChannelLayer(BaseChannelLayer):
         if pid == self.pid:
             self._pushed_seq = max(self._pushed_seq, seq)
 
-    def _encode(self, message: Message, target: str, expires: int) -> bytes:
-        """``message``'s payload for an entry to ``target`` (sealed to it and ``expires`` when
+    def _encode(self, message: Message, target: str, bound: bytes) -> bytes:
+        """``message``'s payload for an entry to ``target`` (sealed to ``bound`` when
         encrypting); raise ``MessageTooLarge`` if it is over max_message_size."""
-        payload = self.codec.seal(message, bound_to(target, expires))
+        payload = self.codec.seal(message, bound)
         self._check_size(payload, target)
         return payload
 
@@ -446,6 +448,9 @@ class RedisChannelLayer(BaseChannelLayer):
             member, score = self._own_member, _now_ms() + self._hold_ms
         else:
             member, score = channel, _now_ms() + self._group_expiry_ms
+        await self._add_member(group, member, score)
+
+    async def _add_member(self, group: str, member: str, score: int) -> None:
         await self._links.call(
             self._links.shard_of(group),
             scripts.GROUP_ADD.command(
@@ -469,6 +474,10 @@ class RedisChannelLayer(BaseChannelLayer):
             "group_discard",
             group,
         )
+        if len(gone) > 1 and self.local.members(group):
+            # A group_add of another of our channels ran meanwhile, and its ZADD may have
+            # reached Redis before this ZREM: put this process back.
+            await self._add_member(group, self._own_member, _now_ms() + self._hold_ms)
         if "!" in channel and self._marker not in channel:
             # The owner may hold it as a member of its own: tell it, through its inbox.
             pid = process_of(channel)
@@ -487,7 +496,7 @@ class RedisChannelLayer(BaseChannelLayer):
         require_message(message)
         now = _now_ms()
         expires = now + self._expiry_ms
-        payload = self._encode(message, group, expires)
+        payload = self._encode(message, group, bound_to_group(group, expires))
         seq = next(self._seq)
         # This process's own members get it straight into their local queues (one in-memory
         # group send), unless entries it pushed to its own inbox are unread (order per sender).
@@ -592,8 +601,8 @@ class RedisChannelLayer(BaseChannelLayer):
             await self._links.batch(
                 self._links.shard_of(group),
                 [
-                    ("ZREM", self.keys.group(group), *gone[i : i + REFRESH_CHUNK])
-                    for i in range(0, len(gone), REFRESH_CHUNK)
+                    ("ZREM", self.keys.group(group), *gone[i : i + ZREM_CHUNK])
+                    for i in range(0, len(gone), ZREM_CHUNK)
                 ],
                 "group_send",
                 group,
@@ -684,9 +693,12 @@ class RedisChannelLayer(BaseChannelLayer):
     async def close(self) -> None:
         """Stop the reader and keeper, remove this process's alive key, close connections.
 
-        Messages waiting in this process for its channels are dropped with them.
+        Messages waiting in this process for its channels are dropped with them, and the
+        process leaves its groups (``@pid``), so nobody finds it there as a dead member.
         """
         await self._links.aclose()
+        if self._reader is not None:
+            self._reader.drop_overflow()
         await self.local.close()
 
     # -- reader and keeper --------------------------------------------------------------------
@@ -713,30 +725,48 @@ class RedisChannelLayer(BaseChannelLayer):
         if home.reader is not None or self._links.home is not home:
             return  # another call started it meanwhile, or the layer was closed
         home.alive = (self._own_shard, alive)
+        home.farewell = self._farewell
         home.keeper = Keeper(self._beat, self.refresh_interval)
-        home.reader = InboxReader(
-            pid=self.pid,
-            inbox=self.keys.inbox(self.pid),
-            pending=self.keys.pending(self.pid),
-            count_key=self.keys.count(self.pid),
-            ttl_ms=self._expiry_ms,
-            control=home.pipelines[self._own_shard],
-            local=self.local,
-            codec=self.codec,
-            token_ttl=self._token_ttl,
-            stats=self.stats,
-            report_group_full=self.report_group_full,
-            tasks=home.tasks,
-            pushed_seq=lambda: self._pushed_seq,
-            on_reconnect=self._reconnected,
-            announce=announce,
-        )
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = InboxReader(
+                pid=self.pid,
+                inbox=self.keys.inbox(self.pid),
+                pending=self.keys.pending(self.pid),
+                count_key=self.keys.count(self.pid),
+                ttl_ms=self._expiry_ms,
+                control=home.pipelines[self._own_shard],
+                local=self.local,
+                codec=self.codec,
+                token_ttl=self._token_ttl,
+                stats=self.stats,
+                report_group_full=self.report_group_full,
+                tasks=home.tasks,
+                pushed_seq=lambda: self._pushed_seq,
+                on_reconnect=self._reconnected,
+                announce=announce,
+            )
+        else:
+            # A new home loop (the last one ended): the same reader, so the batch it had not
+            # acknowledged, the capacity it owes, its overflow and its acknowledgement ids
+            # (which Redis only accepts growing) carry over.
+            reader.attach(home.pipelines[self._own_shard], home.tasks)
+        home.reader = reader
         home.reader_task = loop.create_task(
             home.reader.run(), name=f"redis-layer-reader-{self.pid}"
         )
         home.keeper_task = loop.create_task(
             home.keeper.run(), name=f"redis-layer-keeper-{self.pid}"
         )
+
+    def _farewell(self) -> dict[int, list[Command]]:
+        """Per shard, what takes this process out of its groups (``@pid``) as it stops."""
+        batches: dict[int, list[Command]] = {}
+        for group in self.local.group_names():
+            batches.setdefault(self._links.shard_of(group), []).append(
+                ("ZREM", self.keys.group(group), self._own_member)
+            )
+        return batches
 
     def _reconnected(self) -> None:
         """The reader got its connection back: Redis may have restarted empty, so say "alive"

@@ -44,7 +44,7 @@ from channelworks.exceptions import ChannelFull, ChannelLayerError
 from channelworks.layers.codec import Codec, UndecodableMessage
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.redis import scripts
-from channelworks.layers.redis.keys import bound_to
+from channelworks.layers.redis.keys import bound_to, bound_to_group
 from channelworks.layers.redis.pipeline import RETRYABLE, Pipeline, backoff
 from channelworks.layers.redis.pop import Popper
 from channelworks.layers.redis.shard import BLOCK_SECONDS, Command
@@ -105,10 +105,19 @@ class InboxReader:
         #: highest sequence number of this layer's own entries read back from the inbox
         self.read_seq = 0
         self._batches = itertools.count(1)
-        self._unacked: int | None = None  # the batch delivered and not yet acknowledged
+        #: the batch delivered and not yet acknowledged: (number, entries)
+        self._unacked: tuple[int, int] | None = None
         self._decrement_ids = itertools.count(1)
         self._unconfirmed: tuple[int, dict[str, int]] | None = None  # decrements sent, no reply
         self._flushes: dict[int, asyncio.Future[None]] = {}
+
+    def attach(self, control: Pipeline, tasks: set[asyncio.Task[Any]]) -> None:
+        """Read through ``control`` from now on (a new home loop's): what was read, owed and
+        acknowledged so far carries over, so nothing is delivered twice or given back twice."""
+        self.control = control
+        self.tasks = tasks
+        self.popper = Popper(control, tasks)
+        self._flushes.clear()  # futures of the loop that ended: nobody awaits them any more
 
     # -- the task -----------------------------------------------------------------------------
 
@@ -122,6 +131,7 @@ class InboxReader:
                 # delivering anything: whoever hears from us can reach us by group.
                 commands.append(self.announce)
             ack = self._ack()
+            acked_at = len(commands)  # where the ACK's reply will be, if there is one
             if ack is not None:
                 commands.append(ack)
             if not fresh:
@@ -154,21 +164,22 @@ class InboxReader:
                 logger.warning("Redis layer inbox connection is back")
                 self.on_reconnect()
             errors = [reply for reply in replies if isinstance(reply, ResponseError)]
-            if errors:  # nothing was acknowledged for sure: the same ACK goes again
-                await self._reload_scripts(errors[0])
-                fresh = True
-                continue
-            fresh = False
-            if ack is not None:
+            if ack is not None and not isinstance(replies[acked_at], ResponseError):
                 self._unacked = self._unconfirmed = None
-            entries: list[bytes] = replies[-1]
-            if entries:
-                self._unacked = batch
-                await self.deliver(entries)
-            elif pushed > self.read_seq:
+            entries = replies[-1]
+            if not isinstance(entries, ResponseError) and entries:
+                # If the ACK failed, the pending list still starts with the batch delivered
+                # last: only the rest is new (entries only ever join at its tail).
+                skip = self._unacked[1] if self._unacked is not None else 0
+                self._unacked = (batch, len(entries))
+                await self.deliver(entries[skip:])
+            elif not errors and pushed > self.read_seq:
                 # The inbox was empty after everything this layer had pushed by then: those
                 # entries were read, or lost with Redis' data.
                 self.read_seq = pushed
+            fresh = bool(errors)
+            if errors:  # e.g. NOSCRIPT: what failed goes again
+                await self._reload_scripts(errors[0])
 
     def _ack(self) -> Command | None:
         """The ACK for the batch delivered last and the decrements owed, if any is due."""
@@ -181,9 +192,9 @@ class InboxReader:
         pairs: list[str | int] = []
         for channel, count in owed.items():
             pairs += (channel, count)
-        batch = "" if self._unacked is None else self._unacked
+        batch, size = ("", 0) if self._unacked is None else self._unacked
         return scripts.ACK.command(
-            (self.count_key, self.pending), batch, decrement_id, self.ttl_ms, *pairs
+            (self.count_key, self.pending), batch, size, decrement_id, self.ttl_ms, *pairs
         )
 
     async def _reload_scripts(self, error: Exception) -> None:
@@ -276,7 +287,7 @@ class InboxReader:
             self.stats.expired += len(channels) + (len(members) if own else 0)
             return
         try:
-            message = self.codec.unseal(payload, bound_to(group, expires), self.token_ttl)
+            message = self.codec.unseal(payload, bound_to_group(group, expires), self.token_ttl)
         except UndecodableMessage as exc:
             self._undecodable(f"a group_send to {group!r}", exc)
             return
@@ -371,14 +382,18 @@ class InboxReader:
         deleted may then go below what Redis holds, letting a channel take a few sends over
         its capacity once, right after a flush.
         """
-        for channel, queue in self.overflow.items():
-            self.decrements[channel] = self.decrements.get(channel, 0) + len(queue)
-        self.overflow.clear()
+        self.drop_overflow()
         await self.local.flush()
         for pending in [s for s in self._flushes if s <= seq]:
             future = self._flushes.pop(pending)
             if not future.done():
                 future.set_result(None)
+
+    def drop_overflow(self) -> None:
+        """Drop the overflowed messages, giving back the capacity they held in Redis."""
+        for channel, queue in self.overflow.items():
+            self.decrements[channel] = self.decrements.get(channel, 0) + len(queue)
+        self.overflow.clear()
 
     def _undecodable(self, what: str, exc: Exception | None) -> None:
         self.stats.undecodable += 1

@@ -76,10 +76,11 @@ return {1, dropped}
 
 # The inbox reader's reliable pop (reader.py): TAKE moves entries from the inbox into the
 # reader's pending list and hands out the whole pending list, tagged with a batch number in
-# the count hash; ACK of that batch number deletes the pending list once its entries are in
-# the process. An ACK that runs twice (a retried write) finds another number (or none) and does
-# nothing, and a batch whose reply was lost is still pending, so the next TAKE hands it out
-# again: nothing Redis handed out is lost with a reply on the wire, nothing is delivered twice.
+# the count hash; ACK of that batch number removes the entries handed out (the head of the
+# pending list: entries only ever join at its tail) once they are in the process. An ACK that
+# runs twice (a retried write) finds another number (or none) and does nothing, and a batch
+# whose reply was lost is still pending, so the next TAKE hands it out again: nothing Redis
+# handed out is lost with a reply on the wire, nothing is delivered twice.
 # Fields of the count hash that start with '#' are the reader's ('#' is never in a channel name).
 
 # KEYS: inbox, pending, count.  ARGV: n, batch, ttl_ms.  -> every pending entry, oldest first
@@ -101,24 +102,25 @@ return held
 """,
 )
 
-# KEYS: count, pending.  ARGV: batch ('' for none), decrement id, ttl_ms, channel, n, ...
-# Deletes the pending list if it still holds ``batch``; gives back the capacity of ``n`` taken
-# entries per channel unless decrement id was applied already (ids only grow). -> 0
+# KEYS: count, pending.  ARGV: batch ('' for none), its size, decrement id, ttl_ms, channel, n...
+# Removes the ``size`` entries of ``batch`` from the head of the pending list if it is still the
+# batch handed out last (entries a blocking move added since stay); gives back the capacity of
+# ``n`` taken entries per channel unless decrement id was applied already (ids only grow). -> 0
 ACK = Script(
     "ack",
     """
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], '#batch') == ARGV[1] then
-  redis.call('DEL', KEYS[2])
+  redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
   redis.call('HDEL', KEYS[1], '#batch')
 end
-if #ARGV > 3 and tonumber(redis.call('HGET', KEYS[1], '#dec') or '0') < tonumber(ARGV[2]) then
-  for i = 4, #ARGV, 2 do
+if #ARGV > 4 and tonumber(redis.call('HGET', KEYS[1], '#dec') or '0') < tonumber(ARGV[3]) then
+  for i = 5, #ARGV, 2 do
     if redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1])) <= 0 then
       redis.call('HDEL', KEYS[1], ARGV[i])
     end
   end
-  redis.call('HSET', KEYS[1], '#dec', ARGV[2])
-  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+  redis.call('HSET', KEYS[1], '#dec', ARGV[3])
+  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 end
 return 0
 """,
