@@ -11,7 +11,9 @@ How it moves messages (docs/redis.md has the whole design and the keyspace is in
 - a group is a sorted set of the *processes* with members (``@pid``; each process keeps its
   own members in ``local``) and of channels added by a process that does not own them;
   ``group_send`` delivers to this process's members in memory and costs one round trip on a
-  single server (a script pushes one entry per other live process) and two when sharded;
+  single server (a script pushes one entry per other live process) and two when sharded; on
+  a server's loop (home loop, reader running), single server, that round trip is queued for a
+  flusher task and not awaited: its failures are counted and logged, not raised;
 - a send to one of this layer's own channels is delivered in memory, without Redis
   (``deliver_locally``), unless entries this layer pushed to its own inbox are still
   unread: then it goes through the inbox too, behind them, so order per sender holds.
@@ -30,7 +32,9 @@ import logging
 import math
 import secrets
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from channelworks.exceptions import ChannelFull, InvalidChannelName, MessageTooLarge
@@ -40,7 +44,7 @@ from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
 from channelworks.layers.redis import scripts
 from channelworks.layers.redis.connections import Home, Links
-from channelworks.layers.redis.errors import ForeignChannel, LayerClosed
+from channelworks.layers.redis.errors import ForeignChannel, LayerClosed, RedisUnavailable
 from channelworks.layers.redis.hosts import parse_hosts
 from channelworks.layers.redis.keeper import Keeper
 from channelworks.layers.redis.keys import Keyspace, bound_to, bound_to_group, process_of
@@ -60,6 +64,24 @@ DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 COMPAT_OPTIONS = frozenset({"serializer_format", "random_prefix"})
 #: members per ZREM when a sharded group_send removes dead members
 ZREM_CHUNK = 500
+#: queued group sends (see ``_GroupSend``) past which ``group_send`` waits for its own to go
+MAX_QUEUED = 1000
+
+
+@dataclass(slots=True)
+class _GroupSend:
+    """A single-server ``group_send`` whose Redis part waits in the layer's queue."""
+
+    ticket: int  # its place in the queue: the layer's ``_done`` reaches it once it is done
+    group: str
+    message: Message
+    payload: bytes
+    expires: int
+    now: int
+    seq: int
+    command: Command  # the GROUP_SEND script call
+    own: bool  # the script may push it to this process's own inbox
+    reply: Any = None  # the script's reply, once it came
 
 
 class RedisChannelLayer(BaseChannelLayer):
@@ -156,12 +178,23 @@ class RedisChannelLayer(BaseChannelLayer):
         self._dead_logged: set[str] = set()  # dead processes whose drop was logged
         #: the inbox reader, made with the first home loop and kept across home loops
         self._reader: InboxReader | None = None
+        # Single-server group sends made on the home loop while its reader runs: their Redis
+        # part waits here for the flusher task, in order (see group_send).
+        self._queue: deque[_GroupSend] = deque()
+        self._tickets = 0  # group sends ever queued
+        self._done = 0  # of those, how many are done (sent, or counted and logged as lost)
+        self._own_queued = 0  # queued ones that may push to this process's own inbox
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._flusher: asyncio.Task[None] | None = None
+        self._abandon = False  # close() gave up waiting: the flusher stops when cancelled
 
     # -- point to point -----------------------------------------------------------------------
 
     async def send(self, channel: str, message: Message) -> None:
         require_channel_name(channel)
         require_message(message)
+        if self._queue:
+            await self._settled()
         now = _now_ms()
         if "!" not in channel:
             expires = now + self._expiry_ms
@@ -252,6 +285,7 @@ class RedisChannelLayer(BaseChannelLayer):
         reader = home.reader if home is not None else None
         return (
             self.deliver_locally
+            and not self._own_queued
             and reader is not None
             and reader.read_seq >= self._pushed_seq
             and (channel not in reader.overflow if channel is not None else not reader.overflow)
@@ -442,6 +476,8 @@ class RedisChannelLayer(BaseChannelLayer):
         require_channel_name(channel)
         if "!" in channel:
             process_of(channel)  # refuses a channel without a process id
+        if self._queue:
+            await self._settled()
         own = self._marker in channel
         if own:
             await self.local.group_add(group, channel)
@@ -463,6 +499,8 @@ class RedisChannelLayer(BaseChannelLayer):
     async def group_discard(self, group: str, channel: str) -> None:
         require_group_name(group)
         require_channel_name(channel)
+        if self._queue:
+            await self._settled()
         gone: list[str] = [channel]
         if self._marker in channel:
             await self.local.group_discard(group, channel)
@@ -500,7 +538,8 @@ class RedisChannelLayer(BaseChannelLayer):
         seq = next(self._seq)
         # This process's own members get it straight into their local queues (one in-memory
         # group send), unless entries it pushed to its own inbox are unread (order per sender).
-        local = bool(self.local.members(group)) and self._may_deliver_locally(None)
+        members_here = bool(self.local.members(group))
+        local = members_here and self._may_deliver_locally(None)
         if local:  # what a process reading the payload would get: msgpack's copy
             copy = self._plain.decode(
                 payload if not self.codec.encrypted else self._plain.encode(message)
@@ -508,35 +547,84 @@ class RedisChannelLayer(BaseChannelLayer):
             await self.local.group_send(group, copy)
         header = f"{expires} {self.pid}:{seq} {group}"
         if self._links.single_server:
-            dead, own, *members = await self._links.call(
-                0,
-                scripts.GROUP_SEND.command(
-                    (self.keys.group(group),),
-                    now,
-                    self.prefix,
-                    header,
+            command = scripts.GROUP_SEND.command(
+                (self.keys.group(group),),
+                now,
+                self.prefix,
+                header,
+                payload,
+                self._expiry_ms,
+                self.pid,
+                self.pid if local else "",
+            )
+            home_loop = self._queuing_loop()
+            if home_loop is not None:
+                # A server's loop: the Redis part goes to the flusher and this returns without
+                # yielding, so a sender hands over its group sends back to back (and the
+                # members here wake once for several messages, as with the in-memory layer).
+                flusher = self._flusher
+                if flusher is not None and flusher.get_loop() is not home_loop:
+                    # Left on a loop that ended without running it to its end: what it held
+                    # is lost (counted and logged); start afresh on this one.
+                    self._flusher = flusher = None
+                    self._drop_queued()
+                self._tickets += 1
+                pending = _GroupSend(
+                    self._tickets,
+                    group,
+                    message,
                     payload,
-                    self._expiry_ms,
-                    self.pid,
-                    self.pid if local else "",
-                ),
-                "group_send",
-                group,
-            )
-            if own:
-                self._pushed_seq = max(self._pushed_seq, seq)
-            normal = [member.decode() for member in members]
-        else:
-            members = await self._links.call(
-                self._links.shard_of(group),
-                scripts.GROUP_MEMBERS.command((self.keys.group(group),), now),
-                "group_send",
-                group,
-            )
-            dead, normal = await self._push_to_members(
-                [member.decode() for member in members], header, payload, seq, group, local
-            )
+                    expires,
+                    now,
+                    seq,
+                    command,
+                    own=not local and members_here,
+                )
+                self._own_queued += pending.own
+                self._queue.append(pending)
+                if flusher is None:
+                    self._start_flusher()
+                if len(self._queue) > MAX_QUEUED:
+                    await self._settled(pending.ticket)
+                return
+            if self._queue:
+                await self._settled()
+            reply = await self._links.call(0, command, "group_send", group)
+            await self._group_sent(group, message, payload, expires, now, seq, reply)
+            return
+        if self._queue:
+            await self._settled()
+        members = await self._links.call(
+            self._links.shard_of(group),
+            scripts.GROUP_MEMBERS.command((self.keys.group(group),), now),
+            "group_send",
+            group,
+        )
+        dead, normal = await self._push_to_members(
+            [member.decode() for member in members], header, payload, seq, group, local
+        )
         skipped = await self._send_normal_members(normal, message, payload, expires, now, group)
+        self._report_group_send(group, message, dead, skipped)
+
+    async def _group_sent(
+        self,
+        group: str,
+        message: Message,
+        payload: bytes,
+        expires: int,
+        now: int,
+        seq: int,
+        reply: list[Any],
+    ) -> None:
+        """What follows a single-server GROUP_SEND's reply: normal-channel members, reports."""
+        dead, own, *members = reply
+        if own:
+            self._pushed_seq = max(self._pushed_seq, seq)
+        normal = [member.decode() for member in members]
+        skipped = await self._send_normal_members(normal, message, payload, expires, now, group)
+        self._report_group_send(group, message, dead, skipped)
+
+    def _report_group_send(self, group: str, message: Message, dead: int, skipped: int) -> None:
         if dead:
             self.stats.dead_members += dead
             logger.warning(
@@ -547,6 +635,163 @@ class RedisChannelLayer(BaseChannelLayer):
             )
         if skipped:
             self.report_group_full(group, message, skipped)
+
+    # -- queued group sends -------------------------------------------------------------------
+
+    # On the home loop of a server (its inbox reader runs there, so the loop lives on), a
+    # single-server group_send queues its Redis part and returns; one flusher task sends what
+    # is queued, all of it pipelined in one round trip, and does each one's tail in order.
+    # Every other operation that could overtake a queued group send first waits until those
+    # queued before it are done (``_settled``). Failures are counted and logged, not raised.
+
+    def _queuing_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The running loop if a group send may leave its Redis part to the flusher: it is the
+        home loop and its inbox reader runs (a server's loop, not a short-lived
+        ``async_to_sync`` one)."""
+        home = self._links.home
+        if home is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if home.loop is not loop:
+            return None
+        task = home.reader_task
+        return loop if task is not None and not task.done() else None
+
+    def _start_flusher(self) -> None:
+        home = self._links.home
+        assert home is not None
+        self._flusher = task = home.loop.create_task(
+            self._flush_queue(home.pipelines[0]), name=f"redis-layer-group-sends-{self.pid}"
+        )
+        home.tasks.add(task)  # so the home loop's connections close after it
+        task.add_done_callback(home.tasks.discard)
+
+    async def _settled(self, ticket: int | None = None) -> None:
+        """Wait until the group sends queued so far (or up to ``ticket``) are done.
+
+        Only on the flusher's loop: a call from another loop has queued nothing.
+        """
+        flusher = self._flusher
+        if flusher is None or flusher.get_loop() is not asyncio.get_running_loop():
+            return
+        target = self._tickets if ticket is None else ticket
+        if self._done >= target:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, future))
+        await future
+
+    def _wake(self) -> None:
+        while self._waiters and self._waiters[0][0] <= self._done:
+            _, future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+
+    async def _flush_queue(self, pipeline: Pipeline) -> None:
+        """The flusher: send the queued group sends until the queue is empty.
+
+        A cancel comes when the loop ends (``asyncio.run`` and asgiref cancel every task
+        before closing it): the flusher then goes on for up to ``retry_timeout`` (plus a
+        second) to send what is queued, unless ``close()`` gave up on it. What it could not
+        send is counted and logged.
+        """
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        cancelled = False
+        try:
+            while True:
+                try:
+                    if deadline is None:
+                        await self._drain(pipeline)
+                    else:
+                        async with asyncio.timeout_at(deadline):
+                            await self._drain(pipeline)
+                    break
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if cancelled or self._abandon or task is None:
+                        raise
+                    cancelled = True
+                    task.uncancel()
+                    deadline = loop.time() + self.retry_timeout + 1
+                except TimeoutError:
+                    break
+        finally:
+            self._flusher = None
+            self._drop_queued()
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _drain(self, pipeline: Pipeline) -> None:
+        queue = self._queue
+        while queue:
+            batch = list(itertools.islice(queue, pipeline.max_batch))
+            # Those with a reply already (a cancel cut their tail short) come first.
+            sent = next((i for i, pending in enumerate(batch) if pending.reply is None), None)
+            if sent is not None:
+                unsent = batch[sent:]
+                try:
+                    replies = await pipeline.run([pending.command for pending in unsent])
+                except RETRYABLE as exc:
+                    await self._finish(batch[:sent])
+                    self._lose(unsent, exc, counter="redis_errors")
+                    continue
+                for pending, reply in zip(unsent, replies, strict=True):
+                    pending.reply = reply
+            await self._finish(batch)
+
+    async def _finish(self, batch: list[_GroupSend]) -> None:
+        """Each queued group send's tail, in order, once its GROUP_SEND reply came."""
+        for pending in batch:
+            reply = pending.reply
+            try:
+                if isinstance(reply, BaseException):
+                    raise reply
+                await self._group_sent(
+                    pending.group,
+                    pending.message,
+                    pending.payload,
+                    pending.expires,
+                    pending.now,
+                    pending.seq,
+                    reply,
+                )
+            except RedisUnavailable:  # counted and logged (with the group) already
+                self._forget(pending)
+            except Exception as exc:
+                self._lose([pending], exc, counter="lost")
+            else:
+                self._forget(pending)
+
+    def _forget(self, pending: _GroupSend) -> None:
+        """``pending`` (at the head of the queue) is done."""
+        head = self._queue.popleft()
+        assert head is pending
+        self._own_queued -= pending.own
+        self._done = pending.ticket
+        self._wake()
+
+    def _lose(self, lost: list[_GroupSend], error: object, *, counter: str) -> None:
+        """Count and log the queued group sends ``lost`` (at the head of the queue)."""
+        setattr(self.stats, counter, getattr(self.stats, counter) + len(lost))
+        groups = sorted({pending.group for pending in lost})
+        logger.error(
+            "Redis layer: %d queued group_send(s) to %s did not reach Redis (members in other "
+            "processes and normal-channel members may not get them): %s",
+            len(lost),
+            ", ".join(map(repr, groups[:10])) + (" …" if len(groups) > 10 else ""),
+            error,
+        )
+        for pending in lost:
+            self._forget(pending)
+
+    def _drop_queued(self) -> None:
+        """The flusher stopped: count and log what it left (nothing, unless cut short)."""
+        if self._queue:
+            self._lose(list(self._queue), "the layer closed or its loop ended", counter="lost")
+        self._done = self._tickets
+        self._own_queued = 0
+        self._wake()
 
     async def _push_to_members(
         self, members: list[str], header: str, payload: bytes, seq: int, group: str, local: bool
@@ -659,6 +904,8 @@ class RedisChannelLayer(BaseChannelLayer):
         Messages already on their way to this process when ``flush`` starts are dropped too:
         a marker through the inbox tells the reader where "before the flush" ends.
         """
+        if self._queue:
+            await self._settled()
         connections, own = await self._links.here()
         try:
             for pipeline in connections.pipelines:
@@ -695,7 +942,19 @@ class RedisChannelLayer(BaseChannelLayer):
 
         Messages waiting in this process for its channels are dropped with them, and the
         process leaves its groups (``@pid``), so nobody finds it there as a dead member.
+        Group sends still queued are sent first, for up to ``retry_timeout`` (plus a second);
+        what is left then is counted in ``stats.lost`` and logged.
         """
+        flusher = self._flusher
+        if flusher is not None and flusher.get_loop() is asyncio.get_running_loop():
+            try:
+                await asyncio.wait_for(self._settled(), self.retry_timeout + 1)
+            except TimeoutError:
+                self._abandon = True
+                flusher.cancel()
+                await asyncio.gather(flusher, return_exceptions=True)
+            finally:
+                self._abandon = False
         await self._links.aclose()
         if self._reader is not None:
             self._reader.drop_overflow()

@@ -1,0 +1,136 @@
+"""On a server's loop (the inbox reader runs), ``group_send`` queues its Redis part.
+
+The call returns once this process's members have the message and the rest is queued, without
+yielding; one flusher task sends the queue in order. Operations that could overtake a queued
+group send wait for it; failures are counted and logged, not raised. Elsewhere (no reader on
+the loop), ``group_send`` waits for Redis as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from channelworks.layers.redis import RedisChannelLayer, RedisUnavailable
+from tests.layers.redis.conftest import MakeRedisLayer
+from tests.layers.redis.servers import redis_server
+
+pytestmark = pytest.mark.services
+
+
+async def test_group_sends_in_a_row_do_not_yield_and_reach_another_process_in_order(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    sender = make_redis_layer()
+    other = make_redis_layer()  # another process
+    remote = await other.new_channel()
+    await other.group_add("room", remote)
+    await sender.new_channel()  # starts the sender's inbox reader: a server's loop
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await asyncio.sleep(0.01)
+        before = ticks
+        for n in range(20):
+            await sender.group_send("room", {"type": "chat", "n": n})
+        assert ticks == before  # no other task ran between them
+    finally:
+        ticker.cancel()
+    received = [(await asyncio.wait_for(other.receive(remote), 5))["n"] for _ in range(20)]
+    assert received == list(range(20))
+
+
+async def test_a_send_after_a_queued_group_send_comes_after_it(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    sender = make_redis_layer()
+    worker = make_redis_layer()
+    await sender.new_channel()  # reader running
+    await sender.group_add("room", "workers")  # a normal channel
+    await sender.group_send("room", {"type": "m", "n": 1})
+    await sender.send("workers", {"type": "m", "n": 2})
+    first = await asyncio.wait_for(worker.receive("workers"), 5)
+    second = await asyncio.wait_for(worker.receive("workers"), 5)
+    assert (first["n"], second["n"]) == (1, 2)
+
+
+async def test_a_group_discard_after_a_queued_group_send_does_not_overtake_it(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    sender = make_redis_layer()
+    other = make_redis_layer()
+    remote = await other.new_channel()
+    await sender.group_add("room", remote)  # a member of another process, added here
+    await sender.new_channel()  # reader running
+    await sender.group_send("room", {"type": "m", "n": 1})
+    await sender.group_discard("room", remote)
+    message = await asyncio.wait_for(other.receive(remote), 5)
+    assert message["n"] == 1
+
+
+async def test_close_sends_the_queued_group_sends_first(make_redis_layer: MakeRedisLayer) -> None:
+    sender = make_redis_layer()
+    other = make_redis_layer()
+    remote = await other.new_channel()
+    await other.group_add("room", remote)
+    await sender.new_channel()  # reader running
+    for n in range(50):
+        await sender.group_send("room", {"type": "m", "n": n})
+    await sender.close()
+    received = [(await asyncio.wait_for(other.receive(remote), 5))["n"] for _ in range(50)]
+    assert received == list(range(50))
+    assert sender.stats.lost == 0
+
+
+async def test_many_queued_group_sends_make_the_sender_wait(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    sender = make_redis_layer()
+    other = make_redis_layer(capacity=5000)
+    remote = await other.new_channel()
+    await other.group_add("room", remote)
+    await sender.new_channel()
+    for n in range(2500):
+        await sender.group_send("room", {"type": "m", "n": n})
+        assert len(sender._queue) <= 1001
+    received = [(await asyncio.wait_for(other.receive(remote), 5))["n"] for _ in range(2500)]
+    assert received == list(range(2500))
+
+
+async def test_without_the_reader_a_group_send_waits_and_raises_but_queued_ones_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with redis_server(tmp_path) as server:
+        queued = RedisChannelLayer(hosts=[server.url], retry_timeout=0.3)
+        fresh = RedisChannelLayer(hosts=[server.url], retry_timeout=0.3)
+        try:
+            await queued.new_channel()  # its reader runs on this loop
+            server.stop()
+            with caplog.at_level(logging.ERROR, logger="channelworks.layers.redis"):
+                # never received: no reader, so it waits for Redis and raises, as before
+                with pytest.raises(RedisUnavailable):
+                    await fresh.group_send("lobby", {"type": "m"})
+                errors = queued.stats.redis_errors
+                await queued.group_send("lobby", {"type": "m"})  # returns: queued
+                assert queued._queue
+                await asyncio.wait_for(queued._settled(), 5)
+            assert queued.stats.redis_errors == errors + 1
+            assert any(
+                record.levelno == logging.ERROR
+                and "'lobby'" in record.getMessage()
+                and "queued group_send" in record.getMessage()
+                for record in caplog.records
+            )
+        finally:
+            await queued.close()
+            await fresh.close()
