@@ -9,8 +9,11 @@ the loop), ``group_send`` waits for Redis as before.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,3 +137,88 @@ async def test_without_the_reader_a_group_send_waits_and_raises_but_queued_ones_
         finally:
             await queued.close()
             await fresh.close()
+
+
+async def test_a_loop_ending_during_the_round_trip_does_not_send_a_group_send_twice(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    # asyncio.run cancels every task when its main coroutine returns: the flusher's round trip
+    # is cut after the write, and Redis runs the script all the same.
+    sender = make_redis_layer()
+    other = make_redis_layer()
+    remote = await other.new_channel()
+    await other.group_add("room", remote)
+
+    async def serve() -> None:
+        await sender.new_channel()  # its reader runs on this loop: a server's loop
+        await sender.group_send("room", {"type": "m", "n": 1})  # queued; the loop ends
+
+    async def later() -> None:  # the same sender, on a loop of its own: comes after
+        await sender.send(remote, {"type": "m", "n": 2})
+        await sender.close()
+
+    await asyncio.to_thread(asyncio.run, serve())
+    await asyncio.to_thread(asyncio.run, later())
+    first = await asyncio.wait_for(other.receive(remote), 5)
+    second = await asyncio.wait_for(other.receive(remote), 5)
+    assert (first["n"], second["n"]) == (1, 2)
+    assert sender.stats.lost == 1  # the cut round trip: counted, as it may not have run
+
+
+def _run_and_close_without_cancelling(main: Coroutine[Any, Any, None]) -> None:
+    """``run_until_complete`` and ``close()``: a loop that ends without cancelling its tasks."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main)
+    finally:
+        loop.close()
+
+
+# what else that loop left (the reader's sockets, never closed) only warns when collected
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_flusher_left_on_a_loop_closed_without_cancelling_it_does_not_upset_the_next(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    sender = make_redis_layer()
+    other = make_redis_layer()
+    remote = await other.new_channel()
+    await other.group_add("room", remote)
+
+    async def serve() -> None:
+        await sender.new_channel()
+        await sender.group_send("room", {"type": "m", "n": 0})
+        # a send waiting for that group send when the loop is closed under it
+        asyncio.get_running_loop().create_task(sender.send(remote, {"type": "m", "n": -1}))
+
+    await asyncio.to_thread(_run_and_close_without_cancelling, serve())
+    await sender.new_channel()  # this loop is the sender's home now
+    lost = sender.stats.lost
+    for n in range(1, 4):
+        await sender.group_send("room", {"type": "m", "n": n})  # the first finds the old one
+    assert sender.stats.lost == lost + 1  # what the old flusher held: counted
+    gc.collect()  # the old flusher's coroutine is closed: its cleanup must leave these alone
+    await sender.send(remote, {"type": "m", "n": 4})  # after the queued ones
+    received: list[int] = []
+    while not received or received[-1] != 4:
+        received.append((await asyncio.wait_for(other.receive(remote), 5))["n"])
+    assert [n for n in received if n > 0] == [1, 2, 3, 4]
+    assert sender.stats.lost == lost + 1
+
+
+async def test_a_flusher_cancelled_before_its_first_step_leaves_nobody_waiting(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    # asyncio.run cancels the tasks of a loop that ends, some of them before they ever ran: a
+    # flusher made in that last iteration, say, while consumers' cleanup still runs.
+    sender = make_redis_layer()
+    await sender.new_channel()
+    channel = await sender.new_channel()
+    await sender.group_add("room", channel)
+    await sender.group_send("room", {"type": "m"})  # queued: its flusher has not run yet
+    flusher = sender._flusher
+    assert flusher is not None
+    flusher.cancel()
+    await asyncio.gather(flusher, return_exceptions=True)
+    await asyncio.wait_for(sender.group_discard("room", channel), 5)  # a consumer's cleanup
+    assert sender.stats.lost == 1  # counted and logged, not left in the queue
+    assert not sender._queue

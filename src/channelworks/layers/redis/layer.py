@@ -66,6 +66,13 @@ COMPAT_OPTIONS = frozenset({"serializer_format", "random_prefix"})
 ZREM_CHUNK = 500
 #: queued group sends (see ``_GroupSend``) past which ``group_send`` waits for its own to go
 MAX_QUEUED = 1000
+#: the reply of a queued group send whose round trip (or tail) a cancel cut short: Redis may
+#: have run it, so it is not sent again (that could deliver it twice) but counted as lost
+_CUT = object()
+#: why a ``_CUT`` group send is counted as lost
+_CUT_REASON = (
+    "a cancel (the loop ending) cut its round trip short; not sent again, as Redis may have run it"
+)
 
 
 @dataclass(slots=True)
@@ -563,9 +570,9 @@ class RedisChannelLayer(BaseChannelLayer):
                 # yielding, so a sender hands over its group sends back to back (and the
                 # members here wake once for several messages, as with the in-memory layer).
                 flusher = self._flusher
-                if flusher is not None and flusher.get_loop() is not home_loop:
-                    # Left on a loop that ended without running it to its end: what it held
-                    # is lost (counted and logged); start afresh on this one.
+                if flusher is not None and (flusher.done() or flusher.get_loop() is not home_loop):
+                    # Left on a loop that ended without running it to its end, or cancelled
+                    # before it ran: what it held is lost (counted and logged); start afresh.
                     self._flusher = flusher = None
                     self._drop_queued()
                 self._tickets += 1
@@ -665,6 +672,14 @@ class RedisChannelLayer(BaseChannelLayer):
         )
         home.tasks.add(task)  # so the home loop's connections close after it
         task.add_done_callback(home.tasks.discard)
+        task.add_done_callback(self._flusher_ended)
+
+    def _flusher_ended(self, task: asyncio.Task[None]) -> None:
+        """``_flush_queue`` cleans up as it ends, unless it was cancelled before it started
+        (a loop's last iteration): then nothing it was to send may stay queued, waited for."""
+        if self._flusher is task:
+            self._flusher = None
+            self._drop_queued()
 
     async def _settled(self, ticket: int | None = None) -> None:
         """Wait until the group sends queued so far (or up to ``ticket``) are done.
@@ -684,7 +699,8 @@ class RedisChannelLayer(BaseChannelLayer):
     def _wake(self) -> None:
         while self._waiters and self._waiters[0][0] <= self._done:
             _, future = self._waiters.popleft()
-            if not future.done():
+            # (a waiter on a loop closed under it is past waking: setting it would raise)
+            if not future.done() and not future.get_loop().is_closed():
                 future.set_result(None)
 
     async def _flush_queue(self, pipeline: Pipeline) -> None:
@@ -696,6 +712,7 @@ class RedisChannelLayer(BaseChannelLayer):
         send is counted and logged.
         """
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
         deadline: float | None = None
         cancelled = False
         try:
@@ -717,8 +734,11 @@ class RedisChannelLayer(BaseChannelLayer):
                 except TimeoutError:
                     break
         finally:
-            self._flusher = None
-            self._drop_queued()
+            # Unless a group_send found it stale (its loop ended under it; this may run when
+            # the garbage collector closes it) and a newer flusher owns the queue now.
+            if self._flusher is me:
+                self._flusher = None
+                self._drop_queued()
         if cancelled:
             raise asyncio.CancelledError
 
@@ -736,32 +756,51 @@ class RedisChannelLayer(BaseChannelLayer):
                     await self._finish(batch[:sent])
                     self._lose(unsent, exc, counter="redis_errors")
                     continue
+                except asyncio.CancelledError:
+                    # Most likely after the write: Redis runs them all the same. Sending
+                    # them again once the flusher goes on would deliver them twice.
+                    for pending in unsent:
+                        pending.reply = _CUT
+                    raise
                 for pending, reply in zip(unsent, replies, strict=True):
                     pending.reply = reply
             await self._finish(batch)
 
     async def _finish(self, batch: list[_GroupSend]) -> None:
         """Each queued group send's tail, in order, once its GROUP_SEND reply came."""
+        cut: list[_GroupSend] = []
         for pending in batch:
             reply = pending.reply
+            if reply is _CUT:
+                cut.append(pending)
+                continue
+            if cut:
+                self._lose(cut, _CUT_REASON, counter="lost")
+                cut = []
             try:
                 if isinstance(reply, BaseException):
                     raise reply
-                await self._group_sent(
-                    pending.group,
-                    pending.message,
-                    pending.payload,
-                    pending.expires,
-                    pending.now,
-                    pending.seq,
-                    reply,
-                )
+                try:
+                    await self._group_sent(
+                        pending.group,
+                        pending.message,
+                        pending.payload,
+                        pending.expires,
+                        pending.now,
+                        pending.seq,
+                        reply,
+                    )
+                except asyncio.CancelledError:
+                    pending.reply = _CUT  # its sends to normal channels may have run
+                    raise
             except RedisUnavailable:  # counted and logged (with the group) already
                 self._forget(pending)
             except Exception as exc:
                 self._lose([pending], exc, counter="lost")
             else:
                 self._forget(pending)
+        if cut:
+            self._lose(cut, _CUT_REASON, counter="lost")
 
     def _forget(self, pending: _GroupSend) -> None:
         """``pending`` (at the head of the queue) is done."""
@@ -776,8 +815,8 @@ class RedisChannelLayer(BaseChannelLayer):
         setattr(self.stats, counter, getattr(self.stats, counter) + len(lost))
         groups = sorted({pending.group for pending in lost})
         logger.error(
-            "Redis layer: %d queued group_send(s) to %s did not reach Redis (members in other "
-            "processes and normal-channel members may not get them): %s",
+            "Redis layer: %d queued group_send(s) to %s may not have reached Redis (members in "
+            "other processes and normal-channel members may not get them): %s",
             len(lost),
             ", ".join(map(repr, groups[:10])) + (" …" if len(groups) > 10 else ""),
             error,
