@@ -3,7 +3,8 @@
 How it moves messages (docs/redis.md has the whole design and the keyspace is in keys.py):
 
 - a *process-local* channel (``new_channel()``, with ``!``) is read by its process only: a
-  send pushes an entry onto that process's inbox list (one script, one round trip), and the
+  send pushes an entry onto that process's inbox list (one script, one round trip, shared by
+  the sends to that process made in the same loop iteration: ``_batched``), and the
   process's one ``InboxReader`` task moves entries into a local ``InMemoryChannelLayer``,
   which gives receivers the in-memory guarantees (waiters, cancellation, expiry);
 - a *normal* channel is a Redis list that any process may pop: each receive pops one entry
@@ -27,6 +28,7 @@ drive one layer from one loop at a time, plus such calls.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import math
@@ -34,7 +36,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from channelworks.exceptions import ChannelFull, InvalidChannelName, MessageTooLarge
@@ -73,6 +75,21 @@ _CUT = object()
 _CUT_REASON = (
     "a cancel (the loop ending) cut its round trip short; not sent again, as Redis may have run it"
 )
+#: entries, and bytes, past which a batch of sends to one process goes at once (``_SendBatch``)
+MAX_SEND_BATCH = 1000
+MAX_SEND_BATCH_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class _SendBatch:
+    """Sends to one process's channels made in one loop iteration, for one SEND_LOCAL call."""
+
+    home: Home
+    pid: str
+    futures: list[asyncio.Future[int]] = field(default_factory=list)  # each caller's outcome
+    entries: list[tuple[str, int, bytes]] = field(default_factory=list)  # channel, cap, entry
+    seqs: list[int] = field(default_factory=list)
+    size: int = 0  # bytes of the entries
 
 
 @dataclass(slots=True)
@@ -194,6 +211,11 @@ class RedisChannelLayer(BaseChannelLayer):
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._abandon = False  # close() gave up waiting: the flusher stops when cancelled
+        # Sends to process-local channels on the home loop, per target process, made in this
+        # loop iteration: each batch goes to Redis as one call (see ``_batched``).
+        self._batches: dict[str, _SendBatch] = {}
+        self._batch_home: Home | None = None  # the home loop those belong to
+        self._sending = 0  # sends to process-local channels under way on the home loop
 
     # -- point to point -----------------------------------------------------------------------
 
@@ -236,22 +258,165 @@ class RedisChannelLayer(BaseChannelLayer):
             seq,
             channel.encode(),
         ) + self._encode(message, channel, bound_to(channel, expires))
-        accepted = await self._links.call(
-            self._links.shard_of(pid),
-            scripts.SEND_LOCAL.command(
-                (self.keys.inbox(pid), self.keys.count(pid), self.keys.alive(pid)),
+        capacity = self.get_capacity(channel)
+        home = self._links.home
+        if home is not None and home.loop is asyncio.get_running_loop():
+            outcome = await self._batched(home, pid, channel, capacity, entry, seq)
+        else:  # another loop's (or the first) call: a batch of its own
+            reply = await self._links.call(
+                self._links.shard_of(pid),
+                self._send_local(pid, [(channel, capacity, entry)]),
+                "send",
                 channel,
-                self.get_capacity(channel),
-                entry,
-                self._expiry_ms,
-            ),
-            "send",
-            channel,
+            )
+            self.stats.send_batches += 1
+            (outcome,) = self._outcomes(pid, [channel], [seq], reply)
+        if not outcome:
+            raise ChannelFull(channel)
+
+    # -- batched sends to process-local channels ----------------------------------------------
+
+    # On the home loop, the sends to one process's channels made in one event-loop iteration
+    # go to Redis together, as one SEND_LOCAL call. The first of them (the leader) opens a
+    # ``_SendBatch`` and yields once; the others join it meanwhile (unless no other send is
+    # under way: then it most likely is alone and goes at once, without the yield, as a
+    # batch of one). Then the leader runs it:
+    # alone, inline, as a single send; with others, queued on the pipeline, and every sender
+    # (the leader too) awaits its own entry's outcome. A sender awaits each send, so its next
+    # send is in a later batch: order per sender holds, and entries in a batch keep call order.
+
+    async def _batched(
+        self, home: Home, pid: str, channel: str, capacity: int, entry: bytes, seq: int
+    ) -> int:
+        """``entry``'s outcome (1 accepted, 0 full, -1 dropped: ``pid`` is not alive), sent with
+        the other sends to ``pid`` made in this loop iteration."""
+        if self._batch_home is not home:  # a new home loop: what an old one left is gone
+            self._batch_home = home
+            self._batches = {}
+        batch = self._batches.get(pid)
+        if batch is not None:
+            return await self._join(batch, channel, capacity, entry, seq)
+        if not self._sending:  # no other send under way: most likely alone, so no yield
+            self._sending += 1
+            try:
+                reply = await self._links.call(
+                    self._links.shard_of(pid),
+                    self._send_local(pid, [(channel, capacity, entry)]),
+                    "send",
+                    channel,
+                )
+            finally:
+                self._sending -= 1
+            self.stats.send_batches += 1
+            (outcome,) = self._outcomes(pid, [channel], [seq], reply)
+            return outcome
+        batch = self._batches[pid] = _SendBatch(home, pid)
+        future = self._join(batch, channel, capacity, entry, seq)
+        try:
+            await asyncio.sleep(0)  # the other sends of this iteration join meanwhile
+        except asyncio.CancelledError:
+            future.cancel()  # not sent; the others are
+            if self._batches.get(pid) is batch:
+                del self._batches[pid]
+                self._submit([batch])
+            raise
+        if self._batches.get(pid) is batch:
+            del self._batches[pid]
+            if len(batch.futures) == 1:  # alone: one round trip, no task
+                try:
+                    reply = await self._links.call(
+                        self._links.shard_of(pid),
+                        self._send_local(pid, batch.entries),
+                        "send",
+                        channel,
+                    )
+                finally:
+                    future.cancel()  # unused: the outcome is here
+                self.stats.send_batches += 1
+                (outcome,) = self._outcomes(pid, [channel], [seq], reply)
+                return outcome
+            self._submit([batch])
+        return await future
+
+    def _join(
+        self, batch: _SendBatch, channel: str, capacity: int, entry: bytes, seq: int
+    ) -> asyncio.Future[int]:
+        """Add ``entry`` to ``batch``; -> the future of its outcome. A batch that is full goes
+        at once."""
+        future: asyncio.Future[int] = batch.home.loop.create_future()
+        self._sending += 1
+        future.add_done_callback(self._sent_one)
+        batch.futures.append(future)
+        batch.entries.append((channel, capacity, entry))
+        batch.seqs.append(seq)
+        batch.size += len(entry)
+        if len(batch.futures) >= MAX_SEND_BATCH or batch.size >= MAX_SEND_BATCH_BYTES:
+            if self._batches.get(batch.pid) is batch:
+                del self._batches[batch.pid]
+            self._submit([batch])
+        return future
+
+    def _sent_one(self, _: asyncio.Future[int]) -> None:
+        self._sending -= 1
+
+    def _submit(self, batches: list[_SendBatch]) -> None:
+        """Queue one SEND_LOCAL call per batch (all of one shard in one round trip)."""
+        by_shard: dict[int, list[tuple[_SendBatch, Command]]] = {}
+        for batch in batches:
+            if any(future.done() for future in batch.futures):  # callers cancelled: not sent
+                kept = [i for i, future in enumerate(batch.futures) if not future.done()]
+                if not kept:
+                    continue
+                batch.futures = [batch.futures[i] for i in kept]
+                batch.entries = [batch.entries[i] for i in kept]
+                batch.seqs = [batch.seqs[i] for i in kept]
+            command = self._send_local(batch.pid, batch.entries)
+            by_shard.setdefault(self._links.shard_of(batch.pid), []).append((batch, command))
+        for index, items in by_shard.items():
+            pipeline = items[0][0].home.pipelines[index]
+            futures = pipeline.submit([command for _, command in items])
+            self.stats.send_batches += len(items)
+            for (batch, _), future in zip(items, futures, strict=True):
+                future.add_done_callback(functools.partial(self._batch_sent, batch, pipeline))
+
+    def _batch_sent(self, batch: _SendBatch, pipeline: Pipeline, done: asyncio.Future[Any]) -> None:
+        """``batch``'s SEND_LOCAL call is done: give each caller its outcome."""
+        if done.cancelled():  # the pipeline closed before sending it
+            for future in batch.futures:
+                future.cancel()
+            return
+        reply = done.exception() or done.result()
+        if isinstance(reply, BaseException):
+            for future, (channel, _, _) in zip(batch.futures, batch.entries, strict=True):
+                if future.done():
+                    continue
+                if isinstance(reply, RETRYABLE):  # counted and logged per send, as alone
+                    future.set_exception(self._links.unavailable("send", channel, pipeline, reply))
+                else:
+                    future.set_exception(reply)
+            return
+        channels = [channel for channel, _, _ in batch.entries]
+        outcomes = self._outcomes(batch.pid, channels, batch.seqs, reply)
+        for future, outcome in zip(batch.futures, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+    def _send_local(self, pid: str, entries: list[tuple[str, int, bytes]]) -> Command:
+        """The SEND_LOCAL call that pushes ``entries`` (channel, capacity, entry) to ``pid``."""
+        args: list[str | bytes | int] = [self._expiry_ms]
+        for channel, capacity, entry in entries:
+            args += (channel, capacity, entry)
+        return scripts.SEND_LOCAL.command(
+            (self.keys.inbox(pid), self.keys.count(pid), self.keys.alive(pid)), *args
         )
-        if accepted < 0:
+
+    def _outcomes(self, pid: str, channels: list[str], seqs: list[int], reply: Any) -> list[int]:
+        """Each entry's outcome from a SEND_LOCAL ``reply`` (1 accepted, 0 full, -1 dropped as
+        its process is not alive: counted and logged here)."""
+        if isinstance(reply, int):
             # Like a channel nobody reads: the contract lets the message go (it would have
             # expired unread); count it and say so rather than raise.
-            self.stats.dead_process += 1
+            self.stats.dead_process += len(channels)
             if pid not in self._dead_logged:  # once per process: every send is counted
                 if len(self._dead_logged) >= 1000:
                     self._dead_logged.clear()
@@ -260,14 +425,16 @@ class RedisChannelLayer(BaseChannelLayer):
                     "Redis layer dropped a send to %r: its process %s is not alive (closed, "
                     "dead, or its Redis lost its data and it has not said it is alive again "
                     "yet); further sends to it are counted in stats.dead_process only",
-                    channel,
+                    channels[0],
                     pid,
                 )
-            return
-        if not accepted:
-            raise ChannelFull(channel)
+            return [-1] * len(channels)
+        outcomes = [flag - 48 for flag in reply]  # b"1" accepted, b"0" full
         if pid == self.pid:
-            self._pushed_seq = max(self._pushed_seq, seq)
+            accepted = [seq for seq, outcome in zip(seqs, outcomes, strict=True) if outcome]
+            if accepted:
+                self._pushed_seq = max(self._pushed_seq, *accepted)
+        return outcomes
 
     def _encode(self, message: Message, target: str, bound: bytes) -> bytes:
         """``message``'s payload for an entry to ``target`` (sealed to ``bound`` when

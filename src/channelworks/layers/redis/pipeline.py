@@ -91,6 +91,21 @@ class Pipeline:
             raise reply
         return reply
 
+    def submit(self, commands: Sequence[Command]) -> list[asyncio.Future[Any]]:
+        """Queue ``commands`` without waiting; -> a future of each one's reply.
+
+        They go out with the next batch (several round trips only past ``max_batch``), in
+        order; an error reply is a future's *result*, a failed round trip its exception.
+        """
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = []
+        for command in commands:
+            future: asyncio.Future[Any] = loop.create_future()
+            self._queue.append((command, future))
+            futures.append(future)
+        self._drain()
+        return futures
+
     async def run(self, commands: Sequence[Command], *, reload: bool = True) -> list[Any]:
         """Replies to ``commands``, sent together in one round trip (retried, see above)."""
         loop = asyncio.get_running_loop()

@@ -33,19 +33,45 @@ class Script:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
-# KEYS: inbox, count, alive.  ARGV: channel, capacity, entry, ttl_ms.
-# -> 1 accepted, 0 full, -1 the owner process is not alive (nothing pushed, no TTL touched)
+# KEYS: inbox, count, alive.  ARGV: ttl_ms, then per entry: channel, capacity, entry.
+# The sends to one process made in one event-loop iteration (layer.py), in call order: each
+# entry gets its own capacity check; the accepted ones go in one RPUSH, in order.
+# -> -1 the owner process is not alive (nothing pushed, no TTL touched), else a string with one
+#    character per entry, in order: '1' accepted, '0' its channel is full
 SEND_LOCAL = Script(
     "send_local",
     """
 if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
-local n = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if n >= tonumber(ARGV[2]) then return 0 end
-redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-redis.call('RPUSH', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return 1
+local counts, added, order, outcome, accepted = {}, {}, {}, {}, {}
+for i = 2, #ARGV, 3 do
+  local channel = ARGV[i]
+  local n = counts[channel]
+  if n == nil then
+    n = tonumber(redis.call('HGET', KEYS[2], channel) or '0')
+    added[channel] = 0
+    order[#order + 1] = channel
+  end
+  if n >= tonumber(ARGV[i + 1]) then
+    outcome[#outcome + 1] = '0'
+  else
+    n = n + 1
+    added[channel] = added[channel] + 1
+    accepted[#accepted + 1] = ARGV[i + 2]
+    outcome[#outcome + 1] = '1'
+  end
+  counts[channel] = n
+end
+if #accepted > 0 then
+  for _, channel in ipairs(order) do
+    if added[channel] > 0 then redis.call('HINCRBY', KEYS[2], channel, added[channel]) end
+  end
+  for i = 1, #accepted, 1000 do
+    redis.call('RPUSH', KEYS[1], unpack(accepted, i, math.min(i + 999, #accepted)))
+  end
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
+return table.concat(outcome)
 """,
 )
 

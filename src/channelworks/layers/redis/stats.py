@@ -25,3 +25,6 @@ class RedisLayerStats(LayerStats):
     #: group entries (``@pid``, channels) skipped by ``group_send`` because their process is
     #: not alive (each is removed from the group then)
     dead_members: int = 0
+    #: SEND_LOCAL script calls: each carries the sends to one other process's (or this
+    #: process's own inbox's) channels made in one event-loop iteration
+    send_batches: int = 0
