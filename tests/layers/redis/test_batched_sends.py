@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channelworks.exceptions import ChannelFull
-from channelworks.layers.redis import RedisChannelLayer
+from channelworks.layers.redis import RedisChannelLayer, scripts
+from channelworks.layers.redis import layer as layer_module
+from channelworks.layers.redis.errors import RedisUnavailable
+from channelworks.layers.redis.shard import Command
 from tests.layers.redis.conftest import MakeRedisLayer
 
 pytestmark = pytest.mark.services
@@ -115,4 +121,96 @@ async def test_a_send_cancelled_before_its_batch_went_is_not_sent(
     assert isinstance(results[1], asyncio.CancelledError)
     got = [(await owner.receive(channel))["n"] for _ in range(3)]
     assert got == [0, 2, 3]
+    assert owner.receive_nowait(channel) is None
+
+
+async def _under_way(sender: RedisChannelLayer, channel: str) -> asyncio.Future[None]:
+    """A send under way (so the next sends of this iteration are batched, not alone)."""
+    first = asyncio.ensure_future(sender.send(channel, {"type": "m", "n": -1}))
+    await asyncio.sleep(0)
+    return first
+
+
+async def test_a_leader_cancelled_after_others_joined_still_sends_theirs(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    owner = make_redis_layer()
+    sender = make_redis_layer()
+    await _warm(sender)
+    channel = await owner.new_channel()
+    first = await _under_way(sender, channel)
+    tasks = [asyncio.ensure_future(sender.send(channel, {"type": "m", "n": i})) for i in range(4)]
+    await asyncio.sleep(0)  # tasks[0] leads the batch, at its yield; the others joined it
+    tasks[0].cancel()
+    results = await asyncio.gather(first, *tasks, return_exceptions=True)
+    assert [type(result) for result in results] == [
+        type(None),
+        asyncio.CancelledError,
+        type(None),
+        type(None),
+        type(None),
+    ]
+    got = [(await asyncio.wait_for(owner.receive(channel), 2))["n"] for _ in range(4)]
+    assert got == [-1, 1, 2, 3]
+    assert owner.receive_nowait(channel) is None
+    await asyncio.sleep(0)
+    assert sender._sending == 0
+
+
+async def test_a_failed_batch_tells_and_counts_each_caller_once(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    owner = make_redis_layer()
+    sender = make_redis_layer()
+    await _warm(sender)
+    channel = await owner.new_channel()
+    home = sender._links.home
+    assert home is not None
+    shard = home.pipelines[0].shard
+    real = shard.execute
+    release = asyncio.Event()
+
+    async def execute(commands: Sequence[Command]) -> list[Any]:
+        if any(command[:2] == ("EVALSHA", scripts.SEND_LOCAL.sha) for command in commands):
+            await release.wait()  # on the wire until every send has joined
+            raise RedisTimeoutError("no reply")  # not retried: a send may have run
+        return await real(commands)
+
+    shard.execute = execute  # type: ignore[method-assign]
+    before = sender.stats.send_batches
+    try:
+        first = await _under_way(sender, channel)
+        sends = [
+            asyncio.ensure_future(sender.send(channel, {"type": "m", "n": i})) for i in range(4)
+        ]
+        await asyncio.sleep(0)  # they start: a leader and three joiners
+        await asyncio.sleep(0)  # the leader queues the batch
+        release.set()
+        results = await asyncio.gather(first, *sends, return_exceptions=True)
+    finally:
+        shard.execute = real  # type: ignore[method-assign]
+    for result in results:
+        assert isinstance(result, RedisUnavailable)
+        assert isinstance(result.__cause__, RedisTimeoutError)
+    assert sender.stats.redis_errors == 5
+    assert sender.stats.send_batches - before == 2  # the first alone, the others together
+    await sender.send(channel, {"type": "m", "n": 9})
+    assert (await asyncio.wait_for(owner.receive(channel), 2))["n"] == 9
+
+
+async def test_batches_cut_at_max_send_batch_lose_nothing(
+    make_redis_layer: MakeRedisLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(layer_module, "MAX_SEND_BATCH", 3)
+    owner = make_redis_layer(capacity=100)
+    sender = make_redis_layer(capacity=100)
+    await _warm(sender)
+    channel = await owner.new_channel()
+    before = sender.stats.send_batches
+    await asyncio.gather(*(sender.send(channel, {"type": "m", "n": i}) for i in range(11)))
+    # the first alone, then 1-3, 4-6, 7-9 cut at 3 entries, then 10 alone
+    assert sender.stats.send_batches - before == 5
+    got = [(await asyncio.wait_for(owner.receive(channel), 2))["n"] for _ in range(11)]
+    # different senders: each message once, in no particular order across batches
+    assert sorted(got) == list(range(11))
     assert owner.receive_nowait(channel) is None

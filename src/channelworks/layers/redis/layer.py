@@ -263,13 +263,13 @@ class RedisChannelLayer(BaseChannelLayer):
         if home is not None and home.loop is asyncio.get_running_loop():
             outcome = await self._batched(home, pid, channel, capacity, entry, seq)
         else:  # another loop's (or the first) call: a batch of its own
+            self.stats.send_batches += 1  # counted as it goes, like a queued batch
             reply = await self._links.call(
                 self._links.shard_of(pid),
                 self._send_local(pid, [(channel, capacity, entry)]),
                 "send",
                 channel,
             )
-            self.stats.send_batches += 1
             (outcome,) = self._outcomes(pid, [channel], [seq], reply)
         if not outcome:
             raise ChannelFull(channel)
@@ -298,6 +298,7 @@ class RedisChannelLayer(BaseChannelLayer):
             return await self._join(batch, channel, capacity, entry, seq)
         if not self._sending:  # no other send under way: most likely alone, so no yield
             self._sending += 1
+            self.stats.send_batches += 1
             try:
                 reply = await self._links.call(
                     self._links.shard_of(pid),
@@ -307,7 +308,6 @@ class RedisChannelLayer(BaseChannelLayer):
                 )
             finally:
                 self._sending -= 1
-            self.stats.send_batches += 1
             (outcome,) = self._outcomes(pid, [channel], [seq], reply)
             return outcome
         batch = self._batches[pid] = _SendBatch(home, pid)
@@ -323,6 +323,7 @@ class RedisChannelLayer(BaseChannelLayer):
         if self._batches.get(pid) is batch:
             del self._batches[pid]
             if len(batch.futures) == 1:  # alone: one round trip, no task
+                self.stats.send_batches += 1
                 try:
                     reply = await self._links.call(
                         self._links.shard_of(pid),
@@ -332,7 +333,6 @@ class RedisChannelLayer(BaseChannelLayer):
                     )
                 finally:
                     future.cancel()  # unused: the outcome is here
-                self.stats.send_batches += 1
                 (outcome,) = self._outcomes(pid, [channel], [seq], reply)
                 return outcome
             self._submit([batch])
@@ -391,7 +391,9 @@ class RedisChannelLayer(BaseChannelLayer):
                 if future.done():
                     continue
                 if isinstance(reply, RETRYABLE):  # counted and logged per send, as alone
-                    future.set_exception(self._links.unavailable("send", channel, pipeline, reply))
+                    error = self._links.unavailable("send", channel, pipeline, reply)
+                    error.__cause__ = reply  # as ``raise ... from`` does for a send alone
+                    future.set_exception(error)
                 else:
                     future.set_exception(reply)
             return
