@@ -13,7 +13,7 @@ from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.redis import scripts
 from channelworks.layers.redis.hosts import HostSpec, parse_hosts, pick_shard
 from channelworks.layers.redis.keys import Keyspace, check_prefix, process_of
-from channelworks.layers.redis.reader import InboxReader
+from channelworks.layers.redis.reader import InboxReader, OwnPushes
 from channelworks.layers.redis.stats import RedisLayerStats
 
 # -- keys -------------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def make_reader(capacity: int = 100) -> tuple[InboxReader, InMemoryChannelLayer,
         stats=RedisLayerStats(),
         report_group_full=lambda group, message, skipped: reports.append((group, skipped)),
         tasks=set(),
-        pushed_seq=lambda: 0,
+        own=OwnPushes(),
         on_reconnect=lambda: None,
     )
     local.stats = reader.stats
@@ -236,9 +236,16 @@ async def test_expired_entries_are_counted_per_member() -> None:
 
 async def test_own_sequence_numbers_are_tracked() -> None:
     reader, _, _ = make_reader()
-    await reader.deliver([entry(f"s {FAR} me:7 c.me!1", {"type": "x"})])
-    await reader.deliver([entry(f"s {FAR} other:99 c.me!1", {"type": "x"})])
-    assert reader.read_seq == 7
+    for seq in (7, 8, 9):
+        reader.own.accepted(seq)
+    await reader.deliver([entry(f"s {FAR} me:8 c.me!1", {"type": "x"})])
+    await reader.deliver([entry(f"s {FAR} other:7 c.me!1", {"type": "x"})])
+    assert reader.own.unread == {7, 9}  # out of sequence order: 7 is still unread
+    await reader.deliver([entry(f"s {FAR} me:10 c.me!1", {"type": "x"})])
+    reader.own.accepted(10)  # read before the reply to its push came back
+    assert reader.own.unread == {7, 9}
+    reader.own.gone({7, 9})
+    assert not reader.own.unread
 
 
 async def test_a_flush_marker_drops_what_came_before_it() -> None:

@@ -52,7 +52,7 @@ from channelworks.layers.redis.keeper import Keeper
 from channelworks.layers.redis.keys import Keyspace, bound_to, bound_to_group, process_of
 from channelworks.layers.redis.pipeline import RETRYABLE, Pipeline, backoff
 from channelworks.layers.redis.pop import Popper
-from channelworks.layers.redis.reader import InboxReader
+from channelworks.layers.redis.reader import InboxReader, OwnPushes
 from channelworks.layers.redis.shard import BLOCK_SECONDS, Command
 from channelworks.layers.redis.stats import RedisLayerStats
 
@@ -198,7 +198,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self._counter = itertools.count()
         self._popper_tags = itertools.count()
         self._seq = itertools.count(1)
-        self._pushed_seq = 0  # highest seq of this layer's own-inbox entries Redis accepted
+        self._own = OwnPushes()  # this layer's own-inbox entries Redis accepted, not yet read
         self._dead_logged: set[str] = set()  # dead processes whose drop was logged
         #: the inbox reader, made with the first home loop and kept across home loops
         self._reader: InboxReader | None = None
@@ -433,9 +433,9 @@ class RedisChannelLayer(BaseChannelLayer):
             return [-1] * len(channels)
         outcomes = [flag - 48 for flag in reply]  # b"1" accepted, b"0" full
         if pid == self.pid:
-            accepted = [seq for seq, outcome in zip(seqs, outcomes, strict=True) if outcome]
-            if accepted:
-                self._pushed_seq = max(self._pushed_seq, *accepted)
+            for seq, outcome in zip(seqs, outcomes, strict=True):
+                if outcome:
+                    self._own.accepted(seq)
         return outcomes
 
     def _encode(self, message: Message, target: str, bound: bytes) -> bytes:
@@ -463,7 +463,7 @@ class RedisChannelLayer(BaseChannelLayer):
             self.deliver_locally
             and not self._own_queued
             and reader is not None
-            and reader.read_seq >= self._pushed_seq
+            and not self._own.unread
             and (channel not in reader.overflow if channel is not None else not reader.overflow)
         )
 
@@ -795,7 +795,7 @@ class RedisChannelLayer(BaseChannelLayer):
         """What follows a single-server GROUP_SEND's reply: normal-channel members, reports."""
         dead, own, *members = reply
         if own:
-            self._pushed_seq = max(self._pushed_seq, seq)
+            self._own.accepted(seq)
         normal = [member.decode() for member in members]
         skipped = await self._send_normal_members(normal, message, payload, expires, now, group)
         self._report_group_send(group, message, dead, skipped)
@@ -1049,7 +1049,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 if not reply:
                     gone += by_process[pid]
                 elif pid == self.pid:
-                    self._pushed_seq = max(self._pushed_seq, seq)
+                    self._own.accepted(seq)
         if gone:  # as GROUP_SEND does on a single server (the zset is on another shard)
             await self._links.batch(
                 self._links.shard_of(group),
@@ -1115,6 +1115,7 @@ class RedisChannelLayer(BaseChannelLayer):
         if self._queue:
             await self._settled()
         connections, own = await self._links.here()
+        deleted = set(self._own.unread)  # own-inbox entries in Redis before the delete
         try:
             for pipeline in connections.pipelines:
                 try:
@@ -1123,6 +1124,7 @@ class RedisChannelLayer(BaseChannelLayer):
                     )
                 except RETRYABLE as exc:
                     raise self._links.unavailable("flush", self.prefix, pipeline, exc) from exc
+            self._own.gone(deleted)  # read before, or deleted with the inbox: nobody reads them
         finally:
             if not own:
                 await connections.aclose()
@@ -1139,7 +1141,7 @@ class RedisChannelLayer(BaseChannelLayer):
             "flush",
             self.prefix,
         )
-        self._pushed_seq = max(self._pushed_seq, seq)
+        self._own.accepted(seq)
         try:
             await asyncio.wait_for(done, self.retry_timeout + 2)
         except TimeoutError:  # the reader is reconnecting: flush what is here now
@@ -1209,7 +1211,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 stats=self.stats,
                 report_group_full=self.report_group_full,
                 tasks=home.tasks,
-                pushed_seq=lambda: self._pushed_seq,
+                own=self._own,
                 on_reconnect=self._reconnected,
                 announce=announce,
             )

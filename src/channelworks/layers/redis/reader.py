@@ -56,6 +56,49 @@ Message = dict[str, Any]
 ReportFull = Callable[[str, Mapping[str, Any], int], None]
 
 
+class OwnPushes:
+    """The entries this layer pushed to its own inbox that its reader has not read yet.
+
+    Sends to the layer's own channels are delivered in memory only while ``unread`` is empty
+    (order per sender). Tracked by sequence number, not by the highest one read: pushes made
+    over different connections can land in the inbox out of sequence order.
+    """
+
+    #: how many read entries whose push has not reported back yet are remembered (more means
+    #: pushes whose reply never came: forgetting one is safe, see ``read``)
+    EARLY_LIMIT = 4096
+
+    def __init__(self) -> None:
+        #: sequence numbers of entries Redis accepted into the inbox and the reader has not read
+        self.unread: set[int] = set()
+        #: entries read before the reply to their push came in (they land, then the reply
+        #: travels back): their ``accepted`` must not add them
+        self._early: set[int] = set()
+
+    def accepted(self, seq: int) -> None:
+        """Redis accepted entry ``seq`` into the inbox."""
+        if seq in self._early:
+            self._early.discard(seq)
+        else:
+            self.unread.add(seq)
+
+    def read(self, seq: int) -> None:
+        """The reader read entry ``seq`` (and delivered or dropped it)."""
+        if seq in self.unread:
+            self.unread.discard(seq)
+        else:
+            if len(self._early) >= self.EARLY_LIMIT:
+                # Forgotten, a late ``accepted`` would leave an entry in ``unread`` that is
+                # not there: own sends go through the inbox until the reader finds it empty.
+                self._early.clear()
+            self._early.add(seq)
+
+    def gone(self, seqs: set[int]) -> None:
+        """Entries ``seqs``, accepted earlier, are no longer in the inbox: read, or lost (an
+        empty inbox, a flush, Redis' data lost)."""
+        self.unread -= seqs
+
+
 class InboxReader:
     """Reads the inbox of process ``pid`` into ``local``; ``run()`` is its task."""
 
@@ -73,7 +116,7 @@ class InboxReader:
         stats: RedisLayerStats,
         report_group_full: ReportFull,
         tasks: set[asyncio.Task[Any]],
-        pushed_seq: Callable[[], int],
+        own: OwnPushes,
         on_reconnect: Callable[[], None],
         announce: tuple[Any, ...] | None = None,
         token_ttl: int | None = None,
@@ -92,7 +135,7 @@ class InboxReader:
         self.report_group_full = report_group_full
         self.tasks = tasks
         self.popper = Popper(control, tasks)
-        self.pushed_seq = pushed_seq
+        self.own = own
         self.on_reconnect = on_reconnect
         self.announce = announce
         self.token_ttl = token_ttl
@@ -102,8 +145,6 @@ class InboxReader:
         self.overflow: dict[str, deque[tuple[int, Message]]] = {}
         #: per channel, entries taken that Redis still counts against its capacity
         self.decrements: dict[str, int] = {}
-        #: highest sequence number of this layer's own entries read back from the inbox
-        self.read_seq = 0
         self._batches = itertools.count(1)
         #: the batch delivered and not yet acknowledged: (number, entries)
         self._unacked: tuple[int, int] | None = None
@@ -146,7 +187,8 @@ class InboxReader:
                     (self.inbox, self.pending, self.count_key), self.batch, batch, self.ttl_ms
                 )
             )
-            pushed = self.pushed_seq()
+            # accepted before this round trip: in the inbox by the time it runs
+            pushed = set(self.own.unread) if self.own.unread else None
             try:
                 replies = await self.popper.run(commands)
             except Exception as exc:
@@ -173,10 +215,10 @@ class InboxReader:
                 skip = self._unacked[1] if self._unacked is not None else 0
                 self._unacked = (batch, len(entries))
                 await self.deliver(entries[skip:])
-            elif not errors and pushed > self.read_seq:
+            elif not errors and pushed:
                 # The inbox was empty after everything this layer had pushed by then: those
-                # entries were read, or lost with Redis' data.
-                self.read_seq = pushed
+                # entries were read, or lost (with Redis' data, or expired).
+                self.own.gone(pushed)
             fresh = bool(errors)
             if errors:  # e.g. NOSCRIPT: what failed goes again
                 await self._reload_scripts(errors[0])
@@ -225,7 +267,7 @@ class InboxReader:
                 continue
             sender, _, seq = origin.partition(":")
             if sender == self.pid and seq.isdigit():
-                self.read_seq = max(self.read_seq, int(seq))
+                self.own.read(int(seq))
             if kind == "s" and len(names) == 1:
                 await self._send(names[0], expires, payload, now)
             elif kind in ("g", "e") and names:
