@@ -222,3 +222,36 @@ async def test_a_flusher_cancelled_before_its_first_step_leaves_nobody_waiting(
     await asyncio.wait_for(sender.group_discard("room", channel), 5)  # a consumer's cleanup
     assert sender.stats.lost == 1  # counted and logged, not left in the queue
     assert not sender._queue
+
+
+async def test_an_unexpected_error_of_a_batch_is_counted_and_the_flusher_goes_on(
+    make_redis_layer: MakeRedisLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender = make_redis_layer()
+    other = make_redis_layer()  # another process
+    remote = await other.new_channel()
+    await other.group_add("room", remote)
+    await sender.new_channel()  # starts the sender's inbox reader: a server's loop
+    home = sender._links.home
+    assert home is not None
+    pipeline = home.pipelines[0]
+    real_run = pipeline.run
+    calls = 0
+
+    async def failing_once(commands: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("boom")
+        return await real_run(commands)
+
+    pipeline.run = failing_once  # type: ignore[method-assign,assignment]
+    with caplog.at_level(logging.ERROR, logger="channelworks.layers"):
+        await sender.group_send("room", {"type": "chat", "n": 1})
+        await asyncio.wait_for(sender.send(remote, {"type": "chat", "n": 2}), 5)
+    assert sender.stats.lost == 1
+    assert "'room'" in caplog.text
+    assert "boom" in caplog.text
+    await sender.group_send("room", {"type": "chat", "n": 3})
+    received = [(await asyncio.wait_for(other.receive(remote), 5))["n"] for _ in range(2)]
+    assert received == [2, 3]

@@ -925,6 +925,12 @@ class RedisChannelLayer(BaseChannelLayer):
                     await self._finish(batch[:sent])
                     self._lose(unsent, exc, counter="redis_errors")
                     continue
+                except Exception as exc:  # a bug, not Redis: count and log, keep flushing
+                    if self._flusher is not asyncio.current_task():
+                        raise  # a stale flusher (its loop is gone): the queue is not its own
+                    await self._finish(batch[:sent])
+                    self._lose(unsent, exc, counter="lost")
+                    continue
                 except asyncio.CancelledError:
                     # Most likely after the write: Redis runs them all the same. Sending
                     # them again once the flusher goes on would deliver them twice.
