@@ -230,13 +230,7 @@ class RedisChannelLayer(BaseChannelLayer):
             entry = b"%d\n" % expires + self._encode(message, channel, bound_to(channel, expires))
             accepted, dropped = await self._links.call(
                 self._links.shard_of(channel),
-                scripts.SEND_NORMAL.command(
-                    (self.keys.channel(channel),),
-                    self.get_capacity(channel),
-                    entry,
-                    self._expiry_ms,
-                    now,
-                ),
+                self._send_normal(channel, entry, now),
                 "send",
                 channel,
             )
@@ -273,6 +267,12 @@ class RedisChannelLayer(BaseChannelLayer):
             (outcome,) = self._outcomes(pid, [channel], [seq], reply)
         if not outcome:
             raise ChannelFull(channel)
+
+    def _send_normal(self, channel: str, entry: bytes, now: int) -> Command:
+        """The SEND_NORMAL call that pushes ``entry`` onto the normal channel ``channel``."""
+        return scripts.SEND_NORMAL.command(
+            (self.keys.channel(channel),), self.get_capacity(channel), entry, self._expiry_ms, now
+        )
 
     # -- batched sends to process-local channels ----------------------------------------------
 
@@ -1086,13 +1086,7 @@ class RedisChannelLayer(BaseChannelLayer):
             if self.codec.encrypted:  # sealed to the group: seal it to the channel
                 entry = b"%d\n" % expires + self.codec.seal(message, bound_to(channel, expires))
             batches.setdefault(self._links.shard_of(channel), []).append(
-                scripts.SEND_NORMAL.command(
-                    (self.keys.channel(channel),),
-                    self.get_capacity(channel),
-                    entry,
-                    self._expiry_ms,
-                    now,
-                )
+                self._send_normal(channel, entry, now)
             )
         results = await asyncio.gather(
             *(
