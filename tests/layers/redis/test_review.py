@@ -213,3 +213,53 @@ async def test_a_process_that_closes_leaves_its_groups(
         await client.aclose()
     await staying.group_send("room.1", {"type": "hello"})
     assert staying.stats.dead_members == 0
+
+
+async def test_a_receive_cancelled_mid_read_and_the_next_receive_deliver_once(
+    make_redis_layer: MakeRedisLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A normal-channel receive cancelled while its pop was on the wire leaves the entry in
+    its hold list and puts it back (``restore``). The popper let the next receive start
+    before that put-back had run: the next read moved the held entry back itself, took it
+    and returned it, and then the put-back pushed a second copy (seen under CPU load as a
+    duplicate in ``test_cancelled_receives_on_a_normal_channel_lose_nothing``)."""
+    from channelworks.layers.redis.pop import Popper
+
+    reader, sender = make_redis_layer(), make_redis_layer()
+    await sender.send("jobs", {"type": "job", "n": 1})
+    reading = asyncio.Event()
+    cancelled = asyncio.Event()
+    real_run = Popper._run
+    first = True
+
+    async def run(self: Popper, *args: Any) -> list[Any]:
+        nonlocal first
+        if first:  # the first read: its caller is cancelled before the reply comes
+            first = False
+            reading.set()
+            await cancelled.wait()
+        return await real_run(self, *args)
+
+    restoring, release = asyncio.Event(), asyncio.Event()
+    real_restore = reader._restore
+
+    async def slow_restore(*args: Any) -> bool:
+        restoring.set()
+        await release.wait()
+        return await real_restore(*args)
+
+    monkeypatch.setattr(Popper, "_run", run)
+    monkeypatch.setattr(reader, "_restore", slow_restore)
+    waiting = asyncio.create_task(reader.receive("jobs"))
+    await reading.wait()
+    waiting.cancel()
+    cancelled.set()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.wait_for(restoring.wait(), 5)  # the cancelled read's put-back is under way
+    second = asyncio.create_task(reader.receive("jobs"))
+    await asyncio.sleep(0.2)  # with the bug, it reads (and returns) the held entry now
+    release.set()
+    assert (await asyncio.wait_for(second, 5))["n"] == 1
+    with pytest.raises(TimeoutError):  # and there is no second copy
+        await asyncio.wait_for(reader.receive("jobs"), 1.5)

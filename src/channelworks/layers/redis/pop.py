@@ -176,14 +176,17 @@ class Popper:
             with contextlib.suppress(Exception):
                 await self.control.run([("CLIENT", "UNBLOCK", client_id)])
         try:
-            replies = await task
-        except Exception:  # the connection broke: what was read stays in Redis (see above)
-            return
+            try:
+                replies = await task
+            except Exception:  # the connection broke: what was read stays in Redis (see above)
+                return
+            if abandoned is not None:
+                # Still busy meanwhile: the next read must not start before what this one
+                # read is put back, or it would move the held entry back too (twice over).
+                await abandoned(replies)
         finally:
             self._busy = None
             self._abandoning = False
-        if abandoned is not None:
-            await abandoned(replies)
 
 
 def _first_key(commands: Sequence[Command]) -> str:
