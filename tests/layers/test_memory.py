@@ -8,7 +8,7 @@ import threading
 import pytest
 from asgiref.sync import async_to_sync
 
-from channelworks.exceptions import ChannelFull, InvalidChannelName
+from channelworks.exceptions import ChannelFull, InvalidChannelName, InvalidMessage
 from channelworks.layers import InMemoryChannelLayer
 
 
@@ -235,3 +235,22 @@ async def test_receive_nowait_drains_in_order_and_skips_expired(clock: Clock) ->
         None,
     ]
     assert layer.stats.expired == 1
+
+
+async def test_put_hands_over_or_queues_a_fresh_message_without_copying_it() -> None:
+    layer = InMemoryChannelLayer(capacity=1)
+    loop = asyncio.get_running_loop()
+    waiting = asyncio.create_task(layer.receive("put.me!1"))
+    await asyncio.sleep(0)
+    message = {"type": "m", "n": 1}
+    assert layer.put("put.me!1", message, loop)
+    assert await waiting is message  # the reader's own decoded dict: nobody else holds it
+    assert layer.put("put.me!1", {"type": "m", "n": 2}, loop)
+    assert not layer.put("put.me!1", {"type": "m", "n": 3}, loop)  # full: the caller keeps it
+    assert layer.receive_nowait("put.me!1") == {"type": "m", "n": 2}
+    with pytest.raises(InvalidMessage):
+        layer.put("put.me!1", {"type": "_private"}, loop)
+    with pytest.raises(InvalidMessage):
+        layer.put("put.me!1", {"n": 4}, loop)
+    with pytest.raises(InvalidChannelName):
+        layer.put("bad name", {"type": "m"}, loop)

@@ -21,6 +21,7 @@ Rules of this file:
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -67,6 +68,9 @@ class Codec:
 
     def __init__(self, symmetric_encryption_keys: Iterable[str | bytes] | None = None) -> None:
         self._packer_options: dict[str, Any] = {"use_bin_type": True, "default": _refuse}
+        #: a Packer per thread (one is several times cheaper than ``msgpack.packb``, which
+        #: makes a new one per call; one thread's pack must not share another's buffer)
+        self._local = threading.local()
         self._fernet: Any = None
         if symmetric_encryption_keys is not None:
             if isinstance(symmetric_encryption_keys, str | bytes):
@@ -131,8 +135,11 @@ class Codec:
         return self._unpack(data[2 + size :])
 
     def _pack(self, message: dict[str, Any]) -> bytes:
+        packer = getattr(self._local, "packer", None)
+        if packer is None:
+            packer = self._local.packer = msgpack.Packer(**self._packer_options)
         try:
-            data: bytes = msgpack.packb(message, **self._packer_options)
+            data: bytes = packer.pack(message)
         except InvalidMessage:
             raise
         except (TypeError, ValueError, OverflowError) as exc:

@@ -91,6 +91,31 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if not self._deliver(channel, state, message.copy(), now + self.expiry, _running_loop()):
             raise ChannelFull(channel)
 
+    def put(self, channel: str, message: Message, loop: asyncio.AbstractEventLoop | None) -> bool:
+        """``send`` for a layer that feeds this one (Redis, RabbitMQ readers): ``message`` is
+        fresh (decoded for this call, held by nobody else) so it is not copied, ``loop`` is
+        the running loop (looked up once per batch by the caller), nothing suspends.
+
+        False if the channel is full; ``InvalidMessage``/``InvalidChannelName`` as ``send``.
+        """
+        kind = message.get("type")
+        if kind.__class__ is not str or not kind or kind[0] == "_":
+            require_message(message)  # raises, with the reason
+        now = self._clock()
+        if now >= self._next_sweep:
+            self.sweep(now)
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._new_state(channel)
+        waiters = state.waiters
+        if waiters and len(waiters) == 1:  # the common case inlined: its reader waits
+            waiter = waiters[0]
+            if not waiter.done() and waiter.get_loop() is loop:
+                waiters.clear()
+                waiter.set_result(message)
+                return True
+        return self._deliver(channel, state, message, now + self.expiry, loop)
+
     def receive_nowait(self, channel: str) -> Message | None:
         try:
             state = self._channels[channel]

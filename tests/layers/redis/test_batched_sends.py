@@ -214,3 +214,32 @@ async def test_batches_cut_at_max_send_batch_lose_nothing(
     # different senders: each message once, in no particular order across batches
     assert sorted(got) == list(range(11))
     assert owner.receive_nowait(channel) is None
+
+
+async def test_a_send_from_another_threads_loop_never_joins_the_home_loops_batch(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    """The home-loop check asks asyncio's loop which thread runs it (cheaper than asking for
+    the running loop): a thread with a loop of its own must not be taken for home."""
+    owner = make_redis_layer()
+    sender = make_redis_layer()
+    await _warm(sender)
+    channel = await owner.new_channel()
+    home = sender._links.home
+    assert home is not None
+    assert sender._links.at_home() is home
+    first = await _under_way(sender, channel)  # opens a batch on the home loop
+    seen: list[object] = []
+
+    def other_thread() -> None:
+        async def there() -> None:
+            seen.append(sender._links.at_home())
+            await sender.send(channel, {"type": "m", "n": 7})
+
+        asyncio.run(there())
+
+    await asyncio.to_thread(other_thread)
+    await first
+    assert seen == [None]
+    got = {(await asyncio.wait_for(owner.receive(channel), 2))["n"] for _ in range(2)}
+    assert got == {-1, 7}

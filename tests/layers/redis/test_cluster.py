@@ -31,11 +31,18 @@ async def test_a_cluster_carries_every_kind_of_message(tmp_path: Path) -> None:
             for channel in (mine, theirs):
                 await first.group_add("room", channel)
             await third.send(mine, {"type": "direct"})
+            # sends made at once go as one batch, whose arguments were packed as they came
+            batches = third.stats.send_batches
+            await asyncio.gather(
+                *(third.send(theirs, {"type": "batched", "n": n}) for n in range(5))
+            )
+            assert third.stats.send_batches - batches < 5
             await third.group_send("room", {"type": "group"})
             for n in range(20):
                 await third.send("work", {"type": "job", "n": n})
             assert (await receive(first, mine))["type"] == "direct"
             assert (await receive(first, mine))["type"] == "group"
+            assert [(await receive(second, theirs))["n"] for _ in range(5)] == list(range(5))
             assert (await receive(second, theirs))["type"] == "group"
             jobs = [(await receive(layer, "work"))["n"] for layer in (first, second) * 10]
             assert sorted(jobs) == list(range(20))

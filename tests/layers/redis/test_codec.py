@@ -108,3 +108,34 @@ def test_a_sealed_payload_opens_only_for_what_it_was_sealed_to() -> None:
     plain = Codec()
     assert plain.seal({"type": "x"}, b"anything") == plain.encode({"type": "x"})
     assert plain.unseal(plain.encode({"type": "x"}), b"anything else") == {"type": "x"}
+
+
+def test_a_refused_message_leaves_nothing_behind_for_the_next() -> None:
+    """Each thread keeps one packer: a pack that fails half way must not leave its bytes in
+    the buffer the next message is packed into."""
+    codec = Codec()
+    with pytest.raises(InvalidMessage):
+        codec.encode({"type": "m", "ok": "x" * 100, "bad": [1, 2, uuid.uuid4()]})
+    with pytest.raises(InvalidMessage):
+        codec.encode({"type": "m", "big": 2**70})
+    assert codec.decode(codec.encode({"type": "next"})) == {"type": "next"}
+
+
+def test_threads_encoding_at_once_each_get_their_own_message() -> None:
+    import threading
+
+    codec = Codec()
+    failures: list[object] = []
+
+    def work(n: int) -> None:
+        for i in range(2000):
+            message = {"type": "m", "thread": n, "i": i, "text": "x" * (n * 50 + i % 7)}
+            if codec.decode(codec.encode(message)) != message:
+                failures.append(message)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

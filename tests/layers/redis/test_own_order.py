@@ -10,7 +10,6 @@ import pytest
 from redis.asyncio import Redis
 
 from channelworks.layers.redis import RedisChannelLayer
-from channelworks.layers.redis.keys import bound_to
 from tests.layers.redis.conftest import MakeRedisLayer
 
 pytestmark = pytest.mark.services
@@ -25,7 +24,7 @@ async def _push_own(layer: RedisChannelLayer, channel: str, seq: int, n: str) ->
         layer.pid.encode(),
         seq,
         channel.encode(),
-    ) + layer._encode({"type": "m", "n": n}, channel, bound_to(channel, expires))
+    ) + layer._encode({"type": "m", "n": n}, channel, expires)
     reply = await layer._links.call(
         layer._own_shard,
         layer._send_local(layer.pid, [(channel, 1000, entry)]),

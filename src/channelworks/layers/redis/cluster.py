@@ -22,7 +22,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 
 from channelworks.layers.redis.hosts import HostSpec
-from channelworks.layers.redis.shard import BLOCKING_SOCKET_TIMEOUT, Command, Shard
+from channelworks.layers.redis.shard import BLOCKING_SOCKET_TIMEOUT, Command, Shard, unpacked
 
 
 class ClusterShard(Shard):
@@ -43,7 +43,7 @@ class ClusterShard(Shard):
     async def execute(self, commands: Sequence[Command]) -> list[Any]:
         pipeline = self._cluster.pipeline(transaction=False)
         for command in commands:
-            pipeline.execute_command(*command)
+            pipeline.execute_command(*unpacked(command))
         replies: list[Any] = await pipeline.execute(raise_on_error=False)
         return replies
 

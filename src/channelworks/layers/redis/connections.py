@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -37,6 +38,8 @@ class Connections:
 
     def __init__(self, hosts: list[HostSpec], retry_timeout: float) -> None:
         self.loop = asyncio.get_running_loop()
+        #: the loop when it is asyncio's own: it knows the thread that runs it (``here``)
+        self.base_loop = self.loop if isinstance(self.loop, asyncio.BaseEventLoop) else None
         self.pipelines = [Pipeline(open_shard(spec), retry_timeout=retry_timeout) for spec in hosts]
         #: cleanup tasks of cancelled pops; waited for before the connections close
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -113,6 +116,23 @@ class Links:
         self.single_server = len(hosts) == 1 and not hosts[0].cluster_nodes
         self.home: Home | None = None
 
+    def at_home(self) -> Home | None:
+        """The home loop's connections if the running loop is the home loop, else None.
+
+        Hot (once per send). An asyncio loop is asked which thread runs it: one thread runs
+        one loop at a time, so a match means the running loop is home, and that costs less
+        than ``asyncio.get_running_loop()``, which makes a ``getpid()`` system call on
+        Python 3.11. Other loops (uvloop) are compared with the running loop.
+        """
+        home = self.home
+        if home is None:
+            return None
+        base = home.base_loop
+        if base is not None:
+            running: int | None = base._thread_id  # type: ignore[attr-defined]
+            return home if running == threading.get_ident() else None
+        return home if home.loop is asyncio.get_running_loop() else None
+
     def shard_of(self, routing_name: str) -> int:
         """The shard of keys routed by ``routing_name`` (the part in braces)."""
         return pick_shard(routing_name, self.identities) if len(self.identities) > 1 else 0
@@ -155,8 +175,8 @@ class Links:
 
     async def call(self, index: int, command: Command, operation: str, target: str) -> Any:
         """The reply to ``command`` on shard ``index``; an error reply is raised."""
-        home = self.home
-        if home is not None and home.loop is asyncio.get_running_loop():
+        home = self.at_home()
+        if home is not None:
             pipeline = home.pipelines[index]
             try:
                 return await pipeline.call(command)

@@ -53,7 +53,7 @@ from channelworks.layers.redis.keys import Keyspace, bound_to, bound_to_group, p
 from channelworks.layers.redis.pipeline import RETRYABLE, Pipeline, backoff
 from channelworks.layers.redis.pop import Popper
 from channelworks.layers.redis.reader import InboxReader, OwnPushes
-from channelworks.layers.redis.shard import BLOCK_SECONDS, Command
+from channelworks.layers.redis.shard import BLOCK_SECONDS, Command, Packed
 from channelworks.layers.redis.stats import RedisLayerStats
 
 logger = logging.getLogger("channelworks.layers.redis")
@@ -87,8 +87,9 @@ class _SendBatch:
     home: Home
     pid: str
     futures: list[asyncio.Future[int]] = field(default_factory=list)  # each caller's outcome
-    entries: list[tuple[str, int, bytes]] = field(default_factory=list)  # channel, cap, entry
+    channels: list[str] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
+    packed: list[bytes] = field(default_factory=list)  # each entry's arguments (_pack_entry)
     size: int = 0  # bytes of the entries
 
 
@@ -186,6 +187,7 @@ class RedisChannelLayer(BaseChannelLayer):
         #: this layer's process id: its channels are ``{prefix}.{pid}!{n}``
         self.pid = secrets.token_hex(8)
         self._marker = f".{self.pid}!"
+        self._pid_bytes = self.pid.encode()
         self._own_member = f"@{self.pid}"  # this process in a group's zset
         self._links = Links(self.hosts, retry_timeout, self.stats)
         self._own_shard = self._links.shard_of(self.pid)
@@ -224,10 +226,10 @@ class RedisChannelLayer(BaseChannelLayer):
         require_message(message)
         if self._queue:
             await self._settled()
-        now = _now_ms()
         if "!" not in channel:
+            now = _now_ms()
             expires = now + self._expiry_ms
-            entry = b"%d\n" % expires + self._encode(message, channel, bound_to(channel, expires))
+            entry = b"%d\n" % expires + self._encode(message, channel, expires)
             accepted, dropped = await self._links.call(
                 self._links.shard_of(channel),
                 self._send_normal(channel, entry, now),
@@ -245,17 +247,26 @@ class RedisChannelLayer(BaseChannelLayer):
             return
         pid = process_of(channel)
         seq = next(self._seq)
-        expires = now + self._expiry_ms
-        entry = b"s %d %s:%d %s\n" % (
+        expires = _now_ms() + self._expiry_ms
+        entry = b"s %d %s:%d %s\n%s" % (
             expires,
-            self.pid.encode(),
+            self._pid_bytes,
             seq,
             channel.encode(),
-        ) + self._encode(message, channel, bound_to(channel, expires))
+            self._encode(message, channel, expires),
+        )
         capacity = self.get_capacity(channel)
-        home = self._links.home
-        if home is not None and home.loop is asyncio.get_running_loop():
-            outcome = await self._batched(home, pid, channel, capacity, entry, seq)
+        home = self._links.at_home()
+        if home is not None:
+            batch = self._batches.get(pid) if self._batch_home is home else None
+            if batch is None:
+                outcome = await self._lead(home, pid, channel, capacity, entry, seq)
+            else:  # the common case inlined: join the batch this loop iteration has open
+                future = self._join(batch, channel, capacity, entry, seq)
+                try:
+                    outcome = await future
+                finally:
+                    self._sending -= 1
         else:  # another loop's (or the first) call: a batch of its own
             self.stats.send_batches += 1  # counted as it goes, like a queued batch
             reply = await self._links.call(
@@ -284,8 +295,11 @@ class RedisChannelLayer(BaseChannelLayer):
     # alone, inline, as a single send; with others, queued on the pipeline, and every sender
     # (the leader too) awaits its own entry's outcome. A sender awaits each send, so its next
     # send is in a later batch: order per sender holds, and entries in a batch keep call order.
+    # ``_sending`` counts the sends whose caller has not yet resumed with its outcome: a
+    # sender woken by a batch's reply still counts, so the first of them to send again
+    # leads a batch the others join instead of going alone.
 
-    async def _batched(
+    async def _lead(
         self, home: Home, pid: str, channel: str, capacity: int, entry: bytes, seq: int
     ) -> int:
         """``entry``'s outcome (1 accepted, 0 full, -1 dropped: ``pid`` is not alive), sent with
@@ -293,9 +307,6 @@ class RedisChannelLayer(BaseChannelLayer):
         if self._batch_home is not home:  # a new home loop: what an old one left is gone
             self._batch_home = home
             self._batches = {}
-        batch = self._batches.get(pid)
-        if batch is not None:
-            return await self._join(batch, channel, capacity, entry, seq)
         if not self._sending:  # no other send under way: most likely alone, so no yield
             self._sending += 1
             self.stats.send_batches += 1
@@ -313,51 +324,52 @@ class RedisChannelLayer(BaseChannelLayer):
         batch = self._batches[pid] = _SendBatch(home, pid)
         future = self._join(batch, channel, capacity, entry, seq)
         try:
-            await asyncio.sleep(0)  # the other sends of this iteration join meanwhile
-        except asyncio.CancelledError:
-            future.cancel()  # not sent; the others are
+            try:
+                await asyncio.sleep(0)  # the other sends of this iteration join meanwhile
+            except asyncio.CancelledError:
+                future.cancel()  # not sent; the others are
+                if self._batches.get(pid) is batch:
+                    del self._batches[pid]
+                    self._submit([batch])
+                raise
             if self._batches.get(pid) is batch:
                 del self._batches[pid]
+                if len(batch.futures) == 1:  # alone: one round trip, no task
+                    self.stats.send_batches += 1
+                    try:
+                        reply = await self._links.call(
+                            self._links.shard_of(pid),
+                            self._send_local(pid, [(channel, capacity, entry)]),
+                            "send",
+                            channel,
+                        )
+                    finally:
+                        future.cancel()  # unused: the outcome is here
+                    (outcome,) = self._outcomes(pid, [channel], [seq], reply)
+                    return outcome
                 self._submit([batch])
-            raise
-        if self._batches.get(pid) is batch:
-            del self._batches[pid]
-            if len(batch.futures) == 1:  # alone: one round trip, no task
-                self.stats.send_batches += 1
-                try:
-                    reply = await self._links.call(
-                        self._links.shard_of(pid),
-                        self._send_local(pid, batch.entries),
-                        "send",
-                        channel,
-                    )
-                finally:
-                    future.cancel()  # unused: the outcome is here
-                (outcome,) = self._outcomes(pid, [channel], [seq], reply)
-                return outcome
-            self._submit([batch])
-        return await future
+            return await future
+        finally:
+            self._sending -= 1
 
     def _join(
         self, batch: _SendBatch, channel: str, capacity: int, entry: bytes, seq: int
     ) -> asyncio.Future[int]:
-        """Add ``entry`` to ``batch``; -> the future of its outcome. A batch that is full goes
-        at once."""
+        """Add ``entry`` to ``batch`` and count it in ``_sending`` (the caller takes it off
+        once it has its outcome); -> the future of its outcome. A full batch goes at once."""
         future: asyncio.Future[int] = batch.home.loop.create_future()
         self._sending += 1
-        future.add_done_callback(self._sent_one)
         batch.futures.append(future)
-        batch.entries.append((channel, capacity, entry))
+        batch.channels.append(channel)
         batch.seqs.append(seq)
-        batch.size += len(entry)
+        packed = _pack_entry(channel, capacity, entry)
+        batch.packed.append(packed)
+        batch.size += len(packed)
         if len(batch.futures) >= MAX_SEND_BATCH or batch.size >= MAX_SEND_BATCH_BYTES:
             if self._batches.get(batch.pid) is batch:
                 del self._batches[batch.pid]
             self._submit([batch])
         return future
-
-    def _sent_one(self, _: asyncio.Future[int]) -> None:
-        self._sending -= 1
 
     def _submit(self, batches: list[_SendBatch]) -> None:
         """Queue one SEND_LOCAL call per batch (all of one shard in one round trip)."""
@@ -368,9 +380,15 @@ class RedisChannelLayer(BaseChannelLayer):
                 if not kept:
                     continue
                 batch.futures = [batch.futures[i] for i in kept]
-                batch.entries = [batch.entries[i] for i in kept]
+                batch.channels = [batch.channels[i] for i in kept]
                 batch.seqs = [batch.seqs[i] for i in kept]
-            command = self._send_local(batch.pid, batch.entries)
+                batch.packed = [batch.packed[i] for i in kept]
+            pid = batch.pid
+            command = scripts.SEND_LOCAL.command(
+                (self.keys.inbox(pid), self.keys.count(pid), self.keys.alive(pid)),
+                self._expiry_ms,
+                Packed(3 * len(batch.packed), b"".join(batch.packed)),
+            )
             by_shard.setdefault(self._links.shard_of(batch.pid), []).append((batch, command))
         for index, items in by_shard.items():
             pipeline = items[0][0].home.pipelines[index]
@@ -387,7 +405,7 @@ class RedisChannelLayer(BaseChannelLayer):
             return
         reply = done.exception() or done.result()
         if isinstance(reply, BaseException):
-            for future, (channel, _, _) in zip(batch.futures, batch.entries, strict=True):
+            for future, channel in zip(batch.futures, batch.channels, strict=True):
                 if future.done():
                     continue
                 if isinstance(reply, RETRYABLE):  # counted and logged per send, as alone
@@ -397,8 +415,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 else:
                     future.set_exception(reply)
             return
-        channels = [channel for channel, _, _ in batch.entries]
-        outcomes = self._outcomes(batch.pid, channels, batch.seqs, reply)
+        outcomes = self._outcomes(batch.pid, batch.channels, batch.seqs, reply)
         for future, outcome in zip(batch.futures, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
@@ -438,9 +455,14 @@ class RedisChannelLayer(BaseChannelLayer):
                     self._own.accepted(seq)
         return outcomes
 
-    def _encode(self, message: Message, target: str, bound: bytes) -> bytes:
-        """``message``'s payload for an entry to ``target`` (sealed to ``bound`` when
-        encrypting); raise ``MessageTooLarge`` if it is over max_message_size."""
+    def _encode(self, message: Message, target: str, expires: int, *, group: bool = False) -> bytes:
+        """``message``'s payload for an entry to the channel (or ``group``) ``target`` that
+        expires at ``expires`` (sealed to those when encrypting); raise ``MessageTooLarge`` if
+        it is over max_message_size."""
+        if self.codec.encrypted:
+            bound = bound_to_group(target, expires) if group else bound_to(target, expires)
+        else:
+            bound = b""  # nothing to authenticate it with
         payload = self.codec.seal(message, bound)
         self._check_size(payload, target)
         return payload
@@ -710,7 +732,7 @@ class RedisChannelLayer(BaseChannelLayer):
         require_message(message)
         now = _now_ms()
         expires = now + self._expiry_ms
-        payload = self._encode(message, group, bound_to_group(group, expires))
+        payload = self._encode(message, group, expires, group=True)
         seq = next(self._seq)
         # This process's own members get it straight into their local queues (one in-memory
         # group send), unless entries it pushed to its own inbox are unread (order per sender).
@@ -1278,6 +1300,21 @@ class RedisChannelLayer(BaseChannelLayer):
     def __repr__(self) -> str:
         hosts = ", ".join(self._links.identities)
         return f"<RedisChannelLayer prefix={self.prefix!r} hosts=[{hosts}] pid={self.pid}>"
+
+
+def _pack_entry(channel: str, capacity: int, entry: bytes) -> bytes:
+    """An entry's three SEND_LOCAL arguments (channel, capacity, entry), packed for the wire
+    as the sender makes it: packing a batch is then one join (see ``Packed``)."""
+    name = channel.encode()
+    limit = b"%d" % capacity
+    return b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+        len(name),
+        name,
+        len(limit),
+        limit,
+        len(entry),
+        entry,
+    )
 
 
 def _now_ms() -> int:

@@ -141,6 +141,7 @@ class InboxReader:
         self.token_ttl = token_ttl
         self.batch = batch
         self.max_backoff = max_backoff
+        self.encrypted = codec.encrypted
         #: per channel, sends that found ``local`` full: (expires_ms, message), oldest first
         self.overflow: dict[str, deque[tuple[int, Message]]] = {}
         #: per channel, entries taken that Redis still counts against its capacity
@@ -257,6 +258,7 @@ class InboxReader:
     async def deliver(self, entries: list[bytes]) -> None:
         """Deliver inbox ``entries`` into ``local``, in order."""
         now = int(time.time() * 1000)
+        loop = asyncio.get_running_loop()
         for entry in entries:
             head, _, payload = entry.partition(b"\n")
             try:
@@ -269,7 +271,7 @@ class InboxReader:
             if sender == self.pid and seq.isdigit():
                 self.own.read(int(seq))
             if kind == "s" and len(names) == 1:
-                await self._send(names[0], expires, payload, now)
+                self._send(names[0], expires, payload, now, loop)
             elif kind in ("g", "e") and names:
                 await self._group_send(names[0], names[1:], kind == "g", expires, payload, now)
             elif kind == "d" and len(names) == 2:
@@ -282,28 +284,38 @@ class InboxReader:
             else:
                 self._undecodable(f"an inbox entry of unknown kind {head[:80]!r}", None)
 
-    async def _send(self, channel: str, expires: int, payload: bytes, now: int) -> None:
+    def _send(
+        self,
+        channel: str,
+        expires: int,
+        payload: bytes,
+        now: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         if expires <= now:
             self.stats.expired += 1
             self._taken(channel)
             return
         try:
-            message = self.codec.unseal(payload, bound_to(channel, expires), self.token_ttl)
+            if self.encrypted:
+                message = self.codec.unseal(payload, bound_to(channel, expires), self.token_ttl)
+            else:
+                message = self.codec.decode(payload)
         except UndecodableMessage as exc:
             self._undecodable(f"a message for channel {channel!r}", exc)
             self._taken(channel)
             return
-        queue = self.overflow.get(channel)
-        if queue is not None:
-            await self._refill(channel, queue, now)
-            if channel in self.overflow:
-                queue.append((expires, message))
-                return
+        if self.overflow:
+            queue = self.overflow.get(channel)
+            if queue is not None:
+                self._refill(channel, queue, now, loop)
+                if channel in self.overflow:
+                    queue.append((expires, message))
+                    return
         try:
-            await self.local.send(channel, message)
-        except ChannelFull:
-            self.overflow[channel] = deque([(expires, message)])
-            return
+            if not self.local.put(channel, message, loop):  # fresh from decoding: not copied
+                self.overflow[channel] = deque([(expires, message)])
+                return
         except ChannelLayerError as exc:  # a bad name or type in an entry we did not write
             self._undecodable(f"a message for channel {channel!r}", exc)
         self._taken(channel)
@@ -340,10 +352,11 @@ class InboxReader:
             if own and any(channel in self.overflow for channel in members):
                 channels = [*members, *channels]  # one by one, below
                 own = False
+            loop = asyncio.get_running_loop()
             for channel in channels:
                 queue = self.overflow.get(channel)
                 if queue is not None:
-                    await self._refill(channel, queue, now)
+                    self._refill(channel, queue, now, loop)
             blocked = [channel for channel in channels if channel in self.overflow]
             skipped += len(blocked)
             channels = [channel for channel in channels if channel not in self.overflow]
@@ -364,17 +377,20 @@ class InboxReader:
         if skipped:
             self.report_group_full(group, message, skipped)
 
-    async def _refill(self, channel: str, queue: deque[tuple[int, Message]], now: int) -> None:
+    def _refill(
+        self,
+        channel: str,
+        queue: deque[tuple[int, Message]],
+        now: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         """Move overflowed messages of ``channel`` into ``local`` while it has room."""
         while queue:
             expires, message = queue[0]
-            if expires > now:
-                try:
-                    await self.local.send(channel, message)
-                except ChannelFull:
-                    return
-            else:
+            if expires <= now:
                 self.stats.expired += 1
+            elif not self.local.put(channel, message, loop):
+                return
             queue.popleft()
             self._taken(channel)
         del self.overflow[channel]

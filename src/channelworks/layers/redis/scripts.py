@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from channelworks.layers.redis.shard import Packed
+
 
 @dataclass(frozen=True)
 class Script:
@@ -28,7 +30,9 @@ class Script:
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
-    def command(self, keys: tuple[str, ...], *args: str | bytes | int) -> tuple[object, ...]:
+    def command(
+        self, keys: tuple[str, ...], *args: str | bytes | int | Packed
+    ) -> tuple[object, ...]:
         """The EVALSHA command tuple that runs this script."""
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
