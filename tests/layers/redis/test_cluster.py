@@ -51,7 +51,6 @@ async def test_a_cluster_carries_every_kind_of_message(tmp_path: Path) -> None:
             for same_slot in (
                 [
                     keys.inbox(first.pid),
-                    keys.pending(first.pid),
                     keys.count(first.pid),
                     keys.alive(first.pid),
                 ],
@@ -61,9 +60,9 @@ async def test_a_cluster_carries_every_kind_of_message(tmp_path: Path) -> None:
             await first.flush()
             left = [k for p in ports for k in cli(p, "keys", f"{prefix}:*").split()]
             assert left
-            # flush keeps the alive keys; the reader's own pending list (holding the flush marker
-            # until its next round trip acknowledges it) and counts may be back already
-            kept = tuple(f"{prefix}:{kind}:" for kind in ("alive", "pending", "count"))
+            # flush keeps the alive keys; the reader's own inbox (holding the flush marker until
+            # its next round trip acknowledges it) and counts may be back already
+            kept = tuple(f"{prefix}:{kind}:" for kind in ("alive", "inbox", "count"))
             assert all(key.startswith(kept) for key in left)
         finally:
             for layer in layers:

@@ -147,7 +147,6 @@ def make_reader(capacity: int = 100) -> tuple[InboxReader, InMemoryChannelLayer,
     reader = InboxReader(
         pid="me",
         inbox="p:inbox:{me}",
-        pending="p:pending:{me}",
         count_key="p:count:{me}",
         ttl_ms=60_000,
         control=None,  # type: ignore[arg-type]  # delivery never uses it

@@ -3,10 +3,10 @@
 The whole keyspace (``P`` is the layer's ``prefix``, ``pid`` a process id from
 ``new_channel()``, ``name`` a channel or group name)::
 
-    P:inbox:{pid}      list    entries for the process-local channels of process pid
+    P:inbox:{pid}      list    entries for the process-local channels of process pid (its
+                               reader's batch stays at the head until acknowledged)
     P:count:{pid}      hash    channel -> entries of a direct send not yet taken by pid's reader
     P:alive:{pid}      string  exists while process pid is alive (TTL: process_timeout)
-    P:pending:{pid}    list    inbox entries pid's reader took and has not acknowledged yet
     P:channel:{name}   list    entries of the normal channel ``name`` (load-balanced)
     P:hold:{name}:tag  list    the entry of ``name`` one receive (``tag``) is taking (<= 1)
     P:group:{name}     zset    @pid (process pid has members of its own) or a channel added by
@@ -102,9 +102,6 @@ class Keyspace:
 
     def alive(self, pid: str) -> str:
         return f"{self.prefix}:alive:{{{pid}}}"
-
-    def pending(self, pid: str) -> str:
-        return f"{self.prefix}:pending:{{{pid}}}"
 
     def hold(self, name: str, tag: str) -> str:
         """Where one receive (``tag``: process id and a number) holds what it pops from

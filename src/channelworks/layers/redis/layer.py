@@ -78,6 +78,19 @@ _CUT_REASON = (
 #: entries, and bytes, past which a batch of sends to one process goes at once (``_SendBatch``)
 MAX_SEND_BATCH = 1000
 MAX_SEND_BATCH_BYTES = 8 * 1024 * 1024
+#: process-local channel names whose ``_Target`` a layer keeps (then it starts afresh)
+MAX_TARGETS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What a send to one process-local channel needs, worked out once per channel name."""
+
+    pid: str  # the process that owns it
+    name: bytes  # the name, encoded
+    capacity: int
+    head: bytes  # its first two SEND_LOCAL arguments (name, capacity), packed (_pack_head)
+    own: bool  # one of this layer's own channels
 
 
 @dataclass(slots=True)
@@ -218,15 +231,20 @@ class RedisChannelLayer(BaseChannelLayer):
         self._batches: dict[str, _SendBatch] = {}
         self._batch_home: Home | None = None  # the home loop those belong to
         self._sending = 0  # sends to process-local channels under way on the home loop
+        self._targets: dict[str, _Target] = {}  # process-local channels sent to, by name
 
     # -- point to point -----------------------------------------------------------------------
 
     async def send(self, channel: str, message: Message) -> None:
-        require_channel_name(channel)
+        target = self._targets.get(channel) if channel.__class__ is str else None
+        if target is None:
+            require_channel_name(channel)
+            if "!" in channel:
+                target = self._target(channel)
         require_message(message)
         if self._queue:
             await self._settled()
-        if "!" not in channel:
+        if target is None:  # a normal channel
             now = _now_ms()
             expires = now + self._expiry_ms
             entry = b"%d\n" % expires + self._encode(message, channel, expires)
@@ -240,29 +258,28 @@ class RedisChannelLayer(BaseChannelLayer):
             if not accepted:
                 raise ChannelFull(channel)
             return
-        if self._marker in channel and self._may_deliver_locally(channel):
+        if target.own and self._may_deliver_locally(channel):
             plain = self._plain.encode(message)
             self._check_size(plain, channel)
             await self.local.send(channel, self._plain.decode(plain))
             return
-        pid = process_of(channel)
+        pid = target.pid
         seq = next(self._seq)
         expires = _now_ms() + self._expiry_ms
         entry = b"s %d %s:%d %s\n%s" % (
             expires,
             self._pid_bytes,
             seq,
-            channel.encode(),
+            target.name,
             self._encode(message, channel, expires),
         )
-        capacity = self.get_capacity(channel)
         home = self._links.at_home()
         if home is not None:
             batch = self._batches.get(pid) if self._batch_home is home else None
             if batch is None:
-                outcome = await self._lead(home, pid, channel, capacity, entry, seq)
+                outcome = await self._lead(home, channel, target, entry, seq)
             else:  # the common case inlined: join the batch this loop iteration has open
-                future = self._join(batch, channel, capacity, entry, seq)
+                future = self._join(batch, channel, target, entry, seq)
                 try:
                     outcome = await future
                 finally:
@@ -271,13 +288,25 @@ class RedisChannelLayer(BaseChannelLayer):
             self.stats.send_batches += 1  # counted as it goes, like a queued batch
             reply = await self._links.call(
                 self._links.shard_of(pid),
-                self._send_local(pid, [(channel, capacity, entry)]),
+                self._send_local(pid, [(channel, target.capacity, entry)]),
                 "send",
                 channel,
             )
             (outcome,) = self._outcomes(pid, [channel], [seq], reply)
         if not outcome:
             raise ChannelFull(channel)
+
+    def _target(self, channel: str) -> _Target:
+        """What a send to the process-local ``channel`` (a valid name) needs, kept for the
+        next send to it (names are checked and split once, not per send)."""
+        pid = process_of(channel)
+        name = channel.encode()
+        capacity = self.get_capacity(channel)
+        target = _Target(pid, name, capacity, _pack_head(name, capacity), self._marker in channel)
+        if len(self._targets) >= MAX_TARGETS:
+            self._targets.clear()
+        self._targets[channel] = target
+        return target
 
     def _send_normal(self, channel: str, entry: bytes, now: int) -> Command:
         """The SEND_NORMAL call that pushes ``entry`` onto the normal channel ``channel``."""
@@ -299,14 +328,13 @@ class RedisChannelLayer(BaseChannelLayer):
     # sender woken by a batch's reply still counts, so the first of them to send again
     # leads a batch the others join instead of going alone.
 
-    async def _lead(
-        self, home: Home, pid: str, channel: str, capacity: int, entry: bytes, seq: int
-    ) -> int:
+    async def _lead(self, home: Home, channel: str, target: _Target, entry: bytes, seq: int) -> int:
         """``entry``'s outcome (1 accepted, 0 full, -1 dropped: ``pid`` is not alive), sent with
         the other sends to ``pid`` made in this loop iteration."""
         if self._batch_home is not home:  # a new home loop: what an old one left is gone
             self._batch_home = home
             self._batches = {}
+        pid, capacity = target.pid, target.capacity
         if not self._sending:  # no other send under way: most likely alone, so no yield
             self._sending += 1
             self.stats.send_batches += 1
@@ -322,7 +350,7 @@ class RedisChannelLayer(BaseChannelLayer):
             (outcome,) = self._outcomes(pid, [channel], [seq], reply)
             return outcome
         batch = self._batches[pid] = _SendBatch(home, pid)
-        future = self._join(batch, channel, capacity, entry, seq)
+        future = self._join(batch, channel, target, entry, seq)
         try:
             try:
                 await asyncio.sleep(0)  # the other sends of this iteration join meanwhile
@@ -353,7 +381,7 @@ class RedisChannelLayer(BaseChannelLayer):
             self._sending -= 1
 
     def _join(
-        self, batch: _SendBatch, channel: str, capacity: int, entry: bytes, seq: int
+        self, batch: _SendBatch, channel: str, target: _Target, entry: bytes, seq: int
     ) -> asyncio.Future[int]:
         """Add ``entry`` to ``batch`` and count it in ``_sending`` (the caller takes it off
         once it has its outcome); -> the future of its outcome. A full batch goes at once."""
@@ -362,7 +390,7 @@ class RedisChannelLayer(BaseChannelLayer):
         batch.futures.append(future)
         batch.channels.append(channel)
         batch.seqs.append(seq)
-        packed = _pack_entry(channel, capacity, entry)
+        packed = b"%s$%d\r\n%s\r\n" % (target.head, len(entry), entry)
         batch.packed.append(packed)
         batch.size += len(packed)
         if len(batch.futures) >= MAX_SEND_BATCH or batch.size >= MAX_SEND_BATCH_BYTES:
@@ -512,7 +540,11 @@ class RedisChannelLayer(BaseChannelLayer):
                 message = self.receive_nowait(channel)
                 if message is not None:
                     return message
-            return await self.local.receive(channel)  # takes what is queued first
+            else:  # what is queued, without another coroutine
+                message = self.local.receive_nowait(channel)
+                if message is not None:
+                    return message
+            return await self.local.receive(channel)
         require_channel_name(channel)
         if "!" in channel:
             raise ForeignChannel(channel)
@@ -1223,7 +1255,6 @@ class RedisChannelLayer(BaseChannelLayer):
             reader = self._reader = InboxReader(
                 pid=self.pid,
                 inbox=self.keys.inbox(self.pid),
-                pending=self.keys.pending(self.pid),
                 count_key=self.keys.count(self.pid),
                 ttl_ms=self._expiry_ms,
                 control=home.pipelines[self._own_shard],
@@ -1302,19 +1333,16 @@ class RedisChannelLayer(BaseChannelLayer):
         return f"<RedisChannelLayer prefix={self.prefix!r} hosts=[{hosts}] pid={self.pid}>"
 
 
+def _pack_head(name: bytes, capacity: int) -> bytes:
+    """The first two of an entry's SEND_LOCAL arguments, channel and capacity, packed."""
+    limit = b"%d" % capacity
+    return b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(name), name, len(limit), limit)
+
+
 def _pack_entry(channel: str, capacity: int, entry: bytes) -> bytes:
     """An entry's three SEND_LOCAL arguments (channel, capacity, entry), packed for the wire
     as the sender makes it: packing a batch is then one join (see ``Packed``)."""
-    name = channel.encode()
-    limit = b"%d" % capacity
-    return b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-        len(name),
-        name,
-        len(limit),
-        limit,
-        len(entry),
-        entry,
-    )
+    return b"%s$%d\r\n%s\r\n" % (_pack_head(channel.encode(), capacity), len(entry), entry)
 
 
 def _now_ms() -> int:

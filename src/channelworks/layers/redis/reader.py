@@ -1,13 +1,13 @@
 """The inbox reader: one task per layer moves its process inbox into the local layer.
 
 Rules of this file:
-- the reader never removes an entry it has not got: each round trip moves up to ``batch``
-  entries from the inbox into the process's pending list and hands out that list (``BLMOVE``
+- the reader never removes an entry it has not got: each round trip reads up to ``batch``
+  entries from the head of the inbox, where they stay (a ``BLMOVE`` of the inbox onto itself
   to wait for the first, then ``TAKE``); the next round trip acknowledges the batch (``ACK``,
-  in the same write, ahead of the next read) once it is in ``local``. A reply lost with a
-  connection leaves its batch pending, and the next ``TAKE`` hands it out again; a retried
-  ``ACK`` finds another batch number and does nothing (scripts.py). So a dropped connection
-  loses nothing and delivers nothing twice;
+  in the same write, ahead of the next read), trimming it, once it is in ``local``. A reply
+  lost with a connection leaves its batch at the head, and the next ``TAKE`` hands it out
+  again; a retried ``ACK`` finds another batch number and does nothing (scripts.py). So a
+  dropped connection loses nothing and delivers nothing twice;
 - the count decrements owed for taken entries ride on the same ``ACK`` with an id that only
   grows: Redis applies each set once, however often a failing write carries it;
 - an entry is delivered into ``local``, an ``InMemoryChannelLayer`` that then does for this
@@ -107,7 +107,6 @@ class InboxReader:
         *,
         pid: str,
         inbox: str,
-        pending: str,
         count_key: str,
         ttl_ms: int,
         control: Pipeline,
@@ -125,7 +124,6 @@ class InboxReader:
     ) -> None:
         self.pid = pid
         self.inbox = inbox
-        self.pending = pending
         self.count_key = count_key
         self.ttl_ms = ttl_ms
         self.control = control
@@ -142,6 +140,7 @@ class InboxReader:
         self.batch = batch
         self.max_backoff = max_backoff
         self.encrypted = codec.encrypted
+        self._own_origin = f"{pid}:".encode()  # how this process's own entries start their origin
         #: per channel, sends that found ``local`` full: (expires_ms, message), oldest first
         self.overflow: dict[str, deque[tuple[int, Message]]] = {}
         #: per channel, entries taken that Redis still counts against its capacity
@@ -178,15 +177,11 @@ class InboxReader:
                 commands.append(ack)
             if not fresh:
                 # Not right after a reconnect, where a batch whose reply was lost is still
-                # pending and must come at once, not after the blocking wait.
-                commands.append(
-                    ("BLMOVE", self.inbox, self.pending, "LEFT", "RIGHT", BLOCK_SECONDS)
-                )
+                # at the head and must come at once, not after the blocking wait.
+                commands += scripts.wait_commands(self.inbox, BLOCK_SECONDS)
             batch = next(self._batches)
-            commands.append(
-                scripts.TAKE.command(
-                    (self.inbox, self.pending, self.count_key), self.batch, batch, self.ttl_ms
-                )
+            commands += scripts.take_commands(
+                self.inbox, self.count_key, self.batch, batch, self.ttl_ms
             )
             # accepted before this round trip: in the inbox by the time it runs
             pushed = set(self.own.unread) if self.own.unread else None
@@ -211,8 +206,8 @@ class InboxReader:
                 self._unacked = self._unconfirmed = None
             entries = replies[-1]
             if not isinstance(entries, ResponseError) and entries:
-                # If the ACK failed, the pending list still starts with the batch delivered
-                # last: only the rest is new (entries only ever join at its tail).
+                # If the ACK failed, the inbox still starts with the batch delivered last:
+                # only the rest is new (entries only ever join at its tail).
                 skip = self._unacked[1] if self._unacked is not None else 0
                 self._unacked = (batch, len(entries))
                 await self.deliver(entries[skip:])
@@ -237,7 +232,7 @@ class InboxReader:
             pairs += (channel, count)
         batch, size = ("", 0) if self._unacked is None else self._unacked
         return scripts.ACK.command(
-            (self.count_key, self.pending), batch, size, decrement_id, self.ttl_ms, *pairs
+            (self.count_key, self.inbox), batch, size, decrement_id, self.ttl_ms, *pairs
         )
 
     async def _reload_scripts(self, error: Exception) -> None:
@@ -259,8 +254,20 @@ class InboxReader:
         """Deliver inbox ``entries`` into ``local``, in order."""
         now = int(time.time() * 1000)
         loop = asyncio.get_running_loop()
+        own = self._own_origin
         for entry in entries:
             head, _, payload = entry.partition(b"\n")
+            fields = head.split(b" ")
+            if len(fields) == 4 and fields[0] == b"s" and not fields[2].startswith(own):
+                # The common case first: another process's send.
+                try:
+                    expires = int(fields[1])
+                    channel = fields[3].decode("ascii")
+                except ValueError:
+                    self._undecodable(f"a malformed inbox entry {head[:80]!r}", None)
+                    continue
+                self._send(channel, expires, payload, now, loop)
+                continue
             try:
                 kind, expires_text, origin, *names = head.decode("ascii").split(" ")
                 expires = int(expires_text)

@@ -104,37 +104,40 @@ return {1, dropped}
 """,
 )
 
-# The inbox reader's reliable pop (reader.py): TAKE moves entries from the inbox into the
-# reader's pending list and hands out the whole pending list, tagged with a batch number in
-# the count hash; ACK of that batch number removes the entries handed out (the head of the
-# pending list: entries only ever join at its tail) once they are in the process. An ACK that
-# runs twice (a retried write) finds another number (or none) and does nothing, and a batch
-# whose reply was lost is still pending, so the next TAKE hands it out again: nothing Redis
-# handed out is lost with a reply on the wire, nothing is delivered twice.
-# Fields of the count hash that start with '#' are the reader's ('#' is never in a channel name).
+# The inbox reader's reliable read (reader.py): entries stay at the head of the inbox until
+# the reader has them in the process. TAKE (plain commands, no script: a script would copy
+# every entry into Lua and out again) tags the batch it hands out with a number in the count
+# hash and reads the head of the inbox; ACK of that number trims the entries handed out (the
+# head: entries only ever join at the tail, and only the reader removes any) once they are in
+# the process. An ACK that runs twice (a retried write) finds another number (or none) and
+# does nothing, and a batch whose reply was lost is still at the head, so the next TAKE hands
+# it out again: nothing Redis handed out is lost with a reply on the wire, nothing is
+# delivered twice. Fields of the count hash that start with '#' are the reader's ('#' is
+# never in a channel name).
 
-# KEYS: inbox, pending, count.  ARGV: n, batch, ttl_ms.  -> every pending entry, oldest first
-TAKE = Script(
-    "take",
-    """
-local moved = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
-if #moved > 0 then
-  redis.call('LTRIM', KEYS[1], #moved, -1)
-  redis.call('RPUSH', KEYS[2], unpack(moved))
-end
-local held = redis.call('LRANGE', KEYS[2], 0, -1)
-if #held > 0 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  redis.call('HSET', KEYS[3], '#batch', ARGV[2])
-  if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
-end
-return held
-""",
-)
 
-# KEYS: count, pending.  ARGV: batch ('' for none), its size, decrement id, ttl_ms, channel, n...
-# Removes the ``size`` entries of ``batch`` from the head of the pending list if it is still the
-# batch handed out last (entries a blocking move added since stay); gives back the capacity of
+def wait_commands(inbox: str, seconds: float) -> list[tuple[object, ...]]:
+    """Wait up to ``seconds`` for the inbox not to be empty: moving its head onto its own head
+    changes nothing, and blocks while there is none."""
+    return [("BLMOVE", inbox, inbox, "LEFT", "LEFT", seconds)]
+
+
+def take_commands(
+    inbox: str, count: str, n: int, batch: int, ttl_ms: int
+) -> list[tuple[object, ...]]:
+    """TAKE: tag batch ``batch``, keep the process's keys alive, read up to ``n`` entries from
+    the head of the inbox (the last reply: oldest first)."""
+    return [
+        ("HSET", count, "#batch", batch),
+        ("PEXPIRE", count, ttl_ms),
+        ("PEXPIRE", inbox, ttl_ms),  # what is handed out stays until its ACK
+        ("LRANGE", inbox, 0, n - 1),
+    ]
+
+
+# KEYS: count, inbox.  ARGV: batch ('' for none), its size, decrement id, ttl_ms, channel, n...
+# Removes the ``size`` entries of ``batch`` from the head of the inbox if it is still the batch
+# handed out last (entries pushed since stay); gives back the capacity of
 # ``n`` taken entries per channel unless decrement id was applied already (ids only grow). -> 0
 ACK = Script(
     "ack",
@@ -253,7 +256,7 @@ return result
 """,
 )
 
-ALL = (SEND_LOCAL, SEND_NORMAL, TAKE, ACK, GROUP_ADD, GROUP_MEMBERS, GROUP_PUSH, GROUP_SEND)
+ALL = (SEND_LOCAL, SEND_NORMAL, ACK, GROUP_ADD, GROUP_MEMBERS, GROUP_PUSH, GROUP_SEND)
 
 __all__ = [
     "ACK",
@@ -264,6 +267,7 @@ __all__ = [
     "GROUP_SEND",
     "SEND_LOCAL",
     "SEND_NORMAL",
-    "TAKE",
     "Script",
+    "take_commands",
+    "wait_commands",
 ]
