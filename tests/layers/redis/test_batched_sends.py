@@ -243,3 +243,39 @@ async def test_a_send_from_another_threads_loop_never_joins_the_home_loops_batch
     assert seen == [None]
     got = {(await asyncio.wait_for(owner.receive(channel), 2))["n"] for _ in range(2)}
     assert got == {-1, 7}
+
+
+async def test_send_targets_are_kept_per_name_within_a_bound(
+    make_redis_layer: MakeRedisLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a send needs of a process-local name is worked out once per name; the set of
+    names kept is bounded, and a name that is not a str is still refused as invalid."""
+    from channelworks.exceptions import InvalidChannelName
+
+    monkeypatch.setattr(layer_module, "MAX_TARGETS", 3)
+    sender = make_redis_layer(channel_capacity={"capped.*": 1})  # first: it flushes at the end
+    owner = make_redis_layer()
+    await _warm(sender)
+    channels = [await owner.new_channel() for _ in range(3)]
+    capped = await owner.new_channel("capped")
+    home = owner._links.home
+    assert home is not None
+    assert home.reader_task is not None
+    home.reader_task.cancel()  # what is sent stays in Redis, counted against capacity
+    await asyncio.gather(home.reader_task, return_exceptions=True)
+    for n, channel in enumerate(channels):
+        await sender.send(channel, {"type": "m", "n": n})
+    assert set(sender._targets) == set(channels)
+    target = sender._targets[channels[0]]
+    assert (target.pid, target.name, target.own) == (owner.pid, channels[0].encode(), False)
+    await sender.send(capped, {"type": "m"})  # the fourth name: the set starts afresh
+    assert list(sender._targets) == [capped]
+    with pytest.raises(ChannelFull):  # its capacity pattern came with it
+        await sender.send(capped, {"type": "m"})
+    for bad in (["not", "a", "name"], b"bytes.x!1", "no spaces.x!1"):
+        with pytest.raises(InvalidChannelName):
+            await sender.send(bad, {"type": "m"})  # type: ignore[arg-type]
+    mine = await sender.new_channel("capped")
+    await sender.send(mine, {"type": "m"})
+    assert sender._targets[mine].own
+    assert (await asyncio.wait_for(sender.receive(mine), 2))["type"] == "m"

@@ -22,7 +22,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 
 from channelworks.layers.redis.hosts import HostSpec
-from channelworks.layers.redis.shard import BLOCKING_SOCKET_TIMEOUT, Command, Shard, unpacked
+from channelworks.layers.redis.shard import Command, Shard, unpacked
 
 
 class ClusterShard(Shard):
@@ -70,7 +70,8 @@ class ClusterShard(Shard):
         address = (node.host, node.port)
         pool = self._blocking.get(address)
         if pool is None:
-            options = self._options | {"socket_timeout": BLOCKING_SOCKET_TIMEOUT}
+            # no socket timeout: the popper bounds each round trip (BLOCKING_SOCKET_TIMEOUT)
+            options = self._options | {"socket_timeout": None, "socket_connect_timeout": None}
             pool = self._blocking[address] = ConnectionPool(
                 host=node.host, port=node.port, **options
             )

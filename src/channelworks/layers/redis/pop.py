@@ -1,10 +1,12 @@
 """Blocking reads that neither a cancelled caller nor a dropped connection can lose.
 
 A blocking read (``BLMOVE``) runs on a connection that does nothing else, in a task of its
-own that is never cancelled. The read never *removes* an entry: it moves it into a list of
-the reader's (the inbox reader's pending list, or a receive's hold list, keys.py), and the
-reader deletes it from there once it holds the entry (reader.py, ``Hold`` below). So a reply
-lost on the wire leaves the entry in Redis, where the next read after reconnecting finds it.
+own that is never cancelled. The read never *removes* an entry: the inbox reader reads the
+head of its inbox and trims it once it holds the entries (reader.py), a normal-channel
+receive moves its entry into a hold list of its own and deletes it from there once it holds
+it (layer.py, keys.py). So a reply lost on the wire leaves the entry in Redis, where the next
+read after reconnecting finds it. Each round trip is bounded by ``BLOCKING_SOCKET_TIMEOUT``
+(the connections have no socket timeout of their own: redis-py would time every reply).
 
 Cancelling ``run``:
 
@@ -32,7 +34,13 @@ from redis.exceptions import AskError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from channelworks.layers.redis.pipeline import Pipeline
-from channelworks.layers.redis.shard import BLOCK_SECONDS, Command, Shard, pack_commands
+from channelworks.layers.redis.shard import (
+    BLOCK_SECONDS,
+    BLOCKING_SOCKET_TIMEOUT,
+    Command,
+    Shard,
+    pack_commands,
+)
 
 Abandoned = Callable[[list[Any]], Awaitable[None]]
 Then = Callable[[list[Any]], Sequence[Command]]
@@ -101,9 +109,10 @@ class Popper:
         if connection is None:
             return
         try:
-            for _ in range(self._unread):
-                with contextlib.suppress(ResponseError):
-                    await connection.read_response()
+            async with asyncio.timeout(BLOCKING_SOCKET_TIMEOUT):
+                for _ in range(self._unread):
+                    with contextlib.suppress(ResponseError):
+                        await connection.read_response()
         except Exception:
             await connection.disconnect()
         self._unread = 0
@@ -117,37 +126,38 @@ class Popper:
         connection = self._connection
         key = _first_key(commands)
         try:
-            if connection is not None and not self.shard.fits(connection, key):
-                await self._give_back()  # a cluster key on another node: that node's connection
-                connection = None
-            if connection is None:
-                connection = self._connection = await self.shard.acquire_blocking(key)
-                self._client_id = None
+            async with asyncio.timeout(BLOCKING_SOCKET_TIMEOUT):
+                if connection is not None and not self.shard.fits(connection, key):
+                    await self._give_back()  # a cluster key on another node: that node's connection
+                    connection = None
+                if connection is None:
+                    connection = self._connection = await self.shard.acquire_blocking(key)
+                    self._client_id = None
+                    self._unread = 0
+                if not connection.is_connected:
+                    await cast(Any, connection).connect()
+                    self._client_id = None
+                    self._unread = 0
+                head: list[Command] = [] if self._client_id is not None else [("CLIENT", "ID")]
+                await connection.send_packed_command(
+                    pack_commands([*head, *commands]), check_health=False
+                )
+                for _ in range(self._unread):
+                    with contextlib.suppress(ResponseError):
+                        await connection.read_response()
                 self._unread = 0
-            if not connection.is_connected:
-                await cast(Any, connection).connect()
-                self._client_id = None
-                self._unread = 0
-            head: list[Command] = [] if self._client_id is not None else [("CLIENT", "ID")]
-            await connection.send_packed_command(
-                pack_commands([*head, *commands]), check_health=False
-            )
-            for _ in range(self._unread):
-                with contextlib.suppress(ResponseError):
-                    await connection.read_response()
-            self._unread = 0
-            if head:
-                self._client_id = await connection.read_response()
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
-            more = then(replies) if then is not None and not self._abandoning else ()
-            if more:
-                await connection.send_packed_command(pack_commands(more), check_health=False)
-                self._unread = len(more)
+                if head:
+                    self._client_id = await connection.read_response()
+                replies: list[Any] = []
+                for _ in commands:
+                    try:
+                        replies.append(await connection.read_response())
+                    except ResponseError as exc:
+                        replies.append(exc)
+                more = then(replies) if then is not None and not self._abandoning else ()
+                if more:
+                    await connection.send_packed_command(pack_commands(more), check_health=False)
+                    self._unread = len(more)
         except BaseException:
             await self._drop()
             raise

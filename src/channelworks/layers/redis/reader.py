@@ -180,6 +180,7 @@ class InboxReader:
                 # at the head and must come at once, not after the blocking wait.
                 commands += scripts.wait_commands(self.inbox, BLOCK_SECONDS)
             batch = next(self._batches)
+            took_at = len(commands)  # where TAKE's replies start
             commands += scripts.take_commands(
                 self.inbox, self.count_key, self.batch, batch, self.ttl_ms
             )
@@ -205,7 +206,9 @@ class InboxReader:
             if ack is not None and not isinstance(replies[acked_at], ResponseError):
                 self._unacked = self._unconfirmed = None
             entries = replies[-1]
-            if not isinstance(entries, ResponseError) and entries:
+            # Only a batch tagged with its number is handed out: a refused write (OOM) would
+            # leave it untagged, and its ACK would then trim nothing (delivered again).
+            if not any(isinstance(reply, ResponseError) for reply in replies[took_at:]) and entries:
                 # If the ACK failed, the inbox still starts with the batch delivered last:
                 # only the rest is new (entries only ever join at its tail).
                 skip = self._unacked[1] if self._unacked is not None else 0

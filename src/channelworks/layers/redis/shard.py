@@ -34,7 +34,8 @@ Command = tuple[Any, ...]
 DEFAULT_TIMEOUT = 5.0
 #: seconds a blocking pop waits in Redis before it returns empty and is issued again
 BLOCK_SECONDS = 1.0
-#: read timeout of blocking connections: a pop answers within BLOCK_SECONDS unless the link died
+#: seconds a blocking connection's round trip may take (pop.py bounds each with it): a pop
+#: answers within BLOCK_SECONDS unless the link died
 BLOCKING_SOCKET_TIMEOUT = BLOCK_SECONDS + 10.0
 
 
@@ -194,7 +195,9 @@ class ServerShard(Shard):
     def __init__(self, spec: HostSpec) -> None:
         super().__init__(spec)
         options = _options(spec)
-        blocking = options | {"socket_timeout": BLOCKING_SOCKET_TIMEOUT}
+        # Blocking connections get no socket timeout either: redis-py would start a timer per
+        # reply read; a popper bounds its whole round trip with one (BLOCKING_SOCKET_TIMEOUT).
+        blocking = options | {"socket_timeout": None, "socket_connect_timeout": None}
         # redis-py wraps every write in asyncio.wait_for (a task each) when a socket timeout
         # is set; ``execute`` bounds the whole round trip with one asyncio.timeout instead.
         self.timeout: float | None = options.get("socket_timeout", DEFAULT_TIMEOUT)
