@@ -34,6 +34,11 @@ from channelworks.exceptions import ChannelLayerError, InvalidMessage
 KDF_INFO = b"channelworks.layers.codec fernet v1"
 
 
+#: bytes past which a message's packer is dropped after packing it (its buffer grew that big
+#: and would stay so for the thread's life)
+PACKER_KEEPS = 64 * 1024
+
+
 class UndecodableMessage(ChannelLayerError):
     """A payload that is not a msgpack message, or was encrypted with an unknown key."""
 
@@ -137,14 +142,18 @@ class Codec:
     def _pack(self, message: dict[str, Any]) -> bytes:
         packer = getattr(self._local, "packer", None)
         if packer is None:
-            packer = self._local.packer = msgpack.Packer(**self._packer_options)
+            packer = self._local.packer = msgpack.Packer(**self._packer_options, buf_size=4096)
         try:
             data: bytes = packer.pack(message)
         except InvalidMessage:
+            self._local.packer = None  # its buffer may have grown: let it go
             raise
         except (TypeError, ValueError, OverflowError) as exc:
             # Integers over 64 bits, recursion too deep, and the like.
+            self._local.packer = None
             raise InvalidMessage(f"A message cannot be sent across processes: {exc}") from exc
+        if len(data) > PACKER_KEEPS:  # a big message grew its buffer: let it go
+            self._local.packer = None
         return data
 
     def _decrypt(self, data: bytes, ttl: int | None) -> bytes:

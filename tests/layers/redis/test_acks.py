@@ -29,40 +29,49 @@ async def run(redis: Any, command: tuple[object, ...]) -> object:
     return await redis.execute_command(*command)
 
 
-async def take(redis: Any, batch: int) -> object:
+async def take(redis: Any) -> Any:
     """TAKE as the reader sends it (plain commands); its last reply is the batch."""
-    inbox, count = redis.keys_under_test
-    replies = [await run(redis, c) for c in scripts.take_commands(inbox, count, 512, batch, 60_000)]
+    inbox, _ = redis.keys_under_test
+    replies = [await run(redis, command) for command in scripts.take_commands(inbox, 512)]
     return replies[-1]
 
 
-def ack(redis: Any, batch: int | str, size: int, decrement_id: int, *pairs: object) -> Any:
+def ack(redis: Any, batch: list[bytes], decrement_id: int = 0, *pairs: object) -> Any:
+    """The ACK of ``batch`` as the reader sends it (size, header of its last entry)."""
     inbox, count = redis.keys_under_test
-    command = scripts.ACK.command((count, inbox), batch, size, decrement_id, 60_000, *pairs)  # type: ignore[arg-type]
+    head, newline, _ = batch[-1].partition(b"\n") if batch else (b"", b"", b"")
+    last = head + newline
+    command = scripts.ACK.command((count, inbox), len(batch), last, decrement_id, 60_000, *pairs)  # type: ignore[arg-type]
     return run(redis, command)
+
+
+def entry(seq: int) -> bytes:
+    return b"s 99 pid:%d c.pid!1\npayload" % seq
 
 
 async def test_a_batch_whose_reply_was_lost_is_handed_out_again(redis: Redis) -> None:
     inbox, _ = redis.keys_under_test  # type: ignore[attr-defined]
-    await redis.rpush(inbox, b"e1", b"e2")
-    assert await take(redis, 1) == [b"e1", b"e2"]  # delivered
-    await redis.rpush(inbox, b"e3")
-    await ack(redis, 1, 2, 0)
-    assert await take(redis, 2) == [b"e3"]  # ...and this reply is lost
-    # the retried write: the ACK of batch 1 finds batch 2 handed out and leaves it
-    await ack(redis, 1, 2, 0)
-    assert await take(redis, 3) == [b"e3"]  # handed out again, nothing lost
-    await ack(redis, 3, 1, 0)
-    assert await take(redis, 4) == []
+    await redis.rpush(inbox, entry(1), entry(2))
+    first = await take(redis)
+    assert first == [entry(1), entry(2)]  # delivered
+    await redis.rpush(inbox, entry(3))
+    assert await ack(redis, first) == 1
+    assert await take(redis) == [entry(3)]  # ...and this reply is lost
+    # the retried write: the ACK of the first batch finds it gone and trims nothing
+    assert await ack(redis, first) == 0
+    second = await take(redis)
+    assert second == [entry(3)]  # handed out again, nothing lost
+    assert await ack(redis, second) == 1
+    assert await take(redis) == []
 
 
 async def test_decrements_apply_once_however_often_they_are_sent(redis: Redis) -> None:
     _, count = redis.keys_under_test  # type: ignore[attr-defined]
     await redis.hset(count, "c.p!1", 5)
     for _ in range(3):  # a write that broke after Redis ran it, retried twice
-        await ack(redis, "", 0, 1, "c.p!1", 2)
+        await ack(redis, [], 1, "c.p!1", 2)
     assert await redis.hget(count, "c.p!1") == b"3"
-    await ack(redis, "", 0, 2, "c.p!1", 3)
+    await ack(redis, [], 2, "c.p!1", 3)
     assert await redis.hget(count, "c.p!1") is None  # at zero the field goes
 
 
@@ -70,11 +79,40 @@ async def test_an_ack_removes_its_batch_only(redis: Redis) -> None:
     # Entries pushed after the batch was handed out stay for the next TAKE: they were never
     # delivered.
     inbox, _ = redis.keys_under_test  # type: ignore[attr-defined]
-    await redis.rpush(inbox, b"e1", b"e2")
-    assert await take(redis, 1) == [b"e1", b"e2"]
-    await redis.rpush(inbox, b"e3")
-    await ack(redis, 1, 2, 0)
-    assert await take(redis, 2) == [b"e3"]
+    await redis.rpush(inbox, entry(1), entry(2))
+    batch = await take(redis)
+    await redis.rpush(inbox, entry(3))
+    await ack(redis, batch)
+    assert await take(redis) == [entry(3)]
+
+
+async def test_an_ack_never_trims_an_inbox_made_anew(redis: Redis) -> None:
+    """A flush (or expiry) deleting the inbox between a TAKE and its ACK, and sends filling
+    it again: the old ACK must not trim entries that were never delivered."""
+    inbox, _ = redis.keys_under_test  # type: ignore[attr-defined]
+    await redis.rpush(inbox, entry(1), entry(2))
+    batch = await take(redis)
+    await redis.delete(inbox)
+    await redis.rpush(inbox, entry(3), entry(4), entry(5))
+    assert await ack(redis, batch) == 0
+    assert await take(redis) == [entry(3), entry(4), entry(5)]
+
+
+async def test_an_ack_runs_when_redis_is_out_of_memory(redis: Redis) -> None:
+    """It only frees: it must run under ``maxmemory`` (noeviction), or a full Redis could
+    never be drained by its readers."""
+    inbox, count = redis.keys_under_test  # type: ignore[attr-defined]
+    await redis.rpush(inbox, entry(1))
+    await redis.hset(count, "c.p!1", 1)
+    batch = await take(redis)
+    before = await redis.config_get("maxmemory")
+    await redis.config_set("maxmemory", 1)
+    try:
+        assert await ack(redis, batch, 1, "c.p!1", 1) == 1
+    finally:
+        await redis.config_set("maxmemory", before["maxmemory"])
+    assert await redis.llen(inbox) == 0
+    assert await redis.hget(count, "c.p!1") is None
 
 
 async def test_the_wait_leaves_the_inbox_as_it_was(redis: Redis) -> None:
@@ -87,12 +125,3 @@ async def test_the_wait_leaves_the_inbox_as_it_was(redis: Redis) -> None:
     for command in scripts.wait_commands(inbox, 0.1):  # empty: it waits, then gives up
         assert await run(redis, command) is None
     assert await redis.exists(inbox) == 0
-
-
-async def test_take_keeps_what_it_hands_out_alive(redis: Redis) -> None:
-    inbox, count = redis.keys_under_test  # type: ignore[attr-defined]
-    await redis.rpush(inbox, b"e1")
-    assert await take(redis, 1) == [b"e1"]
-    assert 0 < await redis.pttl(inbox) <= 60_000
-    assert 0 < await redis.pttl(count) <= 60_000  # the batch tag never outlives the process
-    assert await redis.hget(count, "#batch") == b"1"

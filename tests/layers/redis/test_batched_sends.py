@@ -154,7 +154,9 @@ async def test_a_leader_cancelled_after_others_joined_still_sends_theirs(
     assert got == [-1, 1, 2, 3]
     assert owner.receive_nowait(channel) is None
     await asyncio.sleep(0)
-    assert sender._sending == 0
+    home = sender._links.home
+    assert home is not None
+    assert home.sending == 0
 
 
 async def test_a_failed_batch_tells_and_counts_each_caller_once(

@@ -263,38 +263,3 @@ async def test_a_receive_cancelled_mid_read_and_the_next_receive_deliver_once(
     assert (await asyncio.wait_for(second, 5))["n"] == 1
     with pytest.raises(TimeoutError):  # and there is no second copy
         await asyncio.wait_for(reader.receive("jobs"), 1.5)
-
-
-async def test_a_batch_whose_tag_was_refused_is_not_handed_out_twice(
-    make_redis_layer: MakeRedisLayer,
-) -> None:
-    """TAKE is plain commands: if Redis refuses the tagging write (OOM under ``maxmemory``)
-    but serves the read, the batch must not be delivered untagged, or its ACK would trim
-    nothing and the next TAKE would hand it out again."""
-    from redis.exceptions import ResponseError
-
-    layer, sender = make_redis_layer(), make_redis_layer()
-    channel = await layer.new_channel()
-    home = layer._links.home
-    assert home is not None
-    assert home.reader is not None
-    reader = home.reader
-    run = reader.popper.run
-    refused: list[int] = []
-
-    async def refuse_the_tag_once(commands: Any, **options: Any) -> Any:
-        replies = await run(commands, **options)
-        if not refused and replies[-1]:  # the first round that hands something out
-            at = next(i for i, command in enumerate(commands) if command[0] == "HSET")
-            refused.append(at)
-            replies[at] = ResponseError("OOM command not allowed when used memory > 'maxmemory'")
-            await layer._links.call(0, ("HSET", layer.keys.count(layer.pid), "#batch", 0), "t", "t")
-        return replies
-
-    reader.popper.run = refuse_the_tag_once  # type: ignore[method-assign]
-    reader.max_backoff = 0.05  # the reader waits this long after an error reply
-    await sender.send(channel, {"type": "m", "n": 1})
-    assert (await receive(layer, channel))["n"] == 1
-    assert refused
-    with pytest.raises(TimeoutError):
-        await receive(layer, channel, timeout=1.0)

@@ -81,6 +81,14 @@ class Home(Connections):
     #: per shard, the commands that take the process out of its groups as it stops
     farewell: Callable[[], dict[int, list[Command]]] | None = None
 
+    def __init__(self, hosts: list[HostSpec], retry_timeout: float) -> None:
+        super().__init__(hosts, retry_timeout)
+        #: sends to process-local channels made in this loop iteration, per target process:
+        #: each batch goes to Redis as one call (layer.py, ``_SendBatch``)
+        self.batches: dict[str, Any] = {}
+        #: sends to process-local channels whose caller has not resumed with its outcome
+        self.sending = 0
+
     async def aclose(self) -> None:
         tasks = [t for t in (self.keeper_task, self.reader_task) if t is not None]
         for task in tasks:

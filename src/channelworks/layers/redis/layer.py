@@ -102,7 +102,7 @@ class _SendBatch:
     futures: list[asyncio.Future[int]] = field(default_factory=list)  # each caller's outcome
     channels: list[str] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
-    packed: list[bytes] = field(default_factory=list)  # each entry's arguments (_pack_entry)
+    packed: list[bytes] = field(default_factory=list)  # each entry's arguments, packed
     size: int = 0  # bytes of the entries
 
 
@@ -226,11 +226,6 @@ class RedisChannelLayer(BaseChannelLayer):
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._abandon = False  # close() gave up waiting: the flusher stops when cancelled
-        # Sends to process-local channels on the home loop, per target process, made in this
-        # loop iteration: each batch goes to Redis as one call (see ``_batched``).
-        self._batches: dict[str, _SendBatch] = {}
-        self._batch_home: Home | None = None  # the home loop those belong to
-        self._sending = 0  # sends to process-local channels under way on the home loop
         self._targets: dict[str, _Target] = {}  # process-local channels sent to, by name
 
     # -- point to point -----------------------------------------------------------------------
@@ -274,8 +269,10 @@ class RedisChannelLayer(BaseChannelLayer):
             self._encode(message, channel, expires),
         )
         home = self._links.at_home()
-        if home is not None:
-            batch = self._batches.get(pid) if self._batch_home is home else None
+        if home is None:  # another loop's (or the first) call: a batch of its own
+            outcome = await self._send_alone(channel, target, entry, seq)
+        else:
+            batch = home.batches.get(pid)
             if batch is None:
                 outcome = await self._lead(home, channel, target, entry, seq)
             else:  # the common case inlined: join the batch this loop iteration has open
@@ -283,16 +280,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 try:
                     outcome = await future
                 finally:
-                    self._sending -= 1
-        else:  # another loop's (or the first) call: a batch of its own
-            self.stats.send_batches += 1  # counted as it goes, like a queued batch
-            reply = await self._links.call(
-                self._links.shard_of(pid),
-                self._send_local(pid, [(channel, target.capacity, entry)]),
-                "send",
-                channel,
-            )
-            (outcome,) = self._outcomes(pid, [channel], [seq], reply)
+                    home.sending -= 1
         if not outcome:
             raise ChannelFull(channel)
 
@@ -324,69 +312,64 @@ class RedisChannelLayer(BaseChannelLayer):
     # alone, inline, as a single send; with others, queued on the pipeline, and every sender
     # (the leader too) awaits its own entry's outcome. A sender awaits each send, so its next
     # send is in a later batch: order per sender holds, and entries in a batch keep call order.
-    # ``_sending`` counts the sends whose caller has not yet resumed with its outcome: a
+    # ``home.sending`` counts the sends whose caller has not yet resumed with its outcome: a
     # sender woken by a batch's reply still counts, so the first of them to send again
-    # leads a batch the others join instead of going alone.
+    # leads a batch the others join instead of going alone. Batches and that count belong to
+    # the home loop's ``Home``: a new home loop starts with none.
+
+    async def _send_alone(self, channel: str, target: _Target, entry: bytes, seq: int) -> int:
+        """``entry``'s outcome (1 accepted, 0 full, -1 dropped: its process is not alive), in
+        a SEND_LOCAL call of its own."""
+        pid = target.pid
+        self.stats.send_batches += 1  # counted as it goes, like a queued batch
+        reply = await self._links.call(
+            self._links.shard_of(pid),
+            self._send_local(pid, [(channel, target.capacity, entry)]),
+            "send",
+            channel,
+        )
+        (outcome,) = self._outcomes(pid, [channel], [seq], reply)
+        return outcome
 
     async def _lead(self, home: Home, channel: str, target: _Target, entry: bytes, seq: int) -> int:
-        """``entry``'s outcome (1 accepted, 0 full, -1 dropped: ``pid`` is not alive), sent with
-        the other sends to ``pid`` made in this loop iteration."""
-        if self._batch_home is not home:  # a new home loop: what an old one left is gone
-            self._batch_home = home
-            self._batches = {}
-        pid, capacity = target.pid, target.capacity
-        if not self._sending:  # no other send under way: most likely alone, so no yield
-            self._sending += 1
-            self.stats.send_batches += 1
+        """``entry``'s outcome, sent with the other sends to its process made in this loop
+        iteration."""
+        if not home.sending:  # no other send under way: most likely alone, so no yield
+            home.sending += 1
             try:
-                reply = await self._links.call(
-                    self._links.shard_of(pid),
-                    self._send_local(pid, [(channel, capacity, entry)]),
-                    "send",
-                    channel,
-                )
+                return await self._send_alone(channel, target, entry, seq)
             finally:
-                self._sending -= 1
-            (outcome,) = self._outcomes(pid, [channel], [seq], reply)
-            return outcome
-        batch = self._batches[pid] = _SendBatch(home, pid)
+                home.sending -= 1
+        pid = target.pid
+        batch = home.batches[pid] = _SendBatch(home, pid)
         future = self._join(batch, channel, target, entry, seq)
         try:
             try:
                 await asyncio.sleep(0)  # the other sends of this iteration join meanwhile
             except asyncio.CancelledError:
                 future.cancel()  # not sent; the others are
-                if self._batches.get(pid) is batch:
-                    del self._batches[pid]
+                if home.batches.get(pid) is batch:
+                    del home.batches[pid]
                     self._submit([batch])
                 raise
-            if self._batches.get(pid) is batch:
-                del self._batches[pid]
+            if home.batches.get(pid) is batch:
+                del home.batches[pid]
                 if len(batch.futures) == 1:  # alone: one round trip, no task
-                    self.stats.send_batches += 1
-                    try:
-                        reply = await self._links.call(
-                            self._links.shard_of(pid),
-                            self._send_local(pid, [(channel, capacity, entry)]),
-                            "send",
-                            channel,
-                        )
-                    finally:
-                        future.cancel()  # unused: the outcome is here
-                    (outcome,) = self._outcomes(pid, [channel], [seq], reply)
-                    return outcome
+                    future.cancel()  # unused: the outcome comes back here
+                    return await self._send_alone(channel, target, entry, seq)
                 self._submit([batch])
             return await future
         finally:
-            self._sending -= 1
+            home.sending -= 1
 
     def _join(
         self, batch: _SendBatch, channel: str, target: _Target, entry: bytes, seq: int
     ) -> asyncio.Future[int]:
-        """Add ``entry`` to ``batch`` and count it in ``_sending`` (the caller takes it off
-        once it has its outcome); -> the future of its outcome. A full batch goes at once."""
-        future: asyncio.Future[int] = batch.home.loop.create_future()
-        self._sending += 1
+        """Add ``entry`` to ``batch`` and count it in ``home.sending`` (the caller takes it
+        off once it has its outcome); -> the future of its outcome. A full batch goes at once."""
+        home = batch.home
+        future: asyncio.Future[int] = home.loop.create_future()
+        home.sending += 1
         batch.futures.append(future)
         batch.channels.append(channel)
         batch.seqs.append(seq)
@@ -394,8 +377,8 @@ class RedisChannelLayer(BaseChannelLayer):
         batch.packed.append(packed)
         batch.size += len(packed)
         if len(batch.futures) >= MAX_SEND_BATCH or batch.size >= MAX_SEND_BATCH_BYTES:
-            if self._batches.get(batch.pid) is batch:
-                del self._batches[batch.pid]
+            if home.batches.get(batch.pid) is batch:
+                del home.batches[batch.pid]
             self._submit([batch])
         return future
 
@@ -536,12 +519,8 @@ class RedisChannelLayer(BaseChannelLayer):
             reader = home.reader if home is not None else None
             if reader is None:
                 await self._start_reader()
-            elif reader.overflow:  # rare: sends wait behind a full local queue
+            else:  # what is queued (or waits in overflow), without another coroutine
                 message = self.receive_nowait(channel)
-                if message is not None:
-                    return message
-            else:  # what is queued, without another coroutine
-                message = self.local.receive_nowait(channel)
                 if message is not None:
                     return message
             return await self.local.receive(channel)
@@ -580,6 +559,7 @@ class RedisChannelLayer(BaseChannelLayer):
                     ("BLMOVE", key, hold, "LEFT", "RIGHT", BLOCK_SECONDS),
                     ("PEXPIRE", hold, self._expiry_ms),
                 ]
+                await popper.idle()  # an abandoned read's put-back first: it may clear held
                 if popper.held is not None and popper.held[1] != key:
                     await self._give_back_held(popper, pipeline)  # on its own node
                 if popper.held is not None:
@@ -749,7 +729,12 @@ class RedisChannelLayer(BaseChannelLayer):
         if "!" in channel and self._marker not in channel:
             # The owner may hold it as a member of its own: tell it, through its inbox.
             pid = process_of(channel)
-            entry = b"d 0 %s:0 %s %s\n" % (self.pid.encode(), group.encode(), channel.encode())
+            entry = b"d 0 %s:%d %s %s\n" % (  # unique header, as every entry's (scripts.ACK)
+                self._pid_bytes,
+                next(self._seq),
+                group.encode(),
+                channel.encode(),
+            )
             await self._links.call(
                 self._links.shard_of(pid),
                 scripts.GROUP_PUSH.command(
@@ -1337,12 +1322,6 @@ def _pack_head(name: bytes, capacity: int) -> bytes:
     """The first two of an entry's SEND_LOCAL arguments, channel and capacity, packed."""
     limit = b"%d" % capacity
     return b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(name), name, len(limit), limit)
-
-
-def _pack_entry(channel: str, capacity: int, entry: bytes) -> bytes:
-    """An entry's three SEND_LOCAL arguments (channel, capacity, entry), packed for the wire
-    as the sender makes it: packing a batch is then one join (see ``Packed``)."""
-    return b"%s$%d\r\n%s\r\n" % (_pack_head(channel.encode(), capacity), len(entry), entry)
 
 
 def _now_ms() -> int:

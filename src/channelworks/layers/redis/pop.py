@@ -82,8 +82,7 @@ class Popper:
         the read starts (the caller clears it once it has what was read). A lost connection
         raises redis-py's error. See the module docstring for cancellation.
         """
-        if self._busy is not None:
-            await asyncio.shield(self._busy)
+        await self.idle()
         loop = asyncio.get_running_loop()
         task = loop.create_task(self._run(commands, then, holds))
         try:
@@ -95,6 +94,12 @@ class Popper:
             self.tasks.add(cleanup)
             cleanup.add_done_callback(self.tasks.discard)
             raise
+
+    async def idle(self) -> None:
+        """Return once a read its caller abandoned has finished, and what it read is back:
+        only then do ``held`` and the connection say what they will say to the next read."""
+        if self._busy is not None:
+            await asyncio.shield(self._busy)
 
     async def release(self) -> None:
         """Give the connection back (after a read under way, if any, has finished)."""

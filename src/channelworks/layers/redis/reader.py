@@ -6,8 +6,10 @@ Rules of this file:
   to wait for the first, then ``TAKE``); the next round trip acknowledges the batch (``ACK``,
   in the same write, ahead of the next read), trimming it, once it is in ``local``. A reply
   lost with a connection leaves its batch at the head, and the next ``TAKE`` hands it out
-  again; a retried ``ACK`` finds another batch number and does nothing (scripts.py). So a
-  dropped connection loses nothing and delivers nothing twice;
+  again; an ``ACK`` trims only if the inbox still starts with its batch (its last entry's
+  unique header is where it was), so a retried one does nothing (scripts.py). A round with
+  an error reply hands nothing out (its ``ACK`` goes again first). So a dropped connection
+  loses nothing and delivers nothing twice;
 - the count decrements owed for taken entries ride on the same ``ACK`` with an id that only
   grows: Redis applies each set once, however often a failing write carries it;
 - an entry is delivered into ``local``, an ``InMemoryChannelLayer`` that then does for this
@@ -145,9 +147,9 @@ class InboxReader:
         self.overflow: dict[str, deque[tuple[int, Message]]] = {}
         #: per channel, entries taken that Redis still counts against its capacity
         self.decrements: dict[str, int] = {}
-        self._batches = itertools.count(1)
-        #: the batch delivered and not yet acknowledged: (number, entries)
-        self._unacked: tuple[int, int] | None = None
+        #: the batch delivered and not yet acknowledged: (entries, header of its last entry)
+        self._unacked: tuple[int, bytes] | None = None
+        self._refusing = False  # error replies logged: not again until a clean round
         self._decrement_ids = itertools.count(1)
         self._unconfirmed: tuple[int, dict[str, int]] | None = None  # decrements sent, no reply
         self._flushes: dict[int, asyncio.Future[None]] = {}
@@ -179,11 +181,7 @@ class InboxReader:
                 # Not right after a reconnect, where a batch whose reply was lost is still
                 # at the head and must come at once, not after the blocking wait.
                 commands += scripts.wait_commands(self.inbox, BLOCK_SECONDS)
-            batch = next(self._batches)
-            took_at = len(commands)  # where TAKE's replies start
-            commands += scripts.take_commands(
-                self.inbox, self.count_key, self.batch, batch, self.ttl_ms
-            )
+            commands += scripts.take_commands(self.inbox, self.batch)
             # accepted before this round trip: in the inbox by the time it runs
             pushed = set(self.own.unread) if self.own.unread else None
             try:
@@ -202,25 +200,33 @@ class InboxReader:
                 self.stats.reconnects += 1
                 logger.warning("Redis layer inbox connection is back")
                 self.on_reconnect()
-            errors = [reply for reply in replies if isinstance(reply, ResponseError)]
-            if ack is not None and not isinstance(replies[acked_at], ResponseError):
+            acked = ack is None or not isinstance(replies[acked_at], ResponseError)
+            if ack is not None and acked:
                 self._unacked = self._unconfirmed = None
             entries = replies[-1]
-            # Only a batch tagged with its number is handed out: a refused write (OOM) would
-            # leave it untagged, and its ACK would then trim nothing (delivered again).
-            if not any(isinstance(reply, ResponseError) for reply in replies[took_at:]) and entries:
-                # If the ACK failed, the inbox still starts with the batch delivered last:
-                # only the rest is new (entries only ever join at its tail).
-                skip = self._unacked[1] if self._unacked is not None else 0
-                self._unacked = (batch, len(entries))
-                await self.deliver(entries[skip:])
-            elif not errors and pushed:
+            if not acked or isinstance(entries, ResponseError):
+                # Nothing is handed out from a round whose ACK failed: it may or may not have
+                # trimmed the batch delivered last (it may have run before a lost reply), so
+                # what the head holds is unknown. The ACK goes again, then a read.
+                pass
+            elif entries:
+                head, newline, _ = entries[-1].partition(b"\n")
+                self._unacked = (len(entries), head + newline)
+                await self.deliver(entries)
+            elif pushed:
                 # The inbox was empty after everything this layer had pushed by then: those
                 # entries were read, or lost (with Redis' data, or expired).
                 self.own.gone(pushed)
+            # The announce and the wait are writes, which Redis refuses when it is over
+            # ``maxmemory``: what was read is delivered all the same (the ACK runs then, so
+            # readers drain a full Redis), the announce goes again, and the wait is a poll.
+            errors = [reply for reply in replies if isinstance(reply, ResponseError)]
             fresh = bool(errors)
             if errors:  # e.g. NOSCRIPT: what failed goes again
-                await self._reload_scripts(errors[0])
+                await self._refused(errors[0], idle=not entries or not acked)
+            elif self._refusing:
+                self._refusing = False
+                logger.warning("Redis layer inbox reader gets clean replies again")
 
     def _ack(self) -> Command | None:
         """The ACK for the batch delivered last and the decrements owed, if any is due."""
@@ -233,19 +239,24 @@ class InboxReader:
         pairs: list[str | int] = []
         for channel, count in owed.items():
             pairs += (channel, count)
-        batch, size = ("", 0) if self._unacked is None else self._unacked
+        size, last = (0, b"") if self._unacked is None else self._unacked
         return scripts.ACK.command(
-            (self.count_key, self.inbox), batch, size, decrement_id, self.ttl_ms, *pairs
+            (self.count_key, self.inbox), size, last, decrement_id, self.ttl_ms, *pairs
         )
 
-    async def _reload_scripts(self, error: Exception) -> None:
+    async def _refused(self, error: Exception, *, idle: bool) -> None:
+        """A round got ``error`` as a reply: reload the scripts (``NOSCRIPT``), or say so and
+        wait a little before the next round if nothing was read (``idle``)."""
         if isinstance(error, NoScriptError):  # Redis restarted: nobody has loaded them yet
             try:
                 await self.control.shard.load_scripts([s.source for s in scripts.ALL])
             except Exception as exc:
                 logger.warning("Redis layer could not load its scripts: %s", exc)
-        else:
+            return
+        if not self._refusing:
             logger.error("Redis layer inbox reader got an error reply: %s", error)
+        self._refusing = True
+        if idle:
             await asyncio.sleep(self.max_backoff)
 
     def _taken(self, channel: str) -> None:
@@ -307,10 +318,8 @@ class InboxReader:
             self._taken(channel)
             return
         try:
-            if self.encrypted:
-                message = self.codec.unseal(payload, bound_to(channel, expires), self.token_ttl)
-            else:
-                message = self.codec.decode(payload)
+            bound = bound_to(channel, expires) if self.encrypted else b""  # unused if plain
+            message = self.codec.unseal(payload, bound, self.token_ttl)
         except UndecodableMessage as exc:
             self._undecodable(f"a message for channel {channel!r}", exc)
             self._taken(channel)

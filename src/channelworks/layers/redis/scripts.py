@@ -105,15 +105,16 @@ return {1, dropped}
 )
 
 # The inbox reader's reliable read (reader.py): entries stay at the head of the inbox until
-# the reader has them in the process. TAKE (plain commands, no script: a script would copy
-# every entry into Lua and out again) tags the batch it hands out with a number in the count
-# hash and reads the head of the inbox; ACK of that number trims the entries handed out (the
-# head: entries only ever join at the tail, and only the reader removes any) once they are in
-# the process. An ACK that runs twice (a retried write) finds another number (or none) and
-# does nothing, and a batch whose reply was lost is still at the head, so the next TAKE hands
-# it out again: nothing Redis handed out is lost with a reply on the wire, nothing is
-# delivered twice. Fields of the count hash that start with '#' are the reader's ('#' is
-# never in a channel name).
+# the reader has them in the process. TAKE is a plain read of the head (no script: a script
+# would copy every entry into Lua and out again); ACK trims the batch handed out once it is
+# in the process, only if the inbox still starts with it: its last entry is where it was
+# (every entry's header is unique: its origin is a process id and that process's sequence
+# number). Entries only ever join at the tail and only the reader removes any from the head,
+# so an ACK that runs twice (a retried write) finds another entry there and does nothing; a
+# batch whose reply was lost is still at the head, and the next TAKE hands it out again; an
+# inbox deleted meanwhile (``flush``, expiry) and filled anew is never trimmed by an old ACK.
+# Nothing Redis handed out is lost with a reply on the wire, nothing is delivered twice.
+# Fields of the count hash that start with '#' are the reader's ('#' is never in a channel name).
 
 
 def wait_commands(inbox: str, seconds: float) -> list[tuple[object, ...]]:
@@ -122,29 +123,27 @@ def wait_commands(inbox: str, seconds: float) -> list[tuple[object, ...]]:
     return [("BLMOVE", inbox, inbox, "LEFT", "LEFT", seconds)]
 
 
-def take_commands(
-    inbox: str, count: str, n: int, batch: int, ttl_ms: int
-) -> list[tuple[object, ...]]:
-    """TAKE: tag batch ``batch``, keep the process's keys alive, read up to ``n`` entries from
-    the head of the inbox (the last reply: oldest first)."""
-    return [
-        ("HSET", count, "#batch", batch),
-        ("PEXPIRE", count, ttl_ms),
-        ("PEXPIRE", inbox, ttl_ms),  # what is handed out stays until its ACK
-        ("LRANGE", inbox, 0, n - 1),
-    ]
+def take_commands(inbox: str, n: int) -> list[tuple[object, ...]]:
+    """TAKE: up to ``n`` entries from the head of the inbox (the last reply: oldest first)."""
+    return [("LRANGE", inbox, 0, n - 1)]
 
 
-# KEYS: count, inbox.  ARGV: batch ('' for none), its size, decrement id, ttl_ms, channel, n...
-# Removes the ``size`` entries of ``batch`` from the head of the inbox if it is still the batch
-# handed out last (entries pushed since stay); gives back the capacity of
-# ``n`` taken entries per channel unless decrement id was applied already (ids only grow). -> 0
+# KEYS: count, inbox.  ARGV: size (0: no batch), the header line of the batch's last entry
+# (with its newline), decrement id, ttl_ms, channel, n...
+# Trims the ``size`` entries of the batch from the head of the inbox if the inbox still starts
+# with it; gives back the capacity of ``n`` taken entries per channel unless decrement id was
+# applied already (ids only grow). Runs when Redis is out of memory (it only frees). -> 1 if
+# it trimmed, else 0
 ACK = Script(
     "ack",
-    """
-if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], '#batch') == ARGV[1] then
-  redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
-  redis.call('HDEL', KEYS[1], '#batch')
+    """#!lua flags=allow-oom
+local size, trimmed = tonumber(ARGV[1]), 0
+if size > 0 then
+  local last = redis.call('LINDEX', KEYS[2], size - 1)
+  if last and string.sub(last, 1, #ARGV[2]) == ARGV[2] then
+    redis.call('LTRIM', KEYS[2], size, -1)
+    trimmed = 1
+  end
 end
 if #ARGV > 4 and tonumber(redis.call('HGET', KEYS[1], '#dec') or '0') < tonumber(ARGV[3]) then
   for i = 5, #ARGV, 2 do
@@ -155,7 +154,7 @@ if #ARGV > 4 and tonumber(redis.call('HGET', KEYS[1], '#dec') or '0') < tonumber
   redis.call('HSET', KEYS[1], '#dec', ARGV[3])
   if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 end
-return 0
+return trimmed
 """,
 )
 
