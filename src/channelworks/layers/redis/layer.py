@@ -260,7 +260,7 @@ class RedisChannelLayer(BaseChannelLayer):
             return
         pid = target.pid
         seq = next(self._seq)
-        expires = _now_ms() + self._expiry_ms
+        expires = int(time.time() * 1000) + self._expiry_ms
         entry = b"s %d %s:%d %s\n%s" % (
             expires,
             self._pid_bytes,
@@ -472,10 +472,12 @@ class RedisChannelLayer(BaseChannelLayer):
         it is over max_message_size."""
         if self.codec.encrypted:
             bound = bound_to_group(target, expires) if group else bound_to(target, expires)
+            payload = self.codec.seal(message, bound)
         else:
-            bound = b""  # nothing to authenticate it with
-        payload = self.codec.seal(message, bound)
-        self._check_size(payload, target)
+            payload = self.codec.encode(message)  # nothing to authenticate it with
+        limit = self.max_message_size
+        if limit is not None and len(payload) > limit:
+            self._check_size(payload, target)
         return payload
 
     def _check_size(self, payload: bytes, target: str) -> None:
