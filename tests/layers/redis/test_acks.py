@@ -110,7 +110,7 @@ async def test_an_ack_runs_when_redis_is_out_of_memory(redis: Redis) -> None:
     try:
         assert await ack(redis, batch, 1, "c.p!1", 1) == 1
     finally:
-        await redis.config_set("maxmemory", before["maxmemory"])
+        await redis.config_set("maxmemory", before["maxmemory"] or 0)
     assert await redis.llen(inbox) == 0
     assert await redis.hget(count, "c.p!1") is None
 

@@ -334,7 +334,7 @@ def test_packed_arguments_go_out_as_the_plain_ones_would() -> None:
     from channelworks.layers.redis.shard import Packed, pack_commands, unpacked
 
     entries = [("c.x!1", 100, b"s 1 x:1 c.x!1\n\x00\r\n\xff"), ("c.x!22", 7, b"")]
-    plain = ("EVALSHA", "a" * 40, 3, "i", "c", "a", 60000)
+    plain: tuple[Any, ...] = ("EVALSHA", "a" * 40, 3, "i", "c", "a", 60000)
     for channel, capacity, data in entries:
         plain += (channel, capacity, data)
     packed = Packed(

@@ -228,7 +228,7 @@ async def test_a_dropped_round_trip_then_noscript_loses_nothing(
                     break
                 await asyncio.sleep(0.02)
             assert blocked is not None
-            await client.client_kill_filter(_id=blocked)  # the restart / failover cuts it
+            await client.client_kill_filter(_id=str(blocked))  # the restart / failover cuts it
             await sender.send(channel, {"type": "m", "n": 1})
             await sender.send(channel, {"type": "m", "n": 2})
             await client.script_flush()  # the new server's empty script cache
