@@ -215,14 +215,16 @@ async def test_a_process_that_closes_leaves_its_groups(
     assert staying.stats.dead_members == 0
 
 
+@pytest.mark.parametrize("next_channel", ["jobs", "other"])
 async def test_a_receive_cancelled_mid_read_and_the_next_receive_deliver_once(
-    make_redis_layer: MakeRedisLayer, monkeypatch: pytest.MonkeyPatch
+    make_redis_layer: MakeRedisLayer, monkeypatch: pytest.MonkeyPatch, next_channel: str
 ) -> None:
     """A normal-channel receive cancelled while its pop was on the wire leaves the entry in
-    its hold list and puts it back (``restore``). The popper let the next receive start
-    before that put-back had run: the next read moved the held entry back itself, took it
-    and returned it, and then the put-back pushed a second copy (seen under CPU load as a
-    duplicate in ``test_cancelled_receives_on_a_normal_channel_lose_nothing``)."""
+    its hold list and puts it back (``restore``). The popper let the next receive (of that
+    channel, or of another on the same idle popper, which first moves what is held back to
+    its own channel) start before that put-back had run: the held entry was moved back by
+    the next receive too, and the put-back then pushed a second copy (seen under CPU load as
+    a duplicate in ``test_cancelled_receives_on_a_normal_channel_lose_nothing``)."""
     from channelworks.layers.redis.pop import Popper
 
     reader, sender = make_redis_layer(), make_redis_layer()
@@ -257,9 +259,15 @@ async def test_a_receive_cancelled_mid_read_and_the_next_receive_deliver_once(
     with pytest.raises(asyncio.CancelledError):
         await waiting
     await asyncio.wait_for(restoring.wait(), 5)  # the cancelled read's put-back is under way
-    second = asyncio.create_task(reader.receive("jobs"))
-    await asyncio.sleep(0.2)  # with the bug, it reads (and returns) the held entry now
+    second = asyncio.create_task(reader.receive(next_channel))  # the same, idle, popper
+    await asyncio.sleep(0.2)  # with the bug, it moves the held entry back now
     release.set()
-    assert (await asyncio.wait_for(second, 5))["n"] == 1
+    if next_channel == "jobs":
+        assert (await asyncio.wait_for(second, 5))["n"] == 1
+    else:
+        await asyncio.sleep(0.2)
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)
+        assert (await asyncio.wait_for(reader.receive("jobs"), 5))["n"] == 1
     with pytest.raises(TimeoutError):  # and there is no second copy
         await asyncio.wait_for(reader.receive("jobs"), 1.5)

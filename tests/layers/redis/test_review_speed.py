@@ -17,58 +17,6 @@ from tests.layers.redis.test_layer import receive
 pytestmark = pytest.mark.services
 
 
-async def test_cancelled_receive_then_receive_on_another_channel_delivers_once(
-    make_redis_layer: MakeRedisLayer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """b990c26 makes ``Popper.run`` wait for a cancelled read's put-back, but
-    ``_receive_normal`` of *another* channel on the same (idle) popper calls
-    ``_give_back_held`` before ``popper.run``: it LMOVEs the held entry back to the head of
-    its channel while the put-back (``restore``: LPUSH + DEL hold) is still under way, and
-    the put-back then pushes a second copy."""
-    from channelworks.layers.redis.pop import Popper
-
-    reader, sender = make_redis_layer(), make_redis_layer()
-    await sender.send("jobs", {"type": "job", "n": 1})
-    reading, cancelled = asyncio.Event(), asyncio.Event()
-    real_run = Popper._run
-    first = True
-
-    async def run(self: Popper, *args: Any) -> list[Any]:
-        nonlocal first
-        if first:  # the first read: its caller is cancelled before the reply comes
-            first = False
-            reading.set()
-            await cancelled.wait()
-        return await real_run(self, *args)
-
-    restoring, release = asyncio.Event(), asyncio.Event()
-    real_restore = reader._restore
-
-    async def slow_restore(*args: Any) -> bool:
-        restoring.set()
-        await release.wait()
-        return await real_restore(*args)
-
-    monkeypatch.setattr(Popper, "_run", run)
-    monkeypatch.setattr(reader, "_restore", slow_restore)
-    waiting = asyncio.create_task(reader.receive("jobs"))
-    await reading.wait()
-    waiting.cancel()
-    cancelled.set()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
-    await asyncio.wait_for(restoring.wait(), 5)  # the cancelled read's put-back is under way
-    other = asyncio.create_task(reader.receive("other"))  # same popper, another channel
-    await asyncio.sleep(0.2)
-    release.set()
-    await asyncio.sleep(0.2)
-    other.cancel()
-    await asyncio.gather(other, return_exceptions=True)
-    assert (await asyncio.wait_for(reader.receive("jobs"), 5))["n"] == 1
-    with pytest.raises(TimeoutError):  # and there is no second copy
-        await asyncio.wait_for(reader.receive("jobs"), 1.5)
-
-
 async def _hook_first_delivery(layer: Any, after: Any) -> None:
     """Run ``after()`` once, right after the reader delivered its first non-empty batch (a
     concurrent flush's UNLINK landing between a TAKE and the ACK of its batch)."""
