@@ -36,12 +36,23 @@ async def take(redis: Any) -> Any:
     return replies[-1]
 
 
-def ack(redis: Any, batch: list[bytes], decrement_id: int = 0, *pairs: object) -> Any:
-    """The ACK of ``batch`` as the reader sends it (size, header of its last entry)."""
+def ack(
+    redis: Any, batch: list[bytes], decrement_id: int = 0, *pairs: object, number: int = 1
+) -> Any:
+    """The ACK of ``batch`` (handed out as batch ``number``) as the reader sends it, numbering
+    the next batch ``number + 1``."""
     inbox, count = redis.keys_under_test
     head, newline, _ = batch[-1].partition(b"\n") if batch else (b"", b"", b"")
-    last = head + newline
-    command = scripts.ACK.command((count, inbox), len(batch), last, decrement_id, 60_000, *pairs)  # type: ignore[arg-type]
+    command = scripts.ACK.command(
+        (count, inbox),
+        number if batch else "",
+        len(batch),
+        head + newline,
+        number + 1,
+        decrement_id,
+        60_000,
+        *pairs,  # type: ignore[arg-type]
+    )
     return run(redis, command)
 
 
@@ -61,7 +72,7 @@ async def test_a_batch_whose_reply_was_lost_is_handed_out_again(redis: Redis) ->
     assert await ack(redis, first) == 0
     second = await take(redis)
     assert second == [entry(3)]  # handed out again, nothing lost
-    assert await ack(redis, second) == 1
+    assert await ack(redis, second, number=2) == 1
     assert await take(redis) == []
 
 
@@ -125,3 +136,15 @@ async def test_the_wait_leaves_the_inbox_as_it_was(redis: Redis) -> None:
     for command in scripts.wait_commands(inbox, 0.1):  # empty: it waits, then gives up
         assert await run(redis, command) is None
     assert await redis.exists(inbox) == 0
+
+
+async def test_an_ack_sent_again_trims_nothing_even_if_an_entry_repeats(redis: Redis) -> None:
+    """A push retried after a broken connection can land an entry twice (same header): an
+    ACK sent again after its reply was lost must not take the repeat for its batch."""
+    inbox, _ = redis.keys_under_test  # type: ignore[attr-defined]
+    await redis.rpush(inbox, entry(1), entry(2))
+    batch = await take(redis)
+    assert await ack(redis, batch) == 1  # ...and its reply is lost
+    await redis.rpush(inbox, entry(9), entry(2))  # another send, then the retried push
+    assert await ack(redis, batch) == 0
+    assert await take(redis) == [entry(9), entry(2)]

@@ -42,7 +42,8 @@ async def test_a_cluster_carries_every_kind_of_message(tmp_path: Path) -> None:
                 await third.send("work", {"type": "job", "n": n})
             assert (await receive(first, mine))["type"] == "direct"
             assert (await receive(first, mine))["type"] == "group"
-            assert [(await receive(second, theirs))["n"] for _ in range(5)] == list(range(5))
+            batched = [(await receive(second, theirs))["n"] for _ in range(5)]
+            assert sorted(batched) == list(range(5))  # concurrent senders: no order among them
             assert (await receive(second, theirs))["type"] == "group"
             jobs = [(await receive(layer, "work"))["n"] for layer in (first, second) * 10]
             assert sorted(jobs) == list(range(20))

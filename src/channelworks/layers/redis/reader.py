@@ -6,10 +6,11 @@ Rules of this file:
   to wait for the first, then ``TAKE``); the next round trip acknowledges the batch (``ACK``,
   in the same write, ahead of the next read), trimming it, once it is in ``local``. A reply
   lost with a connection leaves its batch at the head, and the next ``TAKE`` hands it out
-  again; an ``ACK`` trims only if the inbox still starts with its batch (its last entry's
-  unique header is where it was), so a retried one does nothing (scripts.py). A round with
-  an error reply hands nothing out (its ``ACK`` goes again first). So a dropped connection
-  loses nothing and delivers nothing twice;
+  again; an ``ACK`` trims only if its batch is still the one handed out last (the batch
+  number the previous ``ACK`` set) and still at the head (its last entry's header is where
+  it was), so one sent again does nothing (scripts.py). A round whose ``ACK`` failed hands
+  nothing out (the ``ACK`` goes again first). So a dropped connection loses nothing and
+  delivers nothing twice;
 - the count decrements owed for taken entries ride on the same ``ACK`` with an id that only
   grows: Redis applies each set once, however often a failing write carries it;
 - an entry is delivered into ``local``, an ``InMemoryChannelLayer`` that then does for this
@@ -147,8 +148,10 @@ class InboxReader:
         self.overflow: dict[str, deque[tuple[int, Message]]] = {}
         #: per channel, entries taken that Redis still counts against its capacity
         self.decrements: dict[str, int] = {}
-        #: the batch delivered and not yet acknowledged: (entries, header of its last entry)
-        self._unacked: tuple[int, bytes] | None = None
+        #: the number the batch this reader hands out next gets (the ACK tags it)
+        self._batch = 1
+        #: the batch delivered and not yet acknowledged: (number, entries, header of its last)
+        self._unacked: tuple[int, int, bytes] | None = None
         self._refusing = False  # error replies logged: not again until a clean round
         self._decrement_ids = itertools.count(1)
         self._unconfirmed: tuple[int, dict[str, int]] | None = None  # decrements sent, no reply
@@ -173,10 +176,8 @@ class InboxReader:
                 # After a reconnect (Redis may have restarted empty), say "alive" before
                 # delivering anything: whoever hears from us can reach us by group.
                 commands.append(self.announce)
-            ack = self._ack()
-            acked_at = len(commands)  # where the ACK's reply will be, if there is one
-            if ack is not None:
-                commands.append(ack)
+            acked_at = len(commands)  # where the ACK's reply will be
+            commands.append(self._ack())
             if not fresh:
                 # Not right after a reconnect, where a batch whose reply was lost is still
                 # at the head and must come at once, not after the blocking wait.
@@ -200,8 +201,8 @@ class InboxReader:
                 self.stats.reconnects += 1
                 logger.warning("Redis layer inbox connection is back")
                 self.on_reconnect()
-            acked = ack is None or not isinstance(replies[acked_at], ResponseError)
-            if ack is not None and acked:
+            acked = not isinstance(replies[acked_at], ResponseError)
+            if acked:
                 self._unacked = self._unconfirmed = None
             entries = replies[-1]
             if not acked or isinstance(entries, ResponseError):
@@ -211,7 +212,8 @@ class InboxReader:
                 pass
             elif entries:
                 head, newline, _ = entries[-1].partition(b"\n")
-                self._unacked = (len(entries), head + newline)
+                self._unacked = (self._batch, len(entries), head + newline)
+                self._batch += 1  # the number the next batch gets
                 await self.deliver(entries)
             elif pushed:
                 # The inbox was empty after everything this layer had pushed by then: those
@@ -223,38 +225,46 @@ class InboxReader:
             errors = [reply for reply in replies if isinstance(reply, ResponseError)]
             fresh = bool(errors)
             if errors:  # e.g. NOSCRIPT: what failed goes again
-                await self._refused(errors[0], idle=not entries or not acked)
+                read = acked and isinstance(entries, list) and bool(entries)
+                await self._refused(errors, idle=not read)
             elif self._refusing:
                 self._refusing = False
                 logger.warning("Redis layer inbox reader gets clean replies again")
 
-    def _ack(self) -> Command | None:
-        """The ACK for the batch delivered last and the decrements owed, if any is due."""
+    def _ack(self) -> Command:
+        """The round trip's ACK: the batch delivered last (if any), the number of the batch
+        this round trip hands out, the decrements owed (if any)."""
         if self._unconfirmed is None and self.decrements:
             self._unconfirmed = (next(self._decrement_ids), self.decrements)
             self.decrements = {}
-        if self._unacked is None and self._unconfirmed is None:
-            return None
         decrement_id, owed = self._unconfirmed or (0, {})
         pairs: list[str | int] = []
         for channel, count in owed.items():
             pairs += (channel, count)
-        size, last = (0, b"") if self._unacked is None else self._unacked
+        last_batch, size, last = ("", 0, b"") if self._unacked is None else self._unacked
         return scripts.ACK.command(
-            (self.count_key, self.inbox), size, last, decrement_id, self.ttl_ms, *pairs
+            (self.count_key, self.inbox),
+            last_batch,
+            size,
+            last,
+            self._batch,
+            decrement_id,
+            self.ttl_ms,
+            *pairs,
         )
 
-    async def _refused(self, error: Exception, *, idle: bool) -> None:
-        """A round got ``error`` as a reply: reload the scripts (``NOSCRIPT``), or say so and
-        wait a little before the next round if nothing was read (``idle``)."""
-        if isinstance(error, NoScriptError):  # Redis restarted: nobody has loaded them yet
+    async def _refused(self, errors: list[ResponseError], *, idle: bool) -> None:
+        """A round got ``errors`` as replies: reload the scripts (``NOSCRIPT`` among them), and
+        say so and wait a little before the next round if nothing was read (``idle``)."""
+        if any(isinstance(error, NoScriptError) for error in errors):  # nobody loaded them yet
             try:
                 await self.control.shard.load_scripts([s.source for s in scripts.ALL])
             except Exception as exc:
                 logger.warning("Redis layer could not load its scripts: %s", exc)
-            return
+            if all(isinstance(error, NoScriptError) for error in errors):
+                return
         if not self._refusing:
-            logger.error("Redis layer inbox reader got an error reply: %s", error)
+            logger.error("Redis layer inbox reader got an error reply: %s", errors[0])
         self._refusing = True
         if idle:
             await asyncio.sleep(self.max_backoff)

@@ -106,14 +106,16 @@ return {1, dropped}
 
 # The inbox reader's reliable read (reader.py): entries stay at the head of the inbox until
 # the reader has them in the process. TAKE is a plain read of the head (no script: a script
-# would copy every entry into Lua and out again); ACK trims the batch handed out once it is
-# in the process, only if the inbox still starts with it: its last entry is where it was
-# (every entry's header is unique: its origin is a process id and that process's sequence
-# number). Entries only ever join at the tail and only the reader removes any from the head,
-# so an ACK that runs twice (a retried write) finds another entry there and does nothing; a
-# batch whose reply was lost is still at the head, and the next TAKE hands it out again; an
-# inbox deleted meanwhile (``flush``, expiry) and filled anew is never trimmed by an old ACK.
-# Nothing Redis handed out is lost with a reply on the wire, nothing is delivered twice.
+# would copy every entry into Lua and out again); each round trip starts with ACK, which
+# trims the batch handed out last once it is in the process and numbers the batch this round
+# trip hands out (``#batch`` in the count hash). It trims only if that batch is still the one
+# handed out (``#batch`` says so, or is gone with a flushed or expired count hash) and the
+# inbox still starts with it (its last entry's header is where it was: a flush or expiry
+# that deleted the inbox, filled anew since, is never trimmed). An ACK sent again after a
+# lost reply finds the next number there and trims nothing, whatever the entries hold (a
+# push retried after a broken connection can repeat an entry); a batch whose reply was lost
+# is still at the head, and the next TAKE hands it out again. Nothing Redis handed out is
+# lost with a reply on the wire, nothing is delivered twice by the reader.
 # Fields of the count hash that start with '#' are the reader's ('#' is never in a channel name).
 
 
@@ -128,31 +130,37 @@ def take_commands(inbox: str, n: int) -> list[tuple[object, ...]]:
     return [("LRANGE", inbox, 0, n - 1)]
 
 
-# KEYS: count, inbox.  ARGV: size (0: no batch), the header line of the batch's last entry
-# (with its newline), decrement id, ttl_ms, channel, n...
-# Trims the ``size`` entries of the batch from the head of the inbox if the inbox still starts
-# with it; gives back the capacity of ``n`` taken entries per channel unless decrement id was
-# applied already (ids only grow). Runs when Redis is out of memory (it only frees). -> 1 if
-# it trimmed, else 0
+# KEYS: count, inbox.  ARGV: the number of the batch handed out last ('' for none), its size
+# (0: nothing to trim), the header line of its last entry (with its newline), the number of
+# the batch this round trip hands out, decrement id, ttl_ms, channel, n...
+# Trims the batch handed out last if it is still the one at the head (see above); numbers the
+# next batch; gives back the capacity of ``n`` taken entries per channel unless decrement id
+# was applied already (ids only grow). Runs when Redis is out of memory (it frees; the few
+# bytes it writes are the reader's bookkeeping). -> 1 if it trimmed, else 0
 ACK = Script(
     "ack",
     """#!lua flags=allow-oom
-local size, trimmed = tonumber(ARGV[1]), 0
-if size > 0 then
+local tag = redis.call('HGET', KEYS[1], '#batch')
+local size, trimmed = tonumber(ARGV[2]), 0
+if size > 0 and (tag == false or tag == ARGV[1]) then
   local last = redis.call('LINDEX', KEYS[2], size - 1)
-  if last and string.sub(last, 1, #ARGV[2]) == ARGV[2] then
+  if last and string.sub(last, 1, #ARGV[3]) == ARGV[3] then
     redis.call('LTRIM', KEYS[2], size, -1)
     trimmed = 1
   end
 end
-if #ARGV > 4 and tonumber(redis.call('HGET', KEYS[1], '#dec') or '0') < tonumber(ARGV[3]) then
-  for i = 5, #ARGV, 2 do
+if tag ~= ARGV[4] then
+  redis.call('HSET', KEYS[1], '#batch', ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+end
+if #ARGV > 6 and tonumber(redis.call('HGET', KEYS[1], '#dec') or '0') < tonumber(ARGV[5]) then
+  for i = 7, #ARGV, 2 do
     if redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1])) <= 0 then
       redis.call('HDEL', KEYS[1], ARGV[i])
     end
   end
-  redis.call('HSET', KEYS[1], '#dec', ARGV[3])
-  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+  redis.call('HSET', KEYS[1], '#dec', ARGV[5])
+  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
 end
 return trimmed
 """,
