@@ -4,7 +4,7 @@ How it moves messages (docs/redis.md has the whole design and the keyspace is in
 
 - a *process-local* channel (``new_channel()``, with ``!``) is read by its process only: a
   send pushes an entry onto that process's inbox list (one script, one round trip, shared by
-  the sends to that process made in the same loop iteration: ``_batched``), and the
+  the sends to that process made in the same loop iteration: ``_lead``, ``_join``), and the
   process's one ``InboxReader`` task moves entries into a local ``InMemoryChannelLayer``,
   which gives receivers the in-memory guarantees (waiters, cancellation, expiry);
 - a *normal* channel is a Redis list that any process may pop: each receive pops one entry
