@@ -107,13 +107,6 @@ class InMemoryChannelLayer(BaseChannelLayer):
         state = self._channels.get(channel)
         if state is None:
             state = self._new_state(channel)
-        waiters = state.waiters
-        if waiters and len(waiters) == 1:  # the common case inlined: its reader waits
-            waiter = waiters[0]
-            if not waiter.done() and waiter.get_loop() is loop:
-                waiters.clear()
-                waiter.set_result(message)
-                return True
         return self._deliver(channel, state, message, now + self.expiry, loop)
 
     def receive_nowait(self, channel: str) -> Message | None:

@@ -330,7 +330,7 @@ def test_commands_are_packed_as_redis_py_packs_them() -> None:
 def test_packed_arguments_go_out_as_the_plain_ones_would() -> None:
     from redis.asyncio.connection import Connection
 
-    from channelworks.layers.redis.layer import _pack_head
+    from channelworks.layers.redis.layer import _pack_entry, _pack_head
     from channelworks.layers.redis.shard import Packed, pack_commands, unpacked
 
     entries = [("c.x!1", 100, b"s 1 x:1 c.x!1\n\x00\r\n\xff"), ("c.x!22", 7, b"")]
@@ -339,9 +339,7 @@ def test_packed_arguments_go_out_as_the_plain_ones_would() -> None:
         plain += (channel, capacity, data)
     packed = Packed(
         6,
-        b"".join(
-            b"%s$%d\r\n%s\r\n" % (_pack_head(c.encode(), n), len(e), e) for c, n, e in entries
-        ),
+        b"".join(_pack_entry(_pack_head(c.encode(), n), e) for c, n, e in entries),
     )
     command = ("EVALSHA", "a" * 40, 3, "i", "c", "a", 60000, packed)
     expected = b"".join(Connection().pack_commands([plain, ("CLIENT", "ID")]))

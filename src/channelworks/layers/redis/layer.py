@@ -324,7 +324,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self.stats.send_batches += 1  # counted as it goes, like a queued batch
         reply = await self._links.call(
             self._links.shard_of(pid),
-            self._send_local(pid, [(channel, target.capacity, entry)]),
+            self._send_local(pid, [_pack_entry(target.head, entry)]),
             "send",
             channel,
         )
@@ -373,7 +373,7 @@ class RedisChannelLayer(BaseChannelLayer):
         batch.futures.append(future)
         batch.channels.append(channel)
         batch.seqs.append(seq)
-        packed = b"%s$%d\r\n%s\r\n" % (target.head, len(entry), entry)
+        packed = _pack_entry(target.head, entry)
         batch.packed.append(packed)
         batch.size += len(packed)
         if len(batch.futures) >= MAX_SEND_BATCH or batch.size >= MAX_SEND_BATCH_BYTES:
@@ -394,12 +394,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 batch.channels = [batch.channels[i] for i in kept]
                 batch.seqs = [batch.seqs[i] for i in kept]
                 batch.packed = [batch.packed[i] for i in kept]
-            pid = batch.pid
-            command = scripts.SEND_LOCAL.command(
-                (self.keys.inbox(pid), self.keys.count(pid), self.keys.alive(pid)),
-                self._expiry_ms,
-                Packed(3 * len(batch.packed), b"".join(batch.packed)),
-            )
+            command = self._send_local(batch.pid, batch.packed)
             by_shard.setdefault(self._links.shard_of(batch.pid), []).append((batch, command))
         for index, items in by_shard.items():
             pipeline = items[0][0].home.pipelines[index]
@@ -431,13 +426,12 @@ class RedisChannelLayer(BaseChannelLayer):
             if not future.done():
                 future.set_result(outcome)
 
-    def _send_local(self, pid: str, entries: list[tuple[str, int, bytes]]) -> Command:
-        """The SEND_LOCAL call that pushes ``entries`` (channel, capacity, entry) to ``pid``."""
-        args: list[str | bytes | int] = [self._expiry_ms]
-        for channel, capacity, entry in entries:
-            args += (channel, capacity, entry)
+    def _send_local(self, pid: str, packed: list[bytes]) -> Command:
+        """The SEND_LOCAL call that pushes the ``packed`` entries (``_pack_entry``) to ``pid``."""
         return scripts.SEND_LOCAL.command(
-            (self.keys.inbox(pid), self.keys.count(pid), self.keys.alive(pid)), *args
+            (self.keys.inbox(pid), self.keys.count(pid), self.keys.alive(pid)),
+            self._expiry_ms,
+            Packed(3 * len(packed), b"".join(packed)),
         )
 
     def _outcomes(self, pid: str, channels: list[str], seqs: list[int], reply: Any) -> list[int]:
@@ -1324,6 +1318,11 @@ def _pack_head(name: bytes, capacity: int) -> bytes:
     """The first two of an entry's SEND_LOCAL arguments, channel and capacity, packed."""
     limit = b"%d" % capacity
     return b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(name), name, len(limit), limit)
+
+
+def _pack_entry(head: bytes, entry: bytes) -> bytes:
+    """An entry's three SEND_LOCAL arguments: ``head`` (``_pack_head``), then ``entry``."""
+    return b"%s$%d\r\n%s\r\n" % (head, len(entry), entry)
 
 
 def _now_ms() -> int:
