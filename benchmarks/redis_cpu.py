@@ -42,7 +42,7 @@ async def cpu_per_send(tasks: int, seconds: float) -> dict[str, Any]:
         for command in commands:
             if command[:2] == ("EVALSHA", scripts.SEND_LOCAL.sha):
                 last = command[-1]
-                entries = last.count // 3 if isinstance(last, Packed) else 1
+                entries = last.count - 3 * command[-2] if isinstance(last, Packed) else 1
                 replies.append(b"1" * entries)
             else:
                 replies.append(b"OK")

@@ -281,3 +281,46 @@ async def test_send_targets_are_kept_per_name_within_a_bound(
     await sender.send(mine, {"type": "m"})
     assert sender._targets[mine].own
     assert (await asyncio.wait_for(sender.receive(mine), 2))["type"] == "m"
+
+
+async def test_a_full_channel_refuses_only_its_own_entries_in_a_batch(
+    redis_url: str, prefix: str
+) -> None:
+    # One SEND_LOCAL call, three channels: "a" has room for one of its three entries, "b"
+    # for all, "c" for none. The inbox gets exactly the accepted entries, run after run.
+    from redis.asyncio import Redis
+
+    from channelworks.layers.redis.layer import _pack_arg, _pack_head
+    from channelworks.layers.redis.shard import Packed
+
+    keys = inbox, count, alive = f"{prefix}:i", f"{prefix}:c", f"{prefix}:a"
+    client = Redis.from_url(redis_url)
+
+    async def send_local(runs: list[tuple[str, int, list[bytes]]]) -> Any:
+        heads = [_pack_head(c.encode(), n) + _pack_arg(b"%d" % len(e)) for c, n, e in runs]
+        entries = [_pack_arg(entry) for _, _, run in runs for entry in run]
+        packed = Packed(len(heads) * 3 + len(entries), b"".join(heads + entries))
+        return await client.evalsha(
+            scripts.SEND_LOCAL.sha, 3, *keys, 60000, len(runs), *packed.args()
+        )
+
+    try:
+        await client.script_load(scripts.SEND_LOCAL.source)
+        await client.set(alive, 1)
+        await client.hset(count, mapping={"a": 4, "c": 2})
+        runs = [("a", 5, [b"a1", b"a2", b"a3"]), ("b", 5, [b"b1", b"b2"]), ("c", 2, [b"c1"])]
+        assert await send_local(runs) == b"100110"
+        assert await client.lrange(inbox, 0, -1) == [b"a1", b"b1", b"b2"]
+        assert await client.hgetall(count) == {b"a": b"5", b"b": b"2", b"c": b"2"}
+        assert 0 < await client.pttl(inbox) <= 60000
+        # Every entry accepted: they go from the arguments to the inbox as they came.
+        assert await send_local([("d", 5, [b"d1"]), ("e", 5, [b"e1", b"e2"])]) == b"111"
+        assert await client.lrange(inbox, 3, -1) == [b"d1", b"e1", b"e2"]
+        # Nothing accepted: nothing pushed, no TTL touched.
+        await client.persist(inbox)
+        assert await send_local([("c", 2, [b"c2"])]) == b"0"
+        assert await client.llen(inbox) == 6
+        assert await client.pttl(inbox) == -1
+    finally:
+        await client.delete(*keys)
+        await client.aclose()

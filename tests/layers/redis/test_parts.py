@@ -330,22 +330,29 @@ def test_commands_are_packed_as_redis_py_packs_them() -> None:
 def test_packed_arguments_go_out_as_the_plain_ones_would() -> None:
     from redis.asyncio.connection import Connection
 
-    from channelworks.layers.redis.layer import _pack_entry, _pack_head
+    from channelworks.layers.redis.layer import _pack_arg, _pack_head
     from channelworks.layers.redis.shard import Packed, pack_commands, unpacked
 
-    entries = [("c.x!1", 100, b"s 1 x:1 c.x!1\n\x00\r\n\xff"), ("c.x!22", 7, b"")]
-    plain: tuple[Any, ...] = ("EVALSHA", "a" * 40, 3, "i", "c", "a", 60000)
-    for channel, capacity, data in entries:
-        plain += (channel, capacity, data)
-    packed = Packed(
-        6,
-        b"".join(_pack_entry(_pack_head(c.encode(), n), e) for c, n, e in entries),
-    )
-    command = ("EVALSHA", "a" * 40, 3, "i", "c", "a", 60000, packed)
+    runs = [("c.x!1", 100, [b"s 1 x:1 c.x!1\n\x00\r\n\xff", b"e2"]), ("c.x!22", 7, [b""])]
+    plain: tuple[Any, ...] = ("EVALSHA", "a" * 40, 3, "i", "c", "a", 60000, 2)
+    parts: list[bytes] = []
+    for channel, capacity, entries in runs:
+        plain += (channel, capacity, len(entries))
+        parts.append(_pack_head(channel.encode(), capacity) + _pack_arg(b"%d" % len(entries)))
+    for _, _, entries in runs:
+        plain += tuple(entries)
+        parts += [_pack_arg(entry) for entry in entries]
+    packed = Packed(9, b"".join(parts))
+    command = ("EVALSHA", "a" * 40, 3, "i", "c", "a", 60000, 2, packed)
     expected = b"".join(Connection().pack_commands([plain, ("CLIENT", "ID")]))
     assert pack_commands([command, ("CLIENT", "ID")]) == expected
     # Clients that pack for themselves (Cluster) get the arguments back, as bytes.
-    assert unpacked(command) == (*plain[:7], b"c.x!1", b"100", entries[0][2], b"c.x!22", b"7", b"")
+    assert unpacked(command) == (
+        *plain[:8],
+        *(b"c.x!1", b"100", b"2", b"c.x!22", b"7", b"1"),
+        *runs[0][2],
+        b"",
+    )
     assert unpacked(plain) is plain
-    with pytest.raises(ValueError, match="not 5"):
-        Packed(5, packed.data).args()
+    with pytest.raises(ValueError, match="not 8"):
+        Packed(8, packed.data).args()

@@ -94,16 +94,38 @@ class _Target:
 
 
 @dataclass(slots=True)
+class _Run:
+    """The sends to one channel in a ``_SendBatch``, in call order."""
+
+    channel: str
+    head: bytes  # the channel's name and capacity, packed (``_Target.head``)
+    futures: list[asyncio.Future[int]] = field(default_factory=list)  # each caller's outcome
+    seqs: list[int] = field(default_factory=list)
+    entries: list[bytes] = field(default_factory=list)  # each entry, packed (``_pack_arg``)
+
+
+@dataclass(slots=True)
 class _SendBatch:
-    """Sends to one process's channels made in one loop iteration, for one SEND_LOCAL call."""
+    """Sends to one process's channels made in one loop iteration, for one SEND_LOCAL call:
+    one ``_Run`` per channel, in the order each channel was first sent to."""
 
     home: Home
     pid: str
-    futures: list[asyncio.Future[int]] = field(default_factory=list)  # each caller's outcome
-    channels: list[str] = field(default_factory=list)
-    seqs: list[int] = field(default_factory=list)
-    packed: list[bytes] = field(default_factory=list)  # each entry's arguments, packed
+    runs: dict[str, _Run] = field(default_factory=dict)
+    count: int = 0  # entries
     size: int = 0  # bytes of the entries
+
+    def discard_cancelled(self) -> None:
+        """Leave out the sends whose caller cancelled before the batch went."""
+        for channel, run in list(self.runs.items()):
+            if any(future.done() for future in run.futures):
+                kept = [i for i, future in enumerate(run.futures) if not future.done()]
+                if not kept:
+                    del self.runs[channel]
+                    continue
+                run.futures = [run.futures[i] for i in kept]
+                run.seqs = [run.seqs[i] for i in kept]
+                run.entries = [run.entries[i] for i in kept]
 
 
 @dataclass(slots=True)
@@ -311,7 +333,7 @@ class RedisChannelLayer(BaseChannelLayer):
     # batch of one). Then the leader runs it:
     # alone, inline, as a single send; with others, queued on the pipeline, and every sender
     # (the leader too) awaits its own entry's outcome. A sender awaits each send, so its next
-    # send is in a later batch: order per sender holds, and entries in a batch keep call order.
+    # send is in a later batch: order per sender holds, and a batch keeps call order per channel.
     # ``home.sending`` counts the sends whose caller has not yet resumed with its outcome: a
     # sender woken by a batch's reply still counts, so the first of them to send again
     # leads a batch the others join instead of going alone. Batches and that count belong to
@@ -324,7 +346,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self.stats.send_batches += 1  # counted as it goes, like a queued batch
         reply = await self._links.call(
             self._links.shard_of(pid),
-            self._send_local(pid, [_pack_entry(target.head, entry)]),
+            self._send_local(pid, [(target.head, [_pack_arg(entry)])]),
             "send",
             channel,
         )
@@ -354,7 +376,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 raise
             if home.batches.get(pid) is batch:
                 del home.batches[pid]
-                if len(batch.futures) == 1:  # alone: one round trip, no task
+                if batch.count == 1:  # alone: one round trip, no task
                     future.cancel()  # unused: the outcome comes back here
                     return await self._send_alone(channel, target, entry, seq)
                 self._submit([batch])
@@ -370,13 +392,16 @@ class RedisChannelLayer(BaseChannelLayer):
         home = batch.home
         future: asyncio.Future[int] = home.loop.create_future()
         home.sending += 1
-        batch.futures.append(future)
-        batch.channels.append(channel)
-        batch.seqs.append(seq)
-        packed = _pack_entry(target.head, entry)
-        batch.packed.append(packed)
+        run = batch.runs.get(channel)
+        if run is None:
+            run = batch.runs[channel] = _Run(channel, target.head)
+        run.futures.append(future)
+        run.seqs.append(seq)
+        packed = _pack_arg(entry)
+        run.entries.append(packed)
+        batch.count += 1
         batch.size += len(packed)
-        if len(batch.futures) >= MAX_SEND_BATCH or batch.size >= MAX_SEND_BATCH_BYTES:
+        if batch.count >= MAX_SEND_BATCH or batch.size >= MAX_SEND_BATCH_BYTES:
             if home.batches.get(batch.pid) is batch:
                 del home.batches[batch.pid]
             self._submit([batch])
@@ -386,15 +411,11 @@ class RedisChannelLayer(BaseChannelLayer):
         """Queue one SEND_LOCAL call per batch (all of one shard in one round trip)."""
         by_shard: dict[int, list[tuple[_SendBatch, Command]]] = {}
         for batch in batches:
-            if any(future.done() for future in batch.futures):  # callers cancelled: not sent
-                kept = [i for i, future in enumerate(batch.futures) if not future.done()]
-                if not kept:
-                    continue
-                batch.futures = [batch.futures[i] for i in kept]
-                batch.channels = [batch.channels[i] for i in kept]
-                batch.seqs = [batch.seqs[i] for i in kept]
-                batch.packed = [batch.packed[i] for i in kept]
-            command = self._send_local(batch.pid, batch.packed)
+            batch.discard_cancelled()
+            if not batch.runs:
+                continue
+            runs = [(run.head, run.entries) for run in batch.runs.values()]
+            command = self._send_local(batch.pid, runs)
             by_shard.setdefault(self._links.shard_of(batch.pid), []).append((batch, command))
         for index, items in by_shard.items():
             pipeline = items[0][0].home.pipelines[index]
@@ -405,33 +426,52 @@ class RedisChannelLayer(BaseChannelLayer):
 
     def _batch_sent(self, batch: _SendBatch, pipeline: Pipeline, done: asyncio.Future[Any]) -> None:
         """``batch``'s SEND_LOCAL call is done: give each caller its outcome."""
+        runs = batch.runs.values()
         if done.cancelled():  # the pipeline closed before sending it
-            for future in batch.futures:
-                future.cancel()
+            for run in runs:
+                for future in run.futures:
+                    future.cancel()
             return
         reply = done.exception() or done.result()
         if isinstance(reply, BaseException):
-            for future, channel in zip(batch.futures, batch.channels, strict=True):
-                if future.done():
-                    continue
-                if isinstance(reply, RETRYABLE):  # counted and logged per send, as alone
-                    error = self._links.unavailable("send", channel, pipeline, reply)
-                    error.__cause__ = reply  # as ``raise ... from`` does for a send alone
-                    future.set_exception(error)
-                else:
-                    future.set_exception(reply)
+            for run in runs:
+                for future in run.futures:
+                    if future.done():
+                        continue
+                    if isinstance(reply, RETRYABLE):  # counted and logged per send, as alone
+                        error = self._links.unavailable("send", run.channel, pipeline, reply)
+                        error.__cause__ = reply  # as ``raise ... from`` does for a send alone
+                        future.set_exception(error)
+                    else:
+                        future.set_exception(reply)
             return
-        outcomes = self._outcomes(batch.pid, batch.channels, batch.seqs, reply)
-        for future, outcome in zip(batch.futures, outcomes, strict=True):
+        if len(batch.runs) == 1:
+            (run,) = runs
+            channels, seqs, futures = [run.channel] * len(run.seqs), run.seqs, run.futures
+        else:
+            channels, seqs, futures = [], [], []
+            for run in runs:
+                channels += [run.channel] * len(run.seqs)
+                seqs += run.seqs
+                futures += run.futures
+        outcomes = self._outcomes(batch.pid, channels, seqs, reply)
+        for future, outcome in zip(futures, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
 
-    def _send_local(self, pid: str, packed: list[bytes]) -> Command:
-        """The SEND_LOCAL call that pushes the ``packed`` entries (``_pack_entry``) to ``pid``."""
+    def _send_local(self, pid: str, runs: list[tuple[bytes, list[bytes]]]) -> Command:
+        """The SEND_LOCAL call that pushes entries to ``pid``'s channels: per channel, its
+        packed name and capacity (``_Target.head``) and its entries (``_pack_arg``)."""
+        heads = [head + _pack_arg(b"%d" % len(entries)) for head, entries in runs]
+        count = len(heads) * 3
+        for _, entries in runs:
+            count += len(entries)
+            heads += entries
         return scripts.SEND_LOCAL.command(
             (self.keys.inbox(pid), self.keys.count(pid), self.keys.alive(pid)),
             self._expiry_ms,
-            Packed(3 * len(packed), b"".join(packed)),
+            len(runs),
+            Packed(count, b"".join(heads)),
         )
 
     def _outcomes(self, pid: str, channels: list[str], seqs: list[int], reply: Any) -> list[int]:
@@ -1315,14 +1355,13 @@ class RedisChannelLayer(BaseChannelLayer):
 
 
 def _pack_head(name: bytes, capacity: int) -> bytes:
-    """The first two of an entry's SEND_LOCAL arguments, channel and capacity, packed."""
-    limit = b"%d" % capacity
-    return b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(name), name, len(limit), limit)
+    """A channel's first two SEND_LOCAL arguments, its name and capacity, packed."""
+    return _pack_arg(name) + _pack_arg(b"%d" % capacity)
 
 
-def _pack_entry(head: bytes, entry: bytes) -> bytes:
-    """An entry's three SEND_LOCAL arguments: ``head`` (``_pack_head``), then ``entry``."""
-    return b"%s$%d\r\n%s\r\n" % (head, len(entry), entry)
+def _pack_arg(data: bytes) -> bytes:
+    """One command argument, packed (RESP: a bulk string)."""
+    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 def _now_ms() -> int:

@@ -37,40 +37,42 @@ class Script:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
-# KEYS: inbox, count, alive.  ARGV: ttl_ms, then per entry: channel, capacity, entry.
-# The sends to one process made in one event-loop iteration (layer.py), in call order: each
-# entry gets its own capacity check; the accepted ones go in one RPUSH, in order.
+# KEYS: inbox, count, alive.  ARGV: ttl_ms, runs, then per run: channel, capacity, entries
+# (how many), then the entries of every run, run after run.
+# The sends to one process made in one event-loop iteration (layer.py), a run per channel,
+# each in call order: a run takes what its channel has room for, first come first served; the
+# accepted entries go in one RPUSH, run after run. Entries travel as arguments once and, when
+# every one is accepted, straight from ARGV to the RPUSH: Lua touches them only on a refusal.
 # -> -1 the owner process is not alive (nothing pushed, no TTL touched), else a string with one
-#    character per entry, in order: '1' accepted, '0' its channel is full
+#    character per entry, in the order sent: '1' accepted, '0' its channel is full
 SEND_LOCAL = Script(
     "send_local",
     """
 if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
-local counts, added, order, outcome, accepted = {}, {}, {}, {}, {}
-for i = 2, #ARGV, 3 do
-  local channel = ARGV[i]
-  local n = counts[channel]
-  if n == nil then
-    n = tonumber(redis.call('HGET', KEYS[2], channel) or '0')
-    added[channel] = 0
-    order[#order + 1] = channel
+local runs = tonumber(ARGV[2])
+local first = 3 + 3 * runs
+local outcome, accepted, at = {}, nil, first
+for h = 3, first - 1, 3 do
+  local channel, k = ARGV[h], tonumber(ARGV[h + 2])
+  local room = tonumber(ARGV[h + 1]) - tonumber(redis.call('HGET', KEYS[2], channel) or '0')
+  local take = k
+  if room < k then take = math.max(room, 0) end
+  if take > 0 then redis.call('HINCRBY', KEYS[2], channel, take) end
+  if take < k and accepted == nil then
+    accepted = {}
+    for i = first, at - 1 do accepted[#accepted + 1] = ARGV[i] end
   end
-  if n >= tonumber(ARGV[i + 1]) then
-    outcome[#outcome + 1] = '0'
-  else
-    n = n + 1
-    added[channel] = added[channel] + 1
-    accepted[#accepted + 1] = ARGV[i + 2]
-    outcome[#outcome + 1] = '1'
+  if accepted ~= nil then
+    for i = at, at + take - 1 do accepted[#accepted + 1] = ARGV[i] end
   end
-  counts[channel] = n
+  outcome[#outcome + 1] = string.rep('1', take) .. string.rep('0', k - take)
+  at = at + k
 end
-if #accepted > 0 then
-  for _, channel in ipairs(order) do
-    if added[channel] > 0 then redis.call('HINCRBY', KEYS[2], channel, added[channel]) end
-  end
-  for i = 1, #accepted, 1000 do
-    redis.call('RPUSH', KEYS[1], unpack(accepted, i, math.min(i + 999, #accepted)))
+local source, last = ARGV, #ARGV
+if accepted ~= nil then source, first, last = accepted, 1, #accepted end
+if last >= first then
+  for i = first, last, 1000 do
+    redis.call('RPUSH', KEYS[1], unpack(source, i, math.min(i + 999, last)))
   end
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[1])
