@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from random import Random
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from channelworks.layers.redis import scripts
+from tests.layers.redis.conftest import MakeRedisLayer
 
 pytestmark = pytest.mark.services
 
@@ -148,3 +151,50 @@ async def test_an_ack_sent_again_trims_nothing_even_if_an_entry_repeats(redis: R
     await redis.rpush(inbox, entry(9), entry(2))  # another send, then the retried push
     assert await ack(redis, batch) == 0
     assert await take(redis) == [entry(9), entry(2)]
+
+
+async def test_an_inbox_reader_cancelled_at_any_point_loses_and_repeats_nothing(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    # The reader reads without a task of its own (Popper.read): cancelled half way through a
+    # round trip (after Redis ran its ACK, say), it drops the connection; the next reader
+    # finds what was read still in Redis, and the ACK it sends again trims nothing twice.
+    owner = make_redis_layer(capacity=100_000)
+    sender = make_redis_layer(capacity=100_000)
+    channel = await owner.new_channel()
+    home = owner._links.home
+    assert home is not None
+    assert home.reader is not None
+    assert home.reader_task is not None
+    reader = home.reader
+    senders, each = 20, 150
+
+    async def send_all(task: int) -> None:
+        for n in range(each):
+            await sender.send(channel, {"type": "m", "task": task, "n": n})
+
+    def connected() -> bool:  # again: a cut drops the reader's connection
+        connection = reader.popper._connection
+        return connection is not None and connection.is_connected
+
+    loop = asyncio.get_running_loop()
+    sending = asyncio.gather(*(send_all(task) for task in range(senders)))
+    random = Random(4)
+    cuts = 0
+    while not sending.done():
+        while not connected():  # noqa: ASYNC110 (polled: nothing to wait on)
+            await asyncio.sleep(0)
+        await asyncio.sleep(random.uniform(0, 0.0005))  # then any step of a round trip
+        cuts += not home.reader_task.done()
+        home.reader_task.cancel()
+        await asyncio.gather(home.reader_task, return_exceptions=True)
+        home.reader_task = loop.create_task(reader.run())
+    await sending
+    assert cuts > 20
+    got: dict[int, list[int]] = {}
+    for _ in range(senders * each):
+        message = await asyncio.wait_for(owner.receive(channel), 5)
+        got.setdefault(message["task"], []).append(message["n"])
+    assert got == {task: list(range(each)) for task in range(senders)}
+    await asyncio.sleep(0.2)
+    assert owner.receive_nowait(channel) is None

@@ -144,7 +144,7 @@ async def test_scripts_lost_while_a_batch_is_unacknowledged_deliver_nothing_twic
     reader = home.reader
     client = redis.asyncio.Redis.from_url(redis_url)
     flushed = asyncio.Event()
-    run = reader.popper.run
+    run = reader.popper.read
 
     async def run_after_script_flush(commands: Any, **options: Any) -> Any:
         if not flushed.is_set() and any(scripts.ACK.sha in command for command in commands):
@@ -152,7 +152,7 @@ async def test_scripts_lost_while_a_batch_is_unacknowledged_deliver_nothing_twic
             flushed.set()
         return await run(commands, **options)
 
-    reader.popper.run = run_after_script_flush  # type: ignore[method-assign]
+    reader.popper.read = run_after_script_flush  # type: ignore[method-assign]
     try:
         await sender.send(channel, {"type": "m", "n": 1})
         assert (await receive(layer, channel))["n"] == 1

@@ -26,13 +26,13 @@ def gate_reader(layer: RedisChannelLayer) -> tuple[Any, asyncio.Event]:
     reader = home.reader
     gate = asyncio.Event()
     gate.set()
-    run = reader.popper.run
+    run = reader.popper.read
 
     async def gated(commands: Any, **options: Any) -> Any:
         await gate.wait()
         return await run(commands, **options)
 
-    reader.popper.run = gated  # type: ignore[method-assign]
+    reader.popper.read = gated  # type: ignore[method-assign]
     return reader, gate
 
 
@@ -188,14 +188,14 @@ async def test_a_read_refused_with_no_ack_due_backs_off(tmp_path: Path) -> None:
 
             await eventually(at_gate, what="the reader's wait to end")
             rounds = 0
-            run = reader.popper.run
+            run = reader.popper.read
 
             async def counted(commands: Any, **options: Any) -> Any:
                 nonlocal rounds
                 rounds += 1
                 return await run(commands, **options)
 
-            reader.popper.run = counted
+            reader.popper.read = counted
             script = "local i = 0 while i < 150000000 do i = i + 1 end return 0"
 
             async def run_slow_script() -> Any:

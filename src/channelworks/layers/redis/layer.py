@@ -283,13 +283,10 @@ class RedisChannelLayer(BaseChannelLayer):
         pid = target.pid
         seq = next(self._seq)
         expires = int(time.time() * 1000) + self._expiry_ms
-        entry = b"s %d %s:%d %s\n%s" % (
-            expires,
-            self._pid_bytes,
-            seq,
-            target.name,
-            self._encode(message, channel, expires),
-        )
+        payload = self._encode(message, channel, expires)
+        head = b"s %d %s:%d %s\n" % (expires, self._pid_bytes, seq, target.name)
+        # the entry, packed as a SEND_LOCAL argument (``_pack_arg``) in the same step
+        entry = b"$%d\r\n%s%s\r\n" % (len(head) + len(payload), head, payload)
         home = self._links.at_home()
         if home is None:  # another loop's (or the first) call: a batch of its own
             outcome = await self._send_alone(channel, target, entry, seq)
@@ -341,12 +338,12 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def _send_alone(self, channel: str, target: _Target, entry: bytes, seq: int) -> int:
         """``entry``'s outcome (1 accepted, 0 full, -1 dropped: its process is not alive), in
-        a SEND_LOCAL call of its own."""
+        a SEND_LOCAL call of its own. Here and below, ``entry`` is packed (``_pack_arg``)."""
         pid = target.pid
         self.stats.send_batches += 1  # counted as it goes, like a queued batch
         reply = await self._links.call(
             self._links.shard_of(pid),
-            self._send_local(pid, [(target.head, [_pack_arg(entry)])]),
+            self._send_local(pid, [(target.head, [entry])]),
             "send",
             channel,
         )
@@ -397,10 +394,9 @@ class RedisChannelLayer(BaseChannelLayer):
             run = batch.runs[channel] = _Run(channel, target.head)
         run.futures.append(future)
         run.seqs.append(seq)
-        packed = _pack_arg(entry)
-        run.entries.append(packed)
+        run.entries.append(entry)
         batch.count += 1
-        batch.size += len(packed)
+        batch.size += len(entry)
         if batch.count >= MAX_SEND_BATCH or batch.size >= MAX_SEND_BATCH_BYTES:
             if home.batches.get(batch.pid) is batch:
                 del home.batches[batch.pid]

@@ -10,7 +10,7 @@ Rules of this file:
   number the previous ``ACK`` set) and still at the head (its last entry's header is where
   it was), so one sent again does nothing (scripts.py). A round whose ``ACK`` failed hands
   nothing out (the ``ACK`` goes again first). So a dropped connection loses nothing and
-  delivers nothing twice;
+  delivers nothing twice, and neither does a read cancelled half way (``Popper.read``);
 - the count decrements owed for taken entries ride on the same ``ACK`` with an id that only
   grows: Redis applies each set once, however often a failing write carries it;
 - an entry is delivered into ``local``, an ``InMemoryChannelLayer`` that then does for this
@@ -186,7 +186,7 @@ class InboxReader:
             # accepted before this round trip: in the inbox by the time it runs
             pushed = set(self.own.unread) if self.own.unread else None
             try:
-                replies = await self.popper.run(commands)
+                replies = await self.popper.read(commands)
             except Exception as exc:
                 if not isinstance(exc, RETRYABLE):
                     logger.exception("Redis layer inbox reader failed; retrying")
