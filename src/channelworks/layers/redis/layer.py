@@ -441,15 +441,13 @@ class RedisChannelLayer(BaseChannelLayer):
                     else:
                         future.set_exception(reply)
             return
-        if len(batch.runs) == 1:
-            (run,) = runs
-            channels, seqs, futures = [run.channel] * len(run.seqs), run.seqs, run.futures
-        else:
-            channels, seqs, futures = [], [], []
-            for run in runs:
-                channels += [run.channel] * len(run.seqs)
-                seqs += run.seqs
-                futures += run.futures
+        channels: list[str] = []
+        seqs: list[int] = []
+        futures: list[asyncio.Future[int]] = []
+        for run in runs:  # in the order the script answers
+            channels += [run.channel] * len(run.seqs)
+            seqs += run.seqs
+            futures += run.futures
         outcomes = self._outcomes(batch.pid, channels, seqs, reply)
         for future, outcome in zip(futures, outcomes, strict=True):
             if not future.done():
