@@ -10,7 +10,7 @@ import pytest
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channelworks.exceptions import ChannelFull
-from channelworks.layers.redis import RedisChannelLayer, scripts
+from channelworks.layers.redis import RedisChannelLayer, scripts, sends
 from channelworks.layers.redis import layer as layer_module
 from channelworks.layers.redis.errors import RedisUnavailable
 from channelworks.layers.redis.shard import Command
@@ -203,7 +203,7 @@ async def test_a_failed_batch_tells_and_counts_each_caller_once(
 async def test_batches_cut_at_max_send_batch_lose_nothing(
     make_redis_layer: MakeRedisLayer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(layer_module, "MAX_SEND_BATCH", 3)
+    monkeypatch.setattr(sends, "MAX_SEND_BATCH", 3)
     owner = make_redis_layer(capacity=100)
     sender = make_redis_layer(capacity=100)
     await _warm(sender)
@@ -290,15 +290,15 @@ async def test_a_full_channel_refuses_only_its_own_entries_in_a_batch(
     # for all, "c" for none. The inbox gets exactly the accepted entries, run after run.
     from redis.asyncio import Redis
 
-    from channelworks.layers.redis.layer import _pack_arg, _pack_head
+    from channelworks.layers.redis.sends import pack_arg, pack_head
     from channelworks.layers.redis.shard import Packed
 
     keys = inbox, count, alive = f"{prefix}:i", f"{prefix}:c", f"{prefix}:a"
     client = Redis.from_url(redis_url)
 
     async def send_local(runs: list[tuple[str, int, list[bytes]]]) -> Any:
-        heads = [_pack_head(c.encode(), n) + _pack_arg(b"%d" % len(e)) for c, n, e in runs]
-        entries = [_pack_arg(entry) for _, _, run in runs for entry in run]
+        heads = [pack_head(c.encode(), n) + pack_arg(b"%d" % len(e)) for c, n, e in runs]
+        entries = [pack_arg(entry) for _, _, run in runs for entry in run]
         packed = Packed(len(heads) * 3 + len(entries), b"".join(heads + entries))
         return await client.evalsha(
             scripts.SEND_LOCAL.sha, 3, *keys, 60000, len(runs), *packed.args()

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from channelworks.layers.redis import RedisChannelLayer
-from channelworks.layers.redis.layer import _pack_arg, _pack_head
+from channelworks.layers.redis.sends import pack_arg, pack_head
 from tests.layers.redis.conftest import MakeRedisLayer
 
 pytestmark = pytest.mark.services
@@ -28,7 +28,7 @@ async def _push_own(layer: RedisChannelLayer, channel: str, seq: int, n: str) ->
     ) + layer._encode({"type": "m", "n": n}, channel, expires)
     reply = await layer._links.call(
         layer._own_shard,
-        layer._send_local(layer.pid, [(_pack_head(channel.encode(), 1000), [_pack_arg(entry)])]),
+        layer._send_local(layer.pid, [(pack_head(channel.encode(), 1000), [pack_arg(entry)])]),
         "send",
         channel,
     )

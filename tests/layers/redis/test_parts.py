@@ -330,7 +330,7 @@ def test_commands_are_packed_as_redis_py_packs_them() -> None:
 def test_packed_arguments_go_out_as_the_plain_ones_would() -> None:
     from redis.asyncio.connection import Connection
 
-    from channelworks.layers.redis.layer import _pack_arg, _pack_head
+    from channelworks.layers.redis.sends import pack_arg, pack_head
     from channelworks.layers.redis.shard import Packed, pack_commands, unpacked
 
     runs = [("c.x!1", 100, [b"s 1 x:1 c.x!1\n\x00\r\n\xff", b"e2"]), ("c.x!22", 7, [b""])]
@@ -338,10 +338,10 @@ def test_packed_arguments_go_out_as_the_plain_ones_would() -> None:
     parts: list[bytes] = []
     for channel, capacity, entries in runs:
         plain += (channel, capacity, len(entries))
-        parts.append(_pack_head(channel.encode(), capacity) + _pack_arg(b"%d" % len(entries)))
+        parts.append(pack_head(channel.encode(), capacity) + pack_arg(b"%d" % len(entries)))
     for _, _, entries in runs:
         plain += tuple(entries)
-        parts += [_pack_arg(entry) for entry in entries]
+        parts += [pack_arg(entry) for entry in entries]
     packed = Packed(9, b"".join(parts))
     command = ("EVALSHA", "a" * 40, 3, "i", "c", "a", 60000, 2, packed)
     expected = b"".join(Connection().pack_commands([plain, ("CLIENT", "ID")]))

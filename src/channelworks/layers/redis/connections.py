@@ -84,7 +84,7 @@ class Home(Connections):
     def __init__(self, hosts: list[HostSpec], retry_timeout: float) -> None:
         super().__init__(hosts, retry_timeout)
         #: sends to process-local channels made in this loop iteration, per target process:
-        #: each batch goes to Redis as one call (layer.py, ``_SendBatch``)
+        #: each batch goes to Redis as one call (sends.py, ``SendBatch``)
         self.batches: dict[str, Any] = {}
         #: sends to process-local channels whose caller has not resumed with its outcome
         self.sending = 0

@@ -4,7 +4,7 @@ How it moves messages (docs/redis.md has the whole design and the keyspace is in
 
 - a *process-local* channel (``new_channel()``, with ``!``) is read by its process only: a
   send pushes an entry onto that process's inbox list (one script, one round trip, shared by
-  the sends to that process made in the same loop iteration: ``_lead``, ``_join``), and the
+  the sends to that process made in the same loop iteration: sends.py), and the
   process's one ``InboxReader`` task moves entries into a local ``InMemoryChannelLayer``,
   which gives receivers the in-memory guarantees (waiters, cancellation, expiry);
 - a *normal* channel is a Redis list that any process may pop: each receive pops one entry
@@ -28,7 +28,6 @@ drive one layer from one loop at a time, plus such calls.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import math
@@ -36,7 +35,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from channelworks.exceptions import ChannelFull, InvalidChannelName, MessageTooLarge
@@ -53,7 +52,8 @@ from channelworks.layers.redis.keys import Keyspace, bound_to, bound_to_group, p
 from channelworks.layers.redis.pipeline import RETRYABLE, Pipeline, backoff
 from channelworks.layers.redis.pop import Popper
 from channelworks.layers.redis.reader import InboxReader, OwnPushes
-from channelworks.layers.redis.shard import BLOCK_SECONDS, Command, Packed
+from channelworks.layers.redis.sends import LocalSends, Target, pack_head
+from channelworks.layers.redis.shard import BLOCK_SECONDS, Command
 from channelworks.layers.redis.stats import RedisLayerStats
 
 logger = logging.getLogger("channelworks.layers.redis")
@@ -75,57 +75,8 @@ _CUT = object()
 _CUT_REASON = (
     "a cancel (the loop ending) cut its round trip short; not sent again, as Redis may have run it"
 )
-#: entries, and bytes, past which a batch of sends to one process goes at once (``_SendBatch``)
-MAX_SEND_BATCH = 1000
-MAX_SEND_BATCH_BYTES = 8 * 1024 * 1024
-#: process-local channel names whose ``_Target`` a layer keeps (then it starts afresh)
+#: process-local channel names whose ``Target`` a layer keeps (then it starts afresh)
 MAX_TARGETS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """What a send to one process-local channel needs, worked out once per channel name."""
-
-    pid: str  # the process that owns it
-    name: bytes  # the name, encoded
-    capacity: int
-    head: bytes  # its first two SEND_LOCAL arguments (name, capacity), packed (_pack_head)
-    own: bool  # one of this layer's own channels
-
-
-@dataclass(slots=True)
-class _Run:
-    """The sends to one channel in a ``_SendBatch``, in call order."""
-
-    channel: str
-    head: bytes  # the channel's name and capacity, packed (``_Target.head``)
-    futures: list[asyncio.Future[int]] = field(default_factory=list)  # each caller's outcome
-    seqs: list[int] = field(default_factory=list)
-    entries: list[bytes] = field(default_factory=list)  # each entry, packed (``_pack_arg``)
-
-
-@dataclass(slots=True)
-class _SendBatch:
-    """Sends to one process's channels made in one loop iteration, for one SEND_LOCAL call:
-    one ``_Run`` per channel, in the order each channel was first sent to."""
-
-    home: Home
-    pid: str
-    runs: dict[str, _Run] = field(default_factory=dict)
-    count: int = 0  # entries
-    size: int = 0  # bytes of the entries
-
-    def discard_cancelled(self) -> None:
-        """Leave out the sends whose caller cancelled before the batch went."""
-        for channel, run in list(self.runs.items()):
-            if any(future.done() for future in run.futures):
-                kept = [i for i, future in enumerate(run.futures) if not future.done()]
-                if not kept:
-                    del self.runs[channel]
-                    continue
-                run.futures = [run.futures[i] for i in kept]
-                run.seqs = [run.seqs[i] for i in kept]
-                run.entries = [run.entries[i] for i in kept]
 
 
 @dataclass(slots=True)
@@ -144,7 +95,7 @@ class _GroupSend:
     reply: Any = None  # the script's reply, once it came
 
 
-class RedisChannelLayer(BaseChannelLayer):
+class RedisChannelLayer(LocalSends, BaseChannelLayer):
     """A channel layer over Redis: many processes, many machines; see docs/redis.md.
 
     Options as in channels_redis: ``hosts`` (URLs, ``(host, port)`` pairs, dicts of redis-py
@@ -248,7 +199,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._abandon = False  # close() gave up waiting: the flusher stops when cancelled
-        self._targets: dict[str, _Target] = {}  # process-local channels sent to, by name
+        self._targets: dict[str, Target] = {}  # process-local channels sent to, by name
 
     # -- point to point -----------------------------------------------------------------------
 
@@ -285,7 +236,7 @@ class RedisChannelLayer(BaseChannelLayer):
         expires = int(time.time() * 1000) + self._expiry_ms
         payload = self._encode(message, channel, expires)
         head = b"s %d %s:%d %s\n" % (expires, self._pid_bytes, seq, target.name)
-        # the entry, packed as a SEND_LOCAL argument (``_pack_arg``) in the same step
+        # the entry, packed as a SEND_LOCAL argument (``pack_arg``) in the same step
         entry = b"$%d\r\n%s%s\r\n" % (len(head) + len(payload), head, payload)
         home = self._links.at_home()
         if home is None:  # another loop's (or the first) call: a batch of its own
@@ -303,13 +254,13 @@ class RedisChannelLayer(BaseChannelLayer):
         if not outcome:
             raise ChannelFull(channel)
 
-    def _target(self, channel: str) -> _Target:
+    def _target(self, channel: str) -> Target:
         """What a send to the process-local ``channel`` (a valid name) needs, kept for the
         next send to it (names are checked and split once, not per send)."""
         pid = process_of(channel)
         name = channel.encode()
         capacity = self.get_capacity(channel)
-        target = _Target(pid, name, capacity, _pack_head(name, capacity), self._marker in channel)
+        target = Target(pid, name, capacity, pack_head(name, capacity), self._marker in channel)
         if len(self._targets) >= MAX_TARGETS:
             self._targets.clear()
         self._targets[channel] = target
@@ -320,179 +271,6 @@ class RedisChannelLayer(BaseChannelLayer):
         return scripts.SEND_NORMAL.command(
             (self.keys.channel(channel),), self.get_capacity(channel), entry, self._expiry_ms, now
         )
-
-    # -- batched sends to process-local channels ----------------------------------------------
-
-    # On the home loop, the sends to one process's channels made in one event-loop iteration
-    # go to Redis together, as one SEND_LOCAL call. The first of them (the leader) opens a
-    # ``_SendBatch`` and yields once; the others join it meanwhile (unless no other send is
-    # under way: then it most likely is alone and goes at once, without the yield, as a
-    # batch of one). Then the leader runs it:
-    # alone, inline, as a single send; with others, queued on the pipeline, and every sender
-    # (the leader too) awaits its own entry's outcome. A sender awaits each send, so its next
-    # send is in a later batch: order per sender holds, and a batch keeps call order per channel.
-    # ``home.sending`` counts the sends whose caller has not yet resumed with its outcome: a
-    # sender woken by a batch's reply still counts, so the first of them to send again
-    # leads a batch the others join instead of going alone. Batches and that count belong to
-    # the home loop's ``Home``: a new home loop starts with none.
-
-    async def _send_alone(self, channel: str, target: _Target, entry: bytes, seq: int) -> int:
-        """``entry``'s outcome (1 accepted, 0 full, -1 dropped: its process is not alive), in
-        a SEND_LOCAL call of its own. Here and below, ``entry`` is packed (``_pack_arg``)."""
-        pid = target.pid
-        self.stats.send_batches += 1  # counted as it goes, like a queued batch
-        reply = await self._links.call(
-            self._links.shard_of(pid),
-            self._send_local(pid, [(target.head, [entry])]),
-            "send",
-            channel,
-        )
-        (outcome,) = self._outcomes(pid, [channel], [seq], reply)
-        return outcome
-
-    async def _lead(self, home: Home, channel: str, target: _Target, entry: bytes, seq: int) -> int:
-        """``entry``'s outcome, sent with the other sends to its process made in this loop
-        iteration."""
-        if not home.sending:  # no other send under way: most likely alone, so no yield
-            home.sending += 1
-            try:
-                return await self._send_alone(channel, target, entry, seq)
-            finally:
-                home.sending -= 1
-        pid = target.pid
-        batch = home.batches[pid] = _SendBatch(home, pid)
-        future = self._join(batch, channel, target, entry, seq)
-        try:
-            try:
-                await asyncio.sleep(0)  # the other sends of this iteration join meanwhile
-            except asyncio.CancelledError:
-                future.cancel()  # not sent; the others are
-                if home.batches.get(pid) is batch:
-                    del home.batches[pid]
-                    self._submit([batch])
-                raise
-            if home.batches.get(pid) is batch:
-                del home.batches[pid]
-                if batch.count == 1:  # alone: one round trip, no task
-                    future.cancel()  # unused: the outcome comes back here
-                    return await self._send_alone(channel, target, entry, seq)
-                self._submit([batch])
-            return await future
-        finally:
-            home.sending -= 1
-
-    def _join(
-        self, batch: _SendBatch, channel: str, target: _Target, entry: bytes, seq: int
-    ) -> asyncio.Future[int]:
-        """Add ``entry`` to ``batch`` and count it in ``home.sending`` (the caller takes it
-        off once it has its outcome); -> the future of its outcome. A full batch goes at once."""
-        home = batch.home
-        future: asyncio.Future[int] = home.loop.create_future()
-        home.sending += 1
-        run = batch.runs.get(channel)
-        if run is None:
-            run = batch.runs[channel] = _Run(channel, target.head)
-        run.futures.append(future)
-        run.seqs.append(seq)
-        run.entries.append(entry)
-        batch.count += 1
-        batch.size += len(entry)
-        if batch.count >= MAX_SEND_BATCH or batch.size >= MAX_SEND_BATCH_BYTES:
-            if home.batches.get(batch.pid) is batch:
-                del home.batches[batch.pid]
-            self._submit([batch])
-        return future
-
-    def _submit(self, batches: list[_SendBatch]) -> None:
-        """Queue one SEND_LOCAL call per batch (all of one shard in one round trip)."""
-        by_shard: dict[int, list[tuple[_SendBatch, Command]]] = {}
-        for batch in batches:
-            batch.discard_cancelled()
-            if not batch.runs:
-                continue
-            runs = [(run.head, run.entries) for run in batch.runs.values()]
-            command = self._send_local(batch.pid, runs)
-            by_shard.setdefault(self._links.shard_of(batch.pid), []).append((batch, command))
-        for index, items in by_shard.items():
-            pipeline = items[0][0].home.pipelines[index]
-            futures = pipeline.submit([command for _, command in items])
-            self.stats.send_batches += len(items)
-            for (batch, _), future in zip(items, futures, strict=True):
-                future.add_done_callback(functools.partial(self._batch_sent, batch, pipeline))
-
-    def _batch_sent(self, batch: _SendBatch, pipeline: Pipeline, done: asyncio.Future[Any]) -> None:
-        """``batch``'s SEND_LOCAL call is done: give each caller its outcome."""
-        runs = batch.runs.values()
-        if done.cancelled():  # the pipeline closed before sending it
-            for run in runs:
-                for future in run.futures:
-                    future.cancel()
-            return
-        reply = done.exception() or done.result()
-        if isinstance(reply, BaseException):
-            for run in runs:
-                for future in run.futures:
-                    if future.done():
-                        continue
-                    if isinstance(reply, RETRYABLE):  # counted and logged per send, as alone
-                        error = self._links.unavailable("send", run.channel, pipeline, reply)
-                        error.__cause__ = reply  # as ``raise ... from`` does for a send alone
-                        future.set_exception(error)
-                    else:
-                        future.set_exception(reply)
-            return
-        channels: list[str] = []
-        seqs: list[int] = []
-        futures: list[asyncio.Future[int]] = []
-        for run in runs:  # in the order the script answers
-            channels += [run.channel] * len(run.seqs)
-            seqs += run.seqs
-            futures += run.futures
-        outcomes = self._outcomes(batch.pid, channels, seqs, reply)
-        for future, outcome in zip(futures, outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
-
-    def _send_local(self, pid: str, runs: list[tuple[bytes, list[bytes]]]) -> Command:
-        """The SEND_LOCAL call that pushes entries to ``pid``'s channels: per channel, its
-        packed name and capacity (``_Target.head``) and its entries (``_pack_arg``)."""
-        heads = [head + _pack_arg(b"%d" % len(entries)) for head, entries in runs]
-        count = len(heads) * 3
-        for _, entries in runs:
-            count += len(entries)
-            heads += entries
-        return scripts.SEND_LOCAL.command(
-            (self.keys.inbox(pid), self.keys.count(pid), self.keys.alive(pid)),
-            self._expiry_ms,
-            len(runs),
-            Packed(count, b"".join(heads)),
-        )
-
-    def _outcomes(self, pid: str, channels: list[str], seqs: list[int], reply: Any) -> list[int]:
-        """Each entry's outcome from a SEND_LOCAL ``reply`` (1 accepted, 0 full, -1 dropped as
-        its process is not alive: counted and logged here)."""
-        if isinstance(reply, int):
-            # Like a channel nobody reads: the contract lets the message go (it would have
-            # expired unread); count it and say so rather than raise.
-            self.stats.dead_process += len(channels)
-            if pid not in self._dead_logged:  # once per process: every send is counted
-                if len(self._dead_logged) >= 1000:
-                    self._dead_logged.clear()
-                self._dead_logged.add(pid)
-                logger.warning(
-                    "Redis layer dropped a send to %r: its process %s is not alive (closed, "
-                    "dead, or its Redis lost its data and it has not said it is alive again "
-                    "yet); further sends to it are counted in stats.dead_process only",
-                    channels[0],
-                    pid,
-                )
-            return [-1] * len(channels)
-        outcomes = [flag - 48 for flag in reply]  # b"1" accepted, b"0" full
-        if pid == self.pid:
-            for seq, outcome in zip(seqs, outcomes, strict=True):
-                if outcome:
-                    self._own.accepted(seq)
-        return outcomes
 
     def _encode(self, message: Message, target: str, expires: int, *, group: bool = False) -> bytes:
         """``message``'s payload for an entry to the channel (or ``group``) ``target`` that
@@ -1346,16 +1124,6 @@ class RedisChannelLayer(BaseChannelLayer):
     def __repr__(self) -> str:
         hosts = ", ".join(self._links.identities)
         return f"<RedisChannelLayer prefix={self.prefix!r} hosts=[{hosts}] pid={self.pid}>"
-
-
-def _pack_head(name: bytes, capacity: int) -> bytes:
-    """A channel's first two SEND_LOCAL arguments, its name and capacity, packed."""
-    return _pack_arg(name) + _pack_arg(b"%d" % capacity)
-
-
-def _pack_arg(data: bytes) -> bytes:
-    """One command argument, packed (RESP: a bulk string)."""
-    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 def _now_ms() -> int:
