@@ -98,6 +98,49 @@ async def test_a_private_room_refuses_non_members_and_hears_nothing_of_it(
     await alice.disconnect()
 
 
+async def test_a_member_removed_from_a_private_room_is_closed_out_at_once(
+    backstage: Room, alice: User, bob: User, alice_session: str, bob_session: str
+) -> None:
+    await database_sync_to_async(backstage.members.add)(bob)
+    alice_socket = await open_socket("/ws/chat/backstage/", alice_session)
+    bob_socket = await open_socket("/ws/chat/backstage/", bob_session)
+    await database_sync_to_async(backstage.members.remove)(bob)  # as the admin does
+    assert await close_code(bob_socket) == (codes.FORBIDDEN, "this room is private")
+    await alice_socket.send_json_to({"type": "message", "text": "bob is gone"})
+    assert (await alice_socket.receive_json_from())["text"] == "bob is gone"  # alice stays
+    # Taken away from the user's side, and all at once: the same.
+    alice_again = await open_socket("/ws/chat/backstage/", alice_session)
+    await database_sync_to_async(alice.private_rooms.clear)()
+    for socket in (alice_socket, alice_again):
+        assert (await close_code(socket))[0] == codes.FORBIDDEN
+
+
+async def test_a_room_made_private_closes_out_who_is_not_a_member(
+    general: Room, alice: User, alice_session: str, bob_session: str
+) -> None:
+    await database_sync_to_async(general.members.add)(alice)
+    alice_socket = await open_socket("/ws/chat/general/", alice_session)
+    bob_socket = await open_socket("/ws/chat/general/", bob_session)
+    general.is_private = True
+    await database_sync_to_async(general.save)()
+    assert (await close_code(bob_socket))[0] == codes.FORBIDDEN
+    assert await alice_socket.receive_nothing()
+    await alice_socket.disconnect()
+
+
+async def test_a_room_moved_or_deleted_closes_its_sockets_as_not_found(
+    general: Room, alice_session: str
+) -> None:
+    await database_sync_to_async(Room.objects.create)(name="Random", slug="random")
+    moved = await open_socket("/ws/chat/general/", alice_session)
+    deleted = await open_socket("/ws/chat/random/", alice_session)
+    general.slug = "lobby"
+    await database_sync_to_async(general.save)()
+    assert await close_code(moved) == (codes.NOT_FOUND, "no such room")
+    await database_sync_to_async(Room.objects.filter(slug="random").delete)()
+    assert (await close_code(deleted))[0] == codes.NOT_FOUND
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 

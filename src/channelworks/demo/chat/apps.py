@@ -6,3 +6,6 @@ class ChatConfig(AppConfig):
 
     name = "channelworks.demo.chat"
     label = "chat"
+
+    def ready(self) -> None:
+        from channelworks.demo.chat import signals  # noqa: F401  (connects the receivers)

@@ -3,7 +3,8 @@
 A frame ``{"type": "message", "text": "..."}`` is validated, saved, then sent to the group;
 every socket of the room (this one included) shows it from the group message. Bad input gets
 an error frame and the socket stays open; a socket that may not be here is closed with a code
-from ``channelworks.demo.codes``.
+from ``channelworks.demo.codes``, at once, or later when the room changes (signals.py: a
+member removed, the room made private, moved or deleted).
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ def find_room(slug: str, user: Any) -> tuple[Room | None, bool]:
     if room is None:
         return None, False
     return room, Room.objects.visible_to(user).filter(pk=room.pk).exists()
+
+
+@database_sync_to_async
+def still_here(room: Room, user: Any) -> int | None:
+    """Why ``user``'s socket may no longer show ``room`` (a close code), or None if it may."""
+    now = Room.objects.filter(pk=room.pk).first()
+    if now is None or now.slug != room.slug:  # deleted, or moved to another address
+        return codes.NOT_FOUND
+    return None if Room.objects.visible_to(user).filter(pk=room.pk).exists() else codes.FORBIDDEN
 
 
 @database_sync_to_async
@@ -73,4 +83,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def chat_message(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "message", **event["message"]})
+        if self.room is not None:  # not to a socket closing because it may not stay
+            await self.send_json({"type": "message", **event["message"]})
+
+    async def room_changed(self, event: dict[str, Any]) -> None:
+        """Who may see the room changed (signals.py): close this socket if its user may not."""
+        if self.room is None:
+            return
+        code = await still_here(self.room, self.scope["user"])
+        if code is not None:
+            self.room = None
+            reason = "no such room" if code == codes.NOT_FOUND else "this room is private"
+            await self.close(code, reason)
