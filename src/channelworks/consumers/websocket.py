@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from asgiref.sync import async_to_sync
 
 from channelworks.consumers.base import AsyncConsumer, SyncConsumer
-from channelworks.consumers.handlers import framework_class
+from channelworks.consumers.handlers import framework_class, is_async_hook
 from channelworks.exceptions import (
     AcceptConnection,
     CloseConnection,
@@ -56,10 +56,16 @@ class WebsocketCore(AsyncConsumer):
 
     async def websocket_receive(self, message: Message) -> None:
         text = message.get("text")
-        if text is not None:
-            await self.call_hook(self.receive, text_data=text)
+        receive = self.receive
+        if is_async_hook(receive):  # the hot path: no call_hook coroutine per frame
+            if text is not None:
+                await receive(text_data=text)
+            else:
+                await receive(bytes_data=message.get("bytes"))
+        elif text is not None:
+            await self.call_hook(receive, text_data=text)
         else:
-            await self.call_hook(self.receive, bytes_data=message.get("bytes"))
+            await self.call_hook(receive, bytes_data=message.get("bytes"))
 
     async def websocket_disconnect(self, message: Message) -> None:
         await self._ended(message.get("code", 1005))
