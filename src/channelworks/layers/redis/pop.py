@@ -190,8 +190,10 @@ class Popper:
         self._client_id = None
         self._unread = 0
         if connection is not None:
-            await connection.disconnect()
-            await self.shard.release_blocking(connection)
+            try:
+                await connection.disconnect()
+            finally:  # a second cancel (the reader's) must not keep it out of the pool
+                await self.shard.release_blocking(connection)
 
     async def _abandon(self, task: asyncio.Task[list[Any]], abandoned: Abandoned | None) -> None:
         while not task.done() and self._client_id is None:
