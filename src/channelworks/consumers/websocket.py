@@ -57,7 +57,8 @@ class WebsocketCore(AsyncConsumer):
     async def websocket_receive(self, message: Message) -> None:
         text = message.get("text")
         receive = self.receive
-        if is_async_hook(receive):  # the hot path: no call_hook coroutine per frame
+        # The hot path, no call_hook coroutine per frame: unless a subclass wraps call_hook.
+        if type(self).call_hook is AsyncConsumer.call_hook and is_async_hook(receive):
             if text is not None:
                 await receive(text_data=text)
             else:

@@ -2,7 +2,8 @@
 live blog pages through the layer's ``liveblog`` group.
 
 Receivers are sync code: ``async_to_sync`` runs the layer's coroutine. The message goes out
-once the transaction commits, so a rolled-back save is never shown.
+once the transaction commits, so a rolled-back save is never shown; one that cannot reach the
+layer (Redis down) is logged, not raised: the save has been committed by then.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ def broadcast(event: dict[str, Any]) -> None:
 def entry_saved(sender: type[Entry], instance: Entry, created: bool, **kwargs: Any) -> None:
     kind = "liveblog.entry.created" if created else "liveblog.entry.updated"
     event = {"type": kind, "entry": instance.as_event()}
-    transaction.on_commit(lambda: broadcast(event))
+    transaction.on_commit(lambda: broadcast(event), robust=True)
 
 
 @receiver(post_delete, sender=Entry)
 def entry_deleted(sender: type[Entry], instance: Entry, **kwargs: Any) -> None:
     event = {"type": "liveblog.entry.deleted", "id": instance.pk}
-    transaction.on_commit(lambda: broadcast(event))
+    transaction.on_commit(lambda: broadcast(event), robust=True)

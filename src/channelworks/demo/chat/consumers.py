@@ -50,14 +50,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not user.is_authenticated:
             await self.refuse(codes.LOGIN_REQUIRED, "log in to chat")
             return
-        room, visible = await find_room(self.scope["url_route"]["kwargs"]["slug"], user)
+        slug = self.scope["url_route"]["kwargs"]["slug"]
+        # In the room's group before asking who may be there: a change committed meanwhile
+        # (signals.py) then reaches this socket, after this handler, and it asks again.
+        await self.join_groups([Room(slug=slug).group_name])  # left when the socket closes
+        room, visible = await find_room(slug, user)
         if room is None:
             await self.refuse(codes.NOT_FOUND, "no such room")
         elif not visible:
             await self.refuse(codes.FORBIDDEN, "this room is private")
         else:
             self.room = room
-            await self.join_groups([room.group_name])  # left again when the socket closes
             await self.accept()
 
     async def refuse(self, code: int, reason: str) -> None:

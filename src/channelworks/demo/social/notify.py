@@ -64,7 +64,7 @@ def notify(
         }
         send_to_user(recipient.pk, event)
 
-    transaction.on_commit(push)
+    transaction.on_commit(push, robust=True)
     return notification
 
 
@@ -76,7 +76,8 @@ def mark_read(user_id: int, ids: list[int] | None = None) -> int:
     changed = unread.update(read=True)
     count = unread_count(user_id)
     transaction.on_commit(
-        lambda: send_to_user(user_id, {"type": "notification.unread", "unread": count})
+        lambda: send_to_user(user_id, {"type": "notification.unread", "unread": count}),
+        robust=True,
     )
     return changed
 
