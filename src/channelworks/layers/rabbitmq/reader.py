@@ -29,7 +29,6 @@ from typing import Any
 
 from aiormq.abc import AbstractChannel, DeliveredMessage
 
-from channelworks.exceptions import ChannelFull
 from channelworks.layers.codec import Codec, UndecodableMessage
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.rabbitmq import names
@@ -144,11 +143,10 @@ class ProcessReader:
     async def _send(self, channel: str, message: Message, deadline: int) -> None:
         waiting = self.overflow.get(channel)
         if waiting is None:
-            try:
-                await self.local.send(channel, message)
+            # Fresh from decoding: handed over without a copy (``put``), nothing suspends.
+            if self.local.put(channel, message, asyncio.get_running_loop()):
                 return
-            except ChannelFull:
-                waiting = self.overflow[channel] = deque()
+            waiting = self.overflow[channel] = deque()
         if len(waiting) < self.local.get_capacity(channel):
             waiting.append((deadline, message))
             return
