@@ -197,6 +197,19 @@ def test_the_conversation_page_escapes_html(alice: User, bob: User) -> None:
     assert b"<script>x</script>" not in content
 
 
+def test_there_is_no_conversation_with_oneself(alice: User) -> None:
+    client = Client()
+    client.force_login(alice)
+    for response in (
+        client.get("/messages/alice/"),
+        client.post("/messages/alice/", {"text": "note to self"}),
+    ):
+        assert response.status_code == 302
+        assert response["Location"] == "/messages/"
+    assert DirectMessage.objects.count() == 0
+    assert Notification.objects.count() == 0
+
+
 # -- posts, comments, likes --------------------------------------------------------------------
 
 

@@ -32,6 +32,8 @@ def people(request: AuthenticatedRequest) -> HttpResponse:
 @login_required
 def conversation(request: AuthenticatedRequest, username: str) -> HttpResponse:
     other = get_object_or_404(User, username=username)
+    if other.pk == request.user.pk:  # no conversation with oneself: nothing to notify
+        return redirect("social:people")
     form = TextForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         text = form.cleaned_data["text"]
