@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -161,6 +162,50 @@ async def test_a_newer_upload_made_while_the_worker_works_is_kept(
     await database_sync_to_async(avatar.refresh_from_db)()
     assert avatar.image.name == "avatars/newer.jpg"  # not put back by the worker's save
     assert avatar.thumbnail
+
+
+async def test_a_new_upload_deletes_the_file_of_the_one_it_replaces(
+    alice: User, channel_layer: InMemoryChannelLayer
+) -> None:
+    client = AsyncClient()
+    await client.aforce_login(alice)
+    await client.post("/avatar/", {"image": upload(jpeg(), "first.jpg")})
+    first = await database_sync_to_async(Avatar.objects.get)(user=alice)
+    storage, first_name = first.image.storage, str(first.image.name)
+    assert storage.exists(first_name)
+    response = await client.post("/avatar/", {"image": upload(jpeg(), "second.jpg")})
+    assert response.status_code == 302
+    second = await database_sync_to_async(Avatar.objects.get)(user=alice)
+    assert second.image.name != first_name
+    assert storage.exists(str(second.image.name))
+    assert not storage.exists(first_name)
+
+
+async def test_a_worker_whose_image_was_replaced_meanwhile_reports_nothing(
+    alice: User, channel_layer: InMemoryChannelLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker read the row, then a newer upload replaced the image and deleted its file
+    # before the worker opened it: the newer upload's own message makes the thumbnail.
+    avatar = await avatar_of(alice, jpeg())
+    storage, old_name = avatar.image.storage, str(avatar.image.name)
+
+    def replaced_meanwhile(data: bytes) -> bytes:
+        raise AssertionError("the replaced image must not be read")
+
+    field_file = type(avatar.image)
+    real_open = field_file.open
+
+    def open_after_replacement(field: Any, mode: str = "rb") -> Any:
+        Avatar.objects.filter(pk=avatar.pk).update(image="avatars/newer.jpg")
+        storage.delete(old_name)
+        return real_open(field, mode)
+
+    monkeypatch.setattr(thumbnail_consumers, "make_thumbnail", replaced_meanwhile)
+    monkeypatch.setattr(field_file, "open", open_after_replacement)
+    page = await listen_to(channel_layer, alice)
+    await run_worker_message({"type": "thumbnail.generate", "avatar_id": avatar.pk})
+    assert await nothing_on(channel_layer, page)
+    assert await database_sync_to_async(Notification.objects.count)() == 0
 
 
 async def test_an_unreadable_avatar_is_reported_not_crashed_on(

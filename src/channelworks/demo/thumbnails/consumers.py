@@ -33,7 +33,11 @@ class ThumbnailConsumer(SyncConsumer):
             with avatar.image.open("rb") as source:
                 png = make_thumbnail(source.read())
         except OSError:
-            notify(avatar.user, Notification.Kind.THUMBNAIL, "Your avatar could not be read", url)
+            if Avatar.objects.filter(pk=avatar.pk, image=avatar.image.name).exists():
+                notify(
+                    avatar.user, Notification.Kind.THUMBNAIL, "Your avatar could not be read", url
+                )
+            # else a newer upload replaced it (and its file) meanwhile: its own message follows
             return
         if avatar.thumbnail:
             avatar.thumbnail.delete(save=False)
