@@ -239,3 +239,30 @@ async def test_the_lifespan_runs_the_worker_with_the_server(
     await lifespan.send_input({"type": "lifespan.shutdown"})
     assert await lifespan.receive_output() == {"type": "lifespan.shutdown.complete"}
     await lifespan.wait()
+
+
+async def test_a_forced_exit_ends_the_lifespan_quietly_and_stops_the_worker(
+    channel_layer: InMemoryChannelLayer,
+) -> None:
+    # A second Ctrl-C: uvicorn skips lifespan.shutdown and the loop cancels every task; a
+    # lifespan that raised CancelledError was logged as an error, with a traceback.
+    lifespan = WorkerLifespan(ChannelNameRouter(channel_routes), channel_routes)
+    inbox: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    started = asyncio.Event()
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+        started.set()
+
+    await inbox.put({"type": "lifespan.startup"})
+    app = asyncio.create_task(lifespan({"type": "lifespan"}, inbox.get, send))  # type: ignore[arg-type]
+    await started.wait()
+    assert sent == [{"type": "lifespan.startup.complete"}]
+    workers = [t for t in asyncio.all_tasks() if t is not app and "Worker.run" in repr(t)]
+    assert len(workers) == 1
+    app.cancel()
+    await app  # ends, does not raise
+    assert not app.cancelled()
+    await asyncio.gather(*workers, return_exceptions=True)
+    assert workers[0].cancelled()

@@ -39,21 +39,31 @@ class WorkerLifespan:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         worker: Worker | None = None
         task: asyncio.Task[None] | None = None
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                layer = get_channel_layer()
-                if layer is None:
-                    await send({"type": "lifespan.startup.failed", "message": "No channel layer"})
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    layer = get_channel_layer()
+                    if layer is None:
+                        failed = {"type": "lifespan.startup.failed", "message": "No channel layer"}
+                        await send(failed)
+                        return
+                    worker = Worker(self.application, layer, self.channels)
+                    task = asyncio.create_task(worker.run())
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    if worker is not None and task is not None:
+                        await self._stop(worker, task)
+                    await send({"type": "lifespan.shutdown.complete"})
                     return
-                worker = Worker(self.application, layer, self.channels)
-                task = asyncio.create_task(worker.run())
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                if worker is not None and task is not None:
-                    await self._stop(worker, task)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        except asyncio.CancelledError:
+            # A forced exit (a second Ctrl-C): the server skips lifespan.shutdown and the loop
+            # cancels every task. The worker's messages in hand are cut short; this ends
+            # quietly, as the server reports a lifespan that raised as an error, traceback
+            # and all, for what the user asked for.
+            if task is not None:
+                task.cancel()
+            logger.info("Forced exit: the worker stopped without finishing its messages")
 
     async def _stop(self, worker: Worker, task: asyncio.Task[None]) -> None:
         worker.stop()
