@@ -18,6 +18,7 @@ import channelworks.exceptions
 import channelworks.layers
 import channelworks.routing
 import channelworks.testing
+import channelworks.utils
 from channelworks import compat
 from channelworks.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from channelworks.layers.registry import import_backend
@@ -164,6 +165,9 @@ def test_the_hook_wins_over_an_installed_channels() -> None:
         ),
         ("channels.testing", "WebsocketCommunicator", channelworks.testing.WebsocketCommunicator),
         ("channels.testing", "HttpCommunicator", channelworks.testing.HttpCommunicator),
+        ("channels.consumer", "get_handler_name", channelworks.consumers.get_handler_name),
+        ("channels.utils", "await_many_dispatch", channelworks.utils.await_many_dispatch),
+        ("channels.utils", "name_that_thing", channelworks.utils.name_that_thing),
     ],
 )
 def test_alias_names_are_the_channelworks_objects(alias: str, name: str, expected: object) -> None:

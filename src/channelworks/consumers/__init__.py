@@ -1,6 +1,7 @@
 """Consumers: ASGI applications that handle one connection each, message by message."""
 
 from channelworks.consumers.base import AsyncConsumer, SyncConsumer
+from channelworks.consumers.handlers import get_handler_name
 from channelworks.consumers.http import AsyncHttpConsumer
 from channelworks.consumers.websocket import (
     AsyncJsonWebsocketConsumer,
@@ -17,4 +18,5 @@ __all__ = [
     "JsonWebsocketConsumer",
     "SyncConsumer",
     "WebsocketConsumer",
+    "get_handler_name",
 ]

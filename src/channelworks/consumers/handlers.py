@@ -20,7 +20,7 @@ import functools
 import inspect
 import os
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -62,6 +62,22 @@ def api_names(cls: type) -> frozenset[str]:
     for base in cls.__mro__:
         names.update(vars(base).get(_API_NAMES, ()))
     return frozenset(names)
+
+
+def get_handler_name(message: Mapping[str, Any]) -> str:
+    """The name of the consumer method that handles ``message``: its ``type`` with dots made
+    underscores (``"chat.message"`` is handled by ``chat_message``).
+
+    ``ValueError`` if the message has no ``type`` str, or one starting with ``_`` (never a
+    handler). Dispatch itself also refuses types naming API methods; this does not look at a
+    consumer class.
+    """
+    kind = message.get("type") if isinstance(message, Mapping) else None
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"A message needs a 'type' that is a non-empty str, got {kind!r}")
+    if kind.startswith("_"):
+        raise ValueError(f"A message type may not start with '_': {kind!r}")
+    return kind.replace(".", "_")
 
 
 def resolve(cls: type, message_type: object, sync_allowed: bool) -> Resolution:
@@ -173,6 +189,7 @@ __all__ = [
     "Mode",
     "await_result",
     "framework_class",
+    "get_handler_name",
     "in_thread",
     "is_async_hook",
     "lookup",
