@@ -18,8 +18,9 @@ import asyncio
 import itertools
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from channelworks.layers.redis.connections import Links
 from channelworks.layers.redis.errors import RedisUnavailable
@@ -73,19 +74,8 @@ class QueuedGroupSends:
     _waiters: deque[tuple[int, asyncio.Future[None]]]
     _flusher: asyncio.Task[None] | None
     _abandon: bool  # close() gave up waiting: the flusher stops when cancelled
-
-    if TYPE_CHECKING:
-
-        async def _group_sent(
-            self,
-            group: str,
-            message: Message,
-            payload: bytes,
-            expires: int,
-            now: int,
-            seq: int,
-            reply: list[Any],
-        ) -> None: ...
+    #: what follows a GROUP_SEND's reply (the layer's: normal-channel members, reports)
+    _group_sent: Callable[[str, Message, bytes, int, int, int, Any], Awaitable[None]]
 
     def _queuing_loop(self) -> asyncio.AbstractEventLoop | None:
         """The running loop if a group send may leave its Redis part to the flusher: it is the
