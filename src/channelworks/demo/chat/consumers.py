@@ -29,15 +29,6 @@ def find_room(slug: str, user: Any) -> tuple[Room | None, bool]:
 
 
 @database_sync_to_async
-def still_here(room: Room, user: Any) -> int | None:
-    """Why ``user``'s socket may no longer show ``room`` (a close code), or None if it may."""
-    now = Room.objects.filter(pk=room.pk).first()
-    if now is None or now.slug != room.slug:  # deleted, or moved to another address
-        return codes.NOT_FOUND
-    return None if Room.objects.visible_to(user).filter(pk=room.pk).exists() else codes.FORBIDDEN
-
-
-@database_sync_to_async
 def save_message(room: Room, user: Any, text: str) -> dict[str, Any]:
     return Message.objects.create(room=room, author=user, text=text).as_event()
 
@@ -93,8 +84,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Who may see the room changed (signals.py): close this socket if its user may not."""
         if self.room is None:
             return
-        code = await still_here(self.room, self.scope["user"])
-        if code is not None:
+        room, visible = await find_room(self.room.slug, self.scope["user"])
+        if room is None or room.pk != self.room.pk:  # deleted, or moved to another address
             self.room = None
-            reason = "no such room" if code == codes.NOT_FOUND else "this room is private"
-            await self.close(code, reason)
+            await self.close(codes.NOT_FOUND, "no such room")
+        elif not visible:
+            self.room = None
+            await self.close(codes.FORBIDDEN, "this room is private")
