@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import functools
+import re
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
@@ -14,6 +16,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from channelworks.consumers import AsyncConsumer, SyncConsumer
+from channelworks.consumers.handlers import is_method, resolve
 from channelworks.exceptions import StopConsumer, UnhandledMessageType
 from channelworks.layers import InMemoryChannelLayer
 from channelworks.testing import ApplicationCommunicator
@@ -378,3 +381,83 @@ async def test_sync_to_async_method_is_a_handler_of_an_async_consumer() -> None:
         await comm.send_input({"type": "report"})
         assert (await comm.receive_output())["thread"] != threading.main_thread().name
     assert len(Mixed._handlers) == 2
+
+
+class Recording(abc.ABC):  # noqa: B024 - only its metaclass matters here
+    """A mixin with ABCMeta as metaclass: ``register`` is an attribute of the class."""
+
+
+class Guarded(AsyncConsumer, Recording):
+    calls: ClassVar[list[str]] = []
+
+    class Options:  # a nested class is callable: calling it would build one
+        def __init__(self, event: Message) -> None:
+            Guarded.calls.append("Options")
+
+    builtin = print
+    c_method = dict.get
+    callable_object = functools.partial(print)
+
+    async def _secret(self, event: Message) -> None:
+        Guarded.calls.append("_secret")
+
+    async def __private(self, event: Message) -> None:
+        Guarded.calls.append("__private")
+
+    async def a__b(self, event: Message) -> None:
+        await self.send({"type": "out", "handled": "a__b"})
+
+
+@pytest.mark.parametrize(
+    "message_type",
+    [
+        "mro",  # type.mro, through the metaclass
+        "register",  # ABCMeta.register
+        "options",
+        "Options",
+        "builtin",
+        "c.method",
+        "callable.object",
+        "_secret",
+        "._secret",
+        ".secret",
+        "..secret",
+        "_Guarded__private",
+        "._Guarded__private",
+        "__init__",
+        "..init..",
+        "__class__",
+        "__subclasshook__",
+        "calls",
+    ],
+)
+async def test_only_methods_of_the_consumers_own_classes_are_handlers(message_type: str) -> None:
+    Guarded.calls.clear()
+    comm = ApplicationCommunicator(Guarded.as_asgi(), SCOPE)
+    await comm.send_input({"type": message_type})
+    with pytest.raises(ValueError, match=re.escape(repr(message_type))) as info:
+        await comm.wait()
+    assert isinstance(info.value, UnhandledMessageType)  # what Channels raises, made specific
+    assert Guarded.calls == []
+
+
+async def test_a_double_underscore_inside_a_type_still_reaches_its_handler() -> None:
+    async with ApplicationCommunicator(Guarded.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "a..b"})
+        assert await comm.receive_output() == {"type": "out", "handled": "a__b"}
+
+
+def test_resolve_never_looks_at_the_metaclass() -> None:
+    for name in dir(type(Guarded)):
+        with pytest.raises(UnhandledMessageType):
+            resolve(Guarded, name, sync_allowed=False)
+    with pytest.raises(UnhandledMessageType):
+        resolve(Guarded, "mro", sync_allowed=True)
+
+
+def test_descriptor_handlers_and_mocks_are_methods() -> None:
+    assert is_method(Recorder.chat_message)
+    assert is_method(sync_to_async(print))
+    assert is_method(AsyncMock())
+    for value in (Guarded.Options, print, dict.get, functools.partial(print), 3, None):
+        assert not is_method(value), value

@@ -2,9 +2,19 @@
 
 Rules of this file:
 - a message of type ``a.b`` goes to the method ``a_b``, and only if it is a *handler*: a
-  callable attribute of the class, not private (``_``), not a static or class method, and not
-  a name that a framework class declared as API (``send``, ``close``, ``connect``...). A
-  subclass overriding an API name does not make it a handler;
+  method defined in the class body of the consumer or of one of its bases, not private
+  (``_``), not a static or class method, and not a name that a framework class declared as
+  API (``send``, ``close``, ``connect``...). A subclass overriding an API name does not make
+  it a handler;
+- the lookup walks the class's ``__mro__`` and nothing else: never the metaclass (``type.mro``
+  and ``ABCMeta.register`` are attributes of every consumer class), never ``object`` or another
+  builtin base, never an instance attribute. Clients choose the types that reach this code (a
+  consumer that forwards client JSON to ``group_send``), so every name that is not a handler
+  must fail here, before anything is called;
+- a method is a function (``def``/``async def``, decorated or not) or a callable descriptor
+  that binds to the instance (``sync_to_async``, ``database_sync_to_async``); a class, a
+  builtin, a C method or any other callable object stored on the class is not, except a mock
+  patched over a handler in a test;
 - ``async def`` handlers are awaited on the event loop. In a consumer that allows sync
   handlers, a plain ``def`` runs in a worker thread of a pool shared by the process
   (``CHANNELWORKS_SYNC_THREADS`` threads, default 32); in an async consumer a plain ``def`` is
@@ -19,6 +29,7 @@ import enum
 import functools
 import inspect
 import os
+import sys
 import types
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -88,12 +99,14 @@ def resolve(cls: type, message_type: object, sync_allowed: bool) -> Resolution:
     name = message_type.replace(".", "_")
     if name.startswith("_") or name in api_names(cls):
         raise UnhandledMessageType(message_type, where, f"{name!r} is not a handler")
-    attribute = inspect.getattr_static(cls, name, None)
-    if isinstance(attribute, (staticmethod, classmethod)) or not callable(attribute):
+    owner, attribute = defined_in(cls, name)
+    if owner is None:
         raise UnhandledMessageType(message_type, where)
+    if owner.__module__ == "builtins" or not is_method(attribute):
+        raise UnhandledMessageType(message_type, where, f"{name!r} is not a handler")
     if isinstance(attribute, types.FunctionType):
         call: Callable[[Any, Any], Any] = attribute
-    else:  # a callable object such as a mock: Python calls it without the instance
+    else:  # a descriptor binds itself; a mock is called without the instance, as by Python
 
         def call(consumer: Any, message: Any) -> Any:
             return getattr(consumer, name)(message)
@@ -103,6 +116,46 @@ def resolve(cls: type, message_type: object, sync_allowed: bool) -> Resolution:
     if inspect.iscoroutinefunction(attribute):
         return name, attribute, call, Mode.AWAIT
     return name, attribute, call, Mode.THREAD if sync_allowed else Mode.CALL_THEN_AWAIT
+
+
+def defined_in(cls: type, name: str) -> tuple[type | None, object]:
+    """The first class of ``cls.__mro__`` whose body holds ``name``, and the value there.
+
+    ``(None, None)`` if none does. Unlike ``getattr``, this never finds the metaclass's
+    attributes, nor an instance's.
+    """
+    for klass in cls.__mro__:
+        namespace = vars(klass)
+        if name in namespace:
+            return klass, namespace[name]
+    return None, None
+
+
+# What Python itself stores on classes: C methods and slot wrappers (``dict.get``,
+# ``object.__eq__``), never written by a consumer's author as a handler.
+_C_CALLABLES = (
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.MethodWrapperType,
+    types.ClassMethodDescriptorType,
+)
+
+
+def is_method(attribute: object) -> bool:
+    """Whether a class attribute is a method that a message may call."""
+    if isinstance(attribute, types.FunctionType):
+        return True
+    if not callable(attribute) or isinstance(
+        attribute, (type, staticmethod, classmethod, property, *_C_CALLABLES)
+    ):
+        return False
+    if hasattr(type(attribute), "__get__"):  # binds like a function: sync_to_async...
+        return True
+    # A mock patched over a handler (``mock.patch.object(Consumer, "chat_message", ...)``). If
+    # unittest.mock was never imported, nothing on the class can be a mock.
+    mock = sys.modules.get("unittest.mock")
+    return mock is not None and isinstance(attribute, mock.NonCallableMock)
 
 
 def lookup(cls: type, cache: dict[object, Resolution], message_type: object) -> Resolution:
@@ -188,10 +241,12 @@ def is_async_hook(hook: Callable[..., Any]) -> bool:
 __all__ = [
     "Mode",
     "await_result",
+    "defined_in",
     "framework_class",
     "get_handler_name",
     "in_thread",
     "is_async_hook",
+    "is_method",
     "lookup",
     "resolve",
     "run_handler",
