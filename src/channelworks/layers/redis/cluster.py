@@ -51,8 +51,8 @@ class ClusterShard(Shard):
         for source in sources:  # SCRIPT LOAD goes to every node
             await self._cluster.script_load(source)
 
-    async def delete_matching(self, pattern: str, keep: str) -> None:
-        keep_bytes = keep.encode()
+    async def delete_matching(self, pattern: str, keep: tuple[str, ...]) -> None:
+        keep_bytes = tuple(k.encode() for k in keep)
         doomed = [
             key
             async for key in self._cluster.scan_iter(match=pattern, count=1000)

@@ -9,7 +9,11 @@ Rules of this file:
   queued before it are done (``_settled``);
 - failures are counted and logged, not raised; a group send whose round trip a cancel cut
   short may have run in Redis, so it is not sent again (that could deliver it twice) but
-  counted as lost.
+  counted as lost;
+- a group send that Redis *held* (it lost its data and the live processes restore their
+  memberships: scripts.py EPOCH) pushed nothing: the flusher has this process's state
+  restored, waits for the restore window to close, and sends it (and what follows it in the
+  queue) again, in order.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from channelworks.layers.redis import scripts
 from channelworks.layers.redis.connections import Links
 from channelworks.layers.redis.errors import RedisUnavailable
 from channelworks.layers.redis.pipeline import RETRYABLE, Pipeline
@@ -76,6 +81,10 @@ class QueuedGroupSends:
     _abandon: bool  # close() gave up waiting: the flusher stops when cancelled
     #: what follows a GROUP_SEND's reply (the layer's: normal-channel members, reports)
     _group_sent: Callable[[str, Message, bytes, int, int, int, Any], Awaitable[None]]
+    #: a GROUP_SEND was held: restore this process's state, wait out the restore window
+    _held: Callable[[Any], Awaitable[None]]
+    #: a GROUP_SEND command with the epoch this process knows now
+    _rearm: Callable[[Command], Command]
 
     def _queuing_loop(self) -> asyncio.AbstractEventLoop | None:
         """The running loop if a group send may leave its Redis part to the flusher: it is the
@@ -176,6 +185,8 @@ class QueuedGroupSends:
             sent = next((i for i, pending in enumerate(batch) if pending.reply is None), None)
             if sent is not None:
                 unsent = batch[sent:]
+                for pending in unsent:
+                    pending.command = self._rearm(pending.command)
                 try:
                     replies = await pipeline.run([pending.command for pending in unsent])
                 except RETRYABLE as exc:
@@ -196,6 +207,17 @@ class QueuedGroupSends:
                     raise
                 for pending, reply in zip(unsent, replies, strict=True):
                     pending.reply = reply
+                held = next((i for i, p in enumerate(unsent) if scripts.held(p.reply)), None)
+                if held is not None:
+                    # Nothing of it was pushed. Those after it go again with it, in order
+                    # (one that ran at the very instant the window closed is then delivered
+                    # twice: at least once, never zero times unseen).
+                    hold = unsent[held].reply
+                    for pending in unsent[held:]:
+                        pending.reply = None
+                    await self._finish(batch[: sent + held])
+                    await self._held(hold)
+                    continue
             await self._finish(batch)
 
     async def _finish(self, batch: list[GroupSend]) -> None:

@@ -7,6 +7,8 @@ The whole keyspace (``P`` is the layer's ``prefix``, ``pid`` a process id from
                                reader's batch stays at the head until acknowledged)
     P:count:{pid}      hash    channel -> entries of a direct send not yet taken by pid's reader
     P:alive:{pid}      string  exists while process pid is alive (TTL: process_timeout)
+    P:epoch            string  "<id> <hold_until_ms>": which life of the server's data this
+                               is (a new id after Redis lost it; scripts.py ``EPOCH``)
     P:channel:{name}   list    entries of the normal channel ``name`` (load-balanced)
     P:hold:{name}:tag  list    the entry of ``name`` one receive (``tag``) is taking (<= 1)
     P:group:{name}     zset    @pid (process pid has members of its own) or a channel added by
@@ -130,6 +132,17 @@ class Keyspace:
     @property
     def alive_pattern(self) -> str:
         return f"{self.prefix}:alive:*"
+
+    @property
+    def epoch(self) -> str:
+        """The epoch of the server's data (one per server; single server or Sentinel only)."""
+        return f"{self.prefix}:epoch"
+
+    @property
+    def kept_by_flush(self) -> tuple[str, ...]:
+        """Key prefixes ``flush()`` keeps: processes' liveness and the epoch (deleting them
+        would cut live processes out of group sends, or look like Redis lost its data)."""
+        return (self.alive_pattern[:-1], self.epoch)
 
 
 __all__ = ["Keyspace", "bound_to", "bound_to_group", "check_prefix", "process_of"]

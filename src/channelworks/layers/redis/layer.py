@@ -29,6 +29,7 @@ drive one layer from one loop at a time, plus such calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import math
@@ -69,6 +70,14 @@ COMPAT_OPTIONS = frozenset({"serializer_format", "random_prefix"})
 ZREM_CHUNK = 500
 #: process-local channel names whose ``Target`` a layer keeps (then it starts afresh)
 MAX_TARGETS = 10_000
+#: seconds group sends wait after Redis lost its data (the restore window, scripts.py EPOCH):
+#: long enough for every live process to notice (its reader's round trip, at most a second
+#: apart, or its reconnect, whose backoff is capped at 2 s +50 % jitter) and restore its
+#: liveness and memberships
+RESTORE_WINDOW = 5.0
+#: seconds between the inbox reader's looks at the epoch while it is busy (idle, each round
+#: trip looks: it waits a second for entries anyway)
+EPOCH_EVERY = 0.5
 
 
 class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
@@ -176,6 +185,13 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
         self._flusher: asyncio.Task[None] | None = None
         self._abandon = False  # close() gave up waiting: the flusher stops when cancelled
         self._targets: dict[str, Target] = {}  # process-local channels sent to, by name
+        # The epoch of Redis' data (single server or Sentinel: scripts.py EPOCH): the id this
+        # process saw last, and the one its last heartbeat restored its state in.
+        self._epoch: str | None = None
+        self._restored_in: str | None = None
+        self._beaten: list[asyncio.Future[None]] = []  # woken by each heartbeat that worked
+        self._epoch_ttl_ms = int(max(3 * process_timeout, 60) * 1000)
+        self.restore_window = RESTORE_WINDOW
 
     # -- point to point -----------------------------------------------------------------------
 
@@ -547,7 +563,7 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
         header = f"{expires} {self.pid}:{seq} {group}"
         if self._links.single_server:
             command = scripts.GROUP_SEND.command(
-                (self.keys.group(group),),
+                (self.keys.group(group), self.keys.epoch),
                 now,
                 self.prefix,
                 header,
@@ -555,6 +571,10 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
                 self._expiry_ms,
                 self.pid,
                 self.pid if local else "",
+                self._epoch or "",
+                self.pid,
+                int(self.restore_window * 1000),
+                self._epoch_ttl_ms,
             )
             home_loop = self._queuing_loop()
             if home_loop is not None:
@@ -589,6 +609,10 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
             if self._queue:
                 await self._settled()
             reply = await self._links.call(0, command, "group_send", group)
+            while scripts.held(reply):  # Redis lost its data: after the restore window
+                await self._held(reply)
+                command = self._rearm(command)
+                reply = await self._links.call(0, command, "group_send", group)
             await self._group_sent(group, message, payload, expires, now, seq, reply)
             return
         if self._queue:
@@ -622,6 +646,65 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
         normal = [member.decode() for member in members]
         skipped = await self._send_normal_members(normal, message, payload, expires, now, group)
         self._report_group_send(group, message, dead, skipped)
+
+    # -- Redis losing its data (single server or Sentinel) --------------------------------------
+
+    def _epoch_command(self) -> Command:
+        """The EPOCH call: renews the epoch, makes it if Redis lost it (scripts.py)."""
+        return scripts.EPOCH.command(
+            (self.keys.epoch,),
+            self._epoch or "",
+            self.pid,
+            int(self.restore_window * 1000),
+            self._epoch_ttl_ms,
+        )
+
+    def _saw_epoch(self, reply: Any) -> float:
+        """An EPOCH or held GROUP_SEND reply (``[value, now_ms]`` from its end): learn the
+        epoch; if it is a new one, Redis lost its data: count, log, and restore this process's
+        liveness and memberships now (the keeper's beat). -> seconds the restore window is
+        still open."""
+        value, now = reply[-2], int(reply[-1])
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        epoch, _, hold = text.partition(" ")
+        if self._epoch is None:
+            self._epoch = epoch
+        elif epoch != self._epoch:
+            self._epoch = epoch
+            self.stats.redis_restarts += 1
+            logger.warning(
+                "Redis lost this layer's data (a restart, a failover or a flush; epoch %s): "
+                "restoring this process's liveness and its memberships of %d group(s); group "
+                "sends wait for every live process to do the same (up to %.1f s)",
+                epoch,
+                len(self.local.group_names()),
+                self.restore_window,
+            )
+            home = self._links.home
+            if home is not None and home.keeper is not None:
+                home.keeper.wake()
+        return max(0.0, (int(hold) - now) / 1000) if hold.isdigit() else 0.0
+
+    def _rearm(self, command: Command) -> Command:
+        return scripts.rearm(command, self._epoch or "")
+
+    async def _held(self, reply: Any) -> None:
+        """A GROUP_SEND was held (Redis lost its data, or a restore window is open): have
+        this process's own state restored, then wait for the window to close, before it goes
+        again. Bounded: ``retry_timeout`` plus the window."""
+        window = self._saw_epoch(reply)
+        epoch = self._epoch
+        home = self._links.home
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_timeout + self.restore_window
+        if home is not None and home.keeper is not None and home.loop is loop:
+            while self._restored_in != epoch and loop.time() < deadline:
+                beaten = loop.create_future()
+                self._beaten.append(beaten)
+                home.keeper.wake()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(beaten, max(0.0, deadline - loop.time()))
+        await asyncio.sleep(min(window, self.restore_window))
 
     def _report_group_send(self, group: str, message: Message, dead: int, skipped: int) -> None:
         if dead:
@@ -748,7 +831,7 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
             for pipeline in connections.pipelines:
                 try:
                     await pipeline.shard.delete_matching(
-                        self.keys.pattern, keep=self.keys.alive_pattern[:-1]
+                        self.keys.pattern, keep=self.keys.kept_by_flush
                     )
                 except RETRYABLE as exc:
                     raise self._links.unavailable("flush", self.prefix, pipeline, exc) from exc
@@ -841,6 +924,9 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
                 own=self._own,
                 on_reconnect=self._reconnected,
                 announce=announce,
+                epoch=self._epoch_command if self._links.single_server else None,
+                on_epoch=self._saw_epoch,
+                epoch_every=EPOCH_EVERY,
             )
         else:
             # A new home loop (the last one ended): the same reader, so the batch it had not
@@ -888,6 +974,8 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
         self.local.sweep()
         alive = ("SET", self.keys.alive(self.pid), b"1", "PX", int(self.process_timeout * 1000))
         batches: dict[int, list[Command]] = {self._own_shard: [alive]}
+        if self._links.single_server:  # first: memberships below go into the epoch it says
+            batches[self._own_shard].insert(0, self._epoch_command())
         score = _now_ms() + self._hold_ms
         for group in self.local.group_names():
             batches.setdefault(self._links.shard_of(group), []).append(
@@ -901,6 +989,14 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply
+        if self._links.single_server:
+            # This beat's memberships and alive key were written in the epoch its EPOCH saw.
+            self._saw_epoch(results[indexes.index(self._own_shard)][0])
+            self._restored_in = self._epoch
+        beaten, self._beaten = self._beaten, []
+        for future in beaten:
+            if not future.done():
+                future.set_result(None)
 
     def __repr__(self) -> str:
         hosts = ", ".join(self._links.identities)

@@ -39,7 +39,9 @@ RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _IDEMPOTENT = frozenset(
     {"SET", "GET", "DEL", "UNLINK", "EXISTS", "ZADD", "ZREM", "SCAN", "SCRIPT", "CLIENT"}
 )
-_IDEMPOTENT_SCRIPTS = frozenset({scripts.GROUP_ADD.sha, scripts.GROUP_MEMBERS.sha})
+_IDEMPOTENT_SCRIPTS = frozenset(
+    {scripts.GROUP_ADD.sha, scripts.GROUP_MEMBERS.sha, scripts.EPOCH.sha}
+)
 
 
 def idempotent(command: Command) -> bool:

@@ -121,6 +121,9 @@ class InboxReader:
         own: OwnPushes,
         on_reconnect: Callable[[], None],
         announce: tuple[Any, ...] | None = None,
+        epoch: Callable[[], Command] | None = None,
+        on_epoch: Callable[[Any], object] | None = None,
+        epoch_every: float = 0.5,
         token_ttl: int | None = None,
         batch: int = 512,
         max_backoff: float = 2.0,
@@ -139,6 +142,13 @@ class InboxReader:
         self.own = own
         self.on_reconnect = on_reconnect
         self.announce = announce
+        #: the EPOCH call (single server) and who hears its reply: a round trip looks at the
+        #: epoch at least every ``epoch_every`` seconds, and first thing after reconnecting,
+        #: so this process notices within about a second that Redis lost its data
+        self.epoch = epoch
+        self.on_epoch = on_epoch
+        self.epoch_every = epoch_every
+        self._epoch_due = 0.0
         self.token_ttl = token_ttl
         self.batch = batch
         self.max_backoff = max_backoff
@@ -170,6 +180,7 @@ class InboxReader:
     async def run(self) -> None:
         failures = 0
         fresh = True  # the first read after (re)connecting does not block: see below
+        loop = asyncio.get_running_loop()
         while True:
             commands: list[Command] = []
             if fresh and self.announce is not None:
@@ -182,6 +193,12 @@ class InboxReader:
                 # Not right after a reconnect, where a batch whose reply was lost is still
                 # at the head and must come at once, not after the blocking wait.
                 commands += scripts.wait_commands(self.inbox, BLOCK_SECONDS)
+            looked: int | None = None  # where the EPOCH reply will be
+            started = loop.time()
+            if self.epoch is not None and (fresh or started >= self._epoch_due):
+                # After the wait: an idle reader looks at the end of each second it waits.
+                looked = len(commands)
+                commands.append(self.epoch())
             commands += scripts.take_commands(self.inbox, self.batch)
             # accepted before this round trip: in the inbox by the time it runs
             pushed = set(self.own.unread) if self.own.unread else None
@@ -201,6 +218,10 @@ class InboxReader:
                 self.stats.reconnects += 1
                 logger.warning("Redis layer inbox connection is back")
                 self.on_reconnect()
+            if looked is not None and not isinstance(replies[looked], Exception):
+                self._epoch_due = started + self.epoch_every
+                if self.on_epoch is not None:
+                    self.on_epoch(replies[looked])
             acked = not isinstance(replies[acked_at], ResponseError)
             if acked:
                 self._unacked = self._unconfirmed = None

@@ -180,6 +180,58 @@ return 0
 """,
 )
 
+# The epoch of a server's data (single server or Sentinel master; keys.py ``P:epoch``): a
+# string ``<id> <hold_until_ms>`` that lives as long as processes use the prefix. A server
+# that restarted empty (or failed over to a replica that lost it, or was flushed by hand)
+# no longer has it, so a process that knew an id finds it missing or changed: Redis lost
+# its data. The first process to find it missing makes a new one and, if it knew the old one,
+# opens a *restore window*: group sends wait (GROUP_SEND refuses to run) until
+# ``hold_until_ms`` (Redis' own clock, ``TIME``), so every live process can restore its
+# liveness and memberships from its own state before group sends look for members. A process
+# that had never seen an epoch (it started just now) makes one without a window; an old
+# process that then finds that one opens the window it lacked.
+# epoch(key, known id or '', candidate id, window_ms, ttl_ms, renew) -> current value, now_ms
+_EPOCH = """
+local function epoch(key, known, candidate, window, ttl, renew)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local cur = redis.call('GET', key)
+  if not cur then
+    local hold = 0
+    if known ~= '' then hold = now + tonumber(window) end
+    cur = candidate .. '.' .. t[1] .. t[2] .. ' ' .. hold
+    redis.call('SET', key, cur, 'PX', ttl)
+  else
+    local id, hold = string.match(cur, '^(%S+) (%d+)$')
+    if known ~= '' and id ~= nil and id ~= known and hold == '0' then
+      cur = id .. ' ' .. (now + tonumber(window))
+      redis.call('SET', key, cur, 'PX', ttl)
+    elseif renew then
+      redis.call('PEXPIRE', key, ttl)
+    end
+  end
+  return cur, now
+end
+local function held(cur, known, now)
+  local id, hold = string.match(cur, '^(%S+) (%d+)$')
+  if id == nil then return false end
+  return (known ~= '' and id ~= known) or tonumber(hold) > now
+end
+"""
+
+# KEYS: epoch.  ARGV: known id ('' for none), candidate id, window_ms, ttl_ms.
+# Makes the epoch if it is missing (see above), renews its TTL. -> {value, now_ms}
+# Runs when Redis is over ``maxmemory`` (its key is a few bytes; the reader needs it).
+EPOCH = Script(
+    "epoch",
+    "#!lua flags=allow-oom\n"
+    + _EPOCH
+    + """
+local cur, now = epoch(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], true)
+return {cur, now}
+""",
+)
+
 _MEMBERS = """
 local now = ARGV[1]
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -200,9 +252,12 @@ return 1
 """,
 )
 
-# Single server only (builds keys from ARGV).  KEYS: group.
+# Single server only (builds keys from ARGV).  KEYS: group, epoch.
 # ARGV: now_ms, prefix, header ("<expires_ms> <origin> <group>"), payload, ttl_ms, own pid,
-# pid whose own members the caller delivered itself ('' for none).
+# pid whose own members the caller delivered itself ('' for none), the epoch id the caller
+# knows ('' for none), candidate epoch id, restore window ms, epoch ttl ms.
+# First the epoch (see EPOCH): if Redis lost its data since the caller last saw it, or a
+# restore window is open, nothing is pushed or removed: -> {-1, epoch value, now_ms}.
 # A group's members are ``@<pid>`` (process pid has members of its own, which it knows) and
 # member channels added by a process that does not own them. Pushes one entry per live
 # process: ``g`` (its own members and the channels named) or, to the process the caller
@@ -211,7 +266,12 @@ return 1
 #     inbox got an entry else 0, normal (no '!') member channels, left to the caller}
 GROUP_SEND = Script(
     "group_send",
-    _MEMBERS
+    _EPOCH
+    + """
+local cur, tnow = epoch(KEYS[2], ARGV[8], ARGV[9], ARGV[10], ARGV[11], false)
+if held(cur, ARGV[8], tnow) then return {-1, cur, tnow} end
+"""
+    + _MEMBERS
     + """
 local prefix, header, payload, ttl, own, skip = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local by_process, whole, order, result = {}, {}, {}, {0, 0}
@@ -265,11 +325,28 @@ return result
 """,
 )
 
-ALL = (SEND_LOCAL, SEND_NORMAL, ACK, GROUP_ADD, GROUP_MEMBERS, GROUP_PUSH, GROUP_SEND)
+ALL = (SEND_LOCAL, SEND_NORMAL, ACK, EPOCH, GROUP_ADD, GROUP_MEMBERS, GROUP_PUSH, GROUP_SEND)
+#: where the epoch id the caller knows sits in a GROUP_SEND command (``rearm``)
+_KNOWN_AT = 3 + 2 + 7
+
+
+def rearm(command: tuple[object, ...], known: str) -> tuple[object, ...]:
+    """The GROUP_SEND ``command`` with ``known`` as the epoch id its caller knows (a group
+    send queued before this process learnt a new epoch is sent with the new one)."""
+    if command[_KNOWN_AT] == known:
+        return command
+    return (*command[:_KNOWN_AT], known, *command[_KNOWN_AT + 1 :])
+
+
+def held(reply: object) -> bool:
+    """Whether a GROUP_SEND ``reply`` says it waits for the epoch (nothing was pushed)."""
+    return isinstance(reply, list) and bool(reply) and reply[0] == -1
+
 
 __all__ = [
     "ACK",
     "ALL",
+    "EPOCH",
     "GROUP_ADD",
     "GROUP_MEMBERS",
     "GROUP_PUSH",
@@ -277,6 +354,8 @@ __all__ = [
     "SEND_LOCAL",
     "SEND_NORMAL",
     "Script",
+    "held",
+    "rearm",
     "take_commands",
     "wait_commands",
 ]

@@ -65,9 +65,9 @@ class Shard(ABC):
             if isinstance(reply, Exception):
                 raise reply
 
-    async def delete_matching(self, pattern: str, keep: str) -> None:
-        """Delete every key matching ``pattern`` except those that start with ``keep``."""
-        keep_bytes = keep.encode()
+    async def delete_matching(self, pattern: str, keep: tuple[str, ...]) -> None:
+        """Delete every key matching ``pattern`` except those that start with one of ``keep``."""
+        keep_bytes = tuple(k.encode() for k in keep)
         cursor: Any = 0
         while True:
             (reply,) = await self.execute([("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)])

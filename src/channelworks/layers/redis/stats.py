@@ -25,6 +25,11 @@ class RedisLayerStats(LayerStats):
     #: group entries (``@pid``, channels) skipped by ``group_send`` because their process is
     #: not alive (each is removed from the group then)
     dead_members: int = 0
+    #: times this process found that Redis had lost its data (a restart without persistence,
+    #: a failover to a replica without it, a flush by hand: a new epoch, scripts.py); each
+    #: time it restored its liveness and memberships and held its group sends until every
+    #: live process could do the same (the restore window)
+    redis_restarts: int = 0
     #: SEND_LOCAL script calls: each carries the sends to one other process's (or this
     #: process's own inbox's) channels made in one event-loop iteration
     send_batches: int = 0
