@@ -55,7 +55,6 @@ def message_types() -> st.SearchStrategy[Any]:
     )
 
 
-#: values msgpack carries and gives back equal (modulo list for tuple)
 def wire_values(max_leaves: int = 20) -> st.SearchStrategy[Any]:
     """Values a message may carry across processes: msgpack's types, nested."""
     leaves = st.one_of(
@@ -70,7 +69,11 @@ def wire_values(max_leaves: int = 20) -> st.SearchStrategy[Any]:
         leaves,
         lambda inner: st.one_of(
             st.lists(inner, max_size=5),
-            st.dictionaries(st.one_of(st.text(max_size=10), st.integers()), inner, max_size=5),
+            st.dictionaries(
+                st.one_of(st.text(max_size=10), st.integers(-(2**63), 2**64 - 1)),
+                inner,
+                max_size=5,
+            ),
         ),
         max_leaves=max_leaves,
     )
@@ -165,7 +168,9 @@ def _json_text(document: Any) -> str:
 def ws_frames(draw: st.DrawFn) -> dict[str, Any]:
     """A ``websocket.receive`` event as a server hands it over: text (hostile or not), bytes
     (valid UTF-8 JSON, invalid UTF-8, arbitrary), or neither."""
-    choice = draw(st.integers(0, 4))
+    choice = draw(st.integers(0, 5))
+    if choice == 5:
+        return {"type": "websocket.receive", "text": None, "bytes": None}
     if choice == 0:
         return {"type": "websocket.receive", "text": draw(hostile_json_texts())}
     if choice == 1:
@@ -186,3 +191,57 @@ def same_value(left: Any, right: Any) -> bool:
     if isinstance(left, dict) and isinstance(right, dict):
         return left.keys() == right.keys() and all(same_value(left[k], right[k]) for k in left)
     return type(left) is type(right) and left == right
+
+
+def map_keys() -> st.SearchStrategy[Any]:
+    """Keys a message's maps may have across processes: msgpack scalars and tuples of them."""
+    scalar = st.one_of(
+        st.text(max_size=10),
+        st.integers(min_value=-(2**63), max_value=2**64 - 1),
+        st.none(),
+        st.booleans(),
+        st.binary(max_size=5),
+        st.floats(allow_nan=False),
+    )
+    return st.one_of(scalar, st.tuples(scalar, scalar), st.tuples(st.tuples(scalar)))
+
+
+def wire_messages() -> st.SearchStrategy[dict[Any, Any]]:
+    """Messages with a valid type whose every value and key msgpack carries."""
+    values = st.recursive(
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(min_value=-(2**63), max_value=2**64 - 1),
+            st.floats(),
+            st.text(max_size=30),
+            st.binary(max_size=30),
+        ),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4),
+            st.tuples(inner, inner),
+            st.dictionaries(map_keys(), inner, max_size=4),
+        ),
+        max_leaves=15,
+    )
+    return st.builds(
+        lambda kind, body: {**body, "type": kind},
+        st.from_regex(r"[a-z][a-z0-9_.]{0,15}", fullmatch=True),
+        st.dictionaries(map_keys(), values, max_size=5),
+    )
+
+
+@st.composite
+def corrupted(draw: st.DrawFn, payload: bytes) -> bytes:
+    """``payload`` truncated, with bytes flipped, inserted or removed, or replaced whole."""
+    how = draw(st.sampled_from(["truncate", "flip", "insert", "delete", "random"]))
+    if how == "random" or not payload:
+        return draw(st.binary(max_size=200))
+    at = draw(st.integers(0, len(payload) - 1))
+    if how == "truncate":
+        return payload[:at]
+    if how == "flip":
+        return payload[:at] + bytes([payload[at] ^ draw(st.integers(1, 255))]) + payload[at + 1 :]
+    if how == "insert":
+        return payload[:at] + draw(st.binary(min_size=1, max_size=8)) + payload[at:]
+    return payload[:at] + payload[at + draw(st.integers(1, 8)) :]

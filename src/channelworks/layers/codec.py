@@ -172,11 +172,33 @@ class Codec:
     def _unpack(self, data: bytes) -> dict[str, Any]:
         try:
             message = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        except TypeError:
+            # An array as a map key (a tuple key where the message was made): a list cannot
+            # be one. Rare, so it costs a second decoding here, not a check of every send.
+            message = _unpack_array_keys(data)
         except Exception as exc:  # msgpack raises several unrelated types on bad input
             raise UndecodableMessage(f"Cannot decode a message: {exc!r}") from exc
         if not isinstance(message, dict):
             raise UndecodableMessage(f"A payload decoded to {type(message).__name__}, not dict")
         return message
+
+
+def _unpack_array_keys(data: bytes) -> Any:
+    """``data`` decoded with its arrays as tuples where they are map keys, as lists elsewhere
+    (as ``encode`` got them: tuple keys, list or tuple values)."""
+    try:
+        return _lists(msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=False))
+    except Exception as exc:  # a map as a key, or no msgpack at all
+        raise UndecodableMessage(f"Cannot decode a message: {exc!r}") from exc
+
+
+def _lists(value: Any) -> Any:
+    """``value`` with every tuple that is not (inside) a map key made a list again."""
+    if isinstance(value, tuple):
+        return [_lists(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _lists(item) for key, item in value.items()}
+    return value
 
 
 __all__ = ["KDF_INFO", "Codec", "UndecodableMessage", "derive_fernet_key"]
