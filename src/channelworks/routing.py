@@ -47,6 +47,11 @@ async def _answer_lifespan(receive: Receive, send: Send) -> None:
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            # Close the layers before the process ends, so other processes stop sending to
+            # it at once rather than after its liveness expires (lifespan.py).
+            from channelworks.lifespan import close_channel_layers
+
+            await close_channel_layers()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

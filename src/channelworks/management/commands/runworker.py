@@ -21,6 +21,7 @@ from channelworks.exceptions import InvalidChannelLayerError, InvalidChannelName
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.registry import get_channel_layer
+from channelworks.lifespan import close_channel_layers
 from channelworks.routing import get_default_application
 from channelworks.types import AnyASGIApp
 from channelworks.worker import Worker, require_worker_channel, serve, unrouted_channels
@@ -103,7 +104,8 @@ class Command(BaseCommand):
         try:
             await serve(worker, on_ready=ready)
         finally:
-            await worker.channel_layer.close()
+            # every layer this process built, so others stop sending to it (lifespan.py)
+            await close_channel_layers(worker.channel_layer)
         self.stdout.write("Worker stopped.")
 
     def configure_logging(self, verbosity: int) -> None:
