@@ -12,14 +12,21 @@ from hypothesis import strategies as st
 from channelworks.consumers.handlers import api_names
 
 
-def fuzz_settings(max_examples: int) -> settings:
-    """Bounded, derandomized (the same examples on every run), no example database on disk."""
+def fuzz_settings(max_examples: int, *, shared_fixture: bool = False) -> settings:
+    """Bounded, derandomized (the same examples on every run), no example database on disk.
+
+    ``shared_fixture``: the test takes a function-scoped fixture on purpose (a layer whose
+    connections every example shares); Hypothesis would otherwise refuse it.
+    """
+    checks = [HealthCheck.too_slow, HealthCheck.data_too_large]
+    if shared_fixture:
+        checks.append(HealthCheck.function_scoped_fixture)
     return settings(
         max_examples=max_examples,
         derandomize=True,
         database=None,
         deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        suppress_health_check=checks,
     )
 
 
@@ -107,7 +114,11 @@ def layer_messages(draw: st.DrawFn, values: st.SearchStrategy[Any] | None = None
     """A message as a sender might hand it to ``send``/``group_send``: usually a dict with a
     plausible ``type`` and values of every kind, sometimes not valid at all."""
     kind = draw(st.one_of(st.from_regex(r"[a-z][a-z0-9_.]{0,20}", fullmatch=True), message_types()))
-    body = draw(st.dictionaries(st.text(max_size=15), values or wire_values(), max_size=6))
+    body = draw(
+        st.dictionaries(
+            st.text(max_size=15), wire_values() if values is None else values, max_size=6
+        )
+    )
     body.pop("type", None)
     return {"type": kind, **body}
 
