@@ -26,7 +26,12 @@ class Route(AsyncWebsocketConsumer):
         route = self.scope["url_route"]
         await self.send(
             text_data=repr(
-                (list(route["args"]), route["kwargs"], route["name"], self.scope["path"])
+                (
+                    list(route["args"]),
+                    route["kwargs"],
+                    self.scope["route_name"],
+                    self.scope["path"],
+                )
             )
         )
 
@@ -101,10 +106,10 @@ async def test_no_websocket_route_closes_before_accept(caplog: pytest.LogCapture
     assert "'/unknown/'" in caplog.text
 
 
-async def test_no_http_route_answers_404() -> None:
+async def test_no_http_route_raises_value_error() -> None:
     app = URLRouter([path("known/", Route.as_asgi())])
-    response = await HttpCommunicator(app, "GET", "/nope/").get_response()
-    assert response["status"] == 404
+    with pytest.raises(ValueError, match="No route found for path '/nope/'"):
+        await HttpCommunicator(app, "GET", "/nope/").get_response()
 
 
 async def test_no_route_for_other_protocols_raises() -> None:

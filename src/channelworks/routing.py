@@ -1,8 +1,10 @@
 """Routers: pick the application for a scope by protocol type, URL path or channel name.
 
-Every router is itself an ASGI application, so they nest. A scope nobody routes is refused the
-way its protocol expects (WebSocket: closed before accept, which the server answers with 403;
-HTTP: 404) and logged; other protocol types raise ``NoRouteFound``.
+Every router is itself an ASGI application, so they nest, and each returns what the
+application it called returns. A scope no route matches raises ``NoRouteFound`` (a
+``ValueError``, as in Channels), except a WebSocket at the outermost ``URLRouter``: that one is
+refused before accept (the server answers 403) with one log line, since any client can ask for
+any path.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from django.urls import URLPattern
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import URLPattern, URLResolver
 from django.urls import path as django_path
 from django.urls import re_path as django_re_path
 
@@ -31,14 +34,13 @@ class ProtocolTypeRouter:
     def __init__(self, application_mapping: Mapping[str, AnyASGIApp]) -> None:
         self.application_mapping = dict(application_mapping)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         app = self.application_mapping.get(scope["type"])
         if app is not None:
-            await app(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await _answer_lifespan(receive, send)
-        else:
-            raise NoRouteFound("protocol type", scope["type"])
+            return await app(scope, receive, send)
+        if scope["type"] == "lifespan":
+            return await _answer_lifespan(receive, send)
+        raise NoRouteFound("protocol type", scope["type"])
 
 
 async def _answer_lifespan(receive: Receive, send: Send) -> None:
@@ -60,78 +62,110 @@ class URLRouter:
     """Routes on the URL path with Django's ``path()`` and ``re_path()`` entries.
 
     Captured values go to ``scope["url_route"]`` as ``args`` and ``kwargs`` (with the
-    ``kwargs=`` given to ``path()`` merged in, and the route's ``name``); a route may point
-    at another ``URLRouter``, which then matches the rest of the path and adds its own
-    captures.
+    ``kwargs=`` given to ``path()`` merged in); the matched route's ``name`` goes to
+    ``scope["route_name"]``. A route may point at another ``URLRouter`` (or at an application
+    whose ``_path_routing`` is ``True``, such as a middleware around one), which then matches
+    the rest of the path and adds its own captures; if it has no match, the next route of the
+    outer router is tried.
     """
+
+    #: tells an outer router to match this router's route as a prefix (as in Channels)
+    _path_routing = True
 
     def __init__(self, routes: Sequence[Any]) -> None:
         self.routes = list(routes)
         for route in self.routes:
+            if isinstance(route, URLResolver):
+                raise ImproperlyConfigured(
+                    f"{route}: include() is not supported in URLRouter. Use nested URLRouter "
+                    "instances instead."
+                )
             if not callable(getattr(route, "callback", None)):
                 raise TypeError(f"Route {route!r} has no application; use path() or re_path()")
-            if isinstance(route.callback, URLRouter):
+            if getattr(route.callback, "_path_routing", False) is True:
                 # Django builds path() patterns as endpoints (anchored at the end); a nested
                 # router needs the same pattern as a prefix match.
                 pattern = route.pattern
                 route.pattern = type(pattern)(str(pattern), name=pattern.name, is_endpoint=False)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         # This frame lives as long as the connection: it keeps no more than it must.
-        routed = self.route(scope)
-        if routed is None:
-            await refuse(scope, receive, send, "path", scope.get("path"))
-        else:
-            await routed[0](routed[1], receive, send)
+        outermost = "path_remaining" not in scope
+        path = self._path(scope)
+        if path is not None:
+            for route in self.routes:
+                match = route.pattern.match(path)
+                if match is None:
+                    continue
+                try:
+                    return await route.callback(self._child(scope, route, match), receive, send)
+                except _InnerNoRoute:
+                    continue  # a nested router had nothing: Channels tries the next route
+        if not outermost:
+            raise _InnerNoRoute("path", scope["path"])
+        if scope["type"] == "websocket":
+            return await _refuse_websocket(receive, send, scope["path"])
+        raise NoRouteFound("path", scope["path"])
 
-    def route(self, scope: Scope) -> tuple[AnyASGIApp, Scope] | None:
-        """The application for ``scope`` and the scope to give it, or ``None``."""
-        path = scope.get("path_remaining")
+    @staticmethod
+    def _path(scope: Scope) -> str | None:
+        """The part of the path this router matches; ``None`` if outside ``root_path``."""
+        path: str | None = scope.get("path_remaining")
         if path is None:
             path = scope["path"]
             root = scope.get("root_path", "")
-            if root and path.startswith(root):
+            if root:
+                if not path.startswith(root):
+                    return None
                 path = path[len(root) :]
             path = path.lstrip("/")
-        for route in self.routes:
-            match = route.pattern.match(path)
-            if match is None:
-                continue
-            remaining, args, kwargs = match
-            outer = scope.get("url_route", _NO_ROUTE)
-            child = dict(scope)
-            child["path_remaining"] = remaining
-            child["url_route"] = {
-                "args": (*outer["args"], *args),
-                "kwargs": {**outer["kwargs"], **kwargs, **route.default_args},
-                "name": route.name or outer.get("name"),
-            }
-            return route.callback, child
+        return path
+
+    @staticmethod
+    def _child(
+        scope: Scope, route: Any, match: tuple[str, tuple[Any, ...], dict[str, Any]]
+    ) -> Scope:
+        remaining, args, kwargs = match
+        outer = scope.get("url_route", _NO_ROUTE)
+        child = dict(scope)
+        child["path_remaining"] = remaining
+        child["url_route"] = {
+            "args": (*outer["args"], *args),
+            "kwargs": {**outer["kwargs"], **kwargs, **route.default_args},
+        }
+        child["route_name"] = route.name or scope.get("route_name")
+        return child
+
+    def route(self, scope: Scope) -> tuple[AnyASGIApp, Scope] | None:
+        """The application for ``scope`` and the scope to give it, or ``None``.
+
+        Looks at this router's own routes only: a nested router is returned, not entered.
+        """
+        path = self._path(scope)
+        if path is not None:
+            for route in self.routes:
+                match = route.pattern.match(path)
+                if match is not None:
+                    return route.callback, self._child(scope, route, match)
         return None
 
 
-_NO_ROUTE: dict[str, Any] = {"args": (), "kwargs": {}, "name": None}
+_NO_ROUTE: dict[str, Any] = {"args": (), "kwargs": {}}
 
 
-async def refuse(scope: Scope, receive: Receive, send: Send, what: str, value: object) -> None:
-    """Turn away a scope no route matched, in the way its protocol allows."""
-    kind = scope["type"]
-    if kind == "websocket":
-        logger.warning("No route found for websocket %s %r; refusing the socket", what, value)
-        await receive()  # websocket.connect
-        await send({"type": "websocket.close", "code": 1000})
-    elif kind == "http":
-        logger.warning("No route found for http %s %r; answering 404", what, value)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 404,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b"Not Found"})
-    else:
-        raise NoRouteFound(what, value)
+class _InnerNoRoute(NoRouteFound):
+    """A nested router found no route: the outer router tries its next route.
+
+    Only this class is caught there, so an application's own errors are never mistaken for a
+    missing route.
+    """
+
+
+async def _refuse_websocket(receive: Receive, send: Send, path: object) -> None:
+    """Turn away a WebSocket no route matched: closed before accept, with one log line."""
+    logger.warning("No route found for websocket path %r; refusing the socket", path)
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close", "code": 1000})
 
 
 class ChannelNameRouter:
@@ -144,23 +178,23 @@ class ChannelNameRouter:
     def channel_names(self) -> Iterable[str]:
         return self.application_mapping.keys()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         try:
             app = self.application_mapping[scope["channel"]]
         except KeyError:
             raise NoRouteFound("channel", scope.get("channel")) from None
-        await app(scope, receive, send)
+        return await app(scope, receive, send)
 
 
 def path(
-    route: str, app: ASGIApp, kwargs: dict[str, Any] | None = None, name: str | None = None
+    route: str, app: AnyASGIApp, kwargs: dict[str, Any] | None = None, name: str | None = None
 ) -> URLPattern:
     """Django's ``path()`` typed for ASGI applications (the two behave the same)."""
     return django_path(route, app, kwargs, name)  # type: ignore[arg-type]
 
 
 def re_path(
-    route: str, app: ASGIApp, kwargs: dict[str, Any] | None = None, name: str | None = None
+    route: str, app: AnyASGIApp, kwargs: dict[str, Any] | None = None, name: str | None = None
 ) -> URLPattern:
     """Django's ``re_path()`` typed for ASGI applications (the two behave the same)."""
     return django_re_path(route, app, kwargs, name)  # type: ignore[arg-type]
