@@ -356,3 +356,30 @@ def test_packed_arguments_go_out_as_the_plain_ones_would() -> None:
     assert unpacked(plain) is plain
     with pytest.raises(ValueError, match="not 8"):
         Packed(8, packed.data).args()
+
+
+# -- the epoch of Redis' data -----------------------------------------------------------------
+
+
+def test_a_held_group_send_is_sent_again_with_the_epoch_learnt_since() -> None:
+    from channelworks.layers.redis import RedisChannelLayer
+
+    layer = RedisChannelLayer(hosts=["redis://127.0.0.1:1"])
+    command = scripts.GROUP_SEND.command(
+        ("k:group", "k:epoch"), 1, "k", "h", b"p", 60, "me", "", "old", "me", 5000, 60000
+    )
+    assert scripts.rearm(command, "old") is command
+    again = scripts.rearm(command, "new")
+    assert again[:12] == command[:12]
+    assert again[12] == "new"
+    assert again[13:] == command[13:]
+    assert scripts.held([-1, b"new 1000", 400])
+    assert not scripts.held([0, 0, b"normal-member"])
+    # first sight: learnt, not counted; a new id: counted once, the window left is returned
+    assert layer._saw_epoch([b"e1 0", 500]) == 0.0
+    assert layer._epoch == "e1"
+    assert layer._saw_epoch([-1, b"e2 3000", 1000]) == 2.0
+    assert layer._saw_epoch([b"e2 3000", 2500]) == 0.5
+    assert layer._epoch == "e2"
+    assert layer.stats.redis_restarts == 1
+    assert layer._rearm(command)[12] == "e2"
