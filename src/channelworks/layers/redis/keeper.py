@@ -1,7 +1,8 @@
 """The keeper: one task per layer that says "this process is alive" and renews memberships.
 
-Every ``interval`` seconds (and at once after ``wake()``, which the inbox reader calls when it
-gets its connection back) it awaits ``beat``, the layer's heartbeat: ``SET alive PX
+Every ``interval`` seconds (and at once after ``wake()``, which the layer calls when its
+inbox reader gets its connection back or anyone finds that Redis lost its data: a new epoch)
+it awaits ``beat``, the layer's heartbeat: the epoch (single server), ``SET alive PX
 process_timeout``, ``ZADD GT @pid`` for each group this process has members of, and the
 overflow sweep, in one round trip per shard. A failed beat is logged at WARNING once per
 outage (and once more when it works again) and retried at the next tick; the keeper never
