@@ -4,11 +4,19 @@ Django closes stale or broken connections at the start and end of each HTTP requ
 long-lived socket has no requests, so code that uses the ORM from a consumer must do the same
 around each call. ``database_sync_to_async`` does it for one function; sync consumers' handlers
 get it automatically (see ``channelworks.consumers.handlers``).
+
+Hazard, in tests: a Django ``TestCase`` holds its transaction on the connection of the test's
+thread, and the ORM calls of an application driven by a test communicator run on that same
+thread. Closing "old" connections there would close the test's transaction (Django drops a
+connection whose autocommit differs from the settings). So while a communicator waits for its
+application, connections inside a transaction are kept (``connections_kept``), as Channels'
+communicator keeps them (it suspends the closing altogether).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar, overload
 
 from asgiref.sync import SyncToAsync, sync_to_async
@@ -17,12 +25,40 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+#: how many ``connections_kept`` blocks are open; above zero, connections inside a transaction
+#: (a test's) are kept
+_kept = 0
+
+
+@contextmanager
+def connections_kept() -> Iterator[None]:
+    """While the block runs, ``close_old_connections`` keeps connections that are inside a
+    transaction (``atomic``), in the whole process; it still closes the others.
+
+    For test tools only: ``channelworks.testing``'s communicators hold it while the
+    application runs, so a ``TestCase``'s transaction survives the application's ORM calls.
+    """
+    global _kept
+    _kept += 1
+    try:
+        yield
+    finally:
+        _kept -= 1
+
+
 def close_old_connections() -> None:
     """Close the connections Django would close between two requests (a no-op without Django
-    settings)."""
+    settings; see ``connections_kept`` for tests)."""
     from django.conf import settings
 
     if not settings.configured:
+        return
+    if _kept:
+        from django.db import connections
+
+        for connection in connections.all(initialized_only=True):
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()
         return
     from django.db import close_old_connections as django_close_old_connections
 
@@ -66,5 +102,6 @@ __all__ = [
     "DatabaseSyncToAsync",
     "aclose_old_connections",
     "close_old_connections",
+    "connections_kept",
     "database_sync_to_async",
 ]

@@ -3,16 +3,25 @@
 Unlike asgiref's, a timeout while waiting for output raises ``TimeoutError`` and leaves the
 application running, so a test can wait again or check that nothing came. The application runs
 in a fresh ``contextvars.Context`` so the test's context variables do not leak into it.
+
+Rules of this file:
+- a ``receive_output`` cut short (its own timeout, or a caller's ``asyncio.wait_for``) never
+  takes a message from the application without returning it: the next call gets it;
+- while the test waits for the application, ``close_old_connections`` is suspended
+  (``channelworks.db.connections_kept``), so the application's ORM calls do not close the
+  connection that holds the test's transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from channelworks.db import connections_kept
 from channelworks.types import ASGIApp, Message, Scope
 
 
@@ -45,6 +54,8 @@ class ApplicationCommunicator:
         self.scope = scope
         self.input_queue: asyncio.Queue[Message] = asyncio.Queue()
         self.output_queue: asyncio.Queue[Message] = asyncio.Queue()
+        #: messages taken from ``output_queue`` by a receive that was cancelled before returning
+        self._unreturned: deque[Message] = deque()
         self.future: asyncio.Task[None] = asyncio.get_running_loop().create_task(
             self._run(), context=contextvars.Context()
         )
@@ -70,13 +81,25 @@ class ApplicationCommunicator:
         Raises the application's exception if it crashed, and ``TimeoutError`` (without
         stopping the application) if nothing arrives within ``timeout`` seconds.
         """
+        if self._unreturned:
+            return self._unreturned.popleft()
         if self.output_queue.empty() and self.future.done():
             self._raise_outcome()
             raise TimeoutError("The application has ended without sending a message")
         getter = asyncio.ensure_future(self.output_queue.get())
-        done, _ = await asyncio.wait(
-            {getter, self.future}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
+        try:
+            with connections_kept():
+                done, _ = await asyncio.wait(
+                    {getter, self.future}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+        except BaseException:
+            # Cancelled from outside: a message already taken is kept for the next call; a
+            # Queue.get cancelled before it took one takes nothing.
+            if getter.done() and not getter.cancelled():
+                self._unreturned.append(getter.result())
+            else:
+                getter.cancel()
+            raise
         if getter in done:
             return getter.result()
         getter.cancel()
@@ -92,16 +115,18 @@ class ApplicationCommunicator:
         """True if the application sends nothing within ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.output_queue.empty():
-            if loop.time() >= deadline:
-                return True
-            await asyncio.sleep(interval)
+        with connections_kept():
+            while self.output_queue.empty() and not self._unreturned:
+                if loop.time() >= deadline:
+                    return True
+                await asyncio.sleep(interval)
         return False
 
     async def wait(self, timeout: float = 1) -> None:
         """Wait for the application to end; re-raise its error. Cancels it on timeout."""
         try:
-            await asyncio.wait_for(asyncio.shield(self.future), timeout)
+            with connections_kept():
+                await asyncio.wait_for(asyncio.shield(self.future), timeout)
         except TimeoutError:
             await self.stop()
             raise
@@ -111,7 +136,8 @@ class ApplicationCommunicator:
         """Cancel the application and wait for it; re-raise its error if ``exceptions``."""
         if not self.future.done():
             self.future.cancel()
-        result = await asyncio.gather(self.future, return_exceptions=True)
+        with connections_kept():
+            result = await asyncio.gather(self.future, return_exceptions=True)
         error = result[0]
         if exceptions and isinstance(error, Exception):
             raise error

@@ -24,6 +24,8 @@ class WebsocketCommunicator(ApplicationCommunicator):
         subprotocols: Iterable[str] | None = None,
         spec_version: str = "2.4",
     ) -> None:
+        if not isinstance(path, str):
+            raise TypeError(f"Expected str, got {type(path)}")
         scope = connection_scope("websocket", path, headers, subprotocols=list(subprotocols or []))
         scope["asgi"]["spec_version"] = spec_version
         super().__init__(application, scope)
@@ -53,14 +55,18 @@ class WebsocketCommunicator(ApplicationCommunicator):
         await self.send_to(text_data=json.dumps(data))
 
     async def receive_from(self, timeout: float = 1) -> str | bytes:
-        """The next frame's text or bytes; fails if the application closed instead."""
+        """The next frame's text or bytes.
+
+        Raises ``AssertionError`` if the application sent something else (a close, say), with
+        Channels' wording: ``Expected type 'websocket.send', but was 'websocket.close'``.
+        """
         response = await self.receive_output(timeout)
         return self._frame(response)
 
     async def receive_json_from(self, timeout: float = 1) -> Any:
         payload = await self.receive_from(timeout)
         if not isinstance(payload, str):
-            raise AssertionError(f"Expected a text frame with JSON, got {payload!r}")
+            raise AssertionError(f"JSON data is not a text frame, it is {type(payload)}")
         return json.loads(payload)
 
     async def disconnect(self, code: int = 1000, timeout: float = 1) -> None:
@@ -71,7 +77,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
     @staticmethod
     def _frame(response: Message) -> str | bytes:
         if response["type"] != "websocket.send":
-            raise AssertionError(f"Expected a websocket.send, got {response!r}")
+            raise AssertionError(f"Expected type 'websocket.send', but was '{response['type']}'")
         payload: str | bytes | None = response.get("text")
         if payload is None:
             payload = response["bytes"]
