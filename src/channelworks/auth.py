@@ -49,6 +49,7 @@ from django.utils.functional import LazyObject, empty
 from django.utils.module_loading import import_string
 
 from channelworks.db import database_sync_to_async
+from channelworks.exceptions import ChannelworksError
 from channelworks.middleware import BaseMiddleware
 from channelworks.sessions import HANDLED_SCOPE_TYPES, CookieMiddleware, SessionMiddleware
 from channelworks.types import AnyASGIApp, Receive, Scope, Send
@@ -103,13 +104,21 @@ def _on_event_loop() -> bool:
     return True
 
 
+class SessionMissing(ChannelworksError, ImproperlyConfigured, ValueError):
+    """The scope has no ``session``: ``SessionMiddleware`` is missing outside the consumer.
+
+    A ``ValueError`` with Channels' message, as Channels raises; also Django's
+    ``ImproperlyConfigured``.
+    """
+
+
 def _session_of(scope: Scope) -> SessionBase:
     try:
         session: SessionBase = scope["session"]
     except KeyError:
-        raise ImproperlyConfigured(
-            "No scope['session']: authentication needs SessionMiddleware outside it "
-            "(use AuthMiddlewareStack, or SessionMiddlewareStack around AuthMiddleware)"
+        raise SessionMissing(
+            "Cannot find session in scope. You should wrap your consumer in SessionMiddleware "
+            "(AuthMiddlewareStack, or SessionMiddlewareStack around AuthMiddleware)."
         ) from None
     return session
 
@@ -169,9 +178,12 @@ async def get_user(scope: Scope) -> User:
     return user
 
 
-async def login(scope: Scope, user: AbstractBaseUser, backend: str | None = None) -> None:
+async def login(scope: Scope, user: AbstractBaseUser | None, backend: str | None = None) -> None:
     """Log ``user`` in on the scope's session and make it ``scope["user"]``; save the session
     afterwards (``await scope["session"].asave()``).
+
+    ``user=None`` logs in ``scope["user"]``; without one either, ``ValueError``. Without
+    ``scope["session"]``, ``ValueError`` (``SessionMissing``), as in Channels.
 
     As Django's ``login``: a session logged in as someone else is flushed, an anonymous one gets
     a new key (against session fixation), its other data is kept. ``backend`` is a dotted path;
@@ -183,16 +195,23 @@ async def login(scope: Scope, user: AbstractBaseUser, backend: str | None = None
 
 
 async def logout(scope: Scope) -> None:
-    """Flush the scope's session (deleting it from the store) and set ``scope["user"]`` to
-    ``AnonymousUser``; ``user_logged_out`` is sent first, with ``request=None``.
+    """Flush the scope's session (deleting it from the store) and set ``scope["user"]``, if
+    the scope has one, to ``AnonymousUser``.
+
+    ``user_logged_out`` is sent first, with ``request=None``, only if a user was logged in (as in
+    Channels; Django's ``logout`` also sends it for an anonymous request).
 
     From a sync consumer call ``async_to_sync(logout)(self.scope)``.
     """
     await database_sync_to_async(_logout)(scope)
 
 
-def _login(scope: Scope, user: AbstractBaseUser, backend: str | None) -> None:
+def _login(scope: Scope, user: AbstractBaseUser | None, backend: str | None) -> None:
     session = _session_of(scope)
+    if user is None:
+        user = scope.get("user")
+        if user is None:
+            raise ValueError("User must be passed as an argument or must be present in the scope.")
     if isinstance(user, UserLazyObject):  # e.g. login(scope, scope["user"]): never self-wrap
         _resolve(user)
         user = cast("AbstractBaseUser", user._wrapped)  # checked just below
@@ -245,9 +264,11 @@ def _logout(scope: Scope) -> None:
         user = user._wrapped
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
-    user_logged_out.send(sender=type(user), request=None, user=user)
+    if user is not None:
+        user_logged_out.send(sender=type(user), request=None, user=user)
     session.flush()
-    _set_user(scope, _anonymous())
+    if "user" in scope:
+        _set_user(scope, _anonymous())
 
 
 class AuthMiddleware(BaseMiddleware):

@@ -15,8 +15,10 @@ Rules of this file:
   ``database_sync_to_async``. Hazard: a sync call on the event loop raises Django's
   ``SynchronousOnlyOperation``;
 - a WebSocket session is saved only when the consumer saves it: the cookie cannot change once
-  the socket is open. For ``http`` scopes the session is saved, and its cookie set, when the
-  response starts, exactly as Django's ``SessionMiddleware`` does for a view.
+  the socket is open. For ``http`` scopes the session is saved, and its cookie set (one
+  ``Set-Cookie`` header, no ``Vary``, as Channels does), when the response starts, by the rules
+  of Django's ``SessionMiddleware``; a session deleted meanwhile (a logout elsewhere) raises
+  ``SessionDeleted``, Channels' ``SuspiciousOperation``.
 """
 
 from __future__ import annotations
@@ -29,15 +31,33 @@ from typing import Any, Literal, cast
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
-from django.core.exceptions import ImproperlyConfigured
+from django.contrib.sessions.exceptions import SessionInterrupted
+from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.http.cookie import parse_cookie
 
 from channelworks.db import database_sync_to_async
+from channelworks.exceptions import ChannelworksError
 from channelworks.middleware import BaseMiddleware
 from channelworks.types import AnyASGIApp, Message, Receive, Scope, Send
 
 SameSite = Literal["Lax", "Strict", "None"]
+
+#: the header name Channels writes cookies with (header names are case-insensitive)
+SET_COOKIE = b"Set-Cookie"
+
+
+class InvalidCookie(ChannelworksError, ValueError, AssertionError):
+    """A cookie attribute Django refuses (``samesite`` not lax/strict/none, in any case).
+
+    A ``ValueError`` as Django raises it, and an ``AssertionError`` as Channels raises it.
+    """
+
+
+class SessionDeleted(ChannelworksError, SessionInterrupted, SuspiciousOperation):
+    """The session was deleted while the request ran (a logout in another request): it
+    cannot be saved. Django's ``SessionInterrupted`` and Channels' ``SuspiciousOperation``."""
+
 
 #: scope types that carry HTTP headers, hence cookies and sessions
 HANDLED_SCOPE_TYPES = frozenset({"http", "websocket"})
@@ -78,20 +98,27 @@ class CookieMiddleware(BaseMiddleware):
     ) -> None:
         """Add a ``Set-Cookie`` header for ``key`` to ``message`` (formatted by Django, so the
         attributes mean what they mean on ``HttpResponse.set_cookie``; ``samesite`` is one of
-        ``"lax"``, ``"strict"``, ``"none"`` in any case, or ``None``)."""
-        same_site = cast(SameSite | None, samesite.capitalize() if samesite else None)
+        ``"lax"``, ``"strict"``, ``"none"`` in any case, written as given, or ``None``).
+
+        ``message`` is an ``http.response.start`` message, or a dict without a ``type`` yet (as
+        Channels allows); its ``headers`` list is created if missing. A bad ``samesite``
+        raises ``InvalidCookie`` (a ``ValueError`` and an ``AssertionError``).
+        """
         response = HttpResponse()
-        response.set_cookie(
-            key,
-            value,
-            max_age=max_age,
-            expires=expires,
-            path=path,
-            domain=domain,
-            secure=secure,
-            httponly=httponly,
-            samesite=same_site,
-        )
+        try:
+            response.set_cookie(
+                key,
+                value,
+                max_age=max_age,
+                expires=expires,
+                path=path,
+                domain=domain,
+                secure=secure,
+                httponly=httponly,
+                samesite=cast(SameSite | None, samesite),  # Django checks it, in any case
+            )
+        except ValueError as exc:
+            raise InvalidCookie(str(exc)) from exc
         _add_cookie_headers(message, response)
 
     @staticmethod
@@ -113,7 +140,7 @@ class CookieMiddleware(BaseMiddleware):
 
 
 def _add_cookie_headers(message: Message, response: HttpResponse) -> None:
-    if message.get("type") != "http.response.start":
+    if message.get("type", "http.response.start") != "http.response.start":
         raise ValueError(
             f"cookies go on an 'http.response.start' message, not {message.get('type')!r}"
         )
@@ -124,7 +151,7 @@ def _add_cookie_headers(message: Message, response: HttpResponse) -> None:
 
 def _cookie_headers(response: HttpResponse) -> list[tuple[bytes, bytes]]:
     return [
-        (b"set-cookie", morsel.output(header="").strip().encode("latin-1"))
+        (SET_COOKIE, morsel.output(header="").strip().encode("latin-1"))
         for morsel in response.cookies.values()
     ]
 
@@ -183,20 +210,23 @@ async def _send_with_session_cookie(
 def _session_response_headers(
     session: SessionBase, cookies: dict[str, str], status: int
 ) -> list[tuple[bytes, bytes]]:
-    """Run Django's own ``SessionMiddleware.process_response`` (save, cookie, ``Vary``) on a
-    stand-in request and response, and return the headers it set."""
+    """Run Django's own ``SessionMiddleware.process_response`` (save, cookie) on a stand-in
+    request and response, and return its ``Set-Cookie`` header (Django's ``Vary: Cookie`` is
+    left out, as Channels leaves it out)."""
     from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 
     request = HttpRequest()
     request.session = session
     request.COOKIES = cookies
-    response = DjangoSessionMiddleware(_no_view).process_response(
-        request, HttpResponse(status=status)
-    )
-    headers = _cookie_headers(response)
-    if response.has_header("Vary"):
-        headers.append((b"vary", response["Vary"].encode("latin-1")))
-    return headers
+    try:
+        response = DjangoSessionMiddleware(_no_view).process_response(
+            request, HttpResponse(status=status)
+        )
+    except SessionInterrupted as exc:
+        raise SessionDeleted(*exc.args) from exc
+    except ValueError as exc:  # a SESSION_COOKIE_SAMESITE Django refuses
+        raise InvalidCookie(str(exc)) from exc
+    return _cookie_headers(response)
 
 
 def _no_view(request: HttpRequest) -> HttpResponse:  # pragma: no cover - never called
@@ -210,6 +240,8 @@ def SessionMiddlewareStack(inner: AnyASGIApp) -> CookieMiddleware:  # Channels' 
 
 __all__ = [
     "CookieMiddleware",
+    "InvalidCookie",
+    "SessionDeleted",
     "SessionMiddleware",
     "SessionMiddlewareStack",
     "parse_cookies",
