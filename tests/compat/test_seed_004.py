@@ -25,12 +25,14 @@ async def test_echo_consumer_echoes_text(seed004_consumers: ModuleType) -> None:
 
 async def test_echo_consumer_fails_on_binary_as_written(seed004_consumers: ModuleType) -> None:
     # The notes say text and binary are echoed, but the code sends text_data only, so a binary
-    # frame makes send() fail; the runtime closes the socket with 1011 (internal error).
+    # frame makes send() fail; the runtime closes the socket with 1011 (internal error), then
+    # the error leaves the application, as in Channels.
     client = WebsocketCommunicator(seed004_consumers.EchoConsumer.as_asgi(), "/ws/echo/")
     await client.connect()
     await client.send_to(bytes_data=b"\x00\x01")
     assert await client.receive_output() == {"type": "websocket.close", "code": 1011}
-    await client.wait()
+    with pytest.raises(ValueError, match="text_data or bytes_data"):
+        await client.wait()
 
 
 @pytest.mark.parametrize("action", ["created", "updated", "deleted"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
 import pytest
 
@@ -94,18 +95,24 @@ async def test_client_disconnect_ends_the_poll(channel_layer: InMemoryChannelLay
     assert disconnected == [True]
 
 
-async def test_error_before_response_answers_500(caplog: pytest.LogCaptureFixture) -> None:
+async def test_error_before_response_leaves_the_application() -> None:
+    # As in Channels: nothing is sent, the error leaves the app (the server answers 500).
+    ended: list[bool] = []
+
     class Broken(AsyncHttpConsumer):
         async def handle(self, body: bytes) -> None:
             raise KeyError("missing")
 
-    with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
-        response = await HttpCommunicator(Broken.as_asgi(), "GET", "/").get_response()
-    assert response["status"] == 500
-    assert "Broken failed handling message type 'http.request'" in caplog.text
+        async def disconnect(self) -> None:
+            ended.append(True)
+
+    comm = HttpCommunicator(Broken.as_asgi(), "GET", "/")
+    with pytest.raises(KeyError, match="missing"):
+        await comm.get_response()
+    assert ended == [True]
 
 
-async def test_error_after_headers_ends_the_response(caplog: pytest.LogCaptureFixture) -> None:
+async def test_error_after_headers_ends_the_response() -> None:
     class HalfBroken(AsyncHttpConsumer):
         async def handle(self, body: bytes) -> None:
             await self.send_headers()
@@ -113,12 +120,11 @@ async def test_error_after_headers_ends_the_response(caplog: pytest.LogCaptureFi
             raise KeyError("missing")
 
     comm = HttpCommunicator(HalfBroken.as_asgi(), "GET", "/")
-    with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
-        await comm.send_input({"type": "http.request"})
-        assert (await comm.receive_output())["type"] == "http.response.start"
-        assert (await comm.receive_output())["body"] == b"part"
+    await comm.send_input({"type": "http.request"})
+    assert (await comm.receive_output())["type"] == "http.response.start"
+    assert (await comm.receive_output())["body"] == b"part"
+    with pytest.raises(KeyError, match="missing"):
         await comm.wait()
-    assert "HalfBroken failed" in caplog.text
 
 
 async def test_body_before_headers_is_an_error() -> None:
@@ -126,13 +132,13 @@ async def test_body_before_headers_is_an_error() -> None:
         async def handle(self, body: bytes) -> None:
             await self.send_body(b"too early")
 
-    response = await HttpCommunicator(Backwards.as_asgi(), "GET", "/").get_response()
-    assert response["status"] == 500
+    with pytest.raises(RuntimeError, match="send_headers"):
+        await HttpCommunicator(Backwards.as_asgi(), "GET", "/").get_response()
 
 
 async def test_handle_must_be_overridden() -> None:
-    response = await HttpCommunicator(AsyncHttpConsumer.as_asgi(), "GET", "/").get_response()
-    assert response["status"] == 500
+    with pytest.raises(NotImplementedError, match="handle"):
+        await HttpCommunicator(AsyncHttpConsumer.as_asgi(), "GET", "/").get_response()
 
 
 async def test_code_after_the_response_still_runs() -> None:
@@ -194,7 +200,8 @@ async def test_nothing_may_follow_the_last_body_part() -> None:
 
     comm = HttpCommunicator(Twice.as_asgi(), "GET", "/")
     assert (await comm.get_response())["body"] == b"once"
-    await comm.wait()
+    with pytest.raises(RuntimeError, match="already complete"):
+        await comm.wait()
 
 
 async def test_stop_consumer_in_handle_still_runs_disconnect() -> None:
@@ -238,12 +245,11 @@ async def test_layer_cannot_inject_a_request(
     assert "KeyError" not in caplog.text
 
 
-async def test_handler_error_log_has_no_internal_noise(caplog: pytest.LogCaptureFixture) -> None:
+async def test_handler_error_has_no_internal_noise() -> None:
     class Broken(AsyncHttpConsumer):
         async def handle(self, body: bytes) -> None:
             raise LookupError("the real problem")
 
-    with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
+    with pytest.raises(LookupError, match="the real problem") as info:
         await HttpCommunicator(Broken.as_asgi(), "GET", "/").get_response()
-    assert "the real problem" in caplog.text
-    assert "KeyError" not in caplog.text
+    assert "KeyError" not in "".join(traceback.format_exception(info.value))

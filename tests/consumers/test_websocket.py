@@ -128,11 +128,14 @@ async def test_handler_error_closes_1011_and_logs(
     with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
         await comm.send_to(text_data="fail")
         assert await comm.receive_output() == {"type": "websocket.close", "code": 1011}
-        await comm.wait()
+        # then the error leaves the application, as in Channels (the server logs it)
+        with pytest.raises(RuntimeError, match="receive failed"):
+            await comm.wait()
     record = caplog.records[-1]
     assert consumer.__name__ in record.getMessage()
     assert "websocket.receive" in record.getMessage()
-    assert record.exc_info is not None
+    assert "RuntimeError" in record.getMessage()
+    assert record.exc_info is None  # one line: the traceback is the server's to log
     assert "echoes" not in channel_layer._groups  # groups left even on a crash
 
 
@@ -194,7 +197,8 @@ async def test_consumer_side_close_runs_disconnect_once(
     if frame == "close me":  # a normal close: the server reports the disconnect
         await comm.disconnect(code)
     else:
-        await comm.wait()
+        with pytest.raises(RuntimeError):
+            await comm.wait()
     assert code in CLOSE_CODES
     assert len(CLOSE_CODES) == 1
     assert "echoes" not in channel_layer._groups
@@ -232,7 +236,7 @@ async def test_async_json_codec_overrides_are_awaited() -> None:
             return {"decoded": json.loads(text_data)}
 
         @classmethod
-        async def encode_json(cls, content: Any) -> str:  # type: ignore[override]
+        async def encode_json(cls, content: Any) -> str:
             return json.dumps(content, sort_keys=True)
 
         async def receive_json(self, content: Any) -> None:
@@ -248,19 +252,27 @@ async def test_async_json_codec_overrides_are_awaited() -> None:
 
 
 async def test_custom_json_codec() -> None:
+    # Channels' way: the async consumer's codec methods are async classmethods
     class Upper(AsyncJsonWebsocketConsumer):
         @classmethod
-        def encode_json(cls, content: Any) -> str:
-            return super().encode_json(content).upper()
+        async def encode_json(cls, content: Any) -> str:
+            return (await super().encode_json(content)).upper()
 
         async def receive_json(self, content: Any) -> None:
             await self.send_json({"k": content})
 
-    comm = WebsocketCommunicator(Upper.as_asgi(), "/")
-    await comm.connect()
-    await comm.send_json_to("v")
-    assert await comm.receive_from() == '{"K": "V"}'
-    await comm.disconnect()
+    # a plain classmethod that does not call the base works too
+    class Lower(Upper):
+        @classmethod
+        def encode_json(cls, content: Any) -> str:  # type: ignore[override]
+            return json.dumps(content).lower()
+
+    for consumer, expected in ((Upper, '{"K": "V"}'), (Lower, '{"k": "v"}')):
+        comm = WebsocketCommunicator(consumer.as_asgi(), "/")
+        await comm.connect()
+        await comm.send_json_to("V" if consumer is Lower else "v")
+        assert await comm.receive_from() == expected
+        await comm.disconnect()
 
 
 class Gate(AsyncWebsocketConsumer):
@@ -323,13 +335,16 @@ async def test_send_requires_a_payload() -> None:
     await comm.connect()
     await comm.send_to(text_data="x")
     assert await comm.receive_output() == {"type": "websocket.close", "code": 1011}
+    with pytest.raises(ValueError, match="text_data or bytes_data"):
+        await comm.wait()
 
 
 async def test_groups_without_a_layer_fail_clearly(caplog: pytest.LogCaptureFixture) -> None:
     comm = WebsocketCommunicator(AsyncEcho.as_asgi(), "/")
     with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
         assert await comm.connect() == (False, 1011)
-    assert "has groups but no channel layer" in caplog.text
+    with pytest.raises(ValueError, match="has groups but no channel layer"):
+        await comm.wait()
 
 
 async def test_disconnect_runs_even_if_the_close_frame_cannot_be_sent(
@@ -349,7 +364,8 @@ async def test_disconnect_runs_even_if_the_close_frame_cannot_be_sent(
     comm = WebsocketCommunicator(client_gone_on_close, "/")
     await comm.connect()
     await comm.send_to(text_data="fail")
-    await comm.wait()
+    with pytest.raises(RuntimeError, match="receive failed"):
+        await comm.wait()
     assert CLOSE_CODES == [1011]
     assert "echoes" not in channel_layer._groups
     assert "could not send its close frame" in caplog.text
@@ -409,4 +425,6 @@ async def test_an_oserror_of_the_handler_itself_is_still_an_error(
     with caplog.at_level(logging.ERROR, logger="channelworks.consumers"):
         await comm.send_to(text_data="x")
         assert await comm.receive_output() == {"type": "websocket.close", "code": 1011}
+        with pytest.raises(FileNotFoundError):
+            await comm.wait()
     assert "failed handling message type 'websocket.receive'" in caplog.text

@@ -85,11 +85,20 @@ class AsyncConsumer:
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> ConsumerApp:
-        """An ASGI application that runs a new instance per scope with ``initkwargs`` set.
+        """An ASGI application that runs a new instance per scope, made with ``initkwargs``.
 
-        Only existing class attributes that are not methods may be set.
+        The keywords go to the class's ``__init__``, as in Channels. If the class (or a base of
+        it outside channelworks) defines an ``__init__``, that ``__init__`` takes them and they
+        are checked against its signature here. Otherwise they set attributes on the
+        instance: only existing class attributes that are not methods may be set.
         """
-        for key in initkwargs:
+        init = _own_init(cls)
+        if init is not None:
+            try:
+                inspect.signature(init).bind(None, **initkwargs)
+            except TypeError as exc:
+                raise TypeError(f"{cls.__qualname__}.as_asgi(): {exc}") from None
+        for key in initkwargs if init is None else ():
             current = inspect.getattr_static(cls, key, _MISSING)
             if current is _MISSING:
                 raise TypeError(
@@ -105,8 +114,8 @@ class AsyncConsumer:
             if key == "sync_handlers":
                 raise TypeError("sync_handlers is fixed by the consumer class")
 
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            await cls(**initkwargs)(scope, receive, send)
+        async def app(scope: Scope, receive: Receive, send: Send) -> Any:
+            return await cls(**initkwargs)(scope, receive, send)
 
         functools.update_wrapper(app, cls, updated=())
         consumer_app = cast(ConsumerApp, app)
@@ -117,6 +126,7 @@ class AsyncConsumer:
     # -- the runtime ---------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.start_connection()
         self.scope = scope
         self.base_send = send
         layer = self.channel_layer = get_channel_layer(self.channel_layer_alias)
@@ -149,6 +159,15 @@ class AsyncConsumer:
                 await asyncio.gather(reader, return_exceptions=True)
             if self.groups_joined:
                 await self.leave_groups()
+
+    def start_connection(self) -> None:
+        """Reset the per-connection state; runs first thing for each scope.
+
+        One instance may serve several connections one after the other (Channels' tests pass
+        an instance, not ``as_asgi()``, to several communicators); a subclass that keeps state
+        per connection resets it here (and calls ``super()``).
+        """
+        self._reader_failure = None
 
     async def _pump(
         self,
@@ -282,6 +301,18 @@ class SyncConsumer(AsyncConsumer):
 
     def send(self, message: Message) -> None:  # type: ignore[override]
         async_to_sync(AsyncConsumer.send)(self, message)
+
+
+def _own_init(cls: type) -> Callable[..., Any] | None:
+    """The ``__init__`` a class gets from user code (itself or a base outside channelworks'
+    consumers), or ``None`` if it gets channelworks' own (which sets attributes)."""
+    for base in cls.__mro__:
+        if "__init__" in vars(base):
+            if base is object or base.__module__.startswith("channelworks.consumers."):
+                return None
+            init: Callable[..., Any] = vars(base)["__init__"]
+            return init
+    return None
 
 
 def _is_protocol_event(kind: object, protocol: str) -> bool:

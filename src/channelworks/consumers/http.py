@@ -5,13 +5,16 @@ handler) returns, the consumer ends if the response is complete, or if ``handle`
 response at all (as in Channels). A response that was started and not finished keeps the
 consumer alive, receiving channel layer messages, until a handler finishes it or the client
 goes away: that is how a long-poll or an event stream gets its data. ``disconnect()`` runs
-exactly once at the end.
+exactly once at the end. An exception in a handler ends the exchange (``disconnect()`` runs)
+and then leaves the application, as in Channels: the server answers 500 if no response was
+started, and logs it; a test communicator raises it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from channelworks.consumers.base import AsyncConsumer
@@ -21,7 +24,8 @@ from channelworks.types import Message
 
 logger = logging.getLogger("channelworks.consumers")
 
-Headers = Iterable[tuple[bytes | str, bytes | str]]
+#: response headers: ``(name, value)`` pairs, or a mapping of names to values (as Channels takes)
+Headers = Iterable[tuple[bytes | str, bytes | str]] | Mapping[bytes | str, bytes | str]
 
 
 @framework_class("http_request", "http_disconnect")
@@ -30,9 +34,14 @@ class AsyncHttpConsumer(AsyncConsumer):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.start_connection()
+
+    def start_connection(self) -> None:
+        super().start_connection()
         self.body: list[bytes] = []
         self.response_started = False
         self.response_finished = False
+        self._finished = False
 
     async def handle(self, body: bytes) -> None:
         """Answer the request; must be overridden."""
@@ -42,12 +51,17 @@ class AsyncHttpConsumer(AsyncConsumer):
         """Called once when the exchange ends, whichever side ended it."""
 
     async def send_headers(self, *, status: int = 200, headers: Headers | None = None) -> None:
-        """Start the response; the server sends it with the first body part."""
+        """Start the response; the server sends it with the first body part.
+
+        ``headers`` are ``(name, value)`` pairs or a dict; names and values are bytes or
+        latin-1 strings.
+        """
+        pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
         await self.send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(_bytes(k), _bytes(v)) for k, v in headers or ()],
+                "headers": [(_bytes(k), _bytes(v)) for k, v in pairs],
             }
         )
         self.response_started = True
@@ -93,21 +107,14 @@ class AsyncHttpConsumer(AsyncConsumer):
             await self._finish()
 
     async def handle_exception(self, exc: Exception, message: Message) -> None:
-        """Log the error; answer 500 if no response was started, then end the exchange."""
-        logger.error(
-            "%s failed handling message type %r",
-            type(self).__qualname__,
-            message.get("type"),
-            exc_info=exc,
-        )
-        try:
-            if not self.response_started:
-                await self.send_response(
-                    500, b"Internal Server Error", headers=[(b"Content-Type", b"text/plain")]
-                )
-        except Exception:  # the client may be gone already; the cleanup below still runs
-            logger.warning("%s could not send its 500 response", type(self).__qualname__)
-        await self._finish()
+        """End the exchange (``disconnect()`` once), then let ``exc`` leave the application.
+
+        The server answers 500 if no response was started (or drops the connection if one
+        was) and logs the error with its traceback.
+        """
+        with contextlib.suppress(StopConsumer):
+            await self._finish()
+        raise exc
 
     _finished = False
 

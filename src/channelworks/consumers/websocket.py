@@ -75,8 +75,10 @@ class WebsocketCore(AsyncConsumer):
     async def handle_exception(self, exc: Exception, message: Message) -> None:
         """Close the socket: with the error's code for ``CloseConnection``, else 1011.
 
-        The consumer then ends as if the client had closed: groups are left and
-        ``disconnect(code)`` runs once, with the code sent.
+        Groups are left and ``disconnect(code)`` runs once, with the code sent. A
+        ``CloseConnection`` (bad input included, such as a frame that is not JSON: 1007) then
+        ends the consumer quietly, with one INFO line; any other error then leaves the
+        application, as in Channels: the server logs it, a test communicator raises it.
         """
         name = type(self).__qualname__
         if self._client_gone and isinstance(exc, OSError):
@@ -90,12 +92,14 @@ class WebsocketCore(AsyncConsumer):
             logger.info("%s closing with %d: %s", name, code, exc)
         else:
             code = INTERNAL_ERROR
+            # One line: the error itself leaves the application below, and the server logs
+            # it with its traceback.
             logger.error(
-                "%s failed handling message type %r; closing with %d",
+                "%s failed handling message type %r (%s); closing with %d",
                 name,
                 message.get("type"),
+                type(exc).__name__,
                 code,
-                exc_info=exc,
             )
         try:
             if message.get("type") != "websocket.disconnect":  # the socket may still be open
@@ -106,7 +110,13 @@ class WebsocketCore(AsyncConsumer):
             await self._ended(code)
         except Exception:
             logger.exception("%s.disconnect() failed after closing with %d", name, code)
-        raise StopConsumer from exc
+        if isinstance(exc, CloseConnection):
+            raise StopConsumer from exc
+        raise exc
+
+    def start_connection(self) -> None:
+        super().start_connection()
+        self._disconnect_called = self._client_gone = False
 
     _disconnect_called: bool = False
     #: set when the server refused a frame because the connection is gone (ASGI: an OSError)
@@ -181,11 +191,18 @@ class JsonCore(WebsocketCore):
     """JSON framing shared by both JSON consumers: one JSON document per frame."""
 
     @classmethod
-    def encode_json(cls, content: Any) -> str:
+    def encode_json(cls, content: Any) -> Any:
+        """The text of a frame carrying ``content``; override to change the encoding.
+
+        ``AsyncJsonWebsocketConsumer`` makes this (and ``decode_json``) an ``async``
+        classmethod, as Channels does; a subclass may override either with a plain or an
+        ``async`` one.
+        """
         return json.dumps(content)
 
     @classmethod
     def decode_json(cls, text_data: str | bytes) -> Any:
+        """The content of a frame's text (or bytes); a ``ValueError`` if it is not JSON."""
         return json.loads(text_data)
 
     def decode_frame(self, text_data: str | None, bytes_data: bytes | None) -> Any:
@@ -199,16 +216,16 @@ class JsonCore(WebsocketCore):
             raise InvalidFrame(reason="empty frame")
         try:
             return self.decode_json(data)
-        except ValueError as exc:
-            raise InvalidFrame(reason="invalid JSON") from exc
+        except _NOT_JSON as exc:
+            raise _invalid_json(exc) from exc
 
     async def _decode_frame(self, text_data: str | None, bytes_data: bytes | None) -> Any:
         content = self.decode_frame(text_data, bytes_data)
         if inspect.isawaitable(content):
             try:
                 return await content
-            except ValueError as exc:
-                raise InvalidFrame(reason="invalid JSON") from exc
+            except _NOT_JSON as exc:
+                raise _invalid_json(exc) from exc
         return content
 
     async def _send_json(self, content: Any, close: bool | int = False) -> None:
@@ -216,6 +233,17 @@ class JsonCore(WebsocketCore):
         if inspect.isawaitable(text):  # an async encode_json, as in Channels' async consumer
             text = await text
         await self._send(text_data=text, close=close)
+
+
+#: what decoding a frame that is not (acceptable) JSON raises; RecursionError: nested too deep
+_NOT_JSON = (ValueError, RecursionError)
+
+
+def _invalid_json(exc: Exception) -> InvalidFrame:
+    """Bad input, not a crash: close 1007 with one short line (a deep nesting included)."""
+    return InvalidFrame(
+        reason="JSON nested too deep" if isinstance(exc, RecursionError) else "invalid JSON"
+    )
 
 
 @framework_class()
@@ -271,6 +299,14 @@ class AsyncJsonWebsocketConsumer(JsonCore, AsyncWebsocketConsumer):
     """An async WebSocket consumer that exchanges JSON: override ``receive_json``."""
 
     send_json = JsonCore._send_json
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return json.dumps(content)
+
+    @classmethod
+    async def decode_json(cls, text_data: str | bytes) -> Any:
+        return json.loads(text_data)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         await self.receive_json(await self._decode_frame(text_data, bytes_data))
