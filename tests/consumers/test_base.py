@@ -461,3 +461,20 @@ def test_descriptor_handlers_and_mocks_are_methods() -> None:
     assert is_method(AsyncMock())
     for value in (Guarded.Options, print, dict.get, functools.partial(print), 3, None):
         assert not is_method(value), value
+
+
+async def test_a_consumer_made_by_exec_has_its_handlers() -> None:
+    """A class made by exec() without a __name__ says its module is "builtins" (the README's
+    tutorial test makes its consumers that way): its methods are handlers all the same."""
+    namespace: dict[str, Any] = {"AsyncConsumer": AsyncConsumer}
+    exec(
+        "class Made(AsyncConsumer):\n"
+        "    async def chat_message(self, event):\n"
+        "        await self.send({'type': 'out', 'made': True})\n",
+        namespace,
+    )
+    made = namespace["Made"]
+    assert made.__module__ == "builtins"
+    async with ApplicationCommunicator(made.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "chat.message"})
+        assert await comm.receive_output() == {"type": "out", "made": True}

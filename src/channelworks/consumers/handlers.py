@@ -102,7 +102,7 @@ def resolve(cls: type, message_type: object, sync_allowed: bool) -> Resolution:
     owner, attribute = defined_in(cls, name)
     if owner is None:
         raise UnhandledMessageType(message_type, where)
-    if owner.__module__ == "builtins" or not is_method(attribute):
+    if not owner.__flags__ & _HEAP_TYPE or not is_method(attribute):
         raise UnhandledMessageType(message_type, where, f"{name!r} is not a handler")
     if isinstance(attribute, types.FunctionType):
         call: Callable[[Any, Any], Any] = attribute
@@ -130,6 +130,11 @@ def defined_in(cls: type, name: str) -> tuple[type | None, object]:
             return klass, namespace[name]
     return None, None
 
+
+#: ``Py_TPFLAGS_HEAPTYPE``: set on every class made by a ``class`` statement or ``type()``,
+#: never on ``object`` and the other builtin types (whose ``__module__`` cannot tell: a class
+#: made by ``exec`` without a ``__name__`` says ``"builtins"`` too)
+_HEAP_TYPE = 1 << 9
 
 # What Python itself stores on classes: C methods and slot wrappers (``dict.get``,
 # ``object.__eq__``), never written by a consumer's author as a handler.
