@@ -38,7 +38,7 @@ def decodes_or_refuses(codec: Codec, data: bytes) -> dict[Any, Any] | None:
     return message
 
 
-@fuzz_settings(max_examples=300)
+@fuzz_settings(max_examples=500)
 @given(message=wire_messages())
 def test_every_wire_message_round_trips(message: dict[Any, Any]) -> None:
     """A message of msgpack's types (tuple keys included) decodes equal to what was encoded,
@@ -86,7 +86,7 @@ def test_nesting_past_msgpacks_limit_is_refused_at_encode(depth: int) -> None:
     assert decodes_or_refuses(PLAIN, data) == message
 
 
-@fuzz_settings(max_examples=300)
+@fuzz_settings(max_examples=500)
 @given(data=st.data(), message=wire_messages())
 def test_corrupted_payloads_decode_or_are_refused_clearly(
     data: st.DataObject, message: dict[Any, Any]

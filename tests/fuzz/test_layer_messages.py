@@ -119,7 +119,7 @@ def lost(layer: BaseChannelLayer) -> int:
     return layer.stats.undecodable + layer.stats.lost + layer.stats.group_full
 
 
-@fuzz_settings(max_examples=300)
+@fuzz_settings(max_examples=400)
 @given(message=layer_messages(any_values()), via=st.sampled_from(["send", "group_send"]))
 async def test_memory_layer_delivers_equal_or_refuses_at_the_sender(message: Any, via: str) -> None:
     """Through the in-memory layer a message with a valid type arrives equal; any other is
