@@ -376,10 +376,15 @@ def test_a_held_group_send_is_sent_again_with_the_epoch_learnt_since() -> None:
     assert scripts.held([-1, b"new 1000", 400])
     assert not scripts.held([0, 0, b"normal-member"])
     # first sight: learnt, not counted; a new id: counted once, the window left is returned
-    assert layer._saw_epoch([b"e1 0", 500]) == 0.0
-    assert layer._epoch == "e1"
-    assert layer._saw_epoch([-1, b"e2 3000", 1000]) == 2.0
-    assert layer._saw_epoch([b"e2 3000", 2500]) == 0.5
-    assert layer._epoch == "e2"
+    epochs = layer._epochs
+    assert epochs.saw(0, [b"e1 0", 500]) == 0.0
+    assert epochs.known == {0: "e1"}
+    assert epochs.saw(0, [-1, b"e2 3000", 1000]) == 2.0
+    assert epochs.saw(0, [b"e2 3000", 2500]) == 0.5
+    assert epochs.saw(1, [b"f1 0", 2500]) == 0.0  # each shard has its own
+    assert epochs.known == {0: "e2", 1: "f1"}
     assert layer.stats.redis_restarts == 1
     assert layer._rearm(command)[12] == "e2"
+    # a heartbeat restored the state in the epochs it saw; shards it did not touch hold none
+    epochs.beaten({0: "e2"})
+    assert epochs.restored == {0: "e2", 1: "f1"}

@@ -136,7 +136,7 @@ async def test_data_lost_without_a_reconnect_is_noticed_and_group_sends_wait_for
         sender = RedisChannelLayer(hosts=[server.url])
         try:
             for layer in (owner, sender):
-                layer.restore_window = 3.0
+                layer._epochs.window = 3.0
             channel = await owner.new_channel()
             await owner.group_add("room", channel)
             mine = await sender.new_channel()  # its reader and keeper run: a server's layer
@@ -159,3 +159,34 @@ async def test_data_lost_without_a_reconnect_is_noticed_and_group_sends_wait_for
         finally:
             await owner.close()
             await sender.close()
+
+
+async def test_a_shard_that_lost_its_data_is_noticed_from_the_other_shards(
+    tmp_path: Path,
+) -> None:
+    """Two shards; the one holding the group (where neither process's inbox is) loses its
+    data: each process's watcher notices, restores, and the group send waits for it."""
+    with redis_server(tmp_path) as one, redis_server(tmp_path) as two:
+        hosts = [one.url, two.url]
+        layers = [RedisChannelLayer(hosts=hosts) for _ in range(16)]
+        on_first = [layer for layer in layers if layer._own_shard == 0]
+        assert len(on_first) >= 2, "16 random process ids, all but one on the second shard"
+        owner, sender = on_first[:2]
+        group = next(f"room-{n}" for n in range(100) if owner._links.shard_of(f"room-{n}") == 1)
+        try:
+            for layer in (owner, sender):
+                layer._epochs.window = 3.0
+            channel = await owner.new_channel()
+            await owner.group_add(group, channel)
+            await sender.new_channel()  # its reader, keeper and watcher run
+            await sender.group_send(group, {"type": "before"})
+            assert (await asyncio.wait_for(owner.receive(channel), 5))["type"] == "before"
+            await asyncio.sleep(1.2)  # every watcher has looked at every server
+            await asyncio.to_thread(cli, two.port, "FLUSHALL")
+            await sender.group_send(group, {"type": "after.loss"})
+            assert (await asyncio.wait_for(owner.receive(channel), 10))["type"] == "after.loss"
+            assert owner.stats.redis_restarts == sender.stats.redis_restarts == 1
+            assert sender.stats.dead_members == 0
+        finally:
+            for layer in layers:
+                await layer.close()

@@ -76,6 +76,8 @@ class Home(Connections):
     reader_task: asyncio.Task[None] | None = None
     keeper: Keeper | None = None
     keeper_task: asyncio.Task[None] | None = None
+    #: a sharded layer's look at the other servers' epochs (epochs.py), once a second
+    watcher_task: asyncio.Task[None] | None = None
     guard: AsyncGenerator[None, None] | None = None
     alive: tuple[int, str] | None = None  # (shard, key) of the alive key once set
     #: per shard, the commands that take the process out of its groups as it stops
@@ -90,7 +92,9 @@ class Home(Connections):
         self.sending = 0
 
     async def aclose(self) -> None:
-        tasks = [t for t in (self.keeper_task, self.reader_task) if t is not None]
+        tasks = [
+            t for t in (self.watcher_task, self.keeper_task, self.reader_task) if t is not None
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -29,7 +29,7 @@ drive one layer from one loop at a time, plus such calls.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -46,6 +46,7 @@ from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
 from channelworks.layers.redis import scripts
 from channelworks.layers.redis.connections import Home, Links
+from channelworks.layers.redis.epochs import Epochs
 from channelworks.layers.redis.errors import ForeignChannel, LayerClosed
 from channelworks.layers.redis.group_queue import MAX_QUEUED, GroupSend, QueuedGroupSends
 from channelworks.layers.redis.hosts import parse_hosts
@@ -78,6 +79,8 @@ RESTORE_WINDOW = 5.0
 #: seconds between the inbox reader's looks at the epoch while it is busy (idle, each round
 #: trip looks: it waits a second for entries anyway)
 EPOCH_EVERY = 0.5
+#: seconds between a sharded layer's looks at the epochs of the servers its reader is not on
+EPOCH_LOOK = 1.0
 
 
 class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
@@ -185,13 +188,17 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
         self._flusher: asyncio.Task[None] | None = None
         self._abandon = False  # close() gave up waiting: the flusher stops when cancelled
         self._targets: dict[str, Target] = {}  # process-local channels sent to, by name
-        # The epoch of Redis' data (single server or Sentinel: scripts.py EPOCH): the id this
-        # process saw last, and the one its last heartbeat restored its state in.
-        self._epoch: str | None = None
-        self._restored_in: str | None = None
-        self._beaten: list[asyncio.Future[None]] = []  # woken by each heartbeat that worked
-        self._epoch_ttl_ms = int(max(3 * process_timeout, 60) * 1000)
-        self.restore_window = RESTORE_WINDOW
+        # The epoch of each server's data: noticing that Redis lost it (epochs.py)
+        self._epochs = Epochs(
+            keys=self.keys,
+            pid=self.pid,
+            stats=self.stats,
+            enabled=not self.hosts[0].cluster_nodes,
+            window=RESTORE_WINDOW,
+            ttl_ms=int(max(3 * process_timeout, 60) * 1000),
+            restore=self._restore_now,
+            groups=lambda: len(self.local.group_names()),
+        )
 
     # -- point to point -----------------------------------------------------------------------
 
@@ -571,10 +578,10 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
                 self._expiry_ms,
                 self.pid,
                 self.pid if local else "",
-                self._epoch or "",
+                self._epochs.known.get(0, ""),
                 self.pid,
-                int(self.restore_window * 1000),
-                self._epoch_ttl_ms,
+                int(self._epochs.window * 1000),
+                self._epochs.ttl_ms,
             )
             home_loop = self._queuing_loop()
             if home_loop is not None:
@@ -617,12 +624,14 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
             return
         if self._queue:
             await self._settled()
-        members = await self._links.call(
-            self._links.shard_of(group),
-            scripts.GROUP_MEMBERS.command((self.keys.group(group),), now),
-            "group_send",
-            group,
-        )
+        shard = self._links.shard_of(group)
+        while True:
+            members = await self._links.call(
+                shard, self._group_members(group, shard, now), "group_send", group
+            )
+            if not scripts.held(members):
+                break
+            await self._held(members, shard)  # Redis lost its data: after the restore window
         dead, normal = await self._push_to_members(
             [member.decode() for member in members], header, payload, seq, group, local
         )
@@ -647,64 +656,59 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
         skipped = await self._send_normal_members(normal, message, payload, expires, now, group)
         self._report_group_send(group, message, dead, skipped)
 
-    # -- Redis losing its data (single server or Sentinel) --------------------------------------
+    # -- Redis losing its data (epochs.py) ----------------------------------------------------
 
-    def _epoch_command(self) -> Command:
-        """The EPOCH call: renews the epoch, makes it if Redis lost it (scripts.py)."""
-        return scripts.EPOCH.command(
-            (self.keys.epoch,),
-            self._epoch or "",
+    def _group_members(self, group: str, shard: int, now: int) -> Command:
+        """The GROUP_MEMBERS call of a sharded ``group_send`` (held while its server's epoch
+        is not the one this process knows, or a restore window is open; not on a cluster)."""
+        if not self._epochs.enabled:
+            return scripts.GROUP_MEMBERS.command((self.keys.group(group),), now)
+        epochs = self._epochs
+        return scripts.GROUP_MEMBERS.command(
+            (self.keys.group(group), self.keys.epoch),
+            now,
+            epochs.known.get(shard, ""),
             self.pid,
-            int(self.restore_window * 1000),
-            self._epoch_ttl_ms,
+            int(epochs.window * 1000),
+            epochs.ttl_ms,
         )
 
-    def _saw_epoch(self, reply: Any) -> float:
-        """An EPOCH or held GROUP_SEND reply (``[value, now_ms]`` from its end): learn the
-        epoch; if it is a new one, Redis lost its data: count, log, and restore this process's
-        liveness and memberships now (the keeper's beat). -> seconds the restore window is
-        still open."""
-        value, now = reply[-2], int(reply[-1])
-        text = value.decode() if isinstance(value, bytes) else str(value)
-        epoch, _, hold = text.partition(" ")
-        if self._epoch is None:
-            self._epoch = epoch
-        elif epoch != self._epoch:
-            self._epoch = epoch
-            self.stats.redis_restarts += 1
-            logger.warning(
-                "Redis lost this layer's data (a restart, a failover or a flush; epoch %s): "
-                "restoring this process's liveness and its memberships of %d group(s); group "
-                "sends wait for every live process to do the same (up to %.1f s)",
-                epoch,
-                len(self.local.group_names()),
-                self.restore_window,
-            )
-            home = self._links.home
-            if home is not None and home.keeper is not None:
-                home.keeper.wake()
-        return max(0.0, (int(hold) - now) / 1000) if hold.isdigit() else 0.0
+    def _restore_now(self) -> bool:
+        """Have the keeper beat now (restoring this process's state); -> whether a keeper
+        runs on the running loop."""
+        home = self._links.at_home()
+        if home is None or home.keeper is None:
+            return False
+        home.keeper.wake()
+        return True
 
     def _rearm(self, command: Command) -> Command:
-        return scripts.rearm(command, self._epoch or "")
+        return self._epochs.rearm(command)
 
-    async def _held(self, reply: Any) -> None:
-        """A GROUP_SEND was held (Redis lost its data, or a restore window is open): have
-        this process's own state restored, then wait for the window to close, before it goes
-        again. Bounded: ``retry_timeout`` plus the window."""
-        window = self._saw_epoch(reply)
-        epoch = self._epoch
+    async def _held(self, reply: Any, shard: int = 0) -> None:
+        """A group send was held (Redis lost its data on ``shard``, or a restore window is
+        open): have this process's own state restored, then wait for the window to close,
+        before it goes again. Bounded: ``retry_timeout`` plus the window."""
+        window = self._epochs.saw(shard, reply)
+        deadline = asyncio.get_running_loop().time() + self.retry_timeout + self._epochs.window
+        await self._epochs.wait_restored(shard, deadline)
+        await asyncio.sleep(min(window, self._epochs.window))
+
+    async def _look_at_epochs(self) -> None:
+        """The watcher of a sharded layer: the epoch of every server but its own (which its
+        reader looks at), once a second, so this process restores its memberships there
+        within a second of a server losing its data."""
         home = self._links.home
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_timeout + self.restore_window
-        if home is not None and home.keeper is not None and home.loop is loop:
-            while self._restored_in != epoch and loop.time() < deadline:
-                beaten = loop.create_future()
-                self._beaten.append(beaten)
-                home.keeper.wake()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(beaten, max(0.0, deadline - loop.time()))
-        await asyncio.sleep(min(window, self.restore_window))
+        if home is None:
+            return
+        shards = [i for i in range(len(home.pipelines)) if i != self._own_shard]
+        results = await asyncio.gather(
+            *(home.pipelines[i].run([self._epochs.command(i)]) for i in shards)
+        )
+        for shard, (reply,) in zip(shards, results, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            self._epochs.saw(shard, reply)
 
     def _report_group_send(self, group: str, message: Message, dead: int, skipped: int) -> None:
         if dead:
@@ -924,8 +928,12 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
                 own=self._own,
                 on_reconnect=self._reconnected,
                 announce=announce,
-                epoch=self._epoch_command if self._links.single_server else None,
-                on_epoch=self._saw_epoch,
+                epoch=(
+                    functools.partial(self._epochs.command, self._own_shard)
+                    if self._epochs.enabled
+                    else None
+                ),
+                on_epoch=functools.partial(self._epochs.saw, self._own_shard),
                 epoch_every=EPOCH_EVERY,
             )
         else:
@@ -940,6 +948,11 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
         home.keeper_task = loop.create_task(
             home.keeper.run(), name=f"redis-layer-keeper-{self.pid}"
         )
+        if self._epochs.enabled and len(self.hosts) > 1:
+            home.watcher_task = loop.create_task(
+                Keeper(self._look_at_epochs, EPOCH_LOOK).run(),
+                name=f"redis-layer-epochs-{self.pid}",
+            )
 
     def _farewell(self) -> dict[int, list[Command]]:
         """Per shard, what takes this process out of its groups (``@pid``) as it stops."""
@@ -974,8 +987,6 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
         self.local.sweep()
         alive = ("SET", self.keys.alive(self.pid), b"1", "PX", int(self.process_timeout * 1000))
         batches: dict[int, list[Command]] = {self._own_shard: [alive]}
-        if self._links.single_server:  # first: memberships below go into the epoch it says
-            batches[self._own_shard].insert(0, self._epoch_command())
         score = _now_ms() + self._hold_ms
         for group in self.local.group_names():
             batches.setdefault(self._links.shard_of(group), []).append(
@@ -984,19 +995,18 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
                 )
             )
         indexes = list(batches)
+        if self._epochs.enabled:  # first: what follows is written in the epoch it says
+            for index in indexes:
+                batches[index].insert(0, self._epochs.command(index))
         results = await asyncio.gather(*(home.pipelines[i].run(batches[i]) for i in indexes))
         for replies in results:
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply
-        if self._links.single_server:
-            # This beat's memberships and alive key were written in the epoch its EPOCH saw.
-            self._saw_epoch(results[indexes.index(self._own_shard)][0])
-            self._restored_in = self._epoch
-        beaten, self._beaten = self._beaten, []
-        for future in beaten:
-            if not future.done():
-                future.set_result(None)
+        if self._epochs.enabled:
+            for index, replies in zip(indexes, results, strict=True):
+                self._epochs.saw(index, replies[0])
+            self._epochs.beaten({i: self._epochs.known[i] for i in indexes})
 
     def __repr__(self) -> str:
         hosts = ", ".join(self._links.identities)

@@ -238,8 +238,21 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local members = redis.call('ZRANGE', KEYS[1], '(' .. now, '+inf', 'BYSCORE')
 """
 
-# KEYS: group.  ARGV: now_ms.  -> live members (lapsed ones are removed first)
-GROUP_MEMBERS = Script("group_members", _MEMBERS + "return members\n")
+# KEYS: group [, epoch].  ARGV: now_ms [, known epoch id, candidate id, window_ms, ttl_ms].
+# -> live members (lapsed ones are removed first); with the epoch (a sharded layer, not a
+# cluster), first the epoch as in GROUP_SEND: {-1, epoch value, now_ms} if held
+GROUP_MEMBERS = Script(
+    "group_members",
+    _EPOCH
+    + """
+if #KEYS == 2 then
+  local cur, tnow = epoch(KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], false)
+  if held(cur, ARGV[2], tnow) then return {-1, cur, tnow} end
+end
+"""
+    + _MEMBERS
+    + "return members\n",
+)
 
 # KEYS: inbox, alive.  ARGV: entry, ttl_ms.  -> 1 pushed, 0 the process is not alive
 GROUP_PUSH = Script(
