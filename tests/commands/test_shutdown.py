@@ -7,6 +7,7 @@ stayed until they expired, and other processes went on sending to it for up to a
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ import redis.asyncio
 from websockets.asyncio.client import connect
 
 from channelworks.layers.redis import RedisChannelLayer
-from tests.commands.processes import ROOT, START_TIMEOUT, TIMEOUT
+from tests.commands.processes import ROOT, START_TIMEOUT, TIMEOUT, django_command
 from tests.layers.backends import (
     RABBITMQ_URL,
     REDIS_URL,
@@ -153,3 +154,35 @@ def prefix() -> str:
     import secrets
 
     return f"test-{secrets.token_hex(6)}"
+
+
+async def test_sigterm_to_runworker_says_goodbye_in_redis_at_once(prefix: str) -> None:
+    require_service("Redis", redis_reachable())
+    client: Any = redis.asyncio.Redis.from_url(REDIS_URL)
+    layers = {
+        "default": {
+            "BACKEND": "channelworks.layers.redis.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": prefix},
+        }
+    }
+    env = {"CHANNELWORKS_TEST_CHANNEL_LAYERS": json.dumps(layers)}
+    other = RedisChannelLayer(hosts=[REDIS_URL], prefix=prefix)
+    try:
+        with django_command("runworker", "thumbnail-generate", env=env) as worker:
+            worker.wait_for(r"Running worker for channel\(s\) thumbnail-generate", START_TIMEOUT)
+            await other.send("thumbnail-generate", {"type": "thumbnail.generate", "name": "x"})
+            alive: list[bytes] = []
+            for _ in range(100):  # the worker's consumer has a channel: its process is alive
+                alive = [key async for key in client.scan_iter(f"{prefix}:alive:*")]
+                if alive:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(alive) == 1
+            worker.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(worker.wait) == 0
+            assert "Worker stopped." in worker.drain()
+        assert await client.exists(*alive) == 0  # at once, not process_timeout later
+    finally:
+        await other.flush()
+        await other.close()
+        await client.aclose()
