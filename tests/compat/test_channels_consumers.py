@@ -11,6 +11,7 @@ short log line (issue #13), where Channels crashes with a RecursionError.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from typing import Any
@@ -146,3 +147,58 @@ async def test_json_nested_too_deep_closes_1007_with_one_line(
     (record,) = caplog.records
     assert record.exc_info is None
     assert len(record.getMessage()) < 200
+
+
+def recorder() -> Any:
+    consumer = importlib.import_module("channels.consumer")
+
+    class Subscriptions(consumer.AsyncConsumer):  # type: ignore[misc,name-defined]
+        """A handler starts a task; a message right behind must find it started."""
+
+        log: list[str]
+
+        async def subscribe(self, message: dict[str, Any]) -> None:
+            self.log = []
+            self.watcher = asyncio.create_task(self.watch())
+
+        async def watch(self) -> None:
+            self.log.append("watching")
+            await asyncio.Event().wait()
+
+        async def stop(self, message: dict[str, Any]) -> None:
+            self.log.append("stop")
+            self.watcher.cancel()
+            await self.send({"type": "log", "log": self.log})
+
+    return Subscriptions
+
+
+async def test_tasks_a_handler_starts_run_before_the_next_message() -> None:
+    # Channels hands each message to its handler through the event loop; messages queued
+    # back to back must not starve what the previous handler started.
+    communicator = tool("ApplicationCommunicator")(recorder().as_asgi(), {"type": "channel"})
+    await communicator.send_input({"type": "subscribe"})
+    await communicator.send_input({"type": "stop"})
+    assert (await communicator.receive_output())["log"] == ["watching", "stop"]
+    await communicator.stop()
+
+
+async def test_same_for_channel_layer_messages() -> None:
+    layers = importlib.import_module("channels.layers")
+    layers.channel_layers.configure(
+        {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    )
+    layer = layers.get_channel_layer()
+
+    class Named(recorder()):  # type: ignore[misc]
+        async def hello(self, message: dict[str, Any]) -> None:
+            await self.send({"type": "name", "name": self.channel_name})
+
+    communicator = tool("ApplicationCommunicator")(Named.as_asgi(), {"type": "channel"})
+    await communicator.send_input({"type": "hello"})
+    name = (await communicator.receive_output())["name"]
+    await layer.send(name, {"type": "subscribe"})
+    await layer.send(name, {"type": "stop"})
+    assert (await communicator.receive_output())["log"] == ["watching", "stop"]
+    await communicator.stop()
+    await layer.close()

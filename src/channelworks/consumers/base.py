@@ -7,7 +7,11 @@ Rules of this file (which methods are handlers, and how they run: ``handlers.py`
   those come from the server only. A layer message nobody handles is logged at ERROR and
   dropped; the connection lives on. A server event nobody handles is an error;
 - group memberships taken with ``join_groups`` are always released when the consumer ends,
-  however it ends.
+  however it ends;
+- the event loop gets a turn before each message is handled, so tasks a handler started run
+  (up to their first wait) before the next message of the same consumer, as in Channels. The
+  turn costs a task step, so it is given only when the message was there already: a source
+  that had to wait gave the loop its turn while waiting (``_take``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+import types
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any, ClassVar, Protocol, cast
 
 from asgiref.sync import async_to_sync
@@ -195,11 +200,18 @@ class AsyncConsumer:
         else:  # the layer's own cache never holds a protocol event type
             protocol = f"{self.scope['type']}_"
             cache = cls._layer_handlers.setdefault(protocol, {})
+        yield_turn = asyncio.sleep  # a local: looked up once per message otherwise
         try:
             while True:
+                # The loop's turn before each message: tasks the last handler started run
+                # first. A source that had to wait has given it already.
                 message = None if poll is None else poll()
                 if message is None:
-                    message = await source()
+                    message, waited = await _take(source)
+                    if not waited:
+                        await yield_turn(0)
+                else:
+                    await yield_turn(0)
                 if turn.busy:
                     await turn.wait()
                 else:
@@ -301,6 +313,35 @@ class SyncConsumer(AsyncConsumer):
 
     def send(self, message: Message) -> None:  # type: ignore[override]
         async_to_sync(AsyncConsumer.send)(self, message)
+
+
+@types.coroutine
+def _take(source: Callable[[], Awaitable[Message]]) -> Generator[Any, Any, tuple[Message, bool]]:
+    """``(await source(), waited)``: ``waited`` is false if ``source()`` returned without
+    suspending, that is, without the event loop getting a turn.
+
+    ``yield from`` with the first step taken by hand, to see whether the awaitable suspends.
+    Whatever the task receives while waiting (a value, or an exception such as a
+    cancellation) is passed on to the awaitable unchanged.
+    """
+    steps = source().__await__()
+    try:
+        signal = steps.send(None)
+    except StopIteration as done:
+        return done.value, False
+    while True:
+        try:
+            value = yield signal
+        except BaseException as exc:  # a cancellation, or GeneratorExit: the source handles it
+            try:
+                signal = steps.throw(exc)
+            except StopIteration as done:
+                return done.value, True
+        else:
+            try:
+                signal = steps.send(value)
+            except StopIteration as done:
+                return done.value, True
 
 
 def _own_init(cls: type) -> Callable[..., Any] | None:
