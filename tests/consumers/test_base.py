@@ -478,3 +478,27 @@ async def test_a_consumer_made_by_exec_has_its_handlers() -> None:
     async with ApplicationCommunicator(made.as_asgi(), SCOPE) as comm:
         await comm.send_input({"type": "chat.message"})
         assert await comm.receive_output() == {"type": "out", "made": True}
+
+
+@pytest.mark.parametrize("message_type", ["_secret", "._secret", ".secret", "mro"])
+async def test_a_websocket_server_event_naming_no_handler_raises_value_error(
+    message_type: str,
+) -> None:
+    """As in Channels, a server event whose type names no handler (private, dotted away, the
+    metaclass's) raises ValueError out of the application; the socket is closed first."""
+    from channelworks.consumers import AsyncWebsocketConsumer
+    from channelworks.testing import WebsocketCommunicator
+
+    class Socket(AsyncWebsocketConsumer):
+        async def _secret(self, event: Message) -> None:
+            raise AssertionError("reached")
+
+        async def secret(self, event: Message) -> None:
+            raise AssertionError("reached")
+
+    comm = WebsocketCommunicator(Socket.as_asgi(), "/")
+    assert (await comm.connect())[0]
+    await comm.send_input({"type": message_type})
+    assert (await comm.receive_output())["code"] == 1011
+    with pytest.raises(ValueError, match=re.escape(repr(message_type))):
+        await comm.wait()
