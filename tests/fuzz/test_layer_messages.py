@@ -89,9 +89,12 @@ def refusal(message: Any, codec: Codec | None) -> bool | None:
     return size > MAX_SIZE
 
 
-async def deliver(route: Route, message: Any, via: str, codec: Codec | None) -> None:
+async def deliver(route: Route, message: Any, via: str, codec: Codec | None) -> bool:
     """Send ``message``; it must come out of the reader equal, or be refused at the sender
-    (and only then) with InvalidMessage or MessageTooLarge (channelworks.exceptions)."""
+    (and only then) with InvalidMessage or MessageTooLarge (channelworks.exceptions).
+
+    Whether it was delivered.
+    """
     send = route.sender.send if via == "send" else route.sender.group_send
     target = route.channel if via == "send" else GROUP
     refused = refusal(message, codec)
@@ -99,12 +102,12 @@ async def deliver(route: Route, message: Any, via: str, codec: Codec | None) -> 
         event("refused at the sender")
         with pytest.raises((InvalidMessage, MessageTooLarge)):
             await send(target, message)
-        return
+        return False
     if refused is None:
         try:
             await send(target, message)
         except MessageTooLarge:
-            return
+            return False
     else:
         event("delivered")
         await send(target, message)
@@ -113,6 +116,7 @@ async def deliver(route: Route, message: Any, via: str, codec: Codec | None) -> 
     except TimeoutError:
         pytest.fail(f"{message!r} was accepted by {via} and never arrived")
     assert same_value(got, message), (got, message)
+    return True
 
 
 def lost(layer: BaseChannelLayer) -> int:
@@ -155,6 +159,7 @@ class RedisRoutes:
     sender: Any
     reader: Any
     local: str  # a process-local channel of the reader, member of GROUP
+    own: str  # a process-local channel of the sender, member of GROUP
     normal: str  # a normal channel
 
 
@@ -177,7 +182,9 @@ async def redis_routes(request: pytest.FixtureRequest) -> AsyncIterator[RedisRou
     try:
         local = await reader.new_channel()
         await reader.group_add(GROUP, local)
-        yield RedisRoutes(sender, reader, local, "fuzz.normal")
+        own = await sender.new_channel()
+        await sender.group_add(GROUP, own)
+        yield RedisRoutes(sender, reader, local, own, "fuzz.normal")
     finally:
         await reader.flush()
         await sender.close()
@@ -188,19 +195,30 @@ async def redis_routes(request: pytest.FixtureRequest) -> AsyncIterator[RedisRou
 @fuzz_settings(max_examples=250, shared_fixture=True)
 @given(
     message=layer_messages(any_values()),
-    via=st.sampled_from(["send to its channel", "send to a normal channel", "group_send"]),
+    via=st.sampled_from(
+        ["send to its channel", "send to a normal channel", "send to the sender's", "group_send"]
+    ),
 )
 async def test_redis_layer_delivers_equal_or_refuses_at_the_sender(
     redis_routes: RedisRoutes, message: Any, via: str
 ) -> None:
     """Across processes through Redis, a message arrives equal (as msgpack carries it) or is
-    refused when sent (bad type, a value msgpack cannot carry, over max_message_size); the
-    reader counts nothing as lost and keeps reading."""
+    refused when sent (bad type, a value msgpack cannot carry, over max_message_size), to
+    the reader's channels and to the sender's own (delivered in memory); the reader counts
+    nothing as lost and keeps reading."""
     routes = redis_routes
-    channel = routes.normal if via == "send to a normal channel" else routes.local
-    route = Route(routes.sender, routes.reader, channel)
+    route = Route(routes.sender, routes.reader, routes.local)
+    if via == "send to a normal channel":
+        route = Route(routes.sender, routes.reader, routes.normal)
+    elif via == "send to the sender's":
+        route = Route(routes.sender, routes.sender, routes.own)
     codec = routes.sender.codec  # sizes are counted on the wire, encrypted if so configured
-    await deliver(route, message, "group_send" if via == "group_send" else "send", codec)
+    delivered = await deliver(
+        route, message, "group_send" if via == "group_send" else "send", codec
+    )
+    if delivered and via == "group_send":  # the sender's own member got it too, in memory
+        got = await asyncio.wait_for(routes.sender.receive(routes.own), PATIENCE)
+        assert same_value(got, message), (got, message)
     # The reader lives on: a plain message still gets through its inbox.
     await deliver(Route(routes.sender, routes.reader, routes.local), {"type": "ok"}, "send", None)
     assert lost(routes.reader) == 0
