@@ -37,7 +37,7 @@ with atheris.instrument_imports():
     from channelworks.layers.codec import Codec, UndecodableMessage
     from channelworks.types import Message
 
-from tests.fuzz.strategies import same_value
+from tests.fuzz.strategies import attribute_names, same_value
 
 LOOP = asyncio.new_event_loop()
 PLAIN = Codec()
@@ -103,9 +103,19 @@ def frames_target(data: bytes) -> None:
 HANDLERS = {"chat_message"}
 
 
+#: names a type may aim at: the echo consumers', their metaclass', object's and the framework's
+NAMES = attribute_names(Echo, SyncEcho)
+
+
 def dispatch_target(data: bytes) -> None:
     provider = atheris.FuzzedDataProvider(data)
-    kind = provider.ConsumeUnicodeNoSurrogates(64)
+    if provider.ConsumeBool():  # a known name, some of its underscores written as dots
+        name = provider.PickValueInList(NAMES)
+        kind = "".join(
+            "." if char == "_" and provider.ConsumeBool() else char for char in name
+        ) + provider.ConsumeUnicodeNoSurrogates(4)
+    else:
+        kind = provider.ConsumeUnicodeNoSurrogates(64)
     for cls in (Echo, SyncEcho):
         try:
             name = resolve(cls, kind, cls is SyncEcho)[0]
