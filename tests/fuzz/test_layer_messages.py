@@ -39,7 +39,7 @@ from tests.fuzz.strategies import (
     wire_messages,
     wire_values,
 )
-from tests.layers.backends import REDIS_URL, redis_reachable, require_service
+from tests.layers.backends import REDIS_URL, rabbitmq, redis_reachable, require_service
 
 GROUP = "fuzz-room"
 #: a small limit, so that messages over it are cheap to make
@@ -75,18 +75,20 @@ SEQ = itertools.count()
 MARGIN = 256
 
 
-def refusal(message: Any, codec: Codec | None) -> bool | None:
+def refusal(message: Any, codec: Codec | None, limit: int | None) -> bool | None:
     """Whether a layer must refuse ``message`` at the sender: no valid type, or (across
-    processes) a value msgpack cannot carry, or over the size limit. None: it is so close to
-    the limit that either is right."""
+    processes) a value msgpack cannot carry, or over the size ``limit``. None: it is so close
+    to the limit that either is right."""
     try:
         require_message(message)
         size = 0 if codec is None else len(codec.encode(message))
     except InvalidMessage:
         return True
-    if abs(size - MAX_SIZE) < MARGIN:
+    if limit is None:
+        return False
+    if abs(size - limit) < MARGIN:
         return None
-    return size > MAX_SIZE
+    return size > limit
 
 
 async def deliver(route: Route, message: Any, via: str, codec: Codec | None) -> bool:
@@ -97,7 +99,8 @@ async def deliver(route: Route, message: Any, via: str, codec: Codec | None) -> 
     """
     send = route.sender.send if via == "send" else route.sender.group_send
     target = route.channel if via == "send" else GROUP
-    refused = refusal(message, codec)
+    # A layer without max_message_size (RabbitMQ, for now) has no limit to refuse by.
+    refused = refusal(message, codec, getattr(route.sender, "max_message_size", None))
     if refused:
         event("refused at the sender")
         with pytest.raises((InvalidMessage, MessageTooLarge)):
@@ -155,7 +158,9 @@ async def test_memory_layer_names_are_refused_or_work(name: str, group: str) -> 
 
 
 @dataclass
-class RedisRoutes:
+class Routes:
+    """Two layers that are two processes to their broker, and channels to send to."""
+
     sender: Any
     reader: Any
     local: str  # a process-local channel of the reader, member of GROUP
@@ -164,7 +169,7 @@ class RedisRoutes:
 
 
 @pytest.fixture(params=["plain", "encrypted"])
-async def redis_routes(request: pytest.FixtureRequest) -> AsyncIterator[RedisRoutes]:
+async def redis_routes(request: pytest.FixtureRequest) -> AsyncIterator[Routes]:
     """Two Redis layers (two processes, as Redis sees them) under a fresh prefix, sharing
     an encryption key or not."""
     require_service("Redis", redis_reachable())
@@ -184,29 +189,19 @@ async def redis_routes(request: pytest.FixtureRequest) -> AsyncIterator[RedisRou
         await reader.group_add(GROUP, local)
         own = await sender.new_channel()
         await sender.group_add(GROUP, own)
-        yield RedisRoutes(sender, reader, local, own, "fuzz.normal")
+        yield Routes(sender, reader, local, own, "fuzz.normal")
     finally:
         await reader.flush()
         await sender.close()
         await reader.close()
 
 
-@pytest.mark.services
-@fuzz_settings(max_examples=250, shared_fixture=True)
-@given(
-    message=layer_messages(any_values()),
-    via=st.sampled_from(
-        ["send to its channel", "send to a normal channel", "send to the sender's", "group_send"]
-    ),
-)
-async def test_redis_layer_delivers_equal_or_refuses_at_the_sender(
-    redis_routes: RedisRoutes, message: Any, via: str
-) -> None:
-    """Across processes through Redis, a message arrives equal (as msgpack carries it) or is
-    refused when sent (bad type, a value msgpack cannot carry, over max_message_size), to
-    the reader's channels and to the sender's own (delivered in memory); the reader counts
-    nothing as lost and keeps reading."""
-    routes = redis_routes
+VIAS = ["send to its channel", "send to a normal channel", "send to the sender's", "group_send"]
+
+
+async def across_processes(routes: Routes, message: Any, via: str) -> None:
+    """``deliver`` between two layers of one broker, along ``via``; then a plain message
+    still gets through the reader, and neither layer counts anything as lost."""
     route = Route(routes.sender, routes.reader, routes.local)
     if via == "send to a normal channel":
         route = Route(routes.sender, routes.reader, routes.normal)
@@ -219,17 +214,59 @@ async def test_redis_layer_delivers_equal_or_refuses_at_the_sender(
     if delivered and via == "group_send":  # the sender's own member got it too, in memory
         got = await asyncio.wait_for(routes.sender.receive(routes.own), PATIENCE)
         assert same_value(got, message), (got, message)
-    # The reader lives on: a plain message still gets through its inbox.
     await deliver(Route(routes.sender, routes.reader, routes.local), {"type": "ok"}, "send", None)
     assert lost(routes.reader) == 0
     assert lost(routes.sender) == 0
 
 
 @pytest.mark.services
+@fuzz_settings(max_examples=250, shared_fixture=True)
+@given(message=layer_messages(any_values()), via=st.sampled_from(VIAS))
+async def test_redis_layer_delivers_equal_or_refuses_at_the_sender(
+    redis_routes: Routes, message: Any, via: str
+) -> None:
+    """Across processes through Redis, a message arrives equal (as msgpack carries it) or is
+    refused when sent (bad type, a value msgpack cannot carry, over max_message_size), to
+    the reader's channels and to the sender's own (delivered in memory); the reader counts
+    nothing as lost and keeps reading."""
+    await across_processes(redis_routes, message, via)
+
+
+@pytest.fixture
+async def rabbitmq_routes() -> AsyncIterator[Routes]:
+    """Two RabbitMQ layers (two processes, as the broker sees them) under a fresh prefix,
+    deleted from the broker afterwards."""
+    sender = rabbitmq()
+    reader = rabbitmq(prefix=sender.prefix)  # type: ignore[attr-defined]
+    try:
+        local = await reader.new_channel()
+        await reader.group_add(GROUP, local)
+        own = await sender.new_channel()
+        await sender.group_add(GROUP, own)
+        yield Routes(sender, reader, local, own, "fuzz.normal")
+    finally:
+        await reader.flush()
+        await reader.close()
+        await sender.close()  # the first layer of the prefix deletes its names
+
+
+@pytest.mark.services
+@fuzz_settings(max_examples=150, shared_fixture=True)
+@given(message=layer_messages(any_values()), via=st.sampled_from(VIAS))
+async def test_rabbitmq_layer_delivers_equal_or_refuses_at_the_sender(
+    rabbitmq_routes: Routes, message: Any, via: str
+) -> None:
+    """Across processes through RabbitMQ, a message arrives equal (as msgpack carries it) or
+    is refused when sent (bad type, a value msgpack cannot carry); the reader counts nothing
+    as lost and keeps reading."""
+    await across_processes(rabbitmq_routes, message, via)
+
+
+@pytest.mark.services
 @fuzz_settings(max_examples=100, shared_fixture=True)
 @given(name=channel_names())
 async def test_redis_layer_channel_names_are_refused_or_work(
-    redis_routes: RedisRoutes, name: str
+    redis_routes: Routes, name: str
 ) -> None:
     """A normal channel name is refused with InvalidChannelName, or a message sent to it
     arrives there."""
@@ -251,7 +288,7 @@ async def test_redis_layer_channel_names_are_refused_or_work(
     where=st.sampled_from(["a normal channel", "the reader's inbox"]),
 )
 async def test_redis_reader_counts_what_it_cannot_decode(
-    redis_routes: RedisRoutes, data: st.DataObject, message: dict[Any, Any], where: str
+    redis_routes: Routes, data: st.DataObject, message: dict[Any, Any], where: str
 ) -> None:
     """Bytes written to Redis by someone else (corrupt, truncated, foreign, sealed with
     another key or for another target) are delivered if they are a message, else counted in
