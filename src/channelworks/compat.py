@@ -67,8 +67,15 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "channels.utils": ("channelworks.utils",),
     "channels.worker": ("channelworks.worker",),
     "channels_redis": ("channelworks.layers.redis",),
-    "channels_redis.core": ("channelworks.layers.redis",),
+    # channels_redis.core re-exports ChannelFull and its helpers; so do the aliases
+    "channels_redis.core": (
+        "channelworks.layers.redis",
+        "channelworks.exceptions",
+        "channelworks.layers.redis.compat_utils",
+    ),
     "channels_redis.pubsub": ("channelworks.layers.redis",),
+    "channels_redis.serializers": ("channelworks.layers.redis.compat_serializers",),
+    "channels_redis.utils": ("channelworks.layers.redis.compat_utils",),
     "channels_rabbitmq": ("channelworks.layers.rabbitmq",),
     "channels_rabbitmq.core": ("channelworks.layers.rabbitmq",),
 }

@@ -157,8 +157,10 @@ class LayerClosed(ChannelLayerError):
         super().__init__(f"receive({channel!r}) ended: the layer was closed")
 
 
-class ForeignChannel(ChannelLayerError, ValueError):
-    """A process-local channel can only be received from by the layer that made it."""
+class ForeignChannel(ChannelLayerError, ValueError, AssertionError):
+    """A process-local channel can only be received from by the layer that made it.
+
+    Also an ``AssertionError``, which channels_redis raises for it."""
 
     def __init__(self, channel: str) -> None:
         self.channel = channel

@@ -7,7 +7,9 @@ Rules of this file:
 - the home loop is the first loop the layer does I/O on. If that loop ends without
   ``close()``, its connections are closed by the loop's ``shutdown_asyncgens()`` (which
   ``asyncio.run`` and asgiref call) through ``_guard``, inside the loop, instead of being
-  left to the garbage collector; the next loop to use the layer becomes home;
+  left to the garbage collector; a loop closed by hand without that (``run_until_complete``
+  then ``close()``, as some test suites do) runs the same cleanup from its ``close()``
+  (``_close_home_with``); the next loop to use the layer becomes home;
 - a command that cannot reach Redis within ``retry_timeout`` raises ``RedisUnavailable``,
   counted in ``stats.redis_errors`` and logged at ERROR, here and nowhere else.
 """
@@ -116,6 +118,30 @@ class Home(Connections):
         await super().aclose()
 
 
+def _close_home_with(loop: asyncio.AbstractEventLoop, links: Links) -> None:
+    """Make ``loop.close()`` close ``links``' home first if it is still this loop's.
+
+    Hazard: a loop closed without ``shutdown_asyncgens()`` would leave the reader and keeper
+    tasks pending and the ``_guard`` generator open, destroyed later by the garbage collector
+    at any point of the program (their finalizers log and run code then). Once per loop; a
+    loop whose ``close`` cannot be replaced (uvloop) is left alone.
+    """
+    original = loop.close
+    if getattr(original, "_channelworks_closes_home", False):
+        return
+
+    def close() -> None:
+        home = links.home
+        if home is not None and home.loop is loop and not (loop.is_running() or loop.is_closed()):
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(links.aclose())
+        original()
+
+    close._channelworks_closes_home = True  # type: ignore[attr-defined]
+    with contextlib.suppress(AttributeError):
+        loop.close = close  # type: ignore[method-assign]
+
+
 class Links:
     """Where a layer's keys live and how its commands get there; see the module docstring."""
 
@@ -166,6 +192,7 @@ class Links:
             home = self.home = Home(self.hosts, self.retry_timeout)
             home.guard = self._guard(home)
             await home.guard.__anext__()
+            _close_home_with(loop, self)
             return home, True
         return Connections(self.hosts, self.retry_timeout), False
 

@@ -45,6 +45,7 @@ from channelworks.layers.codec import Codec, UndecodableMessage
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
 from channelworks.layers.redis import scripts
+from channelworks.layers.redis.compat_names import ChannelsRedisNames
 from channelworks.layers.redis.connections import Home, Links
 from channelworks.layers.redis.epochs import Epochs
 from channelworks.layers.redis.errors import ForeignChannel, LayerClosed
@@ -83,7 +84,7 @@ EPOCH_EVERY = 0.5
 EPOCH_LOOK = 1.0
 
 
-class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
+class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseChannelLayer):
     """A channel layer over Redis: many processes, many machines; see docs/redis.md.
 
     Options as in channels_redis: ``hosts`` (URLs, ``(host, port)`` pairs, dicts of redis-py
@@ -225,11 +226,18 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
             if not accepted:
                 raise ChannelFull(channel)
             return
-        if target.own and self._may_deliver_locally(channel):
-            plain = self._plain.encode(message)
-            self._check_size(plain, channel)
-            await self.local.send(channel, self._plain.decode(plain))
-            return
+        if target.own:
+            home = self._links.home
+            if home is None or home.reader is None or home.loop.is_closed():
+                # One of this process's channels while its reader is stopped (its home loop
+                # ended, or close_pools()): start it here, as receive does, or the send would
+                # find this process not alive and drop the message.
+                await self._start_reader()
+            if self._may_deliver_locally(channel):
+                plain = self._plain.encode(message)
+                self._check_size(plain, channel)
+                await self.local.send(channel, self._plain.decode(plain))
+                return
         pid = target.pid
         seq = next(self._seq)
         expires = int(time.time() * 1000) + self._expiry_ms
@@ -870,6 +878,29 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
         Group sends still queued are sent first, for up to ``retry_timeout`` (plus a second);
         what is left then is counted in ``stats.lost`` and logged.
         """
+        await self._send_queued()
+        await self._links.aclose()
+        if self._reader is not None:
+            self._reader.drop_overflow()
+        await self.local.close()
+
+    async def close_pools(self) -> None:
+        """Close the running loop's connections now, as the end of that loop would
+        (channels_redis' name); the layer stays usable.
+
+        On the home loop: queued group sends are sent first (as in ``close``), the reader and
+        keeper stop and the process leaves its groups in Redis; messages already in this
+        process and its local memberships stay, and the next call that needs them starts a
+        reader again and re-registers the memberships. Elsewhere there is nothing to close:
+        other loops' connections last one call.
+        """
+        if self._links.at_home() is not None:
+            await self._send_queued()
+            await self._links.aclose()
+
+    async def _send_queued(self) -> None:
+        """Wait for queued group sends (up to ``retry_timeout`` plus a second), then give up
+        on the rest, which the flusher counts in ``stats.lost`` and logs."""
         flusher = self._flusher
         if flusher is not None and flusher.get_loop() is asyncio.get_running_loop():
             try:
@@ -880,10 +911,6 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, BaseChannelLayer):
                 await asyncio.gather(flusher, return_exceptions=True)
             finally:
                 self._abandon = False
-        await self._links.aclose()
-        if self._reader is not None:
-            self._reader.drop_overflow()
-        await self.local.close()
 
     # -- reader and keeper --------------------------------------------------------------------
 

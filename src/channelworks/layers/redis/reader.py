@@ -205,6 +205,10 @@ class InboxReader:
             try:
                 replies = await self.popper.read(commands)
             except Exception as exc:
+                if not loop.is_running():
+                    # The loop ended without cancelling this task and the garbage collector
+                    # is closing the coroutine: there is nothing to retry on.
+                    raise
                 if not isinstance(exc, RETRYABLE):
                     logger.exception("Redis layer inbox reader failed; retrying")
                 elif failures == 0:

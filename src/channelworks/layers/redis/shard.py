@@ -248,6 +248,14 @@ class ServerShard(Shard):
         finally:
             self._idle.append(connection)
 
+    @property
+    def _redis(self) -> Any:
+        """A redis-py client over this shard's command connections (channels_redis' name):
+        closing it with its pool drops them, and the next command reconnects."""
+        from redis.asyncio import Redis
+
+        return Redis(connection_pool=self._pool)
+
     async def acquire_blocking(self, key: str) -> AbstractConnection:
         connection: AbstractConnection = await self._blocking.get_connection()
         return connection
