@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 
-from channelworks.exceptions import ChannelFull, InvalidChannelName, InvalidMessage
+from channelworks.exceptions import (
+    ChannelFull,
+    InvalidChannelName,
+    InvalidMessage,
+    MessageTooLarge,
+)
 from channelworks.layers import BaseChannelLayer
+from channelworks.layers.base import DEFAULT_MAX_MESSAGE_SIZE
+from channelworks.layers.codec import Codec
 from tests.layers.backends import BACKENDS
 
 MakeLayer = Callable[..., BaseChannelLayer]
@@ -312,4 +319,82 @@ async def test_receive_nowait_never_waits_and_never_loses(layer: BaseChannelLaye
         message = layer.receive_nowait(channel)
         got.append((message or await receive(layer, channel))["n"])
     assert got == [0, 1, 2]
+    assert layer.receive_nowait(channel) is None
+
+
+def sized(size: int, **extra: Any) -> dict[str, Any]:
+    """A message whose msgpack encoding (unencrypted) is exactly ``size`` bytes."""
+    codec = Codec()
+    message: dict[str, Any] = {"type": "sized", **extra, "data": ""}
+    message["data"] = "x" * (size - len(codec.encode(message)))
+    # a str's header grows past 31 and 255 bytes: adjust until the total is exact
+    while len(codec.encode(message)) > size:
+        message["data"] = message["data"][:-1]
+    assert len(codec.encode(message)) == size
+    return message
+
+
+@pytest.mark.parametrize("via", ["send", "group_send", "own channel"])
+async def test_max_message_size_is_the_encoded_size_on_every_layer(
+    make_layer: MakeLayer, via: str
+) -> None:
+    """The same limit on every backend: a message of exactly ``max_message_size`` encoded
+    bytes is delivered, one byte more raises MessageTooLarge naming both, and nothing of it
+    arrives."""
+    layer = make_layer(max_message_size=2000)
+    assert layer.max_message_size == 2000
+    channel = await layer.new_channel() if via != "send" else "sized.normal"
+    await layer.group_add("sized.room", channel)
+
+    async def send(message: dict[str, Any]) -> None:
+        if via == "group_send":
+            await layer.group_send("sized.room", message)
+        else:
+            await layer.send(channel, message)
+
+    with pytest.raises(MessageTooLarge, match=r"of 2001 bytes .* max_message_size of 2000"):
+        await send(sized(2001, n=1))
+    await send(sized(2000, n=2))
+    got = await receive(layer, channel)
+    assert got == sized(2000, n=2)
+    assert layer.receive_nowait(channel) is None
+
+
+async def test_max_message_size_defaults_to_one_mebibyte(make_layer: MakeLayer) -> None:
+    layer = make_layer()
+    assert layer.max_message_size == DEFAULT_MAX_MESSAGE_SIZE == 1024 * 1024
+    with pytest.raises(MessageTooLarge):
+        await layer.send("sized.default", sized(1024 * 1024 + 1))
+    with pytest.raises(MessageTooLarge):
+        await layer.group_send("sized.default", sized(1024 * 1024 + 1))
+
+
+async def test_max_message_size_none_lifts_the_limit(make_layer: MakeLayer) -> None:
+    layer = make_layer(max_message_size=None)
+    channel = await layer.new_channel()
+    await layer.send(channel, sized(1024 * 1024 + 100))
+    assert len((await receive(layer, channel, timeout=10))["data"]) > 1024 * 1024
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "1024", True])
+async def test_max_message_size_must_be_a_positive_int(make_layer: MakeLayer, bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_message_size"):
+        make_layer(max_message_size=bad)
+
+
+@pytest.mark.parametrize("big", [2**64, -(2**63) - 1, 10**30])
+@pytest.mark.parametrize("via", ["send", "group_send"])
+async def test_an_integer_beyond_64_bits_is_refused_saying_so(
+    layer: BaseChannelLayer, via: str, big: int
+) -> None:
+    """msgpack cannot carry it: every layer refuses it at the sender, the in-memory layer
+    too, with an error that says what is wrong; the limits themselves go through."""
+    channel = await layer.new_channel()
+    await layer.group_add("big.ints", channel)
+    send = layer.send if via == "send" else layer.group_send
+    target = channel if via == "send" else "big.ints"
+    with pytest.raises(InvalidMessage, match="integer beyond 64 bits"):
+        await send(target, {"type": "big.int", "nested": [{"n": big}]})
+    await send(target, {"type": "big.int", "limits": [2**64 - 1, -(2**63)]})
+    assert (await receive(layer, channel))["limits"] == [2**64 - 1, -(2**63)]
     assert layer.receive_nowait(channel) is None

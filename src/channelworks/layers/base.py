@@ -15,11 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from channelworks.exceptions import MessageTooLarge
 from channelworks.layers import names
 
 logger = logging.getLogger("channelworks.layers")
 
 CapacityPatterns = Mapping[str | re.Pattern[str], int]
+
+#: bytes a message may take encoded (msgpack, encrypted where the layer encrypts), on every
+#: layer unless ``max_message_size`` says otherwise
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 
 
 @dataclass
@@ -46,6 +51,8 @@ class BaseChannelLayer(ABC):
     ``group_expiry`` seconds a membership lives unless refreshed (default 86400), ``capacity``
     messages a channel holds (default 100), ``channel_capacity`` a mapping of glob pattern (or
     compiled regex) to capacity for matching channels; the first match wins.
+    ``max_message_size`` bytes a message may take encoded (default 1 MiB, ``None`` for no
+    limit): over it ``send`` and ``group_send`` raise ``MessageTooLarge``.
     """
 
     extensions: ClassVar[list[str]] = ["groups", "flush"]
@@ -56,6 +63,8 @@ class BaseChannelLayer(ABC):
         group_expiry: float = 86400,
         capacity: int = 100,
         channel_capacity: CapacityPatterns | None = None,
+        *,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         if expiry <= 0 or group_expiry <= 0:
             raise ValueError("expiry and group_expiry must be positive")
@@ -65,6 +74,13 @@ class BaseChannelLayer(ABC):
         self.group_expiry = group_expiry
         self.capacity = capacity
         self.channel_capacity = self.compile_capacities(channel_capacity or {})
+        if max_message_size is not None and (
+            type(max_message_size) is not int or max_message_size < 1
+        ):
+            raise ValueError(
+                f"max_message_size must be a positive int or None, got {max_message_size!r}"
+            )
+        self.max_message_size = max_message_size
         self.stats = LayerStats()
 
     # -- the contract -------------------------------------------------------------------------
@@ -135,6 +151,18 @@ class BaseChannelLayer(ABC):
                 return value
         return self.capacity
 
+    def require_size(self, size: int, target: str) -> None:
+        """Raise ``MessageTooLarge`` if a message of ``size`` encoded bytes for ``target`` (a
+        channel or group) is over ``max_message_size``. Every backend measures and calls
+        this, so the limit, and the error, are the same on all of them."""
+        limit = self.max_message_size
+        if limit is not None and size > limit:
+            raise MessageTooLarge(
+                f"A message of {size} bytes for {target!r} is over the {type(self).__name__}'s "
+                f"max_message_size of {limit} bytes; send a reference to the data instead "
+                "(or raise max_message_size)"
+            )
+
     def report_group_full(self, group: str, message: Mapping[str, Any], skipped: int) -> None:
         """Count and log members ``group_send`` skipped because their channel was full."""
         self.stats.group_full += skipped
@@ -162,4 +190,4 @@ class BaseChannelLayer(ABC):
         return names.non_local_name(name)
 
 
-__all__ = ["BaseChannelLayer", "CapacityPatterns", "LayerStats"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "BaseChannelLayer", "CapacityPatterns", "LayerStats"]

@@ -16,6 +16,9 @@ Rules of this file:
 - an accepted message is never dropped: one handed to a reader that was cancelled before it
   woke goes back to the front of its channel (to the next reader, or the queue, over
   capacity if need be);
+- ``send`` and ``group_send`` measure the message's msgpack size once (``encoded_size``),
+  before anything is delivered; ``put`` does not (its layer measured the message already),
+  and neither does a layer built with ``max_message_size=None``;
 - the clock is injected (``clock=``) so expiry is tested with plain numbers, not sleeps.
 
 Concurrency hazard: the layer belongs to one event loop at a time. A ``send`` from another
@@ -35,7 +38,8 @@ from collections.abc import Callable
 from typing import Any
 
 from channelworks.exceptions import ChannelFull, InvalidChannelName
-from channelworks.layers.base import BaseChannelLayer, CapacityPatterns
+from channelworks.layers.base import DEFAULT_MAX_MESSAGE_SIZE, BaseChannelLayer, CapacityPatterns
+from channelworks.layers.codec import encoded_size
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
 
 Message = dict[str, Any]
@@ -57,6 +61,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
     """A complete channel layer inside one process: for tests, development and one-process sites.
 
     It cannot carry messages between processes; use the Redis or RabbitMQ layer for that.
+    It refuses, as they do, a message over ``max_message_size`` encoded (``MessageTooLarge``)
+    and an integer beyond 64 bits (``InvalidMessage``), so tests catch what production
+    would refuse; other values msgpack cannot carry are kept (and measured as one byte).
     """
 
     def __init__(
@@ -66,9 +73,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
         capacity: int = 100,
         channel_capacity: CapacityPatterns | None = None,
         *,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(expiry, group_expiry, capacity, channel_capacity)
+        super().__init__(
+            expiry, group_expiry, capacity, channel_capacity, max_message_size=max_message_size
+        )
         self._clock = clock
         self._channels: dict[str, _Channel] = {}
         self._groups: dict[str, dict[str, float]] = {}
@@ -81,6 +91,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     async def send(self, channel: str, message: Message) -> None:
         require_message(message)
+        if self.max_message_size is not None:
+            self.require_size(encoded_size(message), channel)
         now = self._clock()
         if now >= self._next_sweep:
             self.sweep(now)
@@ -168,6 +180,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def group_send(self, group: str, message: Message) -> None:
         require_group_name(group)
         require_message(message)
+        if self.max_message_size is not None:
+            self.require_size(encoded_size(message), group)
         now = self._clock()
         if now >= self._next_sweep:
             self.sweep(now)

@@ -39,7 +39,7 @@ from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
 from aiormq.exceptions import ChannelClosed, ChannelNotFoundEntity, ChannelPreconditionFailed
 
 from channelworks.exceptions import ChannelFull, InvalidChannelName
-from channelworks.layers.base import BaseChannelLayer, CapacityPatterns
+from channelworks.layers.base import DEFAULT_MAX_MESSAGE_SIZE, BaseChannelLayer, CapacityPatterns
 from channelworks.layers.codec import Codec
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
@@ -110,6 +110,9 @@ class RabbitMQChannelLayer(BaseChannelLayer):
     (seconds an operation waits for a lost connection before ``RabbitMQUnavailable``, default
     5), ``ssl_context``, ``groups_exchange``. channels_rabbitmq's ``local_capacity`` and
     ``remote_capacity`` are accepted as ``capacity`` and ``process_capacity``.
+    ``max_message_size`` (bytes a message may take encoded, encryption included; default
+    1 MiB, ``None`` for no limit; over it ``send``/``group_send`` raise ``MessageTooLarge``),
+    as on every layer.
     """
 
     stats: RabbitMQLayerStats
@@ -134,6 +137,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         remote_capacity: int | None = None,
         linger: float = 1.0,
         deliver_locally: bool = True,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         **options: Any,
     ) -> None:
         unknown = set(options) - IGNORED_OPTIONS
@@ -145,7 +149,9 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             process_capacity = remote_capacity
         if group_expiry is None:  # channels_rabbitmq's way of saying "the default"
             group_expiry = 86400
-        super().__init__(expiry, group_expiry, capacity, channel_capacity)
+        super().__init__(
+            expiry, group_expiry, capacity, channel_capacity, max_message_size=max_message_size
+        )
         self._capacities = channel_capacity
         if not isinstance(host, str) or not host.startswith(("amqp://", "amqps://")):
             raise ValueError(f"host must be an amqp:// or amqps:// URL, got {host!r}")
@@ -185,7 +191,10 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         if sweeper is not None:
             sweeper.cancel()
         # Memberships lapse by this layer's rule (groups.py), never by the local layer's.
-        self.local = InMemoryChannelLayer(self.expiry, NEVER, self.capacity, self._capacities)
+        # Sizes are measured here, as sent: the local layer does not measure again.
+        self.local = InMemoryChannelLayer(
+            self.expiry, NEVER, self.capacity, self._capacities, max_message_size=None
+        )
         self.local.stats = self.stats  # one set of counters for the whole layer
         self.bindings = Memberships(self.group_expiry)
         self.reader = ProcessReader(
@@ -347,10 +356,13 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         if self.deliver_locally and self._marker in channel:
             # Our own channel: straight into the local layer, as a reader of the queue would
             # get it (a decoded copy); ChannelFull when its buffer is full.
-            await self.local.send(channel, self._plain.decode(self._plain.encode(message)))
+            plain = self._plain.encode(message)
+            self.require_size(len(plain), channel)
+            await self.local.send(channel, self._plain.decode(plain))
             return
-        link = self._connect()
         payload = self.codec.encode(message)
+        self.require_size(len(payload), channel)
+        link = self._connect()
         now = names.now_ms()
         body = names.header(names.SEND, now, now + self._expiry_ms, channel) + payload
         if "!" in channel:
@@ -652,6 +664,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             await _run_at(home, self.group_send(group, message))
             return
         payload = self.codec.encode(message)
+        self.require_size(len(payload), group)
         link = await self._ready("group_send", group)
         now = names.now_ms()
         origin: tuple[str, ...] = ()

@@ -39,8 +39,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from channelworks.exceptions import ChannelFull, InvalidChannelName, MessageTooLarge
-from channelworks.layers.base import BaseChannelLayer, CapacityPatterns
+from channelworks.exceptions import ChannelFull, InvalidChannelName
+from channelworks.layers.base import DEFAULT_MAX_MESSAGE_SIZE, BaseChannelLayer, CapacityPatterns
 from channelworks.layers.codec import Codec, UndecodableMessage
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
@@ -65,7 +65,6 @@ logger = logging.getLogger("channelworks.layers.redis")
 Message = dict[str, Any]
 
 #: bytes a message may take on the wire (msgpack, encrypted if so configured), by default
-DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 #: channels_redis options accepted so that its settings run unchanged
 COMPAT_OPTIONS = frozenset({"serializer_format", "random_prefix"})
 #: members per ZREM when a sharded group_send removes dead members
@@ -123,7 +122,9 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         **options: Any,
     ) -> None:
-        super().__init__(expiry, group_expiry, capacity, channel_capacity)
+        super().__init__(
+            expiry, group_expiry, capacity, channel_capacity, max_message_size=max_message_size
+        )
         unknown = set(options) - COMPAT_OPTIONS
         if unknown:
             raise TypeError(f"RedisChannelLayer got unknown option(s) {sorted(unknown)}")
@@ -148,13 +149,6 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
             raise ValueError("refresh_interval must be below min(group_expiry, process_timeout)")
         self.retry_timeout = retry_timeout
         self.deliver_locally = deliver_locally
-        if max_message_size is not None and (
-            not isinstance(max_message_size, int) or max_message_size < 1
-        ):
-            raise ValueError(
-                f"max_message_size must be a positive int or None, got {max_message_size!r}"
-            )
-        self.max_message_size = max_message_size
         #: seconds an encrypted payload is accepted after it was made (expiry, plus slack
         #: for clocks that disagree a little)
         self._token_ttl = math.ceil(expiry) + 30
@@ -169,7 +163,10 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
         self._expiry_ms = int(expiry * 1000)
         self._group_expiry_ms = int(group_expiry * 1000)
         self._hold_ms = int(hold * 1000)
-        self.local = InMemoryChannelLayer(expiry, group_expiry, capacity, channel_capacity)
+        # measured here, on the wire: the local layer does not measure again
+        self.local = InMemoryChannelLayer(
+            expiry, group_expiry, capacity, channel_capacity, max_message_size=None
+        )
         self.local.stats = self.stats  # one set of counters for the whole layer
         self._plain = Codec()
         self._counter = itertools.count()
@@ -235,7 +232,7 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
                 await self._start_reader()
             if self._may_deliver_locally(channel):
                 plain = self._plain.encode(message)
-                self._check_size(plain, channel)
+                self.require_size(len(plain), channel)
                 await self.local.send(channel, self._plain.decode(plain))
                 return
         pid = target.pid
@@ -290,17 +287,8 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
             payload = self.codec.encode(message)  # nothing to authenticate it with
         limit = self.max_message_size
         if limit is not None and len(payload) > limit:
-            self._check_size(payload, target)
+            self.require_size(len(payload), target)
         return payload
-
-    def _check_size(self, payload: bytes, target: str) -> None:
-        limit = self.max_message_size
-        if limit is not None and len(payload) > limit:
-            raise MessageTooLarge(
-                f"A message of {len(payload)} bytes for {target!r} is over the Redis layer's "
-                f"max_message_size of {limit} bytes; send a reference to the data instead "
-                "(or raise max_message_size)"
-            )
 
     def _may_deliver_locally(self, channel: str | None) -> bool:
         """Whether a send to ``channel`` (None: a group send) may skip Redis and the inbox:
