@@ -1,6 +1,8 @@
 """The channel layer contract as a base class: configuration, capacity rules, name checks.
 
-A backend subclasses ``BaseChannelLayer`` and implements the abstract coroutines. Everything
+A backend subclasses ``BaseChannelLayer`` and implements the contract's coroutines (here they
+raise ``NotImplementedError``: the class is concrete, as Channels' is, so third-party layers
+written against Channels subclass it and call its name checks). Everything
 that is the same for every backend (what a valid name is, which capacity a channel gets, how a
 skipped group member is reported) lives here so that backends cannot drift apart.
 """
@@ -10,12 +12,12 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
-from abc import ABC, abstractmethod
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from channelworks.exceptions import MessageTooLarge
+from channelworks.exceptions import InvalidChannelName, MessageTooLarge
 from channelworks.layers import names
 
 logger = logging.getLogger("channelworks.layers")
@@ -44,7 +46,7 @@ class LayerStats:
     lost: int = 0
 
 
-class BaseChannelLayer(ABC):
+class BaseChannelLayer:
     """What every channel layer does; see docs/channel-layer-spec.md.
 
     Options (all backends): ``expiry`` seconds an undelivered message lives (default 60),
@@ -85,17 +87,17 @@ class BaseChannelLayer(ABC):
 
     # -- the contract -------------------------------------------------------------------------
 
-    @abstractmethod
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """Send ``message`` to ``channel``; raise ``ChannelFull`` if it is at capacity."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement send()")
 
-    @abstractmethod
     async def receive(self, channel: str) -> dict[str, Any]:
         """Wait for and return the next message on ``channel``.
 
         Cancelling the call never loses a message: one that was already handed over is kept
         for the next ``receive``.
         """
+        raise NotImplementedError(f"{type(self).__name__} does not implement receive()")
 
     def receive_nowait(self, channel: str) -> dict[str, Any] | None:
         """The next message already waiting on ``channel``, or ``None``; never waits.
@@ -106,31 +108,84 @@ class BaseChannelLayer(ABC):
         """
         return None
 
-    @abstractmethod
     async def new_channel(self, prefix: str = "specific") -> str:
         """Return a new, unique process-local channel name to ``receive`` from."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement new_channel()")
 
-    @abstractmethod
     async def group_add(self, group: str, channel: str) -> None:
         """Add ``channel`` to ``group`` (or refresh its membership)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement group_add()")
 
-    @abstractmethod
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group``; a channel not in it is ignored."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement group_discard()")
 
-    @abstractmethod
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Send ``message`` to every member of ``group``; full members are skipped and logged."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement group_send()")
 
-    @abstractmethod
     async def flush(self) -> None:
         """Drop every message, channel and group of this layer."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement flush()")
 
-    @abstractmethod
     async def close(self) -> None:
-        """Release the layer's connections and tasks; it must not be used afterwards."""
+        """Release the layer's connections and tasks; it must not be used afterwards.
+
+        The base holds none; a layer written for Channels (which has no ``close``) inherits
+        this, so closing every layer as a process stops works with it too."""
 
     # -- rules shared by every backend --------------------------------------------------------
+
+    #: names are shorter than this (Channels' attribute)
+    MAX_NAME_LENGTH: ClassVar[int] = names.MAX_NAME_LENGTH
+    #: the rule a bad name breaks; ``.format("Channel")`` or ``.format("Group")`` is part of
+    #: the ``InvalidChannelName`` message (Channels' attribute)
+    invalid_name_error: ClassVar[str] = names.NAME_RULE
+
+    def match_type_and_length(self, name: object) -> bool:
+        """Whether ``name`` is a ``str`` shorter than ``MAX_NAME_LENGTH``."""
+        return isinstance(name, str) and len(name) < self.MAX_NAME_LENGTH
+
+    def require_valid_channel_name(self, name: object, receive: bool = False) -> bool:
+        """True, or ``InvalidChannelName`` (a ``TypeError``) naming the rule ``name`` breaks."""
+        names.require_channel_name(name, receive=receive)
+        return True
+
+    def require_valid_group_name(self, name: object) -> bool:
+        """True, or ``InvalidChannelName`` (a ``TypeError``) naming the rule ``name`` breaks."""
+        names.require_group_name(name)
+        return True
+
+    def valid_channel_names(self, channels: object, receive: bool = False) -> bool:
+        """``require_valid_channel_name`` for each of a non-empty list of names."""
+        if not isinstance(channels, list) or not channels:
+            raise InvalidChannelName("channel", channels, "a non-empty list of names is needed")
+        for name in channels:
+            names.require_channel_name(name, receive=receive)
+        return True
+
+    def valid_channel_name(self, name: object, receive: bool = False) -> bool:
+        """Deprecated (as in Channels): use ``require_valid_channel_name``."""
+        warnings.warn(
+            "valid_channel_name is deprecated, use require_valid_channel_name",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.require_valid_channel_name(name, receive)
+
+    def valid_group_name(self, name: object) -> bool:
+        """Deprecated (as in Channels): use ``require_valid_group_name``."""
+        warnings.warn(
+            "valid_group_name is deprecated, use require_valid_group_name",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.require_valid_group_name(name)
+
+    @staticmethod
+    def non_local_name(name: str) -> str:
+        """The part of a channel name that routes to a process: up to and including ``!``."""
+        return names.non_local_name(name)
 
     @staticmethod
     def compile_capacities(
@@ -172,22 +227,6 @@ class BaseChannelLayer(ABC):
             skipped,
             message.get("type"),
         )
-
-    # Channels-compatible names for the checks in ``names``.
-    def require_valid_channel_name(self, name: str, receive: bool = False) -> bool:
-        names.require_channel_name(name, receive=receive)
-        return True
-
-    def require_valid_group_name(self, name: str) -> bool:
-        names.require_group_name(name)
-        return True
-
-    valid_channel_name = require_valid_channel_name
-    valid_group_name = require_valid_group_name
-
-    @staticmethod
-    def non_local_name(name: str) -> str:
-        return names.non_local_name(name)
 
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "BaseChannelLayer", "CapacityPatterns", "LayerStats"]

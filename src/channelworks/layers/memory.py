@@ -239,6 +239,25 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     # -- lifecycle ----------------------------------------------------------------------------
 
+    @property
+    def channels(self) -> dict[str, deque[tuple[float, Message]]]:
+        """A snapshot of the channels holding messages: name to its queue of
+        ``(expires, message)`` (Channels' attribute, for tests; read it, do not change it).
+        Expired messages stay listed until a receive or a sweep drops them."""
+        return {name: state.queue for name, state in self._channels.items() if state.queue}
+
+    def _clean_expired(self) -> None:
+        """Drop expired messages and memberships now (Channels' name for ``sweep``)."""
+        self.sweep(self._clock())
+
+    def _remove_from_groups(self, channel: str) -> None:
+        """Take ``channel`` out of every group (Channels' name)."""
+        for group in [g for g, members in self._groups.items() if channel in members]:
+            members = self._groups[group]
+            del members[channel]
+            if not members:
+                del self._groups[group]
+
     async def flush(self) -> None:
         """Drop all queued messages and groups; receivers that are waiting keep waiting."""
         self._groups.clear()

@@ -20,7 +20,12 @@ from channelworks.exceptions import InvalidChannelName, InvalidMessage
 MAX_NAME_LENGTH = 100
 _CHANNEL = re.compile(r"[A-Za-z0-9\-_.]+(![A-Za-z0-9\-_.]+)?")
 _GROUP = re.compile(r"[A-Za-z0-9\-_.]+")
-_RULE = "use ASCII letters, digits, '-', '_' or '.', fewer than 100 characters"
+#: the rule a name breaks, for ``"Channel"`` or ``"Group"`` (``BaseChannelLayer`` exposes it
+#: as ``invalid_name_error``, Channels' name)
+NAME_RULE = (
+    "{} name must be a str shorter than 100 characters of ASCII letters, digits, hyphens, "
+    "underscores or periods"
+)
 
 
 def require_channel_name(name: object, *, receive: bool = False) -> str:
@@ -33,7 +38,9 @@ def require_channel_name(name: object, *, receive: bool = False) -> str:
         raise InvalidChannelName("channel", name, "must be a str")
     if len(name) >= MAX_NAME_LENGTH or _CHANNEL.fullmatch(name) is None:
         raise InvalidChannelName(
-            "channel", name, _RULE + ", with at most one '!' followed by the channel's own part"
+            "channel",
+            name,
+            NAME_RULE.format("Channel") + ", with at most one '!' followed by its own part",
         )
     return name
 
@@ -43,7 +50,7 @@ def require_group_name(name: object) -> str:
     if not isinstance(name, str):
         raise InvalidChannelName("group", name, "must be a str")
     if len(name) >= MAX_NAME_LENGTH or _GROUP.fullmatch(name) is None:
-        raise InvalidChannelName("group", name, _RULE)
+        raise InvalidChannelName("group", name, NAME_RULE.format("Group"))
     return name
 
 
@@ -72,6 +79,7 @@ def non_local_name(name: str) -> str:
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "NAME_RULE",
     "is_process_local",
     "non_local_name",
     "require_channel_name",

@@ -9,6 +9,7 @@ and only when settings are needed.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,11 +31,32 @@ BACKEND_ALIASES = {
 
 
 class ChannelLayerManager:
-    """Holds one layer instance per alias, built on first use."""
+    """Holds one layer instance per alias, built on first use.
+
+    When Django changes ``CHANNEL_LAYERS`` (``override_settings`` in a test), the layers built
+    from the old value are forgotten, so the next ``get_channel_layer()`` builds a fresh one,
+    as Channels' manager does. The signal is connected once Django is imported (never by
+    this module: the core runs without Django).
+    """
 
     def __init__(self) -> None:
         self._config: LayerConfig | None = None
         self.backends: dict[str, BaseChannelLayer] = {}
+        self._listening = False
+        if "django" in sys.modules:
+            self._listen_to_django()
+
+    def _listen_to_django(self) -> None:
+        if self._listening:
+            return
+        from django.core.signals import setting_changed
+
+        setting_changed.connect(self._setting_changed, weak=False)
+        self._listening = True
+
+    def _setting_changed(self, setting: str, **kwargs: Any) -> None:
+        if setting == "CHANNEL_LAYERS" and self._config is None:
+            self.backends = {}  # forgotten, not closed: Channels' behaviour
 
     def configure(self, config: LayerConfig | None) -> None:
         """Use ``config`` (shaped like ``CHANNEL_LAYERS``) instead of Django settings.
@@ -51,23 +73,39 @@ class ChannelLayerManager:
             return self._config
         from django.conf import settings
 
+        self._listen_to_django()
         if not settings.configured:
             return {}
         value = getattr(settings, "CHANNEL_LAYERS", {})
         return value if value is not None else {}
 
     def make_backend(self, alias: str) -> BaseChannelLayer:
-        """Build a new layer for ``alias`` from its configuration (not cached)."""
+        """Build a new layer for ``alias`` from its ``CONFIG`` (not cached)."""
+        return self._make(alias, "CONFIG")
+
+    def make_test_backend(self, alias: str) -> BaseChannelLayer:
+        """Build a new layer for ``alias`` from its ``TEST_CONFIG`` (not cached);
+        ``InvalidChannelLayerError`` if it has none."""
+        return self._make(alias, "TEST_CONFIG")
+
+    def _make(self, alias: str, key: str) -> BaseChannelLayer:
         try:
             entry = self.configs[alias]
         except KeyError:
             raise InvalidChannelLayerError(f"No channel layer named {alias!r}") from None
+        if "ROUTING" in entry:
+            raise InvalidChannelLayerError(
+                f"Channel layer {alias!r} has a ROUTING key: routing is the ASGI "
+                "application's job since Channels 2; remove it"
+            )
         backend = entry.get("BACKEND")
         if not isinstance(backend, str):
             raise InvalidChannelLayerError(f"Channel layer {alias!r} has no BACKEND string")
-        config = entry.get("CONFIG") or {}
+        if key == "TEST_CONFIG" and key not in entry:
+            raise InvalidChannelLayerError(f"Channel layer {alias!r} has no TEST_CONFIG")
+        config = entry.get(key) or {}
         if not isinstance(config, Mapping):
-            raise InvalidChannelLayerError(f"CONFIG of channel layer {alias!r} must be a dict")
+            raise InvalidChannelLayerError(f"{key} of channel layer {alias!r} must be a dict")
         layer_class = import_backend(BACKEND_ALIASES.get(backend, backend), alias)
         try:
             return layer_class(**config)
