@@ -10,4 +10,10 @@ class ChannelworksConfig(AppConfig):
     verbose_name = "channelworks"
 
     def ready(self) -> None:
-        from channelworks import checks  # noqa: F401  (registers the system checks)
+        from channelworks import (
+            checks,  # noqa: F401  (registers the system checks)
+            session_sockets,
+        )
+
+        session_sockets.install()  # sockets close when their session ends, in every process
+        session_sockets.watch_passwords()

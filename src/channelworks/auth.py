@@ -19,6 +19,8 @@ Rules of this file:
 - ``login`` and ``logout`` change the session; the caller saves it (``logout`` flushes it,
   which needs no save). ``scope["user"]`` is updated in place, so every copy of the scope sees
   the new user;
+- a socket ``AuthMiddleware`` (or ``login``) authenticated by a session is closed with 4401 when
+  that session ends, in any process: ``channelworks.session_sockets``;
 - ``TokenAuthMiddleware`` is the other way in, for clients without cookies: a token the
   project's hook rejects or fails on gives ``AnonymousUser``, never a fallback to the session.
 """
@@ -48,6 +50,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.functional import LazyObject, empty
 from django.utils.module_loading import import_string
 
+from channelworks import session_sockets
 from channelworks.db import database_sync_to_async
 from channelworks.exceptions import ChannelworksError
 from channelworks.middleware import BaseMiddleware
@@ -163,9 +166,9 @@ async def get_user(scope: Scope) -> User:
 
     The user row is read again, so a deleted user or a changed password is seen; the session
     is the connection's own copy, so a logout done elsewhere (another tab, a view) is not seen
-    until the socket reconnects — as in Channels. An unresolved lazy ``scope["user"]`` is
-    resolved with the result. Needs ``scope["session"]``; from a sync consumer call
-    ``async_to_sync(get_user)(scope)``.
+    here — it closes the socket with 4401 instead (``channelworks.session_sockets``). An
+    unresolved lazy ``scope["user"]`` is resolved with the result. Needs ``scope["session"]``;
+    from a sync consumer call ``async_to_sync(get_user)(scope)``.
     """
     session = _session_of(scope)
     if session.is_empty():
@@ -190,8 +193,16 @@ async def login(scope: Scope, user: AbstractBaseUser | None, backend: str | None
     without it, ``user.backend`` (set by ``authenticate()``) or the only configured backend is
     used. ``user_logged_in`` is sent with ``request=None``. From a sync consumer call
     ``async_to_sync(login)(self.scope, user)``.
+
+    Inside a WebSocket consumer, the socket then belongs to the new session: its end (a
+    logout elsewhere) closes it with 4401 (``channelworks.session_sockets``); the session the
+    socket had before may end here (its key is cycled) without closing it.
     """
-    await database_sync_to_async(_login)(scope, user, backend)
+    await session_sockets.unbind(scope)
+    try:
+        await database_sync_to_async(_login)(scope, user, backend)
+    finally:
+        await session_sockets.rebind(scope)
 
 
 async def logout(scope: Scope) -> None:
@@ -201,8 +212,12 @@ async def logout(scope: Scope) -> None:
     ``user_logged_out`` is sent first, with ``request=None``, only if a user was logged in (as in
     Channels; Django's ``logout`` also sends it for an anonymous request).
 
+    The session's other sockets, in every process, close with 4401; the consumer's own socket
+    (when called inside one) stays open, anonymous (``channelworks.session_sockets``).
+
     From a sync consumer call ``async_to_sync(logout)(self.scope)``.
     """
+    await session_sockets.unbind(scope)
     await database_sync_to_async(_logout)(scope)
 
 
@@ -285,6 +300,7 @@ class AuthMiddleware(BaseMiddleware):
     def __init__(self, inner: AnyASGIApp, *, lazy: bool = False) -> None:
         super().__init__(inner)
         self.lazy = lazy
+        session_sockets.install()  # sockets close when their session ends (also: app ready)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in HANDLED_SCOPE_TYPES:

@@ -35,7 +35,9 @@ INTERNAL_ERROR = 1011
 ABNORMAL_CLOSURE = 1006
 
 
-@framework_class("websocket_connect", "websocket_receive", "websocket_disconnect")
+@framework_class(
+    "websocket_connect", "websocket_receive", "websocket_disconnect", "channelworks_session_ended"
+)
 class WebsocketCore(AsyncConsumer):
     """Protocol logic shared by every WebSocket consumer; subclass one of the four below."""
 
@@ -71,6 +73,14 @@ class WebsocketCore(AsyncConsumer):
     async def websocket_disconnect(self, message: Message) -> None:
         await self._ended(message.get("code", 1005))
         raise StopConsumer
+
+    async def channelworks_session_ended(self, message: Message) -> None:
+        """A layer message: the session that authenticated this socket ended (a logout, a
+        flush, a password change elsewhere): close with 4401 (channelworks.session_sockets).
+        A message naming no group of this socket is ignored."""
+        from channelworks.session_sockets import check_ended
+
+        check_ended(self.scope, message)  # raises SessionEnded: close 4401
 
     async def handle_exception(self, exc: Exception, message: Message) -> None:
         """Close the socket: with the error's code for ``CloseConnection``, else 1011.
@@ -156,6 +166,10 @@ class WebsocketCore(AsyncConsumer):
         message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
         if headers is not None:
             message["headers"] = list(headers)
+        if "session" in self.scope:  # closed when the session that authenticated it ends
+            from channelworks.session_sockets import bind_consumer
+
+            await bind_consumer(self)
         await self._to_client(message)
 
     async def _send(
