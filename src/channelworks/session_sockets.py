@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -284,7 +285,7 @@ def hook_engine(engine: type[SessionBase]) -> None:
             method = vars(cls).get(name)
             if method is None or getattr(method, "__channelworks_hook__", False):
                 continue
-            if asyncio.iscoroutinefunction(method):
+            if inspect.iscoroutinefunction(method):
                 setattr(cls, name, _async_hook(method, reason))
             else:
                 setattr(cls, name, _sync_hook(method, reason))
