@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from channelworks.exceptions import InvalidChannelName, MessageTooLarge
 from channelworks.layers import names
+from channelworks.logs import AggregatedLog
 
 logger = logging.getLogger("channelworks.layers")
 
@@ -84,6 +85,8 @@ class BaseChannelLayer:
             )
         self.max_message_size = max_message_size
         self.stats = LayerStats()
+        #: repeated warnings of this layer, one line per key and interval (channelworks.logs)
+        self.log_lines = AggregatedLog()
 
     # -- the contract -------------------------------------------------------------------------
 
@@ -219,13 +222,18 @@ class BaseChannelLayer:
             )
 
     def report_group_full(self, group: str, message: Mapping[str, Any], skipped: int) -> None:
-        """Count and log members ``group_send`` skipped because their channel was full."""
+        """Count members ``group_send`` skipped because their channel was full, and log it
+        (aggregated: one line per group per interval, with the count since the last)."""
         self.stats.group_full += skipped
-        logger.warning(
-            "group_send to %r skipped %d full channel(s); message type %r not delivered to them",
-            group,
+        self.log_lines.event(
+            logger,
+            ("group_full", group),
+            logging.WARNING,
+            "group_send to {group!r} skipped {count} full channel(s) (message type {type!r}); "
+            "counted in stats.group_full",
             skipped,
-            message.get("type"),
+            group=group,
+            type=message.get("type"),
         )
 
 

@@ -267,6 +267,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     async def close(self) -> None:
         await self.flush()
+        self.log_lines.flush()
 
     # -- bookkeeping (no awaits below: each method runs to completion) -----------------------
 

@@ -15,6 +15,7 @@ from channelworks.layers.redis.hosts import HostSpec, parse_hosts, pick_shard
 from channelworks.layers.redis.keys import Keyspace, check_prefix, process_of
 from channelworks.layers.redis.reader import InboxReader, OwnPushes
 from channelworks.layers.redis.stats import RedisLayerStats
+from channelworks.logs import AggregatedLog
 
 # -- keys -------------------------------------------------------------------------------------
 
@@ -154,6 +155,7 @@ def make_reader(capacity: int = 100) -> tuple[InboxReader, InMemoryChannelLayer,
         codec=Codec(),
         stats=RedisLayerStats(),
         report_group_full=lambda group, message, skipped: reports.append((group, skipped)),
+        log_lines=AggregatedLog(),
         tasks=set(),
         own=OwnPushes(),
         on_reconnect=lambda: None,

@@ -31,6 +31,7 @@ from channelworks.layers.redis.pop import Popper
 from channelworks.layers.redis.reader import InboxReader
 from channelworks.layers.redis.shard import BLOCK_SECONDS, Command, open_shard
 from channelworks.layers.redis.stats import RedisLayerStats
+from channelworks.logs import AggregatedLog
 
 logger = logging.getLogger("channelworks.layers.redis")
 
@@ -145,8 +146,15 @@ def _close_home_with(loop: asyncio.AbstractEventLoop, links: Links) -> None:
 class Links:
     """Where a layer's keys live and how its commands get there; see the module docstring."""
 
-    def __init__(self, hosts: list[HostSpec], retry_timeout: float, stats: RedisLayerStats):
+    def __init__(
+        self,
+        hosts: list[HostSpec],
+        retry_timeout: float,
+        stats: RedisLayerStats,
+        log_lines: AggregatedLog,
+    ) -> None:
         self.hosts = hosts
+        self.log_lines = log_lines
         self.retry_timeout = retry_timeout
         self.stats = stats
         self.identities = [spec.identity for spec in hosts]
@@ -250,8 +258,17 @@ class Links:
     ) -> RedisUnavailable:
         """Count and log that ``operation`` on ``target`` failed; the error to raise."""
         self.stats.redis_errors += 1
-        error = RedisUnavailable(operation, target, pipeline.shard.spec.identity, str(exc))
-        logger.error("Redis layer: %s", error)
+        identity = pipeline.shard.spec.identity
+        error = RedisUnavailable(operation, target, identity, str(exc))
+        self.log_lines.event(
+            logger,
+            ("unavailable", operation, identity),
+            logging.ERROR,
+            "Redis layer: {error} ({count} failed {operation} call(s); counted in "
+            "stats.redis_errors)",
+            error=error,
+            operation=operation,
+        )
         return error
 
 

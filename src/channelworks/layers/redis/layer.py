@@ -158,7 +158,7 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
         self._marker = f".{self.pid}!"
         self._pid_bytes = self.pid.encode()
         self._own_member = f"@{self.pid}"  # this process in a group's zset
-        self._links = Links(self.hosts, retry_timeout, self.stats)
+        self._links = Links(self.hosts, retry_timeout, self.stats, self.log_lines)
         self._own_shard = self._links.shard_of(self.pid)
         self._expiry_ms = int(expiry * 1000)
         self._group_expiry_ms = int(group_expiry * 1000)
@@ -400,7 +400,15 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
                     )
                 except UndecodableMessage as exc:
                     self.stats.undecodable += 1
-                    logger.error("Redis layer dropped a message on %r: %s", channel, exc)
+                    self.log_lines.event(
+                        logger,
+                        ("undecodable", channel),
+                        logging.ERROR,
+                        "Redis layer dropped {count} message(s) on {channel!r} that could not "
+                        "be decoded (latest: {exc}); counted in stats.undecodable",
+                        channel=channel,
+                        exc=exc,
+                    )
         except asyncio.CancelledError:
             # close() cancelled us (and nobody else did): end with LayerClosed
             if connections.closed and task is not None and task.uncancel() == 0:
@@ -709,11 +717,14 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
     def _report_group_send(self, group: str, message: Message, dead: int, skipped: int) -> None:
         if dead:
             self.stats.dead_members += dead
-            logger.warning(
-                "Redis layer group_send to %r skipped and removed %d member(s) whose process "
-                "is not alive",
-                group,
+            self.log_lines.event(
+                logger,
+                ("dead_members", group),
+                logging.WARNING,
+                "Redis layer group_send to {group!r} skipped and removed {count} member(s) "
+                "whose process is not alive; counted in stats.dead_members",
                 dead,
+                group=group,
             )
         if skipped:
             self.report_group_full(group, message, skipped)
@@ -871,6 +882,7 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
         if self._reader is not None:
             self._reader.drop_overflow()
         await self.local.close()
+        self.log_lines.flush()
 
     async def close_pools(self) -> None:
         """Close the running loop's connections now, as the end of that loop would
@@ -939,6 +951,7 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
                 token_ttl=self._token_ttl,
                 stats=self.stats,
                 report_group_full=self.report_group_full,
+                log_lines=self.log_lines,
                 tasks=home.tasks,
                 own=self._own,
                 on_reconnect=self._reconnected,

@@ -52,6 +52,7 @@ from channelworks.layers.redis.pipeline import RETRYABLE, Pipeline, backoff
 from channelworks.layers.redis.pop import Popper
 from channelworks.layers.redis.shard import BLOCK_SECONDS, Command
 from channelworks.layers.redis.stats import RedisLayerStats
+from channelworks.logs import AggregatedLog
 
 logger = logging.getLogger("channelworks.layers.redis")
 
@@ -117,6 +118,7 @@ class InboxReader:
         codec: Codec,
         stats: RedisLayerStats,
         report_group_full: ReportFull,
+        log_lines: AggregatedLog,
         tasks: set[asyncio.Task[Any]],
         own: OwnPushes,
         on_reconnect: Callable[[], None],
@@ -137,6 +139,7 @@ class InboxReader:
         self.codec = codec
         self.stats = stats
         self.report_group_full = report_group_full
+        self.log_lines = log_lines
         self.tasks = tasks
         self.popper = Popper(control, tasks)
         self.own = own
@@ -509,7 +512,15 @@ class InboxReader:
 
     def _undecodable(self, what: str, exc: Exception | None) -> None:
         self.stats.undecodable += 1
-        logger.error("Redis layer dropped %s that could not be decoded: %s", what, exc)
+        self.log_lines.event(
+            logger,
+            "undecodable",
+            logging.ERROR,
+            "Redis layer dropped {count} entry(ies) that could not be decoded (latest: {what}: "
+            "{exc}); counted in stats.undecodable",
+            what=what,
+            exc=exc,
+        )
 
 
 __all__ = ["InboxReader"]
