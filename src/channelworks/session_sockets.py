@@ -264,12 +264,18 @@ def install() -> None:
 
 
 def hook_configured_engine() -> None:
-    """Hook the ``SessionStore`` of ``settings.SESSION_ENGINE``."""
+    """Hook the ``SessionStore`` of ``settings.SESSION_ENGINE``; an engine that cannot be
+    imported is left to fail where Django uses it (there is no session to end before)."""
     from importlib import import_module
 
     from django.conf import settings
 
-    hook_engine(import_module(settings.SESSION_ENGINE).SessionStore)
+    try:
+        engine = import_module(settings.SESSION_ENGINE).SessionStore
+    except (ImportError, AttributeError):
+        logger.debug("SESSION_ENGINE %r cannot be imported: not hooked", settings.SESSION_ENGINE)
+        return
+    hook_engine(engine)
 
 
 def _engine_changed(setting: str, **kwargs: Any) -> None:
@@ -292,13 +298,21 @@ def hook_engine(engine: type[SessionBase]) -> None:
 
 
 def watch_passwords() -> None:
-    """Connect the password watch to the user model; call once the apps are ready."""
-    from django.conf import settings
+    """Connect the password watch to the user model; call once the apps are ready. A project
+    without ``django.contrib.auth`` (or whose user model cannot be loaded: Django's own checks
+    say why) has no passwords to watch."""
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import ImproperlyConfigured
     from django.db.models.signals import post_save
 
-    post_save.connect(
-        _password_saved, sender=settings.AUTH_USER_MODEL, dispatch_uid="channelworks.passwords"
-    )
+    if not apps.is_installed("django.contrib.auth"):
+        return
+    try:
+        user_model = get_user_model()
+    except ImproperlyConfigured:
+        return
+    post_save.connect(_password_saved, sender=user_model, dispatch_uid="channelworks.passwords")
 
 
 def _password_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
