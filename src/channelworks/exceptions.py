@@ -7,7 +7,9 @@ The tree::
     ├── AcceptConnection              raised in ``connect()`` to accept the socket
     ├── DenyConnection                raised in ``connect()`` to refuse the socket
     ├── CloseConnection               raised in a handler to close the socket with a code
-    │   └── InvalidFrame              a frame the consumer cannot decode (close code 1007)
+    │   ├── InvalidFrame              a frame the consumer cannot decode (close code 1007)
+    │   ├── RateLimited               frames over the connection's inbound limits (1008)
+    │   └── SlowClient                the client does not take its frames in time (1013)
     ├── RequestAborted                the HTTP client went away mid-request
     ├── RequestTimeout                reading an HTTP body took too long
     ├── UnhandledMessageType          no handler for a message ``type`` (also a ValueError)
@@ -67,6 +69,20 @@ class InvalidFrame(CloseConnection):
     """A WebSocket frame the consumer cannot decode, such as bad JSON; closes with 1007."""
 
     code = 1007
+
+
+class RateLimited(CloseConnection):
+    """The client sent faster than its inbound limits allow (docs/limits.md); closes with
+    1008 (policy violation)."""
+
+    code = 1008
+
+
+class SlowClient(CloseConnection):
+    """The client did not take its frames in time (docs/limits.md); closes with 1013 (try
+    again later). Raised by ``send`` on a connection found too slow."""
+
+    code = 1013
 
 
 class RequestAborted(ChannelworksError):
@@ -186,8 +202,10 @@ __all__ = [
     "LayerUnavailable",
     "MessageTooLarge",
     "NoRouteFound",
+    "RateLimited",
     "RequestAborted",
     "RequestTimeout",
+    "SlowClient",
     "StopConsumer",
     "UnhandledMessageType",
 ]

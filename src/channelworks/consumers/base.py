@@ -40,6 +40,7 @@ from channelworks.consumers.handlers import (
 from channelworks.exceptions import StopConsumer, UnhandledMessageType
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.registry import get_channel_layer
+from channelworks.limits.guard import ConnectionGuard
 from channelworks.types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("channelworks.consumers")
@@ -78,6 +79,8 @@ class AsyncConsumer:
     #: groups joined through ``join_groups``, left when the consumer ends
     groups_joined: tuple[str, ...] = ()
     _reader_failure: BaseException | None = None
+    #: the connection's limits (WebSocket consumers), released when the consumer ends
+    _guard: ConnectionGuard | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -162,6 +165,8 @@ class AsyncConsumer:
             if reader is not None:
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
+            if self._guard is not None:
+                self._guard.release()
             if self.groups_joined:
                 await self.leave_groups()
 
@@ -173,6 +178,7 @@ class AsyncConsumer:
         per connection resets it here (and calls ``super()``).
         """
         self._reader_failure = None
+        self._guard = None
 
     async def _pump(
         self,

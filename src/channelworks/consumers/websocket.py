@@ -8,10 +8,12 @@ hooks, because they are the user's to override and must have the flavour's shape
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
+from time import monotonic
 from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync
@@ -23,8 +25,15 @@ from channelworks.exceptions import (
     CloseConnection,
     DenyConnection,
     InvalidFrame,
+    RateLimited,
+    SlowClient,
     StopConsumer,
 )
+from channelworks.limits.config import Limits, resolve
+from channelworks.limits.guard import ConnectionGuard, admit, user_key
+from channelworks.limits.logs import limit_log
+from channelworks.limits.outbound import SendWatch
+from channelworks.limits.stats import stats
 from channelworks.types import Message
 
 logger = logging.getLogger("channelworks.consumers")
@@ -43,10 +52,32 @@ class WebsocketCore(AsyncConsumer):
 
     #: groups joined on connect and left on disconnect
     groups: ClassVar[Iterable[str] | None] = None
+    #: this consumer's limits (docs/limits.md): ``None`` for the process-wide ones, a dict of
+    #: overrides of those, or a whole ``Limits`` (``Limits.off()``: none)
+    limits: ClassVar[Limits | Mapping[str, Any] | None] = None
+
+    def limit_key(self) -> Hashable | None:
+        """The user the per-user limits count this connection under; ``None``: anonymous.
+
+        The default is the authenticated ``scope["user"]``'s primary key. Override for users
+        known otherwise (a token); it runs on the event loop before ``connect()``.
+        """
+        return user_key(self.scope)
+
+    def rate_limit_error(self) -> Any:
+        """The JSON content sent when frames start being dropped (policy ``"drop"``), at the
+        start of each run of dropped frames; ``None`` sends nothing. JSON consumers only; it
+        runs on the event loop."""
+        return {"error": "rate_limited"}
 
     # -- ASGI event handlers -------------------------------------------------------------------
 
     async def websocket_connect(self, message: Message) -> None:
+        guard = admit(self.scope, resolve(self.limits), self.limit_key(), monotonic())
+        if isinstance(guard, str):  # refused (counted and logged): HTTP 403 before accept
+            await self._close()
+            return
+        self._guard, self._send_watch = guard, guard.watch
         if self.groups:
             await self.join_groups(self.groups)
         try:
@@ -58,6 +89,13 @@ class WebsocketCore(AsyncConsumer):
 
     async def websocket_receive(self, message: Message) -> None:
         text = message.get("text")
+        guard = self._guard
+        if guard is not None and guard.inbound is not None:
+            size = len(text) if text is not None else len(message.get("bytes") or b"")
+            if not guard.inbound.allow(monotonic(), size):
+                await self._over_limit(guard)
+                return
+            guard.dropping = False
         receive = self.receive
         # The hot path, no call_hook coroutine per frame: unless a subclass wraps call_hook.
         if type(self).call_hook is AsyncConsumer.call_hook and is_async_hook(receive):
@@ -111,15 +149,14 @@ class WebsocketCore(AsyncConsumer):
                 type(exc).__name__,
                 code,
             )
+        if isinstance(exc, SlowClient):  # its close frame may wait (close_wait): end first
+            await self._ended_logged(code)
         try:
             if message.get("type") != "websocket.disconnect":  # the socket may still be open
                 await self._close(code, getattr(exc, "reason", None) or None)
         except Exception:  # the client may be gone already; the cleanup below still runs
             logger.warning("%s could not send its close frame", name, exc_info=True)
-        try:
-            await self._ended(code)
-        except Exception:
-            logger.exception("%s.disconnect() failed after closing with %d", name, code)
+        await self._ended_logged(code)
         if isinstance(exc, CloseConnection):
             raise StopConsumer from exc
         raise exc
@@ -127,17 +164,86 @@ class WebsocketCore(AsyncConsumer):
     def start_connection(self) -> None:
         super().start_connection()
         self._disconnect_called = self._client_gone = False
+        self._send_watch = None
 
     _disconnect_called: bool = False
     #: set when the server refused a frame because the connection is gone (ASGI: an OSError)
     _client_gone: bool = False
+    #: the connection's send bookkeeping (the slow-client bound), if that limit is on
+    _send_watch: SendWatch | None = None
+
+    async def _over_limit(self, guard: ConnectionGuard) -> None:
+        """A frame over the inbound limits: close 1008, or drop it (counted either way)."""
+        if guard.limits.policy == "close":
+            stats.rate_closed += 1
+            raise RateLimited(reason="rate limit exceeded")
+        stats.rate_dropped += 1
+        limit_log.note(
+            logging.INFO,
+            "dropped",
+            "Dropped WebSocket frames over the inbound limits (stats.rate_dropped=%d)",
+            stats.rate_dropped,
+        )
+        if not guard.dropping:
+            guard.dropping = True
+            await self._dropping()
+
+    async def _dropping(self) -> None:
+        """Tell the client its frames are being dropped (JSON consumers send an error)."""
 
     async def _to_client(self, message: Message) -> None:
+        watch = self._send_watch
+        if watch is not None:
+            await self._watched(watch, message)
+            return
         try:
             await self.base_send(message)
         except OSError:
             self._client_gone = True
             raise
+
+    async def _watched(self, watch: SendWatch, message: Message) -> None:
+        """Send ``message`` under the slow-client bound (limits/outbound.py).
+
+        On a connection found too slow, every send raises ``SlowClient`` (close 1013),
+        except the close frame, which waits at most ``close_wait`` for the client and is
+        then given up without error.
+        """
+        if watch.tripped or watch.too_many():
+            if watch.tripped and message["type"] == "websocket.close":
+                limits = self._guard.limits if self._guard is not None else Limits()
+                try:
+                    async with asyncio.timeout(limits.close_wait):
+                        await self.base_send(message)
+                except (TimeoutError, OSError):
+                    pass
+                return
+            watch.trip(f"over max_pending_sends={watch.max_pending} sends waiting")
+            raise SlowClient(reason="client too slow")
+        watch.pending += 1
+        task = watch.task = asyncio.current_task()
+        try:
+            await self.base_send(message)
+        except OSError:
+            self._client_gone = True
+            raise
+        except asyncio.CancelledError:
+            # the watchdog's cancellation (and nobody else's): this send is given up
+            if watch.tripped and task is not None and task.uncancel() == 0:
+                raise SlowClient(reason="client too slow") from None
+            raise
+        finally:
+            watch.pending -= 1
+            watch.sent += 1
+
+    async def _ended_logged(self, code: int) -> None:
+        """``_ended``, logging (not raising) what ``disconnect`` raises."""
+        try:
+            await self._ended(code)
+        except Exception:
+            logger.exception(
+                "%s.disconnect() failed after closing with %d", type(self).__qualname__, code
+            )
 
     async def _ended(self, code: int) -> None:
         """Leave the groups and run the ``disconnect`` hook, once per connection."""
@@ -185,11 +291,15 @@ class WebsocketCore(AsyncConsumer):
             message = {"type": "websocket.send", "bytes": bytes_data}
         else:
             raise ValueError("send() needs text_data or bytes_data")
-        try:  # inline, not _to_client: this is the hot path
-            await self.base_send(message)
-        except OSError:
-            self._client_gone = True
-            raise
+        watch = self._send_watch
+        if watch is not None:
+            await self._watched(watch, message)
+        else:
+            try:  # inline, not _to_client: this is the hot path
+                await self.base_send(message)
+            except OSError:
+                self._client_gone = True
+                raise
         if close:
             await self._close(None if close is True else close)
 
@@ -241,6 +351,11 @@ class JsonCore(WebsocketCore):
             except _NOT_JSON as exc:
                 raise _invalid_json(exc) from exc
         return content
+
+    async def _dropping(self) -> None:
+        content = self.rate_limit_error()
+        if content is not None:
+            await self._send_json(content)
 
     async def _send_json(self, content: Any, close: bool | int = False) -> None:
         text = self.encode_json(content)

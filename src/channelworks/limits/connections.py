@@ -1,0 +1,91 @@
+"""Who is connected in this process: counts per process and per user, and users' buckets.
+
+Pure bookkeeping (no I/O, no clock of its own). Rules:
+- a connection holds a ``Slot`` from ``admit`` until ``Slot.release()``; release is
+  idempotent, and the consumer runtime releases however the connection ends;
+- a user is whatever hashable key the consumer gives (by default the authenticated user's
+  primary key); ``None`` means anonymous: counted for the process only;
+- a user's shared bucket lives while the user has a connection here, and is made by the
+  first one with the limits it was admitted with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from channelworks.limits.bucket import TokenBucket
+
+
+@dataclass
+class _User:
+    connections: int = 0
+    bucket: TokenBucket | None = None
+
+
+@dataclass
+class Connections:
+    """The open connections of one process (one instance: ``connections``)."""
+
+    total: int = 0
+    users: dict[Hashable, _User] = field(default_factory=dict)
+
+    def admit(
+        self,
+        user: Hashable | None,
+        max_total: int | None,
+        max_per_user: int | None,
+    ) -> Slot | str:
+        """A slot for a new connection, or why there is none (``"process"`` or ``"user"``)."""
+        if max_total is not None and self.total >= max_total:
+            return "process"
+        if user is not None:
+            entry = self.users.get(user) or _User()
+            if max_per_user is not None and entry.connections >= max_per_user:
+                return "user"
+            self.users[user] = entry
+            entry.connections += 1
+        self.total += 1
+        return Slot(self, user)
+
+    def user_bucket(self, user: Hashable, rate: float, burst: float, now: float) -> TokenBucket:
+        """The bucket shared by ``user``'s connections (the user must hold a slot)."""
+        entry = self.users[user]
+        if entry.bucket is None:
+            entry.bucket = TokenBucket(rate, burst, now)
+        return entry.bucket
+
+    def count(self, user: Hashable) -> int:
+        """How many connections ``user`` has open here."""
+        entry = self.users.get(user)
+        return 0 if entry is None else entry.connections
+
+    def _release(self, user: Hashable | None) -> None:
+        self.total -= 1
+        if user is None:
+            return
+        entry = self.users[user]
+        entry.connections -= 1
+        if entry.connections == 0:
+            del self.users[user]
+
+
+class Slot:
+    """One admitted connection; ``release()`` when it ends."""
+
+    __slots__ = ("_owner", "user")
+
+    def __init__(self, owner: Connections, user: Hashable | None) -> None:
+        self._owner: Connections | None = owner
+        self.user = user
+
+    def release(self) -> None:
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner._release(self.user)
+
+
+#: this process's connections (of consumers with limits)
+connections = Connections()
+
+__all__ = ["Connections", "Slot", "connections"]

@@ -1,0 +1,133 @@
+"""One connection's limits at run time, made when its handshake arrives: ``admit``.
+
+This is what the consumer runtime holds (``ConnectionGuard``); the decisions live in the
+other modules of this package. Rule: a guard that was made must be ``release()``d when its
+connection ends, however it ends (the consumer runtime does it in a ``finally``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable
+
+from channelworks.limits.bucket import Inbound, TokenBucket
+from channelworks.limits.config import Limits
+from channelworks.limits.connections import Connections, Slot, connections
+from channelworks.limits.handshake import handshake_refusal
+from channelworks.limits.logs import limit_log
+from channelworks.limits.outbound import SendWatch, Watchdog, watchdog
+from channelworks.limits.stats import stats
+from channelworks.types import Scope
+
+_REFUSALS = {
+    "headers": "its headers are over max_header_bytes={limits.max_header_bytes}",
+    "subprotocols": "it offers more than max_subprotocols={limits.max_subprotocols}",
+    "path": "its path is over max_path_length={limits.max_path_length}",
+    "process": "this process has max_connections={limits.max_connections} open",
+    "user": "its user has max_connections_per_user={limits.max_connections_per_user} open",
+}
+
+#: the ``stats`` counter of each refusal
+_COUNTERS = {
+    "headers": "refused_headers",
+    "subprotocols": "refused_subprotocols",
+    "path": "refused_path",
+    "process": "refused_process_cap",
+    "user": "refused_user_cap",
+}
+
+
+class ConnectionGuard:
+    """The limits of one admitted connection: its inbound buckets and its send watch."""
+
+    __slots__ = ("_watchdog", "dropping", "inbound", "limits", "slot", "watch")
+
+    def __init__(
+        self, limits: Limits, slot: Slot, inbound: Inbound | None, watch: SendWatch | None
+    ) -> None:
+        self.limits = limits
+        self.slot = slot
+        self.inbound = inbound
+        self.watch = watch
+        #: policy "drop": whether the last frame was dropped (one error frame per run)
+        self.dropping = False
+        self._watchdog: Watchdog | None = None
+        if watch is not None:
+            self._watchdog = watchdog()
+            self._watchdog.add(watch)
+
+    def release(self) -> None:
+        """The connection ended: free its slot and stop watching its sends (idempotent)."""
+        self.slot.release()
+        if self._watchdog is not None and self.watch is not None:
+            self._watchdog.discard(self.watch)
+            self._watchdog = None
+
+
+def admit(
+    scope: Scope,
+    limits: Limits,
+    user: Hashable | None,
+    now: float,
+    where: Connections = connections,
+) -> ConnectionGuard | str:
+    """A guard for a new connection, or the reason it is refused (counted and logged).
+
+    ``user`` is the key the per-user limits count under (``None``: anonymous).
+    """
+    slot = handshake_refusal(scope, limits) or where.admit(
+        user, limits.max_connections, limits.max_connections_per_user
+    )
+    if isinstance(slot, str):
+        reason, counter = slot, _COUNTERS[slot]
+        setattr(stats, counter, getattr(stats, counter) + 1)
+        limit_log.note(
+            logging.WARNING,
+            f"refused_{reason}",
+            "Refused a WebSocket handshake to %s: %s (stats.%s=%d)",
+            scope.get("path"),
+            _REFUSALS[reason].format(limits=limits),
+            counter,
+            getattr(stats, counter),
+        )
+        return reason
+    inbound = None
+    if limits.messages_per_second or limits.bytes_per_second or limits.user_messages_per_second:
+        inbound = Inbound(
+            _bucket(limits.messages_per_second, limits.message_burst, now),
+            _bucket(limits.bytes_per_second, limits.bytes_burst, now),
+            None
+            if user is None or limits.user_messages_per_second is None
+            else where.user_bucket(
+                user, limits.user_messages_per_second, limits.user_message_burst, now
+            ),
+        )
+    watch = None
+    if limits.send_timeout is not None or limits.max_pending_sends is not None:
+        watch = SendWatch(limits.send_timeout, limits.max_pending_sends)
+    return ConnectionGuard(limits, slot, inbound, watch)
+
+
+def _bucket(rate: float | None, burst: float, now: float) -> TokenBucket | None:
+    return None if rate is None else TokenBucket(rate, burst, now)
+
+
+def user_key(scope: Scope) -> Hashable | None:
+    """The default per-user key: the authenticated user's primary key, else ``None``.
+
+    A user not loaded yet (a lazy ``scope["user"]`` on the event loop) counts as anonymous:
+    loading it would block on the database.
+    """
+    user = scope.get("user")
+    if user is None:
+        return None
+    try:
+        if not user.is_authenticated:
+            return None
+        key: Hashable = ("user", user.pk)
+    except Exception:  # an unresolved lazy user refuses to load here
+        return None
+    return key
+
+
+__all__ = ["ConnectionGuard", "admit", "user_key"]

@@ -1,0 +1,128 @@
+"""Connection counts per process and per user, handshake limits, and admission."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from channelworks.limits import Limits, stats
+from channelworks.limits.connections import Connections, Slot
+from channelworks.limits.guard import admit, user_key
+from channelworks.limits.handshake import handshake_refusal
+
+
+def test_the_process_cap_refuses_the_next_connection_until_one_ends() -> None:
+    where = Connections()
+    slots = [where.admit(None, 2, None) for _ in range(2)]
+    assert where.admit(None, 2, None) == "process"
+    first = slots[0]
+    assert isinstance(first, Slot)
+    first.release()
+    first.release()  # idempotent
+    assert isinstance(where.admit(None, 2, None), Slot)
+    assert where.total == 2
+
+
+def test_the_user_cap_counts_each_user_alone_and_not_anonymous() -> None:
+    where = Connections()
+    assert isinstance(where.admit("ann", None, 1), Slot)
+    assert where.admit("ann", None, 1) == "user"
+    assert isinstance(where.admit("bob", None, 1), Slot)
+    assert all(isinstance(where.admit(None, None, 1), Slot) for _ in range(3))
+    assert where.count("ann") == 1
+    assert where.total == 5
+
+
+def test_a_user_with_no_connection_left_is_forgotten_with_its_bucket() -> None:
+    where = Connections()
+    slot = where.admit("ann", None, None)
+    assert isinstance(slot, Slot)
+    bucket = where.user_bucket("ann", 1, 2, 0.0)
+    assert where.user_bucket("ann", 1, 2, 0.0) is bucket
+    slot.release()
+    assert where.users == {}
+    assert where.total == 0
+
+
+def scope(**extra: object) -> dict[str, object]:
+    return {"type": "websocket", "path": "/ws/", "raw_path": b"/ws/", "headers": [], **extra}
+
+
+@pytest.mark.parametrize(
+    ("changes", "limits", "reason"),
+    [
+        ({"headers": [(b"cookie", b"x" * 100)]}, Limits(max_header_bytes=100), "headers"),
+        ({"subprotocols": ["a", "b", "c"]}, Limits(max_subprotocols=2), "subprotocols"),
+        ({"raw_path": b"/" + b"p" * 20}, Limits(max_path_length=20), "path"),
+        ({"query_string": b"q" * 16}, Limits(max_path_length=20), "path"),
+    ],
+)
+def test_a_handshake_over_a_limit_is_refused(
+    changes: dict[str, object], limits: Limits, reason: str
+) -> None:
+    assert handshake_refusal(scope(**changes), limits) == reason
+    assert handshake_refusal(scope(**changes), Limits.off()) is None
+
+
+def test_a_handshake_at_the_limits_passes() -> None:
+    limits = Limits(max_header_bytes=100, max_subprotocols=2, max_path_length=20)
+    fits = scope(
+        headers=[(b"cookie", b"x" * 94)], subprotocols=["a", "b"], raw_path=b"/" + b"p" * 19
+    )
+    assert handshake_refusal(fits, limits) is None
+
+
+async def test_admit_counts_and_logs_each_refusal_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    where = Connections()
+    limits = Limits(max_connections=1)
+    assert not isinstance(admit(scope(), limits, None, 0.0, where), str)
+    with caplog.at_level(logging.WARNING, "channelworks.limits"):
+        assert [admit(scope(), limits, None, 0.0, where) for _ in range(3)] == ["process"] * 3
+    assert stats.refused_process_cap == 3
+    lines = [r.getMessage() for r in caplog.records if "max_connections=1" in r.getMessage()]
+    assert len(lines) <= 1  # another test in this process may have logged this reason lately
+
+
+def test_admit_builds_only_the_limits_that_are_on() -> None:
+    where = Connections()
+    guard = admit(scope(), Limits.off(), "ann", 0.0, where)
+    assert not isinstance(guard, str)
+    assert guard.inbound is None
+    assert guard.watch is None
+    guard.release()
+    assert where.total == 0
+
+
+async def test_admit_shares_a_user_bucket_between_its_connections() -> None:
+    where = Connections()
+    limits = Limits(user_messages_per_second=1, user_message_burst=2)
+    first = admit(scope(), limits, "ann", 0.0, where)
+    second = admit(scope(), limits, "ann", 0.0, where)
+    assert not isinstance(first, str)
+    assert not isinstance(second, str)
+    assert first.inbound is not None
+    assert second.inbound is not None
+    assert first.inbound.user is second.inbound.user is not None
+    first.release()
+    second.release()
+
+
+class User:
+    def __init__(self, pk: int, authenticated: bool) -> None:
+        self.pk, self.is_authenticated = pk, authenticated
+
+
+class Unloaded:
+    @property
+    def is_authenticated(self) -> bool:
+        raise RuntimeError("would block")
+
+
+def test_the_user_key_is_the_authenticated_users_primary_key() -> None:
+    assert user_key(scope(user=User(7, True))) == ("user", 7)
+    assert user_key(scope(user=User(7, False))) is None
+    assert user_key(scope()) is None
+    assert user_key(scope(user=Unloaded())) is None

@@ -1,0 +1,75 @@
+"""The slow-client bound's bookkeeping, counters and aggregated log lines, with plain times."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from channelworks.limits import stats
+from channelworks.limits.logs import AggregatedLog
+from channelworks.limits.outbound import SendWatch
+
+
+def test_a_watch_with_no_send_waiting_is_never_stuck() -> None:
+    watch = SendWatch(timeout=1.0, max_pending=None)
+    assert not any(watch.stuck(t) for t in (0.0, 5.0, 10.0))
+
+
+def test_a_send_waiting_past_the_timeout_is_stuck() -> None:
+    watch = SendWatch(timeout=1.0, max_pending=None)
+    watch.pending = 1
+    assert not watch.stuck(0.0)  # first seen waiting
+    assert not watch.stuck(0.9)
+    assert watch.stuck(1.0)
+
+
+def test_sends_that_keep_finishing_are_not_stuck() -> None:
+    watch = SendWatch(timeout=1.0, max_pending=None)
+    watch.pending = 1
+    for second in range(10):
+        watch.sent += 1  # one finished since the last look; another waits
+        assert not watch.stuck(float(second))
+    assert not watch.stuck(9.5)
+    assert watch.stuck(10.0)  # a second after the last look that saw one finish
+
+
+def test_too_many_pending_sends() -> None:
+    watch = SendWatch(timeout=None, max_pending=2)
+    watch.pending = 1
+    assert not watch.too_many()
+    watch.pending = 2
+    assert watch.too_many()
+    assert not SendWatch(timeout=None, max_pending=None).too_many()
+
+
+async def test_tripping_counts_once_and_cancels_the_sending_task() -> None:
+    stats.reset()
+    watch = SendWatch(timeout=1.0, max_pending=None)
+    watch.task = asyncio.ensure_future(asyncio.sleep(10))  # stands for a send that waits
+    watch.trip("test")
+    watch.trip("test")
+    with pytest.raises(asyncio.CancelledError):
+        await watch.task
+    assert watch.tripped
+    assert stats.slow_closed == 1
+
+
+def test_an_aggregated_log_logs_one_line_per_reason_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    log = AggregatedLog(interval=10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, "channelworks.limits"):
+        assert log.note(logging.WARNING, "a", "event a %d", 1)
+        assert not log.note(logging.WARNING, "a", "event a %d", 2)
+        assert not log.note(logging.WARNING, "a", "event a %d", 3)
+        assert log.note(logging.WARNING, "b", "event b")
+        now[0] = 10.0
+        assert log.note(logging.WARNING, "a", "event a %d", 4)
+    assert [r.getMessage() for r in caplog.records] == [
+        "event a 1",
+        "event b",
+        "event a 4 (and 2 more since the last such line)",
+    ]
