@@ -50,6 +50,7 @@ from pamqp import commands as spec
 from channelworks.layers.rabbitmq import frames
 from channelworks.layers.rabbitmq.errors import RabbitMQUnavailable
 from channelworks.layers.rabbitmq.stats import RabbitMQLayerStats
+from channelworks.logs import AggregatedLog
 
 logger = logging.getLogger("channelworks.layers.rabbitmq")
 
@@ -82,8 +83,10 @@ class Link:
         ssl_context: ssl.SSLContext | None = None,
         max_backoff: float = 2.0,
         name: str = "channelworks",
+        log_lines: AggregatedLog | None = None,
     ) -> None:
         self.url = url
+        self.log_lines = log_lines if log_lines is not None else AggregatedLog()
         self.stats = stats
         self.on_connect = on_connect
         self.retry_timeout = retry_timeout
@@ -167,9 +170,11 @@ class Link:
                 return
             if lost_at is None:
                 lost_at = time.monotonic()
+                # "Failure connecting ... Retrying": the words channels_rabbitmq logs, which
+                # its users' log alerts may look for
                 logger.warning(
-                    "RabbitMQ layer %s %s (%s); trying again",
-                    "lost its connection to" if self.generation else "cannot connect to",
+                    "RabbitMQ layer: %s %s (%s). Retrying",
+                    "lost its connection to" if self.generation else "Failure connecting to",
                     self.host,
                     reason,
                 )
@@ -199,7 +204,15 @@ class Link:
     def unavailable(self, operation: str, target: str, reason: str) -> RabbitMQUnavailable:
         self.stats.unavailable += 1
         error = RabbitMQUnavailable(operation, target, self.host, reason)
-        logger.error("RabbitMQ layer: %s", error)
+        self.log_lines.event(
+            logger,
+            ("unavailable", operation),
+            logging.ERROR,
+            "RabbitMQ layer: {error} ({count} failed {operation} call(s); counted in "
+            "stats.unavailable)",
+            error=error,
+            operation=operation,
+        )
         return error
 
     def deadline(self) -> float:

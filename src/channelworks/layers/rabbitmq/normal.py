@@ -29,6 +29,7 @@ from channelworks.exceptions import LayerClosed
 from channelworks.layers.codec import Codec, UndecodableMessage
 from channelworks.layers.rabbitmq import names
 from channelworks.layers.rabbitmq.stats import RabbitMQLayerStats
+from channelworks.logs import AggregatedLog
 
 logger = logging.getLogger("channelworks.layers.rabbitmq")
 
@@ -61,8 +62,10 @@ class NormalChannels:
         stats: RabbitMQLayerStats,
         consume: Callable[[str, Deliver], Awaitable[tuple[AbstractChannel, str]]],
         linger: float = 1.0,
+        log_lines: AggregatedLog | None = None,
     ) -> None:
         self.codec = codec
+        self.log_lines = log_lines if log_lines is not None else AggregatedLog()
         self.stats = stats
         self.consume = consume
         self.linger = linger
@@ -100,7 +103,15 @@ class NormalChannels:
                 return self.codec.decode(item[3])
             except UndecodableMessage as exc:
                 self.stats.undecodable += 1
-                logger.error("RabbitMQ layer dropped a message on %r: %s", channel, exc)
+                self.log_lines.event(
+                    logger,
+                    ("undecodable", channel),
+                    logging.ERROR,
+                    "RabbitMQ layer dropped {count} message(s) on {channel!r} that could not "
+                    "be decoded (latest: {exc}); counted in stats.undecodable",
+                    channel=channel,
+                    exc=exc,
+                )
 
     async def _start(self, channel: str, reader: _Reader) -> None:
         """Start the consumer of ``channel`` (once, however many receivers ask at once)."""

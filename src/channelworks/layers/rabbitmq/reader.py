@@ -34,6 +34,7 @@ from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.rabbitmq import names
 from channelworks.layers.rabbitmq.groups import Memberships
 from channelworks.layers.rabbitmq.stats import RabbitMQLayerStats
+from channelworks.logs import AggregatedLog
 
 logger = logging.getLogger("channelworks.layers.rabbitmq")
 
@@ -54,8 +55,10 @@ class ProcessReader:
         on_membership: Callable[[bytes, str, str], None],
         on_lapsed: Callable[[str], None],
         ack: Callable[[AbstractChannel, int], None],
+        log_lines: AggregatedLog | None = None,
     ) -> None:
         self.pid = pid
+        self.log_lines = log_lines if log_lines is not None else AggregatedLog()
         self.local = local
         self.codec = codec
         self.stats = stats
@@ -151,11 +154,15 @@ class ProcessReader:
             waiting.append((deadline, message))
             return
         self.stats.overflowed += 1
-        logger.warning(
-            "RabbitMQ layer dropped a message of type %r for %r: the channel holds twice its "
-            "capacity in this process (its reader is too slow or gone)",
-            message.get("type"),
-            channel,
+        self.log_lines.event(
+            logger,
+            ("overflowed", channel),
+            logging.WARNING,
+            "RabbitMQ layer dropped {count} message(s) for {channel!r} (latest of type "
+            "{type!r}): the channel holds twice its capacity in this process (its reader is "
+            "too slow or gone); counted in stats.overflowed",
+            channel=channel,
+            type=message.get("type"),
         )
 
     def take(self, channel: str) -> Message | None:
@@ -191,7 +198,14 @@ class ProcessReader:
 
     def _undecodable(self, reason: str) -> None:
         self.stats.undecodable += 1
-        logger.error("RabbitMQ layer dropped a message it cannot decode: %s", reason)
+        self.log_lines.event(
+            logger,
+            "undecodable",
+            logging.ERROR,
+            "RabbitMQ layer dropped {count} message(s) it cannot decode (latest: {reason}); "
+            "counted in stats.undecodable",
+            reason=reason,
+        )
 
 
 __all__ = ["ProcessReader"]
