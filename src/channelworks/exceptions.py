@@ -21,6 +21,7 @@ The tree::
     │   ├── InvalidChannelLayerError  the ``CHANNEL_LAYERS`` setting is unusable
     │   ├── LayerUnavailable          the layer's server could not be reached (Redis, RabbitMQ)
     │   ├── LayerClosed               ``close()`` ended a ``receive`` that was waiting
+    │   ├── Unrecoverable             ``history()`` cannot continue from a position
     │   └── ForeignChannel            ``receive`` on another process's ``!`` channel
     └── MessageTooLarge               a frame or message over the configured limit
 
@@ -186,6 +187,23 @@ class ForeignChannel(ChannelLayerError, ValueError, AssertionError):
         )
 
 
+class Unrecoverable(ChannelLayerError):
+    """``history(group, since=...)`` cannot return everything after ``since``: the group's
+    log was lost (another epoch), the messages after it left the log, or more than ``limit``
+    were missed. Nothing is returned, never a partial list: tell the client
+    ``recovered: false`` so it reloads its state. ``.group``, ``.since`` and ``.position``
+    (the log's current position) are the values involved, ``.reason`` says which case."""
+
+    def __init__(self, group: str, since: object, position: object, reason: str) -> None:
+        self.group = group
+        self.since = since
+        self.position = position
+        self.reason = reason
+        super().__init__(
+            f"history of {group!r} cannot resume from {since!r} (now at {position!r}): {reason}"
+        )
+
+
 __all__ = [
     "AcceptConnection",
     "ChannelFull",
@@ -208,4 +226,5 @@ __all__ = [
     "SlowClient",
     "StopConsumer",
     "UnhandledMessageType",
+    "Unrecoverable",
 ]

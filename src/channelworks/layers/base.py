@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from channelworks.exceptions import InvalidChannelName, MessageTooLarge
 from channelworks.layers import names
+from channelworks.layers.history import DEFAULT_LIMIT, HistoryResult, StreamPosition
 from channelworks.logs import AggregatedLog
 
 logger = logging.getLogger("channelworks.layers")
@@ -123,9 +124,32 @@ class BaseChannelLayer:
         """Remove ``channel`` from ``group``; a channel not in it is ignored."""
         raise NotImplementedError(f"{type(self).__name__} does not implement group_discard()")
 
-    async def group_send(self, group: str, message: dict[str, Any]) -> None:
-        """Send ``message`` to every member of ``group``; full members are skipped and logged."""
+    async def group_send(
+        self, group: str, message: dict[str, Any], *, history: bool | None = None
+    ) -> StreamPosition | None:
+        """Send ``message`` to every member of ``group``; full members are skipped and logged.
+
+        With history (``history=True``, or ``None`` and the group matches the layer's
+        ``history`` patterns) the message is first appended to the group's log; each member
+        gets it with its position under ``POSITION_KEY`` and the position is returned.
+        Without, nothing changes and ``None`` is returned (docs/channel-layer-spec.md).
+        """
         raise NotImplementedError(f"{type(self).__name__} does not implement group_send()")
+
+    async def history(
+        self,
+        group: str,
+        *,
+        since: StreamPosition | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> HistoryResult:
+        """The messages of ``group``'s log after ``since`` (oldest first) and its position now.
+
+        Raise ``Unrecoverable`` when that cannot be all of them (the log was lost, they left
+        it, more than ``limit`` were missed); never return part of them. With ``since=None``
+        the last ``limit`` messages. Backends with the ``"history"`` extension implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement history()")
 
     async def flush(self) -> None:
         """Drop every message, channel and group of this layer."""

@@ -19,7 +19,10 @@ Rules of this file:
 - ``send`` and ``group_send`` measure the message's msgpack size once (``encoded_size``),
   before anything is delivered; ``put`` does not (its layer measured the message already),
   and neither does a layer built with ``max_message_size=None``;
-- the clock is injected (``clock=``) so expiry is tested with plain numbers, not sleeps.
+- the clock is injected (``clock=``) so expiry is tested with plain numbers, not sleeps;
+- a group's history log (``history``) is a deque of at most ``size`` entries, numbered by the
+  log's own counter in the same step as the append (no await between); a log unused for its
+  ``ttl`` is dropped whole (at the next access or sweep) and comes back with a new epoch.
 
 Concurrency hazard: the layer belongs to one event loop at a time. A ``send`` from another
 loop (``async_to_sync`` from a thread with its own loop) wakes the receiver through
@@ -35,11 +38,23 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from channelworks.exceptions import ChannelFull, InvalidChannelName
 from channelworks.layers.base import DEFAULT_MAX_MESSAGE_SIZE, BaseChannelLayer, CapacityPatterns
 from channelworks.layers.codec import encoded_size
+from channelworks.layers.history import (
+    DEFAULT_LIMIT,
+    HistoryConfig,
+    HistoryOptions,
+    HistoryResult,
+    HistorySetting,
+    StreamPosition,
+    new_epoch,
+    require_unpositioned,
+    select,
+    with_position,
+)
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
 
 Message = dict[str, Any]
@@ -57,6 +72,18 @@ class _Channel:
         self.waiters: list[asyncio.Future[Message]] = []
 
 
+class _Log:
+    """One group's history: the last ``size`` messages, numbered from 1 within ``epoch``."""
+
+    __slots__ = ("entries", "epoch", "expires", "top")
+
+    def __init__(self, size: int, expires: float) -> None:
+        self.epoch = new_epoch()
+        self.top = 0  # the last offset given; the next message gets top + 1
+        self.entries: deque[tuple[int, Message]] = deque(maxlen=size)
+        self.expires = expires
+
+
 class InMemoryChannelLayer(BaseChannelLayer):
     """A complete channel layer inside one process: for tests, development and one-process sites.
 
@@ -64,7 +91,11 @@ class InMemoryChannelLayer(BaseChannelLayer):
     It refuses, as they do, a message over ``max_message_size`` encoded (``MessageTooLarge``)
     and an integer beyond 64 bits (``InvalidMessage``), so tests catch what production
     would refuse; other values msgpack cannot carry are kept (and measured as one byte).
+    ``history``: ``{group pattern: {"size": n, "ttl": seconds}}``, the groups whose sends are
+    kept in a log for ``history()`` (``group_send(..., history=True)`` works without it).
     """
+
+    extensions: ClassVar[list[str]] = ["groups", "flush", "history"]
 
     def __init__(
         self,
@@ -75,10 +106,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
         *,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         clock: Callable[[], float] = time.monotonic,
+        history: HistorySetting | None = None,
     ) -> None:
         super().__init__(
             expiry, group_expiry, capacity, channel_capacity, max_message_size=max_message_size
         )
+        self.history_config = HistoryConfig(history)
+        self._logs: dict[str, _Log] = {}
         self._clock = clock
         self._channels: dict[str, _Channel] = {}
         self._groups: dict[str, dict[str, float]] = {}
@@ -177,17 +211,24 @@ class InMemoryChannelLayer(BaseChannelLayer):
             if not members:
                 del self._groups[group]
 
-    async def group_send(self, group: str, message: Message) -> None:
+    async def group_send(
+        self, group: str, message: Message, *, history: bool | None = None
+    ) -> StreamPosition | None:
         require_group_name(group)
         require_message(message)
-        if self.max_message_size is not None:
+        position = None
+        if history is not None or self.history_config.patterns:
+            options = self.history_config.for_send(group, history)
+            if options is not None:
+                position, message = self._append(group, message, options)
+        if position is None and self.max_message_size is not None:
             self.require_size(encoded_size(message), group)
         now = self._clock()
         if now >= self._next_sweep:
             self.sweep(now)
         members = self._groups.get(group)
         if not members:
-            return
+            return position
         loop = _running_loop()
         channels = self._channels
         expires = now + self.expiry
@@ -225,6 +266,56 @@ class InMemoryChannelLayer(BaseChannelLayer):
             del self._groups[group]
         if skipped:
             self.report_group_full(group, message, skipped)
+        return position
+
+    # -- history ------------------------------------------------------------------------------
+
+    async def history(
+        self,
+        group: str,
+        *,
+        since: StreamPosition | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> HistoryResult:
+        require_group_name(group)
+        if type(limit) is not int or limit < 0:
+            raise ValueError(f"limit must be an int >= 0, got {limit!r}")
+        _, log = self._next_position(group, self.history_config.for_read(group))
+        entries = log.entries
+        return select(
+            group,
+            list(entries),
+            epoch=log.epoch,
+            top=log.top,
+            oldest=entries[0][0] if entries else None,
+            since=since,
+            limit=limit,
+        )
+
+    def _append(
+        self, group: str, message: Message, options: HistoryOptions
+    ) -> tuple[StreamPosition, Message]:
+        """Append ``message`` to ``group``'s log (once it is known to fit the size limit,
+        measured with its position); -> its position and the copy members get."""
+        require_unpositioned(message)
+        position, log = self._next_position(group, options)
+        stamped = with_position(message, position)
+        if self.max_message_size is not None:
+            self.require_size(encoded_size(stamped), group)
+        # no await since _next_position: the offset is still the next one
+        log.top = position.offset
+        log.entries.append((position.offset, message.copy()))
+        log.expires = self._clock() + options.ttl
+        return position, stamped
+
+    def _next_position(self, group: str, options: HistoryOptions) -> tuple[StreamPosition, _Log]:
+        """The position the next message of ``group`` gets, and its log (made, with a new
+        epoch, if it had none or it expired: the old one is gone for good)."""
+        now = self._clock()
+        log = self._logs.get(group)
+        if log is None or log.expires <= now:
+            log = self._logs[group] = _Log(options.size, now + options.ttl)
+        return StreamPosition(log.top + 1, log.epoch), log
 
     def members(self, group: str) -> list[str]:
         """The channels in ``group`` now (lapsed ones may be listed until the next sweep)."""
@@ -261,6 +352,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def flush(self) -> None:
         """Drop all queued messages and groups; receivers that are waiting keep waiting."""
         self._groups.clear()
+        self._logs.clear()
         for channel, state in list(self._channels.items()):
             state.queue = None
             self._forget_if_idle(channel, state)
@@ -363,6 +455,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     del members[channel]
             if not members:
                 del self._groups[group]
+        for group in [g for g, log in self._logs.items() if log.expires <= now]:
+            del self._logs[group]
         for channel, state in list(channels.items()):
             self._drop_expired(state, now)
             if not state.read:

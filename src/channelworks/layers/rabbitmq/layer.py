@@ -648,8 +648,13 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             )
             self.bindings.bound.discard(group)
 
-    async def group_send(self, group: str, message: Message) -> None:
+    async def group_send(
+        self, group: str, message: Message, *, history: bool | None = None
+    ) -> None:
         """Publish ``message`` to ``group`` once; RabbitMQ copies it to each member process.
+
+        ``history=True`` raises ``NotImplementedError``: group history is not built on this
+        layer yet (docs/channel-layer-spec.md, "History and resume").
 
         Returns once the publish is on its way, without waiting for the broker's confirm: a
         nack (a full normal-channel member or process queue) is counted in
@@ -657,6 +662,8 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         again (or counts it in ``stats.lost``). Raises ``RabbitMQUnavailable`` only when there
         is no connection for ``retry_timeout``.
         """
+        if history:
+            raise NotImplementedError("group history is not available on the RabbitMQ layer yet")
         require_group_name(group)
         require_message(message)
         home = self._elsewhere()

@@ -42,6 +42,7 @@ from typing import Any
 from channelworks.exceptions import ChannelFull, InvalidChannelName
 from channelworks.layers.base import DEFAULT_MAX_MESSAGE_SIZE, BaseChannelLayer, CapacityPatterns
 from channelworks.layers.codec import Codec, UndecodableMessage
+from channelworks.layers.history import StreamPosition
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
 from channelworks.layers.redis import scripts
@@ -555,7 +556,15 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
                 group,
             )
 
-    async def group_send(self, group: str, message: Message) -> None:
+    async def group_send(
+        self, group: str, message: Message, *, history: bool | None = None
+    ) -> StreamPosition | None:
+        if history:
+            raise NotImplementedError("group history is not available on the Redis layer yet")
+        await self._group_send(group, message)
+        return None
+
+    async def _group_send(self, group: str, message: Message) -> None:
         require_group_name(group)
         require_message(message)
         now = _now_ms()
