@@ -100,7 +100,9 @@ def frames_target(data: bytes) -> None:
                 raise AssertionError(f"closed with {exc.code}") from exc
 
 
-HANDLERS = {"chat_message"}
+#: the echo consumers' handlers, and the framework's one layer-message handler (it closes only
+#: a socket whose own session group the message names: channelworks.session_sockets)
+HANDLERS = {"chat_message", "channelworks_session_ended"}
 
 
 #: names a type may aim at: the echo consumers', their metaclass', object's and the framework's
