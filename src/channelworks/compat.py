@@ -77,7 +77,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "channels_redis.serializers": ("channelworks.layers.redis.compat_serializers",),
     "channels_redis.utils": ("channelworks.layers.redis.compat_utils",),
     "channels_rabbitmq": ("channelworks.layers.rabbitmq",),
-    "channels_rabbitmq.core": ("channelworks.layers.rabbitmq",),
+    # channels_rabbitmq.core imports ChannelFull and StopConsumer and defines ReconnectDelay
+    "channels_rabbitmq.core": (
+        "channelworks.layers.rabbitmq",
+        "channelworks.layers.rabbitmq.compat_names",
+        "channelworks.exceptions",
+    ),
 }
 
 #: top-level names the hook owns; ``install()`` refuses to run if a module of one is loaded

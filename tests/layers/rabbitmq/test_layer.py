@@ -45,7 +45,7 @@ def test_options_and_channels_rabbitmq_names() -> None:
         prefetch_count=5,
         groups_exchange="my-groups",
     )
-    assert layer.capacity == 7
+    assert layer.capacity == 7 + 70
     assert layer.process_capacity == 70
     assert layer.group_expiry == 86400
     assert layer.prefetch_count == 5
@@ -84,7 +84,7 @@ def test_channels_rabbitmq_settings_build_our_layer() -> None:
     )
     layer = manager["default"]
     assert isinstance(layer, RabbitMQChannelLayer)
-    assert (layer.capacity, layer.process_capacity) == (10, 50)
+    assert (layer.capacity, layer.process_capacity) == (10 + 50, 50)
     with pytest.raises(InvalidChannelLayerError, match="capacityy"):
         manager.make_backend("typo")
 

@@ -44,6 +44,7 @@ from channelworks.layers.codec import Codec
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
 from channelworks.layers.rabbitmq import names
+from channelworks.layers.rabbitmq.compat_names import ChannelsRabbitmqNames
 from channelworks.layers.rabbitmq.connection import NACKED, RETURNED, Link, is_lost
 from channelworks.layers.rabbitmq.errors import ForeignChannel, RabbitMQUnavailable
 from channelworks.layers.rabbitmq.groups import Memberships
@@ -57,8 +58,10 @@ Message = dict[str, Any]
 T = TypeVar("T")
 
 DEFAULT_HOST = "amqp://guest:guest@127.0.0.1:5672/"
-#: channels_rabbitmq options accepted and ignored, so its settings run unchanged
-IGNORED_OPTIONS = frozenset({"local_expiry"})
+#: options accepted and ignored, so other layers' settings run unchanged
+IGNORED_OPTIONS: frozenset[str] = frozenset()
+#: channels_rabbitmq's default local_capacity and remote_capacity
+CHANNELS_RABBITMQ_CAPACITY = 100
 #: group_expiry of the local layer: memberships lapse by groups.py's rule instead
 NEVER = 10.0**9
 #: most bodies, and about the most bytes, of one batch to a process queue
@@ -97,7 +100,7 @@ class _Batch:
                 future.set_result(outcome.result())
 
 
-class RabbitMQChannelLayer(BaseChannelLayer):
+class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
     """A channel layer over RabbitMQ: many processes, many machines; see docs/rabbitmq.md.
 
     Options: ``host`` (an ``amqp://`` or ``amqps://`` URL), ``prefix`` (of every queue and
@@ -109,7 +112,10 @@ class RabbitMQChannelLayer(BaseChannelLayer):
     process that stopped reading, with its memberships; default 60), ``retry_timeout``
     (seconds an operation waits for a lost connection before ``RabbitMQUnavailable``, default
     5), ``ssl_context``, ``groups_exchange``. channels_rabbitmq's ``local_capacity`` and
-    ``remote_capacity`` are accepted as ``capacity`` and ``process_capacity``.
+    ``remote_capacity`` (default 100 each) set ``capacity`` to their sum (a channel holds what
+    its process may hold in memory plus its queue, as there) and ``process_capacity`` to
+    ``remote_capacity``; its ``local_expiry`` is how long a message may wait in this process
+    for a ``receive`` (default ``expiry``).
     ``max_message_size`` (bytes a message may take encoded, encryption included; default
     1 MiB, ``None`` for no limit; over it ``send``/``group_send`` raise ``MessageTooLarge``),
     as on every layer.
@@ -135,6 +141,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         groups_exchange: str | None = None,
         local_capacity: int | None = None,
         remote_capacity: int | None = None,
+        local_expiry: float | None = None,
         linger: float = 1.0,
         deliver_locally: bool = True,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
@@ -143,10 +150,16 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         unknown = set(options) - IGNORED_OPTIONS
         if unknown:
             raise TypeError(f"RabbitMQChannelLayer got unknown option(s) {sorted(unknown)}")
-        if local_capacity is not None:
-            capacity = local_capacity
-        if remote_capacity is not None:
+        if local_capacity is not None or remote_capacity is not None:
+            # channels_rabbitmq: a process holds local_capacity messages in memory, then its
+            # queue takes remote_capacity more before senders get ChannelFull.
+            local_capacity = local_capacity or CHANNELS_RABBITMQ_CAPACITY
+            remote_capacity = remote_capacity or CHANNELS_RABBITMQ_CAPACITY
+            capacity = local_capacity + remote_capacity
             process_capacity = remote_capacity
+        if local_expiry is not None and local_expiry <= 0:
+            raise ValueError(f"local_expiry must be positive, got {local_expiry!r}")
+        self.local_expiry = local_expiry
         if group_expiry is None:  # channels_rabbitmq's way of saying "the default"
             group_expiry = 86400
         super().__init__(
@@ -179,10 +192,13 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         self.pid = secrets.token_hex(8)
         self.queue = self.names.process(self.pid)
         self._marker = f".{self.pid}!"
+        #: own channels are ``...{_marker}n``, or ``{_bare}n`` once ``_queue_name`` is set
+        self._bare = self._marker
         self._expiry_ms = int(expiry * 1000)
         self._counter = itertools.count()
         self._link: Link | None = None
         self._dead_logged: set[str] = set()
+        self._expired_logged = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -192,8 +208,9 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             sweeper.cancel()
         # Memberships lapse by this layer's rule (groups.py), never by the local layer's.
         # Sizes are measured here, as sent: the local layer does not measure again.
+        local_expiry = self.expiry if self.local_expiry is None else self.local_expiry
         self.local = InMemoryChannelLayer(
-            self.expiry, NEVER, self.capacity, self._capacities, max_message_size=None
+            local_expiry, NEVER, self.capacity, self._capacities, max_message_size=None
         )
         self.local.stats = self.stats  # one set of counters for the whole layer
         self.bindings = Memberships(self.group_expiry)
@@ -254,15 +271,28 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         """Declare this process's queue and bindings, start its consumers (each connection)."""
         reader_channel = await connection.channel(publisher_confirms=False)
         await reader_channel.exchange_declare(self.groups_exchange, exchange_type="direct")
-        await reader_channel.queue_declare(
-            self.queue,
-            arguments={
-                "x-max-length": self.process_capacity,
-                "x-overflow": "reject-publish",
-                "x-expires": int(self.process_timeout * 1000),
-                "x-message-ttl": self._expiry_ms,
-            },
-        )
+        try:
+            await reader_channel.queue_declare(
+                self.queue,
+                arguments={
+                    "x-max-length": self.process_capacity,
+                    "x-overflow": "reject-publish",
+                    "x-expires": int(self.process_timeout * 1000),
+                    "x-message-ttl": self._expiry_ms,
+                },
+            )
+        except ChannelPreconditionFailed as exc:
+            # Only a queue name chosen by hand (``_queue_name``) can meet a queue left by an
+            # earlier process with other options: use it as it is (the error closed the
+            # channel) rather than fail every connection attempt until it expires.
+            logger.warning(
+                "RabbitMQ layer uses its queue %s as an earlier process declared it, with "
+                "other capacity or expiry options (%s)",
+                self.queue,
+                exc,
+            )
+            reader_channel = await connection.channel(publisher_confirms=False)
+            await reader_channel.queue_declare(self.queue, passive=True)
         for group in sorted(self.bindings.bound):  # the queue may be new (it had expired)
             await reader_channel.queue_bind(self.queue, self.groups_exchange, routing_key=group)
         await self.reader.start(reader_channel, self.queue, prefetch=max(self.prefetch_count, 1000))
@@ -344,6 +374,10 @@ class RabbitMQChannelLayer(BaseChannelLayer):
 
         return await self._connect().call("receive", channel, consume)
 
+    def _owns(self, channel: str) -> bool:
+        """Whether ``channel`` is one of this layer's own process-local channels."""
+        return self._marker in channel or channel.startswith(self._bare)
+
     # -- point to point -----------------------------------------------------------------------
 
     async def send(self, channel: str, message: Message) -> None:
@@ -353,7 +387,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         if home is not None:
             await _run_at(home, self.send(channel, message))
             return
-        if self.deliver_locally and self._marker in channel:
+        if self.deliver_locally and self._owns(channel):
             # Our own channel: straight into the local layer, as a reader of the queue would
             # get it (a decoded copy); ChannelFull when its buffer is full.
             plain = self._plain.encode(message)
@@ -442,8 +476,27 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             channel,
         )
 
+    def _taken(self, message: Message) -> Message:
+        """``message``, once the messages that expired here before a receive took them are
+        logged (channels_rabbitmq's "expired locally" warning), aggregated: every one is
+        counted in ``stats.expired``, the log gets at most one line per interval."""
+        expired = self.stats.expired
+        if expired != self._expired_logged:
+            self.log_lines.event(
+                logger,
+                "expired locally",
+                logging.WARNING,
+                "RabbitMQ layer: {count} message(s) expired locally, unread for longer than "
+                "their expiry ({expiry} s in this process): a reader is too slow, or gone "
+                "without a group_discard; counted in stats.expired",
+                count=expired - self._expired_logged,
+                expiry=self.local.expiry,
+            )
+            self._expired_logged = expired
+        return message
+
     def receive_nowait(self, channel: str) -> Message | None:
-        if isinstance(channel, str) and self._marker in channel:
+        if isinstance(channel, str) and self._owns(channel):
             message = self.local.receive_nowait(channel)
             if message is None and self.reader.overflow:
                 message = self.reader.take(channel)
@@ -456,7 +509,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         return None
 
     async def receive(self, channel: str) -> Message:
-        if isinstance(channel, str) and self._marker in channel:
+        if isinstance(channel, str) and self._owns(channel):
             link = self._link
             if (
                 link is not None
@@ -466,10 +519,10 @@ class RabbitMQChannelLayer(BaseChannelLayer):
                 # The common case, kept short: a consumer of this process on the home loop.
                 bindings = self.bindings
                 if not bindings.members:
-                    return await self.local.receive(channel)
+                    return self._taken(await self.local.receive(channel))
                 bindings.wait_started(channel)
                 try:
-                    return await self.local.receive(channel)
+                    return self._taken(await self.local.receive(channel))
                 finally:
                     bindings.wait_ended(channel)
             home = self._elsewhere()
@@ -478,10 +531,10 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             self._connect()
             message = self.receive_nowait(channel)
             if message is not None:
-                return message
+                return self._taken(message)
             self.bindings.wait_started(channel)
             try:
-                return await self.local.receive(channel)
+                return self._taken(await self.local.receive(channel))
             finally:
                 self.bindings.wait_ended(channel)
         require_channel_name(channel)
@@ -513,7 +566,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         if home is not None:
             await _run_at(home, self.group_add(group, channel))
             return
-        if self._marker in channel:
+        if self._owns(channel):
             await self.local.group_add(group, channel)
             self.bindings.add(group, channel)
             await self._bind(group)  # decides under the lock: an unbind may be on its way
@@ -536,7 +589,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         if home is not None:
             await _run_at(home, self.group_discard(group, channel))
             return
-        if self._marker in channel:
+        if self._owns(channel):
             await self.local.group_discard(group, channel)
             self.bindings.discard(group, channel)
             if not self.bindings.wanted(group):
@@ -575,7 +628,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         except InvalidChannelName as exc:
             logger.error("RabbitMQ layer ignored a bad membership request: %s", exc)
             return
-        if self._marker not in channel:
+        if not self._owns(channel):
             return
         if kind == names.JOIN:
             self._background(self.group_add(group, channel), f"add {channel!r} to {group!r}")

@@ -6,7 +6,9 @@ Rules of this file:
   ``{prefix}.chan.{channel}`` (a normal channel's queue); ``{prefix}.presence.*`` and
   ``{prefix}.history.*`` are reserved for what comes next;
 - a process-local channel is ``{channel prefix}.{pid}!{n}``: the ``pid`` (hex, no ``.``)
-  between the last ``.`` and the ``!`` names the process queue that carries it;
+  between the last ``.`` and the ``!`` names the process queue that carries it; a name with
+  no ``.`` before its ``!`` (``x!1``, as channels_rabbitmq names channels) is carried by the
+  queue of ``pid`` ``x``;
 - a body is one header line and the encoded message: ``KIND SENT DEADLINE NAME [NAME]\\n``,
   where ``KIND`` is ``s`` (send to channel ``NAME``), ``g`` (group ``NAME``, then the sender's
   pid when it delivered the message to its own members in memory: its reader skips the copy
@@ -50,9 +52,8 @@ class Names:
 
 def process_of(channel: str) -> str:
     """The process id in a process-local channel name; ``InvalidChannelName`` if it has none."""
-    head = channel.partition("!")[0]
-    pid = head.rpartition(".")[2]
-    if not pid or "." not in head:
+    pid = channel.partition("!")[0].rpartition(".")[2]
+    if not pid:
         raise InvalidChannelName(
             "channel", channel, "a process-local channel must look like 'prefix.PROCESS!name'"
         )

@@ -1,0 +1,177 @@
+"""channels_rabbitmq's names and options under compat, and the behaviour its README promises.
+
+Written from channels_rabbitmq 4's README and public API: the module users name in settings
+and import (``channels_rabbitmq.core``), its options (``local_capacity``, ``remote_capacity``,
+``local_expiry``, ``groups_exchange``, ``ssl_context``), the connection it hands out for job
+queues (``carehare_connection`` / ``current_connection``), the log line a failed connection
+leaves, and channel names of the shape its layer makes (``queue!name``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiormq
+import pytest
+
+from channelworks.exceptions import ChannelFull, StopConsumer
+from channelworks.layers.rabbitmq import RabbitMQChannelLayer
+from tests.layers.backends import (
+    RABBITMQ_URL,
+    delete_rabbitmq_names,
+    rabbitmq_reachable,
+    require_service,
+)
+
+pytestmark = pytest.mark.services
+
+MakeLayer = Callable[..., RabbitMQChannelLayer]
+
+
+async def receive(layer: RabbitMQChannelLayer, channel: str) -> dict[str, Any]:
+    return await asyncio.wait_for(layer.receive(channel), 5)
+
+
+@pytest.fixture
+async def make() -> AsyncIterator[MakeLayer]:
+    """Layers under a test prefix built from channels_rabbitmq's class name; closed after."""
+    require_service("RabbitMQ", rabbitmq_reachable())
+    core = importlib.import_module("channels_rabbitmq.core")
+    prefix = f"test-{secrets.token_hex(6)}"
+    made: list[RabbitMQChannelLayer] = []
+
+    def build(**options: Any) -> RabbitMQChannelLayer:
+        layer: RabbitMQChannelLayer = core.RabbitmqChannelLayer(
+            host=RABBITMQ_URL, prefix=prefix, **options
+        )
+        made.append(layer)
+        return layer
+
+    yield build
+    for layer in made:
+        await layer.close()
+    await delete_rabbitmq_names(prefix, [layer.queue for layer in made])
+
+
+def test_the_names_channels_rabbitmq_users_import() -> None:
+    core = importlib.import_module("channels_rabbitmq.core")
+    assert core.RabbitmqChannelLayer is RabbitMQChannelLayer
+    assert core.ChannelFull is ChannelFull
+    assert core.StopConsumer is StopConsumer
+    assert core.ReconnectDelay > 0
+
+
+async def test_a_channel_holds_local_plus_remote_capacity(make: MakeLayer) -> None:
+    """README: ``local_capacity`` messages wait in memory, then ``remote_capacity`` more on
+    RabbitMQ; only then does ``send`` raise ``ChannelFull``."""
+    layer = make(local_capacity=1, remote_capacity=2)
+    channel = await layer.new_channel()
+    for n in range(3):
+        await layer.send(channel, {"type": "m", "n": n})
+    with pytest.raises(ChannelFull):
+        await layer.send(channel, {"type": "m", "n": 3})
+    assert [(await receive(layer, channel))["n"] for _ in range(3)] == [0, 1, 2]
+    assert layer.process_capacity == 2
+
+
+async def test_group_send_reaches_a_member_until_both_capacities_are_used(
+    make: MakeLayer,
+) -> None:
+    layer = make(local_capacity=1, remote_capacity=1)
+    channel = await layer.new_channel()
+    await layer.group_add("room", channel)
+    for n in range(3):  # the third is skipped (counted and logged), not raised
+        await layer.group_send("room", {"type": "m", "n": n})
+    assert [(await receive(layer, channel))["n"] for _ in range(2)] == [0, 1]
+    assert layer.stats.group_full == 1
+
+
+async def test_local_expiry_drops_a_message_that_waited_too_long_here(
+    make: MakeLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """README: a message held in memory longer than ``local_expiry`` may be dropped, and a
+    warning is logged when messages expire locally."""
+    caplog.set_level(logging.WARNING, "channelworks.layers.rabbitmq")
+    layer = make(local_expiry=0.05)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "stale"})
+    await asyncio.sleep(0.2)
+    await layer.send(channel, {"type": "fresh"})
+    assert (await receive(layer, channel))["type"] == "fresh"
+    assert layer.stats.expired == 1
+    assert "1 message(s) expired locally" in caplog.text
+
+
+async def test_channel_names_of_channels_rabbitmq_shape_go_between_processes(
+    make: MakeLayer,
+) -> None:
+    """channels_rabbitmq's channels are ``queue!name``; with ``_queue_name`` set (as its tests
+    do) those names belong to the layer, and another layer's send to one reaches it."""
+    x, y = make(), make()
+    x._queue_name, y._queue_name = f"x{secrets.token_hex(4)}", f"y{secrets.token_hex(4)}"
+    mine = f"{y._queue_name}!1"
+    await y.group_add("g", mine)  # connects y: its queue exists
+    await x.send(mine, {"type": "direct"})
+    await x.group_send("g", {"type": "grouped"})
+    got = [(await receive(y, mine))["type"] for _ in range(2)]
+    assert sorted(got) == ["direct", "grouped"]
+    with pytest.raises(AssertionError):  # not x's to read, as in channels_rabbitmq
+        await x.receive(mine)
+    with pytest.raises(RuntimeError):
+        y._queue_name = "too-late"
+
+
+async def test_a_queue_left_with_other_options_is_used_as_it_is(make: MakeLayer) -> None:
+    """A process queue declared earlier with another ``remote_capacity`` (a name given by
+    hand, reused) no longer stops the layer from ever connecting."""
+    name = f"q{secrets.token_hex(4)}"
+    first = make(remote_capacity=1)
+    first._queue_name = name
+    await first.group_add("g", f"{name}!1")
+    second = make(remote_capacity=5)
+    second._queue_name = name
+    await second.group_add("g", f"{name}!2")  # connected (RabbitMQUnavailable before)
+    await first.close()
+
+
+async def test_carehare_connection_publishes_to_a_job_queue(make: MakeLayer) -> None:
+    """README: ``await get_channel_layer().carehare_connection`` then
+    ``await connection.publish(b"task", routing_key="job_queue")``."""
+    layer = make()
+    queue = f"test-jobs-{secrets.token_hex(4)}"
+    broker = await aiormq.connect(RABBITMQ_URL)
+    try:
+        control = await broker.channel()
+        await control.queue_declare(queue)
+        await control.queue_declare(
+            queue + "-full", arguments={"x-max-length": 0, "x-overflow": "reject-publish"}
+        )
+        connection = await layer.carehare_connection
+        await connection.publish(b"task", routing_key=queue)
+        with pytest.raises(ChannelFull):  # the queue refuses it: the broker's nack
+            await (await layer.current_connection).publish(b"task", routing_key=queue + "-full")
+        got = await control.basic_get(queue, no_ack=True)
+        assert got.body == b"task"
+    finally:
+        for name in (queue, queue + "-full"):
+            await (await broker.channel()).queue_delete(name)
+        await broker.close()
+
+
+async def test_a_failed_connection_is_logged_as_channels_rabbitmq_logs_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    core = importlib.import_module("channels_rabbitmq.core")
+    layer = core.RabbitmqChannelLayer(host="amqp://guest:guest@127.0.0.1:1/", retry_timeout=0.3)
+    caplog.set_level(logging.WARNING, "channelworks.layers.rabbitmq")
+    try:
+        await asyncio.wait({layer.carehare_connection}, timeout=0.5)
+    finally:
+        await layer.close()
+    assert "Failure connecting" in caplog.text
+    assert "Retrying" in caplog.text
