@@ -98,9 +98,12 @@ def test_position_of_a_message() -> None:
 
 
 def test_config_patterns_first_match_wins_and_explicit_flags() -> None:
-    config = HistoryConfig(
-        {"chat.vip*": {"size": 5}, "chat.*": {"size": 500, "ttl": 3600}, re.compile(r"blog\d+"): {}}
-    )
+    setting: dict[str | re.Pattern[str], dict[str, int]] = {
+        "chat.vip*": {"size": 5},
+        "chat.*": {"size": 500, "ttl": 3600},
+        re.compile(r"blog\d+"): {},
+    }
+    config = HistoryConfig(setting)
     assert config.for_send("chat.vip1", None) == HistoryOptions(size=5)
     assert config.for_send("chat.room", None) == HistoryOptions(500, 3600)
     assert config.for_send("blog7", None) == HistoryOptions()

@@ -120,7 +120,13 @@ class HistoryOptions:
         return max(1, int(self.ttl * 1000))
 
 
-HistorySetting = Mapping[str | re.Pattern[str], Mapping[str, Any] | HistoryOptions]
+_Options = Mapping[str, Any] | HistoryOptions
+#: the ``history`` option: group pattern (glob or compiled regex) -> options
+HistorySetting = (
+    Mapping[str, _Options]
+    | Mapping[re.Pattern[str], _Options]
+    | Mapping[str | re.Pattern[str], _Options]
+)
 
 
 class HistoryConfig:
@@ -137,7 +143,8 @@ class HistoryConfig:
 
     def __init__(self, setting: HistorySetting | None = None) -> None:
         self.patterns: list[tuple[re.Pattern[str], HistoryOptions]] = []
-        for pattern, value in (setting or {}).items():
+        items: list[tuple[str | re.Pattern[str], _Options]] = list((setting or {}).items())
+        for pattern, value in items:
             if isinstance(value, HistoryOptions):
                 options = value
             elif isinstance(value, Mapping):

@@ -14,7 +14,10 @@ The whole keyspace (``P`` is the layer's ``prefix``, ``pid`` a process id from
     P:group:{name}     zset    @pid (process pid has members of its own) or a channel added by
                                a process that does not own it -> expiry (ms since epoch)
     P:presence:{name}  reserved for presence (who is in group ``name``)
-    P:history:{name}   reserved for history (the bounded, offset-numbered log of group ``name``)
+    P:history:{name}   stream  the history log of group ``name``: ``<offset>-0 -> {m: payload}``
+                               (MAXLEN ~ size; TTL: the group's history ttl)
+    P:history:{name}:meta hash epoch (random, a new one each life of the log) and top (the
+                               last offset given); made with the log, same TTL (scripts.py)
 
 Rules of this file:
 - the part in braces is the Redis Cluster hash tag: every key of one process shares a slot,
@@ -121,8 +124,12 @@ class Keyspace:
         return f"{self.prefix}:presence:{{{group}}}"
 
     def history(self, group: str) -> str:
-        """Reserved: the history log of ``group`` (same slot as the group)."""
+        """The history log (stream) of ``group`` (same slot as the group)."""
         return f"{self.prefix}:history:{{{group}}}"
+
+    def history_meta(self, group: str) -> str:
+        """The epoch and last offset of ``group``'s history log (same slot as the group)."""
+        return f"{self.prefix}:history:{{{group}}}:meta"
 
     @property
     def pattern(self) -> str:

@@ -37,12 +37,23 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from channelworks.exceptions import ChannelFull, InvalidChannelName
+from channelworks.exceptions import ChannelFull, InvalidChannelName, Unrecoverable
 from channelworks.layers.base import DEFAULT_MAX_MESSAGE_SIZE, BaseChannelLayer, CapacityPatterns
 from channelworks.layers.codec import Codec, UndecodableMessage
-from channelworks.layers.history import StreamPosition
+from channelworks.layers.history import (
+    DEFAULT_LIMIT,
+    HistoryConfig,
+    HistoryOptions,
+    HistoryResult,
+    HistorySetting,
+    StreamPosition,
+    new_epoch,
+    require_unpositioned,
+    select,
+    with_position,
+)
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
 from channelworks.layers.redis import scripts
@@ -97,9 +108,12 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
     retrying a lost connection before it raises ``RedisUnavailable``, default 3);
     ``deliver_locally`` (sends to this layer's own channels skip Redis, default on);
     ``max_message_size`` (bytes a message may take on the wire, default 1 MiB, ``None`` for no
-    limit; over it ``send``/``group_send`` raise ``MessageTooLarge``).
+    limit; over it ``send``/``group_send`` raise ``MessageTooLarge``); ``history`` (group
+    patterns whose sends are kept in a Redis stream for ``history()``, as
+    ``{"chat.*": {"size": 500, "ttl": 3600}}``; docs/redis.md).
     """
 
+    extensions: ClassVar[list[str]] = ["groups", "flush", "history"]
     stats: RedisLayerStats
 
     def __init__(
@@ -121,11 +135,13 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
         retry_timeout: float = 3.0,
         deliver_locally: bool = True,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        history: HistorySetting | None = None,
         **options: Any,
     ) -> None:
         super().__init__(
             expiry, group_expiry, capacity, channel_capacity, max_message_size=max_message_size
         )
+        self.history_config = HistoryConfig(history)
         unknown = set(options) - COMPAT_OPTIONS
         if unknown:
             raise TypeError(f"RedisChannelLayer got unknown option(s) {sorted(unknown)}")
@@ -559,10 +575,97 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
     async def group_send(
         self, group: str, message: Message, *, history: bool | None = None
     ) -> StreamPosition | None:
-        if history:
-            raise NotImplementedError("group history is not available on the Redis layer yet")
-        await self._group_send(group, message)
-        return None
+        if history is None and not self.history_config.patterns:
+            await self._group_send(group, message)  # no history anywhere: as it always was
+            return None
+        options = self.history_config.for_send(group, history)
+        if options is None:
+            await self._group_send(group, message)
+            return None
+        position = await self._append(group, message, options)
+        await self._group_send(group, with_position(message, position))
+        return position
+
+    # -- history (docs/redis.md "History"; rules shared with every backend: history.py) -----
+
+    async def _append(
+        self, group: str, message: Message, options: HistoryOptions
+    ) -> StreamPosition:
+        """Append ``message`` to ``group``'s stream (one round trip, HISTORY_APPEND) once it is
+        known that the group send that follows will not refuse it; -> its position.
+
+        A retried append (broken connection) may store the message twice, at two offsets, as
+        a retried group send may deliver it twice.
+        """
+        require_group_name(group)
+        require_message(message)
+        require_unpositioned(message)
+        # Measured as it will travel, with the largest position it could carry: a message the
+        # group send would refuse must not enter the log.
+        widest = with_position(message, StreamPosition(2**64 - 1, "0" * len(new_epoch())))
+        self._encode(widest, group, _now_ms() + self._expiry_ms, group=True)
+        stored = self.codec.seal(message, _history_bound(group))
+        command = scripts.HISTORY_APPEND.command(
+            (self.keys.history(group), self.keys.history_meta(group)),
+            new_epoch(),
+            options.size,
+            options.ttl_ms,
+            stored,
+        )
+        offset, epoch = await self._links.call(
+            self._links.shard_of(group), command, "group_send", group
+        )
+        return StreamPosition(int(offset), _text(epoch))
+
+    async def history(
+        self,
+        group: str,
+        *,
+        since: StreamPosition | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> HistoryResult:
+        require_group_name(group)
+        if type(limit) is not int or limit < 0:
+            raise ValueError(f"limit must be an int >= 0, got {limit!r}")
+        options = self.history_config.for_read(group)
+        command = scripts.HISTORY_READ.command(
+            (self.keys.history(group), self.keys.history_meta(group)),
+            new_epoch(),
+            options.ttl_ms,
+            since.epoch if since is not None else "",
+            since.offset if since is not None else -1,
+            limit,
+        )
+        epoch_b, top, oldest, raw = await self._links.call(
+            self._links.shard_of(group), command, "history", group
+        )
+        epoch = _text(epoch_b)
+        bound = _history_bound(group)
+        entries = []
+        for entry_id, fields in raw:
+            offset = int(_text(entry_id).partition("-")[0])
+            payload = fields[fields.index(b"m") + 1] if b"m" in fields else b""
+            try:
+                entries.append((offset, self.codec.unseal(payload, bound)))
+            except UndecodableMessage as exc:
+                self.stats.undecodable += 1
+                raise Unrecoverable(
+                    group,
+                    since,
+                    StreamPosition(int(top), epoch),
+                    f"an entry of the log cannot be decoded ({exc})",
+                ) from exc
+        if since is None:
+            entries.reverse()  # XREVRANGE: newest first
+        return select(
+            group,
+            entries,
+            epoch=epoch,
+            top=int(top),
+            oldest=int(oldest) or None,
+            since=since,
+            limit=limit,
+        )
 
     async def _group_send(self, group: str, message: Message) -> None:
         require_group_name(group)
@@ -1048,6 +1151,16 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
     def __repr__(self) -> str:
         hosts = ", ".join(self._links.identities)
         return f"<RedisChannelLayer prefix={self.prefix!r} hosts=[{hosts}] pid={self.pid}>"
+
+
+def _history_bound(group: str) -> bytes:
+    """What an encrypted history payload authenticates: that it belongs to ``group``'s log
+    (a name holds no space, so this never equals a channel's or a group send's)."""
+    return b"history " + group.encode()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _now_ms() -> int:

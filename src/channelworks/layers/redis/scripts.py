@@ -338,9 +338,82 @@ return result
 """,
 )
 
-ALL = (SEND_LOCAL, SEND_NORMAL, ACK, EPOCH, GROUP_ADD, GROUP_MEMBERS, GROUP_PUSH, GROUP_SEND)
 #: where the epoch id the caller knows sits in a GROUP_SEND command (``rearm``)
 _KNOWN_AT = 3 + 2 + 7
+
+
+# A group's history (keys.py ``history``): a stream of entries ``<offset>-0 -> {m: payload}``
+# beside a hash ``meta`` = {epoch, top}. Offsets are ``top`` + 1, given in the same script as
+# the XADD, so one log never has two entries with one offset nor skips one. A missing meta
+# means the log was never made or was lost (TTL, flush, a Redis restarted empty): it is made
+# afresh with the caller's candidate epoch, and the stream, if any survived, is dropped with
+# it, so an old position is never read as a position in the new log.
+_HISTORY_META = """
+local function meta(stream, key, candidate, ttl)
+  local m = redis.call('HMGET', key, 'epoch', 'top')
+  if m[1] then return m[1], tonumber(m[2]) end
+  redis.call('DEL', stream)
+  redis.call('HSET', key, 'epoch', candidate, 'top', 0)
+  redis.call('PEXPIRE', key, ttl)
+  return candidate, 0
+end
+"""
+
+# KEYS: stream, meta.  ARGV: candidate epoch, size, ttl_ms, payload.
+# Appends the payload (trimmed to about ``size`` entries: MAXLEN ~ keeps at least ``size``),
+# renews both TTLs. -> {offset, epoch}
+HISTORY_APPEND = Script(
+    "history_append",
+    _HISTORY_META
+    + """
+local epoch = meta(KEYS[1], KEYS[2], ARGV[1], ARGV[3])
+local offset = redis.call('HINCRBY', KEYS[2], 'top', 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], offset .. '-0', 'm', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return {offset, epoch}
+""",
+)
+
+# KEYS: stream, meta.  ARGV: candidate epoch, ttl_ms, since epoch ('' for none), since offset
+# (-1 for none), limit.
+# -> {epoch, top, oldest offset (0 if the stream is empty), entries}: with a since position of
+# this epoch, the entries after it (at most ``limit``); with none, the last ``limit``; else
+# none (the caller says Unrecoverable). Entries are {id, {'m', payload}}.
+HISTORY_READ = Script(
+    "history_read",
+    _HISTORY_META
+    + """
+local epoch, top = meta(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+local oldest = 0
+if #first > 0 then oldest = tonumber(string.match(first[1][1], '^(%d+)')) end
+local since, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local entries = {}
+if limit > 0 then
+  if since < 0 then
+    entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', limit)
+  elseif ARGV[3] == epoch and since < top and top - since <= limit then
+    entries = redis.call('XRANGE', KEYS[1], (since + 1) .. '-0', '+', 'COUNT', limit)
+  end
+end
+return {epoch, top, oldest, entries}
+""",
+)
+
+
+ALL = (
+    SEND_LOCAL,
+    SEND_NORMAL,
+    ACK,
+    EPOCH,
+    GROUP_ADD,
+    GROUP_MEMBERS,
+    GROUP_PUSH,
+    GROUP_SEND,
+    HISTORY_APPEND,
+    HISTORY_READ,
+)
 
 
 def rearm(command: tuple[object, ...], known: str) -> tuple[object, ...]:
@@ -364,6 +437,8 @@ __all__ = [
     "GROUP_MEMBERS",
     "GROUP_PUSH",
     "GROUP_SEND",
+    "HISTORY_APPEND",
+    "HISTORY_READ",
     "SEND_LOCAL",
     "SEND_NORMAL",
     "Script",
