@@ -211,6 +211,36 @@ def _rabbitmq_group(row_prefix: str) -> Callable[[Results], tuple[str, bool] | N
     return measure
 
 
+def _limits_cost(results: Results) -> tuple[str, bool] | None:
+    on, off = (
+        results.get("limits_echo_on", "channelworks"),
+        results.get("limits_echo_off", "channelworks"),
+    )
+    if not on or not off:
+        return None
+    cpu_on = results.get("limits_echo_on_cpu", "channelworks")
+    cpu_off = results.get("limits_echo_off_cpu", "channelworks")
+    cpu = f", server CPU {cpu_on / cpu_off:.3f}x" if cpu_on and cpu_off else ""
+    return f"{on / off:.3f}x of limits off ({1 - on / off:+.1%} cost{cpu})", on / off >= 0.97
+
+
+def _flood(results: Results) -> tuple[str, bool] | None:
+    """The quiet client's median while flooded, against alone: each policy, <= 2x."""
+    found: list[tuple[str, float, float]] = []
+    for policy in ("close", "drop"):
+        alone = results.get(f"flood_{policy}_quiet", "channelworks")
+        flooded = results.get(f"flood_{policy}_loaded", "channelworks")
+        if alone and flooded is not None:
+            found.append((policy, alone, flooded))
+    if not found:
+        return None
+    text = "; ".join(
+        f"{policy} {flooded / alone:.2f}x ({alone * 1e3:.3f} -> {flooded * 1e3:.3f} ms)"
+        for policy, alone, flooded in found
+    )
+    return text, all(flooded / alone <= 2 for _, alone, flooded in found)
+
+
 #: the channels_redis layers of the Redis rows: core (column channels) and pub/sub
 REDIS_OTHERS = ("channels", "channels_pubsub")
 
@@ -228,6 +258,18 @@ TARGETS = [
         "channelworks <= 3 KiB above raw (RSS)",
         "Channels about +10 KiB",
         _memory,
+    ),
+    Target(
+        "limits cost",
+        "echo with limits >= 0.97x limits off",
+        "same server, alternating passes",
+        _limits_cost,
+    ),
+    Target(
+        "flood",
+        "quiet client's median echo <= 2x",
+        "was 0.66 -> 43 ms before limits",
+        _flood,
     ),
     Target(
         "redis p2p",

@@ -37,6 +37,9 @@ class Sizes:
     redis_group_repeats: int = 30  # most timed rounds per contender
     redis_group_budget: float = 4.0  # seconds per contender, after which 3 rounds are kept
     redis_fanout_passes: int = 3
+    limits_passes: int = 5  # echo passes per side (limits on, off), alternating; best counts
+    flood_round_trips: int = 200  # the quiet client's round trips, alone and while flooded
+    flood_interval: float = 0.02  # seconds between them: 50/s, under the default limits
     client_time_limit: float = 300.0
 
     def check(self) -> None:
@@ -78,6 +81,9 @@ QUICK = Sizes(
     redis_group_repeats=3,
     redis_group_budget=0.5,
     redis_fanout_passes=1,
+    limits_passes=1,
+    flood_round_trips=20,
+    flood_interval=0.02,
     client_time_limit=60.0,
 )
 

@@ -29,7 +29,7 @@ from tests.layers.backends import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-IN_MEMORY = "echo,fanout,group_send,memory"
+IN_MEMORY = "echo,fanout,group_send,memory,limits"
 REDIS = "redis_p2p,redis_group,redis_fanout"
 RABBITMQ = "rabbitmq_p2p,rabbitmq_group"
 
@@ -59,6 +59,11 @@ def test_quick_run_produces_figures(tmp_path: Path) -> None:
         assert isinstance(rows[key]["values"]["channelworks"], float), key
     for key in ("echo", "fanout", "memory_rss"):
         assert isinstance(rows[key]["values"]["raw"], float), key
+    # the limits figure (channelworks only): cost on vs off, and the flood under each policy
+    limits = ["limits_echo_on", "limits_echo_off", "flood_close_loaded", "flood_drop_loaded"]
+    for key in limits:
+        assert rows[key]["errors"] == {}, key
+        assert isinstance(rows[key]["values"]["channelworks"], float), key
 
 
 def test_quick_redis_figures(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.clients {echo,fanout,idle} URL --server-pid PID ...``
+"""``python -m benchmarks.clients {echo,fanout,idle,flood,latency} URL --server-pid PID ...``
 
 Prints one line of JSON with the results on stdout and exits 0, or exits non-zero.
 """
@@ -12,13 +12,14 @@ from typing import Any
 
 from benchmarks.clients.echo import run_echo
 from benchmarks.clients.fanout import run_fanout
+from benchmarks.clients.flood import run_flood, run_latency
 from benchmarks.clients.idle import run_idle
 from benchmarks.limits import raise_open_file_limit
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.clients")
-    parser.add_argument("kind", choices=["echo", "fanout", "idle"])
+    parser.add_argument("kind", choices=["echo", "fanout", "idle", "flood", "latency"])
     parser.add_argument("url")
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--connections", type=int, default=100)
@@ -28,6 +29,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, help="fan-out rounds per pass")
     parser.add_argument("--settle", type=float, default=1.0)
     parser.add_argument("--time-limit", type=float, default=120.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="flooding time")
+    parser.add_argument("--interval", type=float, default=0.02, help="between round trips")
     return parser.parse_args(argv)
 
 
@@ -53,6 +56,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             args.server_pid,
             args.time_limit,
         )
+    if args.kind == "flood":
+        return await run_flood(args.url, args.seconds)
+    if args.kind == "latency":
+        return await run_latency(args.url, args.operations, args.interval)
     return await run_idle(
         args.url, args.connections, args.warmup, args.settle, args.server_pid, args.time_limit
     )

@@ -11,6 +11,7 @@ from benchmarks.figures.common import Runner
 from benchmarks.figures.echo import run_echo
 from benchmarks.figures.fanout import run_fanout
 from benchmarks.figures.layer import run_layer
+from benchmarks.figures.limits import run_limits
 from benchmarks.figures.memory import run_memory
 from benchmarks.figures.rabbitmq import run_rabbitmq_group, run_rabbitmq_p2p
 from benchmarks.figures.redis import run_redis_fanout, run_redis_group, run_redis_p2p
@@ -20,6 +21,7 @@ FIGURES: dict[str, Runner] = {
     "fanout": run_fanout,
     "group_send": run_layer,
     "memory": run_memory,
+    "limits": run_limits,
     "redis_p2p": run_redis_p2p,
     "redis_group": run_redis_group,
     "redis_fanout": run_redis_fanout,

@@ -9,7 +9,7 @@ import pytest
 
 from channelworks.limits import stats
 from channelworks.limits.logs import AggregatedLog
-from channelworks.limits.outbound import SendWatch
+from channelworks.limits.outbound import SEND_CODES, SendWatch, cancel_sends
 
 
 def test_a_watch_with_no_send_waiting_is_never_stuck() -> None:
@@ -19,7 +19,7 @@ def test_a_watch_with_no_send_waiting_is_never_stuck() -> None:
 
 def test_a_send_waiting_past_the_timeout_is_stuck() -> None:
     watch = SendWatch(timeout=1.0, max_pending=None)
-    watch.pending = 1
+    watch.started = 1
     assert not watch.stuck(0.0)  # first seen waiting
     assert not watch.stuck(0.9)
     assert watch.stuck(1.0)
@@ -27,9 +27,10 @@ def test_a_send_waiting_past_the_timeout_is_stuck() -> None:
 
 def test_sends_that_keep_finishing_are_not_stuck() -> None:
     watch = SendWatch(timeout=1.0, max_pending=None)
-    watch.pending = 1
+    watch.started = 1
     for second in range(10):
-        watch.sent += 1  # one finished since the last look; another waits
+        watch.started += 1  # one finished since the last look; another waits
+        watch.finished += 1
         assert not watch.stuck(float(second))
     assert not watch.stuck(9.5)
     assert watch.stuck(10.0)  # a second after the last look that saw one finish
@@ -37,23 +38,49 @@ def test_sends_that_keep_finishing_are_not_stuck() -> None:
 
 def test_too_many_pending_sends() -> None:
     watch = SendWatch(timeout=None, max_pending=2)
-    watch.pending = 1
+    watch.started = 1
     assert not watch.too_many()
-    watch.pending = 2
+    watch.started = 2
     assert watch.too_many()
     assert not SendWatch(timeout=None, max_pending=None).too_many()
 
 
-async def test_tripping_counts_once_and_cancels_the_sending_task() -> None:
+def test_tripping_counts_and_logs_once() -> None:
     stats.reset()
     watch = SendWatch(timeout=1.0, max_pending=None)
-    watch.task = asyncio.ensure_future(asyncio.sleep(10))  # stands for a send that waits
-    watch.trip("test")
-    watch.trip("test")
-    with pytest.raises(asyncio.CancelledError):
-        await watch.task
+    assert watch.trip("test")
+    assert not watch.trip("test")
     assert watch.tripped
     assert stats.slow_closed == 1
+
+
+class Sender:
+    """Stands for a consumer: its ``_send`` waits like a send to a client that does not read."""
+
+    async def _send(self) -> None:
+        await asyncio.sleep(10)
+
+    async def handler(self) -> None:
+        await self._send()
+
+
+async def test_cancel_sends_cancels_only_the_tasks_waiting_in_that_consumers_sends() -> None:
+    SEND_CODES.add(Sender._send.__code__)
+    try:
+        slow, other = Sender(), Sender()
+        in_send = asyncio.create_task(slow.handler())
+        elsewhere = asyncio.create_task(asyncio.sleep(10))
+        others_send = asyncio.create_task(other.handler())
+        await asyncio.sleep(0)  # every task is waiting now
+        assert cancel_sends([SendWatch(1.0, None, owner=slow)]) == 1
+        with pytest.raises(asyncio.CancelledError):
+            await in_send
+        assert not elsewhere.done()
+        assert not others_send.done()
+        elsewhere.cancel()
+        others_send.cancel()
+    finally:
+        SEND_CODES.discard(Sender._send.__code__)
 
 
 def test_an_aggregated_log_logs_one_line_per_reason_per_interval(

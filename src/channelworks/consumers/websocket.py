@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import json
 import logging
+from asyncio import current_task
 from collections.abc import Hashable, Iterable, Mapping
 from time import monotonic
 from typing import Any, ClassVar
@@ -29,10 +30,11 @@ from channelworks.exceptions import (
     SlowClient,
     StopConsumer,
 )
+from channelworks.limits.bucket import Inbound
 from channelworks.limits.config import Limits, resolve
-from channelworks.limits.guard import ConnectionGuard, admit, user_key
+from channelworks.limits.guard import admit, user_key
 from channelworks.limits.logs import limit_log
-from channelworks.limits.outbound import SendWatch
+from channelworks.limits.outbound import SEND_CODES, SendWatch, cancel_sends
 from channelworks.limits.stats import stats
 from channelworks.types import Message
 
@@ -42,6 +44,8 @@ logger = logging.getLogger("channelworks.consumers")
 INTERNAL_ERROR = 1011
 #: the code ``disconnect`` gets when the connection was lost without a close frame
 ABNORMAL_CLOSURE = 1006
+#: the longest a consumer waits after dropping a frame (policy "drop") before reading on
+DROP_PAUSE = 0.1
 
 
 @framework_class(
@@ -73,11 +77,11 @@ class WebsocketCore(AsyncConsumer):
     # -- ASGI event handlers -------------------------------------------------------------------
 
     async def websocket_connect(self, message: Message) -> None:
-        guard = admit(self.scope, resolve(self.limits), self.limit_key(), monotonic())
+        guard = admit(self.scope, resolve(self.limits), self.limit_key(), monotonic(), owner=self)
         if isinstance(guard, str):  # refused (counted and logged): HTTP 403 before accept
             await self._close()
             return
-        self._guard, self._send_watch = guard, guard.watch
+        self._guard, self._inbound, self._send_watch = guard, guard.inbound, guard.watch
         if self.groups:
             await self.join_groups(self.groups)
         try:
@@ -89,13 +93,13 @@ class WebsocketCore(AsyncConsumer):
 
     async def websocket_receive(self, message: Message) -> None:
         text = message.get("text")
-        guard = self._guard
-        if guard is not None and guard.inbound is not None:
+        inbound = self._inbound
+        if inbound is not None:
             size = len(text) if text is not None else len(message.get("bytes") or b"")
-            if not guard.inbound.allow(monotonic(), size):
-                await self._over_limit(guard)
+            if not inbound.allow(monotonic(), size):
+                await self._over_limit(inbound, size)
                 return
-            guard.dropping = False
+            inbound.dropping = False
         receive = self.receive
         # The hot path, no call_hook coroutine per frame: unless a subclass wraps call_hook.
         if type(self).call_hook is AsyncConsumer.call_hook and is_async_hook(receive):
@@ -164,17 +168,25 @@ class WebsocketCore(AsyncConsumer):
     def start_connection(self) -> None:
         super().start_connection()
         self._disconnect_called = self._client_gone = False
-        self._send_watch = None
+        self._send_watch = self._inbound = None
 
     _disconnect_called: bool = False
     #: set when the server refused a frame because the connection is gone (ASGI: an OSError)
     _client_gone: bool = False
     #: the connection's send bookkeeping (the slow-client bound), if that limit is on
     _send_watch: SendWatch | None = None
+    #: the connection's inbound buckets, if those limits are on
+    _inbound: Inbound | None = None
 
-    async def _over_limit(self, guard: ConnectionGuard) -> None:
-        """A frame over the inbound limits: close 1008, or drop it (counted either way)."""
-        if guard.limits.policy == "close":
+    async def _over_limit(self, inbound: Inbound, size: int) -> None:
+        """A frame over the inbound limits: close 1008, or drop it (counted either way).
+
+        After a drop, the consumer waits until a frame could pass again (at most
+        ``DROP_PAUSE`` s) before it takes the next frame: a server with flow control stops
+        reading the socket meanwhile, so a flood costs the server about one frame per token
+        instead of every frame the client can write.
+        """
+        if self._guard is None or self._guard.limits.policy == "close":
             stats.rate_closed += 1
             raise RateLimited(reason="rate limit exceeded")
         stats.rate_dropped += 1
@@ -184,9 +196,10 @@ class WebsocketCore(AsyncConsumer):
             "Dropped WebSocket frames over the inbound limits (stats.rate_dropped=%d)",
             stats.rate_dropped,
         )
-        if not guard.dropping:
-            guard.dropping = True
+        if not inbound.dropping:
+            inbound.dropping = True
             await self._dropping()
+        await asyncio.sleep(min(inbound.wait(monotonic(), size), DROP_PAUSE))
 
     async def _dropping(self) -> None:
         """Tell the client its frames are being dropped (JSON consumers send an error)."""
@@ -207,7 +220,7 @@ class WebsocketCore(AsyncConsumer):
 
         On a connection found too slow, every send raises ``SlowClient`` (close 1013),
         except the close frame, which waits at most ``close_wait`` for the client and is
-        then given up without error.
+        then given up without error. ``_send`` inlines the common case.
         """
         if watch.tripped or watch.too_many():
             if watch.tripped and message["type"] == "websocket.close":
@@ -218,23 +231,20 @@ class WebsocketCore(AsyncConsumer):
                 except (TimeoutError, OSError):
                     pass
                 return
-            watch.trip(f"over max_pending_sends={watch.max_pending} sends waiting")
+            if watch.trip(f"over max_pending_sends={watch.max_pending} sends waiting"):
+                cancel_sends([watch])
             raise SlowClient(reason="client too slow")
-        watch.pending += 1
-        task = watch.task = asyncio.current_task()
+        watch.started += 1
         try:
             await self.base_send(message)
         except OSError:
             self._client_gone = True
             raise
         except asyncio.CancelledError:
-            # the watchdog's cancellation (and nobody else's): this send is given up
-            if watch.tripped and task is not None and task.uncancel() == 0:
-                raise SlowClient(reason="client too slow") from None
+            _given_up(watch)
             raise
         finally:
-            watch.pending -= 1
-            watch.sent += 1
+            watch.finished += 1
 
     async def _ended_logged(self, code: int) -> None:
         """``_ended``, logging (not raising) what ``disconnect`` raises."""
@@ -291,15 +301,30 @@ class WebsocketCore(AsyncConsumer):
             message = {"type": "websocket.send", "bytes": bytes_data}
         else:
             raise ValueError("send() needs text_data or bytes_data")
+        # Inline, not _to_client: this is the hot path. Under the slow-client bound, the
+        # common case (not tripped) is inlined from _watched too; the count of sends
+        # waiting is checked by the watchdog's sweeps and by _to_client's sends.
         watch = self._send_watch
-        if watch is not None:
-            await self._watched(watch, message)
-        else:
-            try:  # inline, not _to_client: this is the hot path
+        if watch is None:
+            try:
                 await self.base_send(message)
             except OSError:
                 self._client_gone = True
                 raise
+        elif watch.tripped:
+            await self._watched(watch, message)
+        else:
+            watch.started += 1
+            try:
+                await self.base_send(message)
+            except OSError:
+                self._client_gone = True
+                raise
+            except asyncio.CancelledError:
+                _given_up(watch)
+                raise
+            finally:
+                watch.finished += 1
         if close:
             await self._close(None if close is True else close)
 
@@ -363,6 +388,16 @@ class JsonCore(WebsocketCore):
             text = await text
         await self._send(text_data=text, close=close)
 
+
+def _given_up(watch: SendWatch) -> None:
+    """A send was cancelled: raise ``SlowClient`` if the watchdog did it (and nobody else
+    cancelled the task too); else return and let the cancellation go on."""
+    task = current_task()
+    if watch.tripped and task is not None and task.uncancel() == 0:
+        raise SlowClient(reason="client too slow") from None
+
+
+SEND_CODES.update({WebsocketCore._send.__code__, WebsocketCore._watched.__code__})
 
 #: what decoding a frame that is not (acceptable) JSON raises; RecursionError: nested too deep
 _NOT_JSON = (ValueError, RecursionError)

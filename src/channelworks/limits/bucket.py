@@ -41,40 +41,104 @@ class TokenBucket:
 
 
 class Inbound:
-    """One connection's inbound limits: messages, bytes, and its user's shared messages.
+    """One connection's inbound limits: messages and bytes, and its user's shared bucket.
 
-    Each bucket may be absent (that limit is off). ``allow`` spends from every bucket or from
-    none: a frame refused by one limit does not use up another's tokens.
+    The connection's two buckets are kept in their "theoretical arrival time" form (GCRA),
+    which is the same token bucket in fewer operations (this runs once per frame): a bucket
+    of rate ``r`` and burst ``b`` admits a frame costing ``n`` tokens at ``now`` if
+    ``max(tat, now) + n / r - now <= b / r``, and then that sum is its new ``tat``. It is
+    full when ``tat <= now``. A limit that is off costs 0 and has an infinite window.
+    ``allow`` spends from every bucket or from none.
     """
 
-    __slots__ = ("bytes", "messages", "user")
+    __slots__ = (
+        "byte_cost",
+        "byte_rate",
+        "byte_tat",
+        "byte_window",
+        "dropping",
+        "message_cost",
+        "message_rate",
+        "message_tat",
+        "message_window",
+        "user",
+    )
 
     def __init__(
         self,
-        messages: TokenBucket | None,
-        bytes_: TokenBucket | None,
+        messages: tuple[float, float] | None,
+        bytes_: tuple[float, float] | None,
+        now: float,
         user: TokenBucket | None = None,
     ) -> None:
-        self.messages = messages
-        self.bytes = bytes_
+        """``messages`` and ``bytes_`` are ``(rate, burst)``, or ``None`` for no limit."""
+        for pair in (messages, bytes_):
+            if pair is not None and (pair[0] <= 0 or pair[1] <= 0):
+                raise ValueError(f"a token bucket needs a positive rate and burst, got {pair}")
+        self.message_rate, self.message_cost, self.message_window = _gcra(messages)
+        self.byte_rate, self.byte_cost, self.byte_window = _gcra(bytes_)
+        self.message_tat = self.byte_tat = now  # full
         self.user = user
+        #: whether the last frame was refused (the policy "drop" tells the client once a run)
+        self.dropping = False
 
     def allow(self, now: float, size: int) -> bool:
         """Whether a frame of ``size`` bytes may pass at ``now``; if so, it is paid for."""
-        messages, bytes_, user = self.messages, self.bytes, self.user
-        if messages is not None and messages.level(now) < 1:
+        message_tat = self.message_tat
+        if message_tat < now:
+            message_tat = now
+        message_tat += self.message_cost
+        byte_tat = self.byte_tat
+        if byte_tat < now:
+            byte_tat = now
+        byte_tat += size * self.byte_cost
+        if message_tat - now > self.message_window or byte_tat - now > self.byte_window:
             return False
-        if bytes_ is not None and bytes_.level(now) < size:
+        user = self.user
+        if user is not None and not user.take(now):
             return False
-        if user is not None and user.level(now) < 1:
-            return False
-        if messages is not None:
-            messages.tokens -= 1
-        if bytes_ is not None:
-            bytes_.tokens -= size
-        if user is not None:
-            user.tokens -= 1
+        self.message_tat = message_tat
+        self.byte_tat = byte_tat
         return True
 
+    def tokens(self, now: float) -> tuple[float, float]:
+        """The tokens of the messages and bytes buckets at ``now`` (infinite if off)."""
+        return (
+            _tokens(self.message_tat, self.message_window, self.message_rate, now),
+            _tokens(self.byte_tat, self.byte_window, self.byte_rate, now),
+        )
+
+    def wait(self, now: float, size: int) -> float:
+        """Seconds from ``now`` until a frame of ``size`` bytes could pass (0 if it could
+        now; infinite if it never can: over the byte burst)."""
+        waits = [
+            max(self.message_tat, now) + self.message_cost - now - self.message_window,
+            max(self.byte_tat, now) + size * self.byte_cost - now - self.byte_window,
+            0.0,
+        ]
+        if size * self.byte_cost > self.byte_window:
+            return _NONE
+        user = self.user
+        if user is not None and user.level(now) < 1:
+            waits.append((1 - user.tokens) / user.rate)
+        return max(waits)
+
+
+def _gcra(pair: tuple[float, float] | None) -> tuple[float, float, float]:
+    """(rate, cost of one token in seconds, window in seconds) of a ``(rate, burst)``."""
+    if pair is None:
+        return 0.0, 0.0, _NONE
+    rate, burst = pair
+    return rate, 1 / rate, burst / rate
+
+
+def _tokens(tat: float, window: float, rate: float, now: float) -> float:
+    if window == _NONE:
+        return _NONE
+    return (window - max(tat - now, 0.0)) * rate
+
+
+#: the burst of a limit that is off
+_NONE = float("inf")
 
 __all__ = ["Inbound", "TokenBucket"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable
 
-from channelworks.limits.bucket import Inbound, TokenBucket
+from channelworks.limits.bucket import Inbound
 from channelworks.limits.config import Limits
 from channelworks.limits.connections import Connections, Slot, connections
 from channelworks.limits.handshake import handshake_refusal
@@ -40,7 +40,7 @@ _COUNTERS = {
 class ConnectionGuard:
     """The limits of one admitted connection: its inbound buckets and its send watch."""
 
-    __slots__ = ("_watchdog", "dropping", "inbound", "limits", "slot", "watch")
+    __slots__ = ("_watchdog", "inbound", "limits", "slot", "watch")
 
     def __init__(
         self, limits: Limits, slot: Slot, inbound: Inbound | None, watch: SendWatch | None
@@ -49,8 +49,6 @@ class ConnectionGuard:
         self.slot = slot
         self.inbound = inbound
         self.watch = watch
-        #: policy "drop": whether the last frame was dropped (one error frame per run)
-        self.dropping = False
         self._watchdog: Watchdog | None = None
         if watch is not None:
             self._watchdog = watchdog()
@@ -70,10 +68,12 @@ def admit(
     user: Hashable | None,
     now: float,
     where: Connections = connections,
+    owner: object = None,
 ) -> ConnectionGuard | str:
     """A guard for a new connection, or the reason it is refused (counted and logged).
 
-    ``user`` is the key the per-user limits count under (``None``: anonymous).
+    ``user`` is the key the per-user limits count under (``None``: anonymous); ``owner`` the
+    consumer (whose sends a slow-client trip cancels).
     """
     slot = handshake_refusal(scope, limits) or where.admit(
         user, limits.max_connections, limits.max_connections_per_user
@@ -94,8 +94,9 @@ def admit(
     inbound = None
     if limits.messages_per_second or limits.bytes_per_second or limits.user_messages_per_second:
         inbound = Inbound(
-            _bucket(limits.messages_per_second, limits.message_burst, now),
-            _bucket(limits.bytes_per_second, limits.bytes_burst, now),
+            _pair(limits.messages_per_second, limits.message_burst),
+            _pair(limits.bytes_per_second, limits.bytes_burst),
+            now,
             None
             if user is None or limits.user_messages_per_second is None
             else where.user_bucket(
@@ -104,12 +105,12 @@ def admit(
         )
     watch = None
     if limits.send_timeout is not None or limits.max_pending_sends is not None:
-        watch = SendWatch(limits.send_timeout, limits.max_pending_sends)
+        watch = SendWatch(limits.send_timeout, limits.max_pending_sends, owner)
     return ConnectionGuard(limits, slot, inbound, watch)
 
 
-def _bucket(rate: float | None, burst: float, now: float) -> TokenBucket | None:
-    return None if rate is None else TokenBucket(rate, burst, now)
+def _pair(rate: float | None, burst: float) -> tuple[float, float] | None:
+    return None if rate is None else (rate, burst)
 
 
 def user_key(scope: Scope) -> Hashable | None:

@@ -8,43 +8,74 @@ given); ``Watchdog`` looks at every watch of an event loop a few times per ``sen
 and trips those stuck too long.
 
 Rules:
-- a watch is tripped at most once; tripping cancels the task that last started a send on the
+- a watch is tripped at most once; tripping cancels every task waiting in a send of that
   connection (the consumer turns that cancellation into ``SlowClient``: close 1013);
-- the per-send cost is two counter updates and one ``current_task()``: no timer per send.
-  The price is precision: a stuck send is noticed between ``send_timeout`` and
-  ``send_timeout`` plus a quarter of it (one sweep) after it began.
+- the per-send cost is two counter updates: no timer and no task lookup per send. The
+  tasks to cancel are found when a watch trips, by walking the await chain of the loop's
+  tasks to a send coroutine (``SEND_CODES``) of the watch's consumer: rare, and done once
+  per sweep for all the watches tripped in it. The price of no timer is precision: a stuck
+  send is noticed between ``send_timeout`` and ``send_timeout`` plus a quarter of it, and
+  more than ``max_pending_sends`` waiting at the next sweep (at most a second later).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 import weakref
+from collections.abc import Iterable
+from types import CodeType
 
 from channelworks.limits.logs import limit_log, logger
 from channelworks.limits.stats import stats
+
+#: the code of the coroutines that send for a consumer (``self`` is the consumer); the
+#: consumer runtime adds them
+SEND_CODES: set[CodeType] = set()
 
 
 class SendWatch:
     """One connection's sends: how many wait now, how many finished, since when stuck."""
 
-    __slots__ = ("max_pending", "pending", "seen", "sent", "since", "task", "timeout", "tripped")
+    __slots__ = (
+        "finished",
+        "max_pending",
+        "owner",
+        "seen",
+        "since",
+        "started",
+        "timeout",
+        "tripped",
+    )
 
-    def __init__(self, timeout: float | None, max_pending: int | None) -> None:
+    def __init__(
+        self, timeout: float | None, max_pending: int | None, owner: object = None
+    ) -> None:
         self.timeout = timeout
-        self.max_pending = max_pending
-        self.pending = 0  # sends started and not finished
-        self.sent = 0  # sends finished
-        self.task: asyncio.Task[object] | None = None  # the task that last started a send
+        #: an int either way: the send path compares without a None check
+        self.max_pending = sys.maxsize if max_pending is None else max_pending
+        #: the consumer whose sends these are (the ``self`` of its send coroutines)
+        self.owner = owner
+        # Two counters, one per end of a send: the send path adds 1 to each, nothing else.
+        self.started = 0
+        self.finished = 0
         self.tripped = False
-        self.seen = 0  # ``sent`` at the last look
+        self.seen = 0  # ``finished`` at the last look
         self.since: float | None = None  # when a look first found the sends stuck
+
+    @property
+    def pending(self) -> int:
+        """Sends started and not finished."""
+        return self.started - self.finished
 
     def stuck(self, now: float) -> bool:
         """Look at the sends at ``now``: whether one has waited ``timeout`` with none
         finishing (measured from the first look that found them waiting)."""
-        if self.pending == 0 or self.sent != self.seen:
-            self.seen = self.sent
-            self.since = now if self.pending else None
+        pending = self.started - self.finished
+        if pending == 0 or self.finished != self.seen:
+            self.seen = self.finished
+            self.since = now if pending else None
             return False
         if self.since is None:
             self.since = now
@@ -53,24 +84,52 @@ class SendWatch:
 
     def too_many(self) -> bool:
         """Whether a new send would make more than ``max_pending`` wait at once."""
-        return self.max_pending is not None and self.pending >= self.max_pending
+        return self.pending >= self.max_pending
 
-    def trip(self, why: str) -> None:
-        """Mark the connection as too slow (once), count it, and cancel its sending task."""
+    def trip(self, why: str) -> bool:
+        """Mark the connection as too slow, count it and log it; false if it already was.
+
+        The caller then cancels its waiting sends (``cancel_sends``)."""
         if self.tripped:
-            return
+            return False
         self.tripped = True
         stats.slow_closed += 1
         limit_log.note(
-            30,
+            logging.WARNING,
             "slow",
             "Closing a WebSocket with 1013: %s (stats.slow_closed=%d)",
             why,
             stats.slow_closed,
         )
-        task = self.task
-        if task is not None and not task.done() and task is not asyncio.current_task():
+        return True
+
+
+def cancel_sends(watches: Iterable[SendWatch]) -> int:
+    """Cancel every task of the running loop waiting in a send of these watches' consumers
+    (never the current task); return how many were cancelled."""
+    owners = {id(watch.owner) for watch in watches if watch.owner is not None}
+    current = asyncio.current_task()
+    cancelled = 0
+    for task in asyncio.all_tasks():
+        if task is not current and not task.done() and _sends_for(task, owners):
             task.cancel()
+            cancelled += 1
+    return cancelled
+
+
+def _sends_for(task: asyncio.Task[object], owners: set[int]) -> bool:
+    """Whether ``task`` is waiting inside a send coroutine of one of ``owners``."""
+    awaited: object = task.get_coro()
+    for _ in range(50):  # an await chain is short; never loop on a strange one
+        code = getattr(awaited, "cr_code", None) or getattr(awaited, "gi_code", None)
+        if code is None:
+            return False
+        if code in SEND_CODES:
+            frame = getattr(awaited, "cr_frame", None)
+            if frame is not None and id(frame.f_locals.get("self")) in owners:
+                return True
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return False
 
 
 class Watchdog:
@@ -86,8 +145,8 @@ class Watchdog:
         self.watches.add(watch)
         if watch.timeout is not None:
             self.tick = min(self.tick, max(watch.timeout / 4, 0.01))
-            if self._timer is None:
-                self._timer = self.loop.call_later(self.tick, self._sweep)
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.tick, self._sweep)
 
     def discard(self, watch: SendWatch) -> None:
         self.watches.discard(watch)
@@ -95,10 +154,21 @@ class Watchdog:
     def _sweep(self) -> None:
         self._timer = None
         now = self.loop.time()
-        for watch in list(self.watches):
-            if not watch.tripped and watch.stuck(now):
-                watch.trip(f"a send waited over {watch.timeout} s for the client to read")
-        if any(watch.timeout is not None for watch in self.watches):
+        tripped: list[SendWatch] = []
+        for watch in self.watches:
+            if watch.tripped:
+                continue
+            if watch.stuck(now):
+                why = f"a send waited over {watch.timeout} s for the client to read"
+            elif watch.too_many():
+                why = f"over max_pending_sends={watch.max_pending} sends waiting"
+            else:
+                continue
+            if watch.trip(why):
+                tripped.append(watch)
+        if tripped:
+            cancel_sends(tripped)
+        if self.watches:
             self._timer = self.loop.call_later(self.tick, self._sweep)
         else:
             self.tick = 1.0
@@ -118,4 +188,4 @@ def watchdog() -> Watchdog:
     return found
 
 
-__all__ = ["SendWatch", "Watchdog", "logger", "watchdog"]
+__all__ = ["SEND_CODES", "SendWatch", "Watchdog", "cancel_sends", "logger", "watchdog"]
