@@ -7,6 +7,8 @@ until it gets ``{"type": "stop"}`` on its channel:
 - ``ping`` (``n``, ``reply_to``): answers ``{"type": "pong", "n": n, "pid": ...}``;
 - ``burst`` (``count``, ``reply_to``): sends ``count`` numbered ``seq`` messages, in order;
 - ``room.message`` (``reply_to``), which comes through GROUP: answers ``ack``;
+- ``history.burst`` (``group``, ``count``, ``reply_to``): ``count`` group sends to ``group``
+  with ``history=True`` (numbered ``n``, named by ``by``), then ``sent`` with their positions;
 - meanwhile it reads the normal channel ``work`` and answers each ``job`` (``n``,
   ``reply_to``) with ``done`` naming itself, so tests can see two processes share a channel.
 """
@@ -39,6 +41,13 @@ async def serve(layer: RedisChannelLayer, channel: str) -> None:
         elif kind == "burst":
             for n in range(message["count"]):
                 await layer.send(message["reply_to"], {"type": "seq", "n": n})
+        elif kind == "history.burst":
+            positions = []
+            for n in range(message["count"]):
+                logged = {"type": "room.logged", "n": n, "by": "peer"}
+                position = await layer.group_send(message["group"], logged, history=True)
+                positions.append(list(position) if position is not None else None)
+            await layer.send(message["reply_to"], {"type": "sent", "positions": positions})
         elif kind == "room.message":
             await layer.send(message["reply_to"], {"type": "ack", "text": message["text"]})
 

@@ -16,6 +16,7 @@ from channelworks.layers.history import POSITION_KEY, StreamPosition
 from channelworks.layers.redis import RedisChannelLayer, RedisUnavailable
 from tests.layers.redis.conftest import MakeRedisLayer
 from tests.layers.redis.servers import redis_server
+from tests.layers.redis.test_processes import peer
 
 HISTORY: dict[str, Any] = {"chat.*": {"size": 10, "ttl": 60}}
 
@@ -119,3 +120,40 @@ async def test_redis_restarted_empty_makes_history_unrecoverable(tmp_path: Path)
         finally:
             await layer.flush()
             await layer.close()
+
+
+async def test_two_processes_appending_at_once_share_one_gapless_log(
+    make_redis_layer: MakeRedisLayer, redis_url: str, prefix: str
+) -> None:
+    layer = make_redis_layer()
+    mine = await layer.new_channel()
+    await layer.group_add("chat.shared", mine)
+    count = 30
+    async with peer(redis_url, prefix, "nobody") as other:
+        await layer.send(
+            other.channel,
+            {"type": "history.burst", "group": "chat.shared", "count": count, "reply_to": mine},
+        )
+        here = []
+        for n in range(count):  # at the same time as the other process
+            logged = {"type": "room.logged", "n": n, "by": "here"}
+            here.append(await layer.group_send("chat.shared", logged, history=True))
+        got = [await asyncio.wait_for(layer.receive(mine), 5) for _ in range(2 * count + 1)]
+        await layer.send(other.channel, {"type": "stop"})
+    (sent,) = [m for m in got if m["type"] == "sent"]
+    theirs = [StreamPosition.parse(p) for p in sent["positions"]]
+    ours = [p for p in here if p is not None]
+    offsets = sorted(p.offset for p in theirs + ours)
+    assert offsets == list(range(1, 2 * count + 1))  # every offset once: no gap, no twin
+    assert len({p.epoch for p in theirs + ours}) == 1
+    live = [m for m in got if m["type"] == "room.logged"]
+    assert sorted(StreamPosition.of(m) or (0, "") for m in live) == sorted(theirs + ours)
+    # each sender's messages arrive in its offset order
+    for by in ("here", "peer"):
+        from_one = [StreamPosition.of(m) for m in live if m["by"] == by]
+        assert from_one == sorted(from_one, key=lambda p: p.offset if p else 0)
+    read = await layer.history("chat.shared", since=StreamPosition(0, ours[0].epoch), limit=100)
+    assert [StreamPosition.of(m) for m in read.messages] == sorted(theirs + ours)
+    assert sorted(read.messages, key=lambda m: (m["by"], m["n"])) == sorted(
+        live, key=lambda m: (m["by"], m["n"])
+    )
