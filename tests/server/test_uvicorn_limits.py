@@ -18,7 +18,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from channelworks import limits
-from channelworks.consumers import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from channelworks.consumers import (
+    AsyncJsonWebsocketConsumer,
+    AsyncWebsocketConsumer,
+    WebsocketConsumer,
+)
 from channelworks.limits import connections, stats
 from channelworks.types import ASGIApp, Receive, Scope, Send
 from tests.server.apps.consumers import AsyncEcho, SyncEcho
@@ -134,6 +138,7 @@ class Firehose(AsyncWebsocketConsumer):
     limits = {"send_timeout": 0.2, "close_wait": TIMEOUT}
     codes: list[int] = []
     ended: asyncio.Event
+    loop: asyncio.AbstractEventLoop
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         while True:
@@ -144,9 +149,27 @@ class Firehose(AsyncWebsocketConsumer):
         Firehose.ended.set()
 
 
-async def test_a_client_that_does_not_read_is_closed_with_1013(serve: Serve) -> None:
+class SyncFirehose(WebsocketConsumer):
+    """``Firehose`` as a sync consumer: its sends come from worker threads."""
+
+    limits = Firehose.limits
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        while True:
+            self.send(bytes_data=NOISE)
+
+    def disconnect(self, code: int) -> None:
+        Firehose.codes.append(code)
+        Firehose.loop.call_soon_threadsafe(Firehose.ended.set)
+
+
+@pytest.mark.parametrize("consumer", [Firehose, SyncFirehose])
+async def test_a_client_that_does_not_read_is_closed_with_1013(
+    serve: Serve, consumer: type[Firehose | SyncFirehose]
+) -> None:
     Firehose.codes, Firehose.ended = [], asyncio.Event()
-    live = await serve(Firehose.as_asgi())
+    Firehose.loop = asyncio.get_running_loop()
+    live = await serve(consumer.as_asgi())
     async with ws_connect(live.ws("/")) as ws:
         ws.transport.pause_reading()  # the client stops reading: the server's buffers fill
         await ws.send("go")
