@@ -175,3 +175,15 @@ async def test_a_failed_connection_is_logged_as_channels_rabbitmq_logs_it(
         await layer.close()
     assert "Failure connecting" in caplog.text
     assert "Retrying" in caplog.text
+
+
+async def test_carehare_connection_refuses_another_event_loop(make: MakeLayer) -> None:
+    """As in channels_rabbitmq: the connection belongs to the loop the layer runs on."""
+    layer = make()
+    await layer.carehare_connection
+
+    async def elsewhere() -> object:
+        return await layer.carehare_connection
+
+    with pytest.raises(RuntimeError, match="another event loop"):
+        await asyncio.to_thread(asyncio.run, elsewhere())

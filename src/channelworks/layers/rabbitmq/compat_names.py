@@ -10,6 +10,7 @@ to what the same idea is in channelworks' design; none adds a second way of movi
   ``retry_timeout``, then ``RabbitMQUnavailable``) and gives a ``JobPublisher`` whose
   ``publish(body, routing_key=..., exchange_name="")`` publishes raw bytes on the layer's
   connection with a publisher confirm, as the README's job-queue example does with carehare;
+  on the loop the layer's connection runs on only (``RuntimeError`` elsewhere, as there);
 - ``ReconnectDelay``: channels_rabbitmq's fixed pause between connection attempts, kept as a
   name only: channelworks backs off from 50 ms to 2 s with jitter (connection.py).
 """
@@ -104,10 +105,20 @@ class ChannelsRabbitmqNames:
         return self.carehare_connection
 
     async def _job_publisher(self) -> JobPublisher:
+        if self._elsewhere() is not None:
+            # The publisher's futures belong to the home loop: it cannot be used from here.
+            raise RuntimeError(
+                "carehare_connection was awaited on another event loop than the one this "
+                "layer's connection runs on; use it from that loop"
+            )
         return JobPublisher(await self._ready("connect", "RabbitMQ"))
 
+    # the layer's own (layer.py)
+    def _elsewhere(self) -> asyncio.AbstractEventLoop | None:
+        raise NotImplementedError
+
     async def _ready(self, operation: str, target: str) -> Link:
-        raise NotImplementedError  # the layer's
+        raise NotImplementedError
 
 
 __all__ = ["ChannelsRabbitmqNames", "JobPublisher", "ReconnectDelay"]
