@@ -43,6 +43,8 @@ from collections.abc import Callable, Sequence
 # Channels module name -> channelworks modules whose public names it exposes, searched in order.
 ALIASES: dict[str, tuple[str, ...]] = {
     "channels": ("channelworks",),
+    # "channels" in INSTALLED_APPS: Django finds our AppConfig here (checks, session hooks)
+    "channels.apps": ("channelworks.compat_apps",),
     "channels.auth": ("channelworks.auth",),
     "channels.consumer": ("channelworks.consumers",),
     "channels.db": ("channelworks.db",),

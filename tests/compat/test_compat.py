@@ -292,10 +292,23 @@ def test_every_alias_imports_or_names_its_missing_target(alias: str) -> None:
 
 
 def test_unmapped_channels_names_do_not_import() -> None:
-    with pytest.raises(ModuleNotFoundError, match=r"channels\.apps"):
-        aliased("channels.apps")
+    with pytest.raises(ModuleNotFoundError, match=r"channels\.nothing"):
+        aliased("channels.nothing")
     with pytest.raises(ModuleNotFoundError):
         aliased("channels.generic.nothing")
+
+
+def test_channels_in_installed_apps_gets_our_app_config() -> None:
+    """A Channels project lists "channels": Django finds the app's config in
+    ``channels.apps``, which is ours (system checks, sockets closed with their session)."""
+    from django.apps import AppConfig
+
+    from channelworks.apps import ChannelworksConfig
+
+    config = AppConfig.create("channels")
+    assert isinstance(config, ChannelworksConfig)  # its ready() is ours
+    assert config.label == "channels"
+    assert Path(config.path) == CHANNELWORKS_DIR
 
 
 # -- CHANNEL_LAYERS backends -------------------------------------------------------------------

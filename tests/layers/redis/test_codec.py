@@ -49,7 +49,7 @@ def test_values_it_cannot_carry_are_refused_naming_their_type(value: object, nam
 
 
 def test_integers_too_large_are_refused() -> None:
-    with pytest.raises(InvalidMessage, match="integer beyond 64 bits .* send it as a str"):
+    with pytest.raises(InvalidMessage, match=r"integer beyond 64 bits .* send it as a str"):
         Codec().encode({"type": "x", "n": 2**64})
     with pytest.raises(InvalidMessage, match="integer beyond 64 bits"):
         Codec().encode({"type": "x", "n": [-(2**63) - 1]})

@@ -223,9 +223,14 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
             on_membership=self._requested,
             on_lapsed=self._lapsed,
             ack=self._ack_process,
+            log_lines=self.log_lines,
         )
         self.normal = NormalChannels(
-            codec=self.codec, stats=self.stats, consume=self._consume_normal, linger=self.linger
+            codec=self.codec,
+            stats=self.stats,
+            consume=self._consume_normal,
+            linger=self.linger,
+            log_lines=self.log_lines,
         )
         self._declared: set[str] = set()
         self._bind_lock: asyncio.Lock | None = None
@@ -264,6 +269,7 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
                 retry_timeout=self.retry_timeout,
                 ssl_context=self.ssl_context,
                 name=f"channelworks {self.queue}",
+                log_lines=self.log_lines,
             )
         return link
 
@@ -822,6 +828,7 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
 
             await link.aclose(before=delete_queue)
         await self.local.close()
+        self.log_lines.flush()
         self._reset()
 
     def __repr__(self) -> str:
