@@ -1,8 +1,10 @@
 """The flood figure's two clients: a flooder, and a quiet client timing its echoes.
 
 ``flood``: one connection sends 63-byte text frames as fast as the client can for
-``seconds``, without reading; if the server closes it, it reconnects at once and goes on (an
-attacker would). It reports frames sent, connections made and the close codes it got.
+``seconds``, throwing away whatever comes back (a task reads it: unread, the client library
+would stop reading its socket after a few frames and never see a close); if the server
+closes it, it reconnects at once and goes on (an attacker would). It reports frames sent,
+connections made and the close codes it got.
 
 ``latency``: one connection does ``round_trips`` echo round trips, one every ``interval``
 seconds (a person's pace, under the default inbound limits), and reports each round trip's
@@ -17,6 +19,7 @@ import statistics
 import time
 from typing import Any
 
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from benchmarks.clients.connections import open_one, round_trip
@@ -33,6 +36,7 @@ async def run_flood(url: str, seconds: float) -> dict[str, Any]:
         connections += 1
         if connections == 1:
             print("flooding", flush=True)  # the figure starts timing the quiet client now
+        discard = asyncio.create_task(_discard(ws))
         try:
             while True:
                 for _ in range(100):
@@ -47,14 +51,21 @@ async def run_flood(url: str, seconds: float) -> dict[str, Any]:
             code = str(ws.close_code)
             codes[code] = codes.get(code, 0) + 1
         finally:
+            discard.cancel()
             with contextlib.suppress(Exception):
-                ws.transport.abort()  # no closing handshake: the flooder does not read
+                ws.transport.abort()  # no closing handshake
     return {
         "frames": sent,
         "connections": connections,
         "close_codes": codes,
         "rate": sent / seconds,
     }
+
+
+async def _discard(ws: ClientConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for _ in ws:
+            pass
 
 
 async def run_latency(url: str, round_trips: int, interval: float) -> dict[str, Any]:
