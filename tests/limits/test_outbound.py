@@ -9,7 +9,7 @@ import pytest
 
 from channelworks.limits import stats
 from channelworks.limits.logs import AggregatedLog
-from channelworks.limits.outbound import SEND_CODES, SendWatch, cancel_sends
+from channelworks.limits.outbound import SEND_CODES, SendWatch, cancel_sends, watchdog
 
 
 def test_a_watch_with_no_send_waiting_is_never_stuck() -> None:
@@ -100,3 +100,14 @@ def test_an_aggregated_log_logs_one_line_per_reason_per_interval(
         "event b",
         "event a 4 (and 2 more since the last such line)",
     ]
+
+
+async def test_the_watchdog_sweeps_only_while_it_has_watches() -> None:
+    dog = watchdog()
+    watch = SendWatch(timeout=0.2, max_pending=None)
+    dog.add(watch)
+    assert dog.tick == pytest.approx(0.05)
+    assert dog._timer is not None
+    dog.discard(watch)
+    assert dog._timer is None  # nothing left to look at: no timer holds the loop
+    assert dog.tick == 1.0

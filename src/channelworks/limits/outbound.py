@@ -135,8 +135,8 @@ def _sends_for(task: asyncio.Task[object], owners: set[int]) -> bool:
 class Watchdog:
     """Every ``SendWatch`` of one event loop, looked at every ``tick`` seconds while any."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
+        # No reference to the loop: the loop is the key of ``_watchdogs``, a weak one.
         self.watches: set[SendWatch] = set()
         self.tick = 1.0
         self._timer: asyncio.TimerHandle | None = None
@@ -146,16 +146,22 @@ class Watchdog:
         if watch.timeout is not None:
             self.tick = min(self.tick, max(watch.timeout / 4, 0.01))
         if self._timer is None:
-            self._timer = self.loop.call_later(self.tick, self._sweep)
+            self._timer = asyncio.get_running_loop().call_later(self.tick, self._sweep)
 
     def discard(self, watch: SendWatch) -> None:
         self.watches.discard(watch)
+        if not self.watches and self._timer is not None:
+            # the timer references the loop: a pending one would keep a closed loop alive
+            self._timer.cancel()
+            self._timer = None
+            self.tick = 1.0
 
     def _sweep(self) -> None:
         self._timer = None
-        now = self.loop.time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         tripped: list[SendWatch] = []
-        for watch in self.watches:
+        for watch in list(self.watches):
             if watch.tripped:
                 continue
             if watch.stuck(now):
@@ -169,7 +175,7 @@ class Watchdog:
         if tripped:
             cancel_sends(tripped)
         if self.watches:
-            self._timer = self.loop.call_later(self.tick, self._sweep)
+            self._timer = loop.call_later(self.tick, self._sweep)
         else:
             self.tick = 1.0
 
@@ -184,7 +190,7 @@ def watchdog() -> Watchdog:
     loop = asyncio.get_running_loop()
     found = _watchdogs.get(loop)
     if found is None:
-        found = _watchdogs[loop] = Watchdog(loop)
+        found = _watchdogs[loop] = Watchdog()
     return found
 
 
