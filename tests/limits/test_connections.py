@@ -34,15 +34,25 @@ def test_the_user_cap_counts_each_user_alone_and_not_anonymous() -> None:
     assert where.total == 5
 
 
-def test_a_user_with_no_connection_left_is_forgotten_with_its_bucket() -> None:
+def test_a_users_bucket_outlives_its_connections_until_it_refills() -> None:
     where = Connections()
     slot = where.admit("ann", None, None)
     assert isinstance(slot, Slot)
     bucket = where.user_bucket("ann", 1, 2, 0.0)
     assert where.user_bucket("ann", 1, 2, 0.0) is bucket
+    bucket.take(0.0, 2)
     slot.release()
     assert where.users == {}
     assert where.total == 0
+    again = where.admit("ann", None, None)  # reconnecting gives no fresh burst
+    assert isinstance(again, Slot)
+    assert where.user_bucket("ann", 1, 2, 0.5) is bucket
+    assert not bucket.take(0.5)
+    again.release()
+    where.prune(1.0)  # not full yet (1.5 tokens): kept
+    assert where.idle == {"ann": bucket}
+    where.prune(2.0)  # refilled: forgotten
+    assert where.idle == {}
 
 
 def scope(**extra: object) -> dict[str, object]:

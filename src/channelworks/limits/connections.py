@@ -5,8 +5,10 @@ Pure bookkeeping (no I/O, no clock of its own). Rules:
   idempotent, and the consumer runtime releases however the connection ends;
 - a user is whatever hashable key the consumer gives (by default the authenticated user's
   primary key); ``None`` means anonymous: counted for the process only;
-- a user's shared bucket lives while the user has a connection here, and is made by the
-  first one with the limits it was admitted with.
+- a user's shared bucket is made by the first connection that needs it, with the limits it
+  was admitted with, and outlives the user's connections until it has refilled: closing and
+  reopening a connection does not give a flooding user a fresh burst. Buckets of users with
+  no connection left are forgotten once full again, looked at as new buckets are asked for.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class Connections:
 
     total: int = 0
     users: dict[Hashable, _User] = field(default_factory=dict)
+    #: the buckets of users with no connection left, kept until they have refilled
+    idle: dict[Hashable, TokenBucket] = field(default_factory=dict)
+    _asked: int = 0
 
     def admit(
         self,
@@ -52,8 +57,19 @@ class Connections:
         """The bucket shared by ``user``'s connections (the user must hold a slot)."""
         entry = self.users[user]
         if entry.bucket is None:
-            entry.bucket = TokenBucket(rate, burst, now)
+            idle = self.idle.pop(user, None)
+            entry.bucket = idle if idle is not None else TokenBucket(rate, burst, now)
+        self._asked += 1
+        if self._asked >= _PRUNE_EVERY or len(self.idle) > _MAX_IDLE:
+            self.prune(now)
         return entry.bucket
+
+    def prune(self, now: float) -> None:
+        """Forget the buckets of users with no connection that have refilled by ``now``."""
+        self._asked = 0
+        for user, bucket in list(self.idle.items()):
+            if bucket.level(now) >= bucket.burst:
+                del self.idle[user]
 
     def count(self, user: Hashable) -> int:
         """How many connections ``user`` has open here."""
@@ -68,6 +84,13 @@ class Connections:
         entry.connections -= 1
         if entry.connections == 0:
             del self.users[user]
+            if entry.bucket is not None:
+                self.idle[user] = entry.bucket
+
+
+#: prune the idle buckets every this many bucket requests, or when there are more than
+_PRUNE_EVERY = 1000
+_MAX_IDLE = 10_000
 
 
 class Slot:
