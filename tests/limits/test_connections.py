@@ -136,3 +136,12 @@ def test_the_user_key_is_the_authenticated_users_primary_key() -> None:
     assert user_key(scope(user=User(7, False))) is None
     assert user_key(scope()) is None
     assert user_key(scope(user=Unloaded())) is None
+
+
+async def test_a_refused_long_path_is_logged_cut_short(caplog: pytest.LogCaptureFixture) -> None:
+    limits = Limits(max_path_length=100)
+    long = "/" + "p" * 5000
+    with caplog.at_level(logging.WARNING, "channelworks.limits"):
+        refused = admit(scope(path=long, raw_path=long.encode()), limits, None, 0.0, Connections())
+    assert refused == "path"
+    assert all(len(record.getMessage()) < 400 for record in caplog.records)

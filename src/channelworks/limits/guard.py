@@ -85,7 +85,7 @@ def admit(
             logging.WARNING,
             f"refused_{reason}",
             "Refused a WebSocket handshake to %s: %s (stats.%s=%d)",
-            scope.get("path"),
+            str(scope.get("path"))[:200],  # the path may be the oversized part
             _REFUSALS[reason].format(limits=limits),
             counter,
             getattr(stats, counter),
