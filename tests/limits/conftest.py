@@ -1,4 +1,4 @@
-"""Every test here starts with the default limits and zeroed counters."""
+"""Every test here starts with the default limits, zeroed counters and a fresh log."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from collections.abc import Iterator
 import pytest
 
 from channelworks import limits
+from channelworks.limits.logs import limit_log
 
 
 @pytest.fixture(autouse=True)
 def _fresh_limits() -> Iterator[None]:
     limits.configure(None)
     limits.stats.reset()
+    limit_log._last.clear()  # every test sees its first line of each reason logged
     yield
     limits.configure(None)
