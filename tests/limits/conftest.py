@@ -14,6 +14,6 @@ from channelworks.limits.logs import limit_log
 def _fresh_limits() -> Iterator[None]:
     limits.configure(None)
     limits.stats.reset()
-    limit_log._last.clear()  # every test sees its first line of each reason logged
+    limit_log._keys.clear()  # every test sees its first line of each reason logged
     yield
     limits.configure(None)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import pytest
 
 from channelworks.limits import stats
-from channelworks.limits.logs import AggregatedLog
 from channelworks.limits.outbound import SEND_CODES, SendWatch, cancel_sends, watchdog
 
 
@@ -81,25 +79,6 @@ async def test_cancel_sends_cancels_only_the_tasks_waiting_in_that_consumers_sen
         others_send.cancel()
     finally:
         SEND_CODES.discard(Sender._send.__code__)
-
-
-def test_an_aggregated_log_logs_one_line_per_reason_per_interval(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    now = [0.0]
-    log = AggregatedLog(interval=10.0, clock=lambda: now[0])
-    with caplog.at_level(logging.INFO, "channelworks.limits"):
-        assert log.note(logging.WARNING, "a", "event a %d", 1)
-        assert not log.note(logging.WARNING, "a", "event a %d", 2)
-        assert not log.note(logging.WARNING, "a", "event a %d", 3)
-        assert log.note(logging.WARNING, "b", "event b")
-        now[0] = 10.0
-        assert log.note(logging.WARNING, "a", "event a %d", 4)
-    assert [r.getMessage() for r in caplog.records] == [
-        "event a 1",
-        "event b",
-        "event a 4 (and 2 more since the last such line)",
-    ]
 
 
 async def test_the_watchdog_sweeps_only_while_it_has_watches() -> None:

@@ -34,6 +34,7 @@ from channelworks.limits.bucket import Inbound
 from channelworks.limits.config import Limits, resolve
 from channelworks.limits.guard import admit, user_key
 from channelworks.limits.logs import limit_log
+from channelworks.limits.logs import logger as limits_logger
 from channelworks.limits.outbound import SEND_CODES, SendWatch, cancel_sends
 from channelworks.limits.stats import stats
 from channelworks.types import Message
@@ -190,11 +191,13 @@ class WebsocketCore(AsyncConsumer):
             stats.rate_closed += 1
             raise RateLimited(reason="rate limit exceeded")
         stats.rate_dropped += 1
-        limit_log.note(
-            logging.INFO,
+        limit_log.event(
+            limits_logger,
             "dropped",
-            "Dropped WebSocket frames over the inbound limits (stats.rate_dropped=%d)",
-            stats.rate_dropped,
+            logging.INFO,
+            "Dropped {count} WebSocket frame(s) over the inbound limits (stats.rate_dropped="
+            "{total})",
+            total=stats.rate_dropped,
         )
         if not inbound.dropping:
             inbound.dropping = True

@@ -14,7 +14,7 @@ from channelworks.limits.bucket import Inbound
 from channelworks.limits.config import Limits
 from channelworks.limits.connections import Connections, Slot, connections
 from channelworks.limits.handshake import handshake_refusal
-from channelworks.limits.logs import limit_log
+from channelworks.limits.logs import limit_log, logger
 from channelworks.limits.outbound import SendWatch, Watchdog, watchdog
 from channelworks.limits.stats import stats
 from channelworks.types import Scope
@@ -81,14 +81,16 @@ def admit(
     if isinstance(slot, str):
         reason, counter = slot, _COUNTERS[slot]
         setattr(stats, counter, getattr(stats, counter) + 1)
-        limit_log.note(
+        limit_log.event(
+            logger,
+            ("refused", reason),
             logging.WARNING,
-            f"refused_{reason}",
-            "Refused a WebSocket handshake to %s: %s (stats.%s=%d)",
-            str(scope.get("path"))[:200],  # the path may be the oversized part
-            _REFUSALS[reason].format(limits=limits),
-            counter,
-            getattr(stats, counter),
+            "Refused {count} WebSocket handshake(s): {why}; the latest to {path} "
+            "(stats.{counter}={total})",
+            why=_REFUSALS[reason].format(limits=limits),
+            path=str(scope.get("path"))[:200],  # the path may be the oversized part
+            counter=counter,
+            total=getattr(stats, counter),
         )
         return reason
     inbound = None

@@ -94,12 +94,13 @@ class SendWatch:
             return False
         self.tripped = True
         stats.slow_closed += 1
-        limit_log.note(
-            logging.WARNING,
+        limit_log.event(
+            logger,
             "slow",
-            "Closing a WebSocket with 1013: %s (stats.slow_closed=%d)",
-            why,
-            stats.slow_closed,
+            logging.WARNING,
+            "Closed {count} WebSocket(s) with 1013: {why} (stats.slow_closed={total})",
+            why=why,
+            total=stats.slow_closed,
         )
         return True
 
