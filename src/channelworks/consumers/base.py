@@ -8,10 +8,10 @@ Rules of this file (which methods are handlers, and how they run: ``handlers.py`
   dropped; the connection lives on. A server event nobody handles is an error;
 - group memberships taken with ``join_groups`` are always released when the consumer ends,
   however it ends;
-- the event loop gets a turn before each message is handled, so tasks a handler started run
+- the event loop gets a turn before a message is handled, so tasks a handler started run
   (up to their first wait) before the next message of the same consumer, as in Channels. The
-  turn costs a task step, so it is given only when the message was there already: a source
-  that had to wait gave the loop its turn while waiting (``_take``).
+  turn costs a task step, so it is given only when it can matter (turns.py): the message was
+  there already, and a task was created since the last one.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import asyncio
 import functools
 import inspect
 import logging
-import types
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol, cast
 
 from asgiref.sync import async_to_sync
@@ -37,6 +36,7 @@ from channelworks.consumers.handlers import (
     lookup,
     run_handler,
 )
+from channelworks.consumers.turns import TaskCount, take
 from channelworks.exceptions import StopConsumer, UnhandledMessageType
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.registry import get_channel_layer
@@ -207,17 +207,20 @@ class AsyncConsumer:
             protocol = f"{self.scope['type']}_"
             cache = cls._layer_handlers.setdefault(protocol, {})
         yield_turn = asyncio.sleep  # a local: looked up once per message otherwise
+        tasks = TaskCount.of(asyncio.get_running_loop())
+        seen = -1  # tasks the loop had created when the last message was handed over
         try:
             while True:
-                # The loop's turn before each message: tasks the last handler started run
-                # first. A source that had to wait has given it already.
+                # The loop's turn before each message if tasks were started since the last
+                # one (turns.py); a source that had to wait has given it already.
                 message = None if poll is None else poll()
                 if message is None:
-                    message, waited = await _take(source)
-                    if not waited:
+                    message, waited = await take(source)
+                    if not waited and (seen != tasks.created or not tasks.reliable):
                         await yield_turn(0)
-                else:
+                elif seen != tasks.created or not tasks.reliable:
                     await yield_turn(0)
+                seen = tasks.created
                 if turn.busy:
                     await turn.wait()
                 else:
@@ -319,35 +322,6 @@ class SyncConsumer(AsyncConsumer):
 
     def send(self, message: Message) -> None:  # type: ignore[override]
         async_to_sync(AsyncConsumer.send)(self, message)
-
-
-@types.coroutine
-def _take(source: Callable[[], Awaitable[Message]]) -> Generator[Any, Any, tuple[Message, bool]]:
-    """``(await source(), waited)``: ``waited`` is false if ``source()`` returned without
-    suspending, that is, without the event loop getting a turn.
-
-    ``yield from`` with the first step taken by hand, to see whether the awaitable suspends.
-    Whatever the task receives while waiting (a value, or an exception such as a
-    cancellation) is passed on to the awaitable unchanged.
-    """
-    steps = source().__await__()
-    try:
-        signal = steps.send(None)
-    except StopIteration as done:
-        return done.value, False
-    while True:
-        try:
-            value = yield signal
-        except BaseException as exc:  # a cancellation, or GeneratorExit: the source handles it
-            try:
-                signal = steps.throw(exc)
-            except StopIteration as done:
-                return done.value, True
-        else:
-            try:
-                signal = steps.send(value)
-            except StopIteration as done:
-                return done.value, True
 
 
 def _own_init(cls: type) -> Callable[..., Any] | None:
