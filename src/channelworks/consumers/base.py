@@ -10,8 +10,8 @@ Rules of this file (which methods are handlers, and how they run: ``handlers.py`
   however it ends;
 - the event loop gets a turn before a message is handled, so tasks a handler started run
   (up to their first wait) before the next message of the same consumer, as in Channels. The
-  turn costs a task step, so it is given only when it can matter (turns.py): the message was
-  there already, and a task was created since the last one.
+  turn costs a task step, so it is given only when it can matter: when a task was created
+  on the loop since the last message was handed over (turns.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from channelworks.consumers.handlers import (
     lookup,
     run_handler,
 )
-from channelworks.consumers.turns import TaskCount, take
+from channelworks.consumers.turns import TaskCount
 from channelworks.exceptions import StopConsumer, UnhandledMessageType
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.registry import get_channel_layer
@@ -211,14 +211,12 @@ class AsyncConsumer:
         seen = -1  # tasks the loop had created when the last message was handed over
         try:
             while True:
-                # The loop's turn before each message if tasks were started since the last
-                # one (turns.py); a source that had to wait has given it already.
                 message = None if poll is None else poll()
                 if message is None:
-                    message, waited = await take(source)
-                    if not waited and (seen != tasks.created or not tasks.reliable):
-                        await yield_turn(0)
-                elif seen != tasks.created or not tasks.reliable:
+                    message = await source()
+                # The loop's turn before the message if tasks were started since the last one
+                # was handed over (turns.py), so that they run first.
+                if seen != tasks.created or not tasks.reliable:
                     await yield_turn(0)
                 seen = tasks.created
                 if turn.busy:
