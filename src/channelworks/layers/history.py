@@ -92,6 +92,13 @@ def with_position(message: Message, position: StreamPosition) -> Message:
     return stamped
 
 
+def require_limit(limit: object) -> int:
+    """``limit`` if it is an int >= 0 (how many messages a ``history`` call may return)."""
+    if type(limit) is not int or limit < 0:
+        raise ValueError(f"limit must be an int >= 0, got {limit!r}")
+    return limit
+
+
 def require_unpositioned(message: Mapping[str, Any]) -> None:
     """Refuse (``InvalidMessage``) a message for history that already holds a position."""
     if POSITION_KEY in message:
@@ -286,6 +293,7 @@ __all__ = [
     "ResumeFilter",
     "StreamPosition",
     "new_epoch",
+    "require_limit",
     "require_unpositioned",
     "select",
     "with_position",

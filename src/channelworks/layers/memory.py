@@ -51,6 +51,7 @@ from channelworks.layers.history import (
     HistorySetting,
     StreamPosition,
     new_epoch,
+    require_limit,
     require_unpositioned,
     select,
     with_position,
@@ -278,8 +279,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         limit: int = DEFAULT_LIMIT,
     ) -> HistoryResult:
         require_group_name(group)
-        if type(limit) is not int or limit < 0:
-            raise ValueError(f"limit must be an int >= 0, got {limit!r}")
+        require_limit(limit)
         _, log = self._next_position(group, self.history_config.for_read(group))
         entries = log.entries
         return select(

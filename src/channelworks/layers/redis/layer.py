@@ -50,6 +50,7 @@ from channelworks.layers.history import (
     HistorySetting,
     StreamPosition,
     new_epoch,
+    require_limit,
     require_unpositioned,
     select,
     with_position,
@@ -625,8 +626,7 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
         limit: int = DEFAULT_LIMIT,
     ) -> HistoryResult:
         require_group_name(group)
-        if type(limit) is not int or limit < 0:
-            raise ValueError(f"limit must be an int >= 0, got {limit!r}")
+        require_limit(limit)
         options = self.history_config.for_read(group)
         command = scripts.HISTORY_READ.command(
             (self.keys.history(group), self.keys.history_meta(group)),
