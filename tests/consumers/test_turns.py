@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
 from channelworks.consumers.turns import TaskCount
@@ -37,3 +39,13 @@ async def test_one_count_per_loop() -> None:
         assert TaskCount.of(loop) is TaskCount.of(loop)
     finally:
         loop.set_task_factory(None)
+
+
+def test_a_loop_that_ran_consumers_can_be_collected() -> None:
+    loop = asyncio.new_event_loop()
+    TaskCount.of(loop)
+    ref = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert ref() is None

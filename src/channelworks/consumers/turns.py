@@ -25,7 +25,9 @@ class TaskCount:
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # Weak: the loop holds the factory, which holds this count; a strong reference back
+        # would keep every loop that ever ran a consumer alive through ``_counts``.
+        self._loop = weakref.ref(loop)
         self.created = 0
         previous = loop.get_task_factory()
 
@@ -48,7 +50,8 @@ class TaskCount:
     @property
     def reliable(self) -> bool:
         """Whether every task creation on the loop still goes through the count."""
-        return self.loop.get_task_factory() is self.factory
+        loop = self._loop()
+        return loop is not None and loop.get_task_factory() is self.factory
 
 
 __all__ = ["TaskCount"]
