@@ -1,4 +1,4 @@
-"""ApplicationCommunicator and friends: timeouts keep the app alive, errors surface."""
+"""ApplicationCommunicator and friends: timeouts stop the app as asgiref's do, errors surface."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from channelworks.layers import InMemoryChannelLayer, get_channel_layer
 from channelworks.testing import ApplicationCommunicator, WebsocketCommunicator
+from channelworks.testing.communicator import ApplicationStopped
 from channelworks.types import Receive, Scope, Send
 
 marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
@@ -24,13 +25,30 @@ async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "echo", "value": message.get("value"), "marker": marker.get()})
 
 
-async def test_timeout_does_not_kill_the_application() -> None:
+async def test_a_timeout_stops_the_application_as_asgiref_does() -> None:
+    # Channels' own tests expect this: after the timeout, disconnect() raises CancelledError.
+    comm = ApplicationCommunicator(echo_app, {"type": "test"})
+    with pytest.raises(TimeoutError):
+        await comm.receive_output(timeout=0.05)
+    assert comm.future.cancelled()
+    with pytest.raises(asyncio.CancelledError):
+        await comm.send_input({"type": "ping", "value": 1})
+
+
+async def test_receive_nothing_leaves_the_application_running() -> None:
     async with ApplicationCommunicator(echo_app, {"type": "test"}) as comm:
-        with pytest.raises(TimeoutError):
-            await comm.receive_output(timeout=0.05)
+        assert await comm.receive_nothing(timeout=0.05)
         assert not comm.future.done()
         await comm.send_input({"type": "ping", "value": 1})
         assert (await comm.receive_output())["value"] == 1
+
+
+async def test_websocket_disconnect_after_a_timeout_raises_cancelled() -> None:
+    comm = WebsocketCommunicator(echo_app, "/")
+    with pytest.raises(TimeoutError):
+        await comm.receive_from(timeout=0.05)
+    with pytest.raises(asyncio.CancelledError):
+        await comm.disconnect()
 
 
 async def test_application_error_is_raised_by_receive_output() -> None:
@@ -115,7 +133,7 @@ async def test_a_stopped_application_is_reported_as_stopped() -> None:
     comm = ApplicationCommunicator(echo_app, {"type": "test"})
     with pytest.raises(TimeoutError):
         await comm.wait(timeout=0.05)
-    with pytest.raises(RuntimeError, match="stopped"):
+    with pytest.raises(ApplicationStopped, match="stopped"):
         await comm.receive_output()
-    with pytest.raises(RuntimeError, match="stopped"):
+    with pytest.raises(ApplicationStopped, match="stopped"):
         await comm.send_input({"type": "ping"})

@@ -1,8 +1,10 @@
 """``ApplicationCommunicator``: drive one ASGI application instance from a test.
 
-Unlike asgiref's, a timeout while waiting for output raises ``TimeoutError`` and leaves the
-application running, so a test can wait again or check that nothing came. The application runs
-in a fresh ``contextvars.Context`` so the test's context variables do not leak into it.
+As asgiref's (and so Channels'), a timeout while waiting for output stops the application and
+raises ``TimeoutError``; after it every call raises ``ApplicationStopped`` (a
+``CancelledError``, which is what Channels' tests expect). To check that nothing comes while
+the application keeps running, use ``receive_nothing``. The application runs in a fresh
+``contextvars.Context`` so the test's context variables do not leak into it.
 
 Rules of this file:
 - a ``receive_output`` cut short (its own timeout, or a caller's ``asyncio.wait_for``) never
@@ -46,6 +48,11 @@ def connection_scope(
     }
 
 
+class ApplicationStopped(asyncio.CancelledError):
+    """The communicator stopped the application (a receive timed out, or ``stop()``): it
+    cannot be fed or read any more."""
+
+
 class ApplicationCommunicator:
     """Runs ``application(scope, receive, send)`` as a task fed and drained by the test."""
 
@@ -70,16 +77,16 @@ class ApplicationCommunicator:
         await self.input_queue.put(message)
 
     def _raise_outcome(self) -> None:
-        """Re-raise the ended application's error; a stopped one is a ``RuntimeError``."""
+        """Re-raise the ended application's error; a stopped one raises ``ApplicationStopped``."""
         if self.future.cancelled():
-            raise RuntimeError("The application was stopped (cancelled) by the communicator")
+            raise ApplicationStopped("The application was stopped (cancelled) by the communicator")
         self.future.result()
 
     async def receive_output(self, timeout: float = 1) -> Message:
         """The next message the application sent.
 
-        Raises the application's exception if it crashed, and ``TimeoutError`` (without
-        stopping the application) if nothing arrives within ``timeout`` seconds.
+        Raises the application's exception if it crashed, and ``TimeoutError`` if nothing
+        arrives within ``timeout`` seconds, after stopping the application (as asgiref does).
         """
         if self._unreturned:
             return self._unreturned.popleft()
@@ -109,6 +116,11 @@ class ApplicationCommunicator:
                 return self.output_queue.get_nowait()
             self._raise_outcome()
             raise TimeoutError("The application has ended without sending a message")
+        await self.stop(exceptions=False)
+        if self.future.cancelled():
+            raise TimeoutError(f"No message from the application within {timeout} s")
+        # It ended by itself while being stopped: its own error is the better answer.
+        self._raise_outcome()
         raise TimeoutError(f"No message from the application within {timeout} s")
 
     async def receive_nothing(self, timeout: float = 0.1, interval: float = 0.01) -> bool:
@@ -149,4 +161,4 @@ class ApplicationCommunicator:
         await self.stop(exceptions=False)
 
 
-__all__ = ["ApplicationCommunicator"]
+__all__ = ["ApplicationCommunicator", "ApplicationStopped"]
