@@ -21,6 +21,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Iterable
+from time import perf_counter
 from typing import Any, ClassVar, Protocol, cast
 
 from asgiref.sync import async_to_sync
@@ -41,6 +42,7 @@ from channelworks.exceptions import StopConsumer, UnhandledMessageType
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.registry import get_channel_layer
 from channelworks.limits.guard import ConnectionGuard
+from channelworks.ops.connections import Connection, observe
 from channelworks.types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("channelworks.consumers")
@@ -81,6 +83,8 @@ class AsyncConsumer:
     _reader_failure: BaseException | None = None
     #: the connection's limits (WebSocket consumers), released when the consumer ends
     _guard: ConnectionGuard | None = None
+    #: the connection as operators see it (channelworks.ops), if observation is on
+    _conn: Connection | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -148,6 +152,8 @@ class AsyncConsumer:
         try:
             if layer is not None:
                 name = self.channel_name = await layer.new_channel()
+            self._conn = observe(self)  # before the reader starts: it logs with the id
+            if layer is not None:
                 source = functools.partial(layer.receive, name)
                 poll = functools.partial(layer.receive_nowait, name)
                 reader = asyncio.create_task(self._pump(source, turn, asyncio.current_task(), poll))
@@ -169,6 +175,8 @@ class AsyncConsumer:
                 self._guard.release()
             if self.groups_joined:
                 await self.leave_groups()
+            if self._conn is not None:
+                self._conn.ended()
 
     def start_connection(self) -> None:
         """Reset the per-connection state; runs first thing for each scope.
@@ -179,6 +187,7 @@ class AsyncConsumer:
         """
         self._reader_failure = None
         self._guard = None
+        self._conn = None
 
     async def _pump(
         self,
@@ -209,6 +218,8 @@ class AsyncConsumer:
         yield_turn = asyncio.sleep  # a local: looked up once per message otherwise
         tasks = TaskCount.of(asyncio.get_running_loop())
         seen = -1  # tasks the loop had created when the last message was handed over
+        observed = self._conn  # times handlers for operators (channelworks.ops), if on
+        started, kind = 0.0, None
         try:
             while True:
                 message = None if poll is None else poll()
@@ -223,6 +234,8 @@ class AsyncConsumer:
                     await turn.wait()
                 else:
                     turn.busy = True
+                if observed is not None:
+                    started = perf_counter()
                 try:
                     kind = message.get("type")
                     entry = None
@@ -254,9 +267,13 @@ class AsyncConsumer:
                     else:
                         logger.error("Dropped a channel layer message: %s", exc)
                 except Exception as exc:
+                    if observed is not None:
+                        observed.failed(kind, exc)
                     await self.handle_exception(exc, message)
                 finally:
                     turn.release()
+                    if observed is not None:
+                        observed.handled(kind, perf_counter() - started)
         except BaseException as exc:
             if owner is None or isinstance(exc, asyncio.CancelledError):
                 raise

@@ -50,7 +50,11 @@ DROP_PAUSE = 0.1
 
 
 @framework_class(
-    "websocket_connect", "websocket_receive", "websocket_disconnect", "channelworks_session_ended"
+    "websocket_connect",
+    "websocket_receive",
+    "websocket_disconnect",
+    "channelworks_session_ended",
+    "channelworks_admin_close",
 )
 class WebsocketCore(AsyncConsumer):
     """Protocol logic shared by every WebSocket consumer; subclass one of the four below."""
@@ -93,6 +97,8 @@ class WebsocketCore(AsyncConsumer):
             await self._close()
 
     async def websocket_receive(self, message: Message) -> None:
+        if self._conn is not None:
+            self._conn.received(message)
         text = message.get("text")
         inbound = self._inbound
         if inbound is not None:
@@ -124,6 +130,13 @@ class WebsocketCore(AsyncConsumer):
         from channelworks.session_sockets import check_ended
 
         check_ended(self.scope, message)  # raises SessionEnded: close 4401
+
+    async def channelworks_admin_close(self, message: Message) -> None:
+        """A layer message: an operator closed this connection (the admin live view); close
+        with its code, 4403 by default, which clients treat as final (channelworks.ops)."""
+        from channelworks.ops.control import admin_close
+
+        admin_close(message)  # raises AdminClosed
 
     async def handle_exception(self, exc: Exception, message: Message) -> None:
         """Close the socket: with the error's code for ``CloseConnection``, else 1011.
@@ -263,6 +276,8 @@ class WebsocketCore(AsyncConsumer):
         if self._disconnect_called:
             return
         self._disconnect_called = True
+        if self._conn is not None:
+            self._conn.closing(code)
         await self.leave_groups()
         await self.call_hook(self.disconnect, code)
 
@@ -290,6 +305,8 @@ class WebsocketCore(AsyncConsumer):
 
             await bind_consumer(self)
         await self._to_client(message)
+        if self._conn is not None:
+            self._conn.opened()
 
     async def _send(
         self,
@@ -304,6 +321,8 @@ class WebsocketCore(AsyncConsumer):
             message = {"type": "websocket.send", "bytes": bytes_data}
         else:
             raise ValueError("send() needs text_data or bytes_data")
+        if self._conn is not None:
+            self._conn.sent(text_data, bytes_data)
         # Inline, not _to_client: this is the hot path. Under the slow-client bound, the
         # common case (not tripped) is inlined from _watched too; the count of sends
         # waiting is checked by the watchdog's sweeps and by _to_client's sends.
@@ -335,6 +354,8 @@ class WebsocketCore(AsyncConsumer):
         message: Message = {"type": "websocket.close", "code": 1000 if code is None else code}
         if reason:
             message["reason"] = reason
+        if self._conn is not None:
+            self._conn.closing(message["code"])
         await self._to_client(message)
 
 
