@@ -22,6 +22,7 @@ The tree::
     │   ├── LayerUnavailable          the layer's server could not be reached (Redis, RabbitMQ)
     │   ├── LayerClosed               ``close()`` ended a ``receive`` that was waiting
     │   ├── Unrecoverable             ``history()`` cannot continue from a position
+    │   ├── InvalidPresence           a bad presence key or meta, or a channel tracked twice
     │   └── ForeignChannel            ``receive`` on another process's ``!`` channel
     └── MessageTooLarge               a frame or message over the configured limit
 
@@ -187,6 +188,12 @@ class ForeignChannel(ChannelLayerError, ValueError, AssertionError):
         )
 
 
+class InvalidPresence(ChannelLayerError, ValueError):
+    """A presence call the layer refuses: a key that is not a short str, a meta that is not
+    a small dict msgpack carries (or sets ``phx_ref``/``joined_at`` itself), a channel
+    tracked twice in one group or updated without being tracked (docs/presence.md)."""
+
+
 class Unrecoverable(ChannelLayerError):
     """``history(group, since=...)`` cannot return everything after ``since``: the group's
     log was lost (another epoch), the messages after it left the log, or more than ``limit``
@@ -216,6 +223,7 @@ __all__ = [
     "InvalidChannelName",
     "InvalidFrame",
     "InvalidMessage",
+    "InvalidPresence",
     "LayerClosed",
     "LayerUnavailable",
     "MessageTooLarge",
