@@ -15,5 +15,6 @@ def _fresh_limits() -> Iterator[None]:
     limits.configure(None)
     limits.stats.reset()
     limit_log._keys.clear()  # every test sees its first line of each reason logged
+    limits.connections.floods.clear()
     yield
     limits.configure(None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 
@@ -118,6 +119,70 @@ async def test_admit_shares_a_user_bucket_between_its_connections() -> None:
     assert first.inbound.user is second.inbound.user is not None
     first.release()
     second.release()
+
+
+async def test_a_flooded_connections_spent_buckets_pass_to_its_address_until_refilled() -> None:
+    where = Connections()
+    limits = Limits(messages_per_second=10, message_burst=5)
+    client = {"client": ("10.0.0.1", 40000)}
+    flooder = admit(scope(**client), limits, None, 0.0, where)
+    assert not isinstance(flooder, str)
+    assert flooder.inbound is not None
+    assert [flooder.inbound.allow(0.0, 1) for _ in range(6)] == [True] * 5 + [False]
+    flooder.release(0.0)
+    # the same address (another port) reconnects 0.1 s later: one token, not a fresh burst
+    again = admit(scope(client=("10.0.0.1", 40001)), limits, None, 0.1, where)
+    assert not isinstance(again, str)
+    assert again.inbound is not None
+    assert [again.inbound.allow(0.1, 1) for _ in range(2)] == [True, False]
+    # another address is not touched
+    other = admit(scope(client=("10.0.0.2", 40000)), limits, None, 0.1, where)
+    assert not isinstance(other, str)
+    assert other.inbound is not None
+    assert all(other.inbound.allow(0.1, 1) for _ in range(5))
+    # once refilled (5 tokens at 10/s), the address is forgotten and starts full
+    assert where.flood_left("10.0.0.1", 0.7) is None
+    assert "10.0.0.1" not in where.floods
+
+
+async def test_a_connection_that_never_met_its_limits_leaves_nothing_behind() -> None:
+    where = Connections()
+    limits = Limits(messages_per_second=10, message_burst=5)
+    guard = admit(scope(client=("10.0.0.1", 1)), limits, None, 0.0, where)
+    assert not isinstance(guard, str)
+    assert guard.inbound is not None
+    assert all(guard.inbound.allow(0.0, 1) for _ in range(4))  # a burst, but within it
+    guard.release(0.0)
+    assert where.floods == {}
+
+
+async def test_flood_memory_can_be_turned_off_and_needs_a_client_address() -> None:
+    where = Connections()
+    for limits, extra in (
+        (Limits(messages_per_second=10, message_burst=1, flood_memory=False), {"client": ("h", 1)}),
+        (Limits(messages_per_second=10, message_burst=1), {}),
+    ):
+        guard = admit(scope(**extra), limits, None, 0.0, where)
+        assert not isinstance(guard, str)
+        assert guard.inbound is not None
+        assert [guard.inbound.allow(0.0, 1) for _ in range(2)] == [True, False]
+        guard.release(0.0)
+    assert where.floods == {}
+    with pytest.raises(ValueError, match="flood_memory"):
+        Limits(flood_memory=1)  # type: ignore[arg-type]
+
+
+def test_remembered_floods_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules["channelworks.limits.connections"], "_MAX_FLOODS", 3)
+    where = Connections()
+    for n in range(3):
+        where.remember_flood(f"a{n}", (1.0 + n, 0.0), now=0.0)
+    where.remember_flood("late", (9.0, 0.0), now=1.5)  # a0 has refilled by 1.5: it goes
+    assert list(where.floods) == ["a1", "a2", "late"]
+    where.remember_flood("later", (9.0, 0.0), now=1.5)  # none refilled: the oldest goes
+    assert list(where.floods) == ["a2", "late", "later"]
+    where.remember_flood("late", (5.0, 7.0), now=1.5)  # the same address keeps the emptier
+    assert where.floods["late"] == (9.0, 7.0)
 
 
 class User:

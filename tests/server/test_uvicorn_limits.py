@@ -34,8 +34,10 @@ from tests.server.live import TIMEOUT, recv, recv_text, refused_status, ws_conne
 def _fresh_limits() -> Iterator[None]:
     limits.configure(None)
     stats.reset()
+    connections.floods.clear()
     yield
     limits.configure(None)
+    connections.floods.clear()
 
 
 async def read_until_closed(ws: ClientConnection) -> tuple[int | None, str | None]:
@@ -71,6 +73,32 @@ async def test_a_flood_is_closed_with_1008_and_others_keep_their_echo(
         await quiet.send("still here")
         assert await recv(quiet) == "still here"
     assert stats.rate_closed == 1
+
+
+async def test_a_flooder_that_reconnects_gets_no_fresh_burst(serve: Serve) -> None:
+    live = await serve(FloodLimited.as_asgi())  # 10 frames/s, bursts of 20
+
+    async def echoes_before_close(ws: ClientConnection) -> int:
+        echoed = 0
+        try:
+            for n in range(40):
+                await ws.send(f"flood {n}")
+        except ConnectionClosed:
+            pass
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                while True:
+                    await ws.recv()
+                    echoed += 1
+        except ConnectionClosed:
+            assert ws.close_code == 1008
+        return echoed
+
+    async with ws_connect(live.ws("/")) as first:
+        assert await echoes_before_close(first) == 20  # a fresh client has its burst
+    async with ws_connect(live.ws("/")) as again:  # same address, new port, at once
+        assert await echoes_before_close(again) < 5  # only what refilled meanwhile
+    assert stats.rate_closed == 2
 
 
 class Dropping(AsyncJsonWebsocketConsumer):

@@ -61,6 +61,7 @@ class Inbound:
         "message_rate",
         "message_tat",
         "message_window",
+        "refused",
         "user",
     )
 
@@ -81,6 +82,8 @@ class Inbound:
         self.user = user
         #: whether the last frame was refused (the policy "drop" tells the client once a run)
         self.dropping = False
+        #: whether any frame was refused
+        self.refused = False
 
     def allow(self, now: float, size: int) -> bool:
         """Whether a frame of ``size`` bytes may pass at ``now``; if so, it is paid for."""
@@ -93,13 +96,30 @@ class Inbound:
             byte_tat = now
         byte_tat += size * self.byte_cost
         if message_tat - now > self.message_window or byte_tat - now > self.byte_window:
+            self.refused = True
             return False
         user = self.user
         if user is not None and not user.take(now):
+            self.refused = True
             return False
         self.message_tat = message_tat
         self.byte_tat = byte_tat
         return True
+
+    def flooded(self, now: float) -> bool:
+        """Whether a frame was refused and the connection's own buckets have not refilled
+        by ``now``."""
+        return self.refused and (self.message_tat > now or self.byte_tat > now)
+
+    def inherit(self, message_tat: float, byte_tat: float) -> None:
+        """Start from another connection's spent buckets (``tats()`` of it) where they are
+        emptier than these."""
+        self.message_tat = max(self.message_tat, message_tat)
+        self.byte_tat = max(self.byte_tat, byte_tat)
+
+    def tats(self) -> tuple[float, float]:
+        """The theoretical arrival times of the messages and bytes buckets."""
+        return self.message_tat, self.byte_tat
 
     def tokens(self, now: float) -> tuple[float, float]:
         """The tokens of the messages and bytes buckets at ``now`` (infinite if off)."""

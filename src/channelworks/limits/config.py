@@ -45,6 +45,10 @@ class Limits:
     #: over an inbound limit: "close" (1008) or "drop" the frame (JSON consumers send an error
     #: frame at the start of each run of dropped frames)
     policy: Policy = "close"
+    #: a connection that met its inbound limits leaves its spent buckets to the next
+    #: connections from the same client address (``scope["client"]``) until they refill:
+    #: reconnecting does not buy a flooding client a fresh burst (docs/limits.md)
+    flood_memory: bool = True
     #: seconds a send may wait for the server to take a frame (a client that does not read)
     #: before the socket is closed with 1013
     send_timeout: float | None = 10.0
@@ -70,6 +74,10 @@ class Limits:
             value = getattr(self, field.name)
             if field.name == "policy" or value is None:
                 continue
+            if field.name == "flood_memory":
+                if not isinstance(value, bool):
+                    raise ValueError(f"Limits.flood_memory must be a bool, not {value!r}")
+                continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(
                     f"Limits.{field.name} must be a positive number or None, not {value!r}"
@@ -79,7 +87,7 @@ class Limits:
     def off(cls) -> Limits:
         """Every limit off."""
         off: dict[str, Any] = dict.fromkeys(_OPTIONAL)
-        return cls(**off)
+        return cls(**off, flood_memory=False)
 
     def replace(self, overrides: Mapping[str, Any]) -> Limits:
         """These limits with ``overrides`` applied; an unknown name is a ``TypeError``."""

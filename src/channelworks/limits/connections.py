@@ -8,7 +8,12 @@ Pure bookkeeping (no I/O, no clock of its own). Rules:
 - a user's shared bucket is made by the first connection that needs it, with the limits it
   was admitted with, and outlives the user's connections until it has refilled: closing and
   reopening a connection does not give a flooding user a fresh burst. Buckets of users with
-  no connection left are forgotten once full again, looked at as new buckets are asked for.
+  no connection left are forgotten once full again, looked at as new buckets are asked for;
+- the same holds per client address for a connection that met its inbound limits: it leaves
+  its spent buckets to its address (``remember_flood``), and the next connections from that
+  address start from them (``flood_left``) until they have refilled, so an anonymous flooder
+  that reconnects gets no fresh burst either; a client that never met them leaves nothing.
+  At most ``_MAX_FLOODS`` addresses are kept (refilled ones go first).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ class Connections:
     users: dict[Hashable, _User] = field(default_factory=dict)
     #: the buckets of users with no connection left, kept until they have refilled
     idle: dict[Hashable, TokenBucket] = field(default_factory=dict)
+    #: spent buckets (message and byte tat) of connections that met their inbound limits, by
+    #: client address, kept until they have refilled
+    floods: dict[str, tuple[float, float]] = field(default_factory=dict)
     _asked: int = 0
 
     def admit(
@@ -71,6 +79,29 @@ class Connections:
             if bucket.level(now) >= bucket.burst:
                 del self.idle[user]
 
+    def remember_flood(self, address: str, tats: tuple[float, float], now: float) -> None:
+        """A connection from ``address`` that met its limits ended at ``now`` with ``tats``."""
+        floods = self.floods
+        if len(floods) >= _MAX_FLOODS and address not in floods:
+            for key in [key for key, old in floods.items() if max(old) <= now]:
+                del floods[key]
+            while len(floods) >= _MAX_FLOODS:  # all still spent: the oldest entry goes
+                del floods[next(iter(floods))]
+        previous = floods.get(address)
+        if previous is not None:
+            tats = (max(tats[0], previous[0]), max(tats[1], previous[1]))
+        floods[address] = tats
+
+    def flood_left(self, address: str, now: float) -> tuple[float, float] | None:
+        """The spent buckets a new connection from ``address`` starts from, if any are left."""
+        tats = self.floods.get(address)
+        if tats is None:
+            return None
+        if max(tats) <= now:  # refilled
+            del self.floods[address]
+            return None
+        return tats
+
     def count(self, user: Hashable) -> int:
         """How many connections ``user`` has open here."""
         entry = self.users.get(user)
@@ -91,6 +122,8 @@ class Connections:
 #: prune the idle buckets every this many bucket requests, or when there are more than
 _PRUNE_EVERY = 1000
 _MAX_IDLE = 10_000
+#: client addresses whose spent buckets are remembered at most
+_MAX_FLOODS = 10_000
 
 
 class Slot:

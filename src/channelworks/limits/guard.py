@@ -8,6 +8,7 @@ connection ends, however it ends (the consumer runtime does it in a ``finally``)
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Hashable
 
 from channelworks.limits.bucket import Inbound
@@ -40,22 +41,40 @@ _COUNTERS = {
 class ConnectionGuard:
     """The limits of one admitted connection: its inbound buckets and its send watch."""
 
-    __slots__ = ("_watchdog", "inbound", "limits", "slot", "watch")
+    __slots__ = ("_watchdog", "address", "inbound", "limits", "slot", "watch", "where")
 
     def __init__(
-        self, limits: Limits, slot: Slot, inbound: Inbound | None, watch: SendWatch | None
+        self,
+        limits: Limits,
+        slot: Slot,
+        inbound: Inbound | None,
+        watch: SendWatch | None,
+        address: str | None = None,
+        where: Connections = connections,
     ) -> None:
         self.limits = limits
         self.slot = slot
         self.inbound = inbound
         self.watch = watch
+        #: the client address whose floods are remembered (None: not remembered)
+        self.address = address
+        self.where = where
         self._watchdog: Watchdog | None = None
         if watch is not None:
             self._watchdog = watchdog()
             self._watchdog.add(watch)
 
-    def release(self) -> None:
-        """The connection ended: free its slot and stop watching its sends (idempotent)."""
+    def release(self, now: float | None = None) -> None:
+        """The connection ended: free its slot and stop watching its sends (idempotent). If
+        it met its inbound limits, its address keeps its spent buckets until they refill
+        (``flood_memory``)."""
+        inbound, address = self.inbound, self.address
+        if inbound is not None and address is not None:
+            self.address = None
+            if now is None:
+                now = time.monotonic()
+            if inbound.flooded(now):
+                self.where.remember_flood(address, inbound.tats(), now)
         self.slot.release()
         if self._watchdog is not None and self.watch is not None:
             self._watchdog.discard(self.watch)
@@ -105,10 +124,25 @@ def admit(
                 user, limits.user_messages_per_second, limits.user_message_burst, now
             ),
         )
+    address = None
+    if inbound is not None and limits.flood_memory:
+        address = _address(scope)
+        spent = None if address is None else where.flood_left(address, now)
+        if spent is not None:
+            inbound.inherit(*spent)
     watch = None
     if limits.send_timeout is not None or limits.max_pending_sends is not None:
         watch = SendWatch(limits.send_timeout, limits.max_pending_sends, owner)
-    return ConnectionGuard(limits, slot, inbound, watch)
+    return ConnectionGuard(limits, slot, inbound, watch, address, where)
+
+
+def _address(scope: Scope) -> str | None:
+    """The client's address (host without port), or None when the server gives none."""
+    client = scope.get("client")
+    if not client:
+        return None
+    host = client[0]
+    return host if isinstance(host, str) and host else None
 
 
 def _pair(rate: float | None, burst: float) -> tuple[float, float] | None:
