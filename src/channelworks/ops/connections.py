@@ -271,6 +271,8 @@ def route_of(scope: Mapping[str, Any], consumer: str) -> str:
 #: one observer per process, kept while observation is turned off and on again, so that
 #: counters never go back
 _shared = Observer()
+#: prometheus_client's multi-process mode (channelworks.metrics.multiprocess), fixed at start
+_MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 #: what ``configure`` said (``None``: the setting decides)
 _configured: bool | None = None
 #: whether observation is on, decided on first use
@@ -312,6 +314,10 @@ def observe(consumer: AsyncConsumer) -> Connection | None:
     found = observer()
     if found is None:
         return None
+    if _MULTIPROCESS:  # several processes, one /metrics: write ours every few seconds
+        from channelworks.metrics.multiprocess import ensure_flusher
+
+        ensure_flusher()
     if consumer.channel_layer is not None:  # answer operators through it (control.py)
         from channelworks.ops.control import ensure_service
 

@@ -1,0 +1,81 @@
+"""Processes answer ops.status through the layer; an operator's close reaches the socket."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from django.urls import path
+
+from channelworks.layers import InMemoryChannelLayer, channel_layers
+from channelworks.ops import control
+from channelworks.routing import URLRouter
+from channelworks.testing import WebsocketCommunicator
+from tests.ops.test_metrics import Echo
+
+app = URLRouter([path("room/<str:name>/", Echo.as_asgi(), name="room")])
+
+
+@pytest.fixture
+def layer() -> Iterator[InMemoryChannelLayer]:
+    layer = InMemoryChannelLayer()
+    channel_layers.configure({})
+    channel_layers.set("default", layer)
+    yield layer
+    channel_layers.configure(None)
+
+
+async def test_status_lists_connections_groups_and_counters(layer: InMemoryChannelLayer) -> None:
+    one = WebsocketCommunicator(app, "/room/a/")
+    two = WebsocketCommunicator(app, "/room/b/")
+    await one.connect()
+    await two.connect()
+    await one.send_to(text_data="hi")
+    await one.receive_from()
+    [process] = await control.gather(layer, timeout=0.3)
+    assert process["connections_total"] == 2
+    rows = {row["path"]: row for row in process["connections"]}
+    assert rows["/room/a/"]["frames_in"] == rows["/room/a/"]["frames_out"] == 1
+    assert rows["/room/b/"]["frames_in"] == 0
+    assert rows["/room/a/"]["route"] == "room"
+    assert rows["/room/a/"]["groups"] == ["room"]
+    assert rows["/room/a/"]["accepted"] is True
+    assert rows["/room/a/"]["channel_name"] != rows["/room/b/"]["channel_name"]
+    assert process["groups"] == {"room": 2}
+    assert process["layers"]["default"]["group_full"] == 0
+    assert "rate_closed" in process["limits"]
+    await one.disconnect()
+    [process] = await control.gather(layer, timeout=0.3)
+    assert [row["path"] for row in process["connections"]] == ["/room/b/"]
+    await two.disconnect()
+
+
+async def test_operator_close_is_final_and_audited(
+    layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    ws = WebsocketCommunicator(app, "/room/a/")
+    await ws.connect()
+    [process] = await control.gather(layer, timeout=0.3)
+    [row] = process["connections"]
+    await control.close(layer, row["channel_name"], by="admin", connection_id=row["id"])
+    closed = await ws.receive_output()
+    assert closed == {"type": "websocket.close", "code": 4403, "reason": "closed by an operator"}
+    await ws.disconnect(4403)
+    [audit] = [r for r in caplog.records if r.name == "channelworks.ops.audit"]
+    assert f"by=admin connection_id={row['id']}" in audit.getMessage()
+    assert "code=4403" in audit.getMessage()
+    [process] = await control.gather(layer, timeout=0.3)
+    assert process["connections"] == []
+
+
+@pytest.mark.parametrize(("code", "sent"), [(4000, 4000), (1000, 1000), (1011, 4403), ("x", 4403)])
+async def test_operator_close_codes(layer: InMemoryChannelLayer, code: object, sent: int) -> None:
+    ws = WebsocketCommunicator(app, "/room/a/")
+    await ws.connect()
+    [process] = await control.gather(layer, timeout=0.3)
+    [row] = process["connections"]
+    await layer.send(row["channel_name"], {"type": "channelworks.admin_close", "code": code})
+    assert (await ws.receive_output())["code"] == sent
+    await ws.disconnect(sent)

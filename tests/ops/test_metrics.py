@@ -1,0 +1,162 @@
+"""The exposition moves with what connections, handlers and layers do (one process)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.urls import path
+
+from channelworks.consumers import AsyncWebsocketConsumer
+from channelworks.layers import InMemoryChannelLayer, channel_layers
+from channelworks.limits.stats import stats as limit_stats
+from channelworks.metrics import render
+from channelworks.routing import URLRouter
+from channelworks.testing import WebsocketCommunicator
+from tests.ops.exposition import value
+
+CONSUMER = f"{__name__}.Echo"
+
+
+class Echo(AsyncWebsocketConsumer):
+    groups = ["room"]
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data == "fail":
+            raise RuntimeError("asked to fail")
+        if text_data == "bye":
+            await self.close(4000)
+            return
+        await self.send(text_data=text_data, bytes_data=bytes_data)
+
+    async def chat_message(self, event: dict[str, str]) -> None:
+        await self.send(text_data=event["text"])
+
+
+app = URLRouter([path("echo/", Echo.as_asgi(), name="echo")])
+
+
+@pytest.fixture
+def layer() -> Iterator[InMemoryChannelLayer]:
+    layer = InMemoryChannelLayer(capacity=2)
+    channel_layers.configure({})
+    channel_layers.set("default", layer)
+    yield layer
+    channel_layers.configure(None)
+
+
+async def test_connections_frames_and_bytes(layer: InMemoryChannelLayer) -> None:
+    ws = WebsocketCommunicator(app, "/echo/")
+    assert (await ws.connect())[0]
+    text = render()
+    assert value(text, "channelworks_connections_open", route="echo", protocol="websocket") == 1
+    assert (
+        value(text, "channelworks_connections_accepted_total", route="echo", protocol="websocket")
+        == 1
+    )
+    await ws.send_to(text_data="hello")
+    await ws.send_to(text_data="héllo")  # 6 bytes in UTF-8
+    await ws.send_to(bytes_data=b"\x00\x01\x02")
+    assert await ws.receive_from() == "hello"
+    assert await ws.receive_from() == "héllo"
+    assert await ws.receive_from() == b"\x00\x01\x02"
+    await layer.group_send("room", {"type": "chat.message", "text": "from the group"})
+    assert await ws.receive_from() == "from the group"
+    text = render()  # counted while the connection is open
+    assert value(text, "channelworks_frames_total", route="echo", direction="in") == 3
+    assert value(text, "channelworks_frames_total", route="echo", direction="out") == 4
+    assert value(text, "channelworks_frame_bytes_total", route="echo", direction="in") == 14
+    assert value(text, "channelworks_frame_bytes_total", route="echo", direction="out") == 28
+    await ws.disconnect(1001)
+    text = render()
+    assert value(text, "channelworks_connections_open", route="echo", protocol="websocket") == 0
+    assert (
+        value(
+            text,
+            "channelworks_connections_closed_total",
+            route="echo",
+            protocol="websocket",
+            code="1001",
+        )
+        == 1
+    )
+    # the totals of an ended connection are kept: counters never go back
+    assert value(text, "channelworks_frames_total", route="echo", direction="in") == 3
+    assert value(text, "channelworks_frames_total", route="echo", direction="out") == 4
+    receive = {"consumer": CONSUMER, "type": "websocket.receive"}
+    assert value(text, "channelworks_handler_duration_seconds_count", **receive) == 3
+    assert value(text, "channelworks_handler_duration_seconds_bucket", le="+Inf", **receive) == 3
+    assert value(text, "channelworks_handler_duration_seconds_sum", **receive) > 0
+    chat = {"consumer": CONSUMER, "type": "chat.message"}
+    assert value(text, "channelworks_handler_duration_seconds_count", **chat) == 1
+
+
+async def test_close_codes_and_handler_exceptions(layer: InMemoryChannelLayer) -> None:
+    closing = WebsocketCommunicator(app, "/echo/")
+    await closing.connect()
+    await closing.send_to(text_data="bye")
+    assert (await closing.receive_output())["code"] == 4000
+    await closing.disconnect(4000)
+    failing = WebsocketCommunicator(app, "/echo/")
+    await failing.connect()
+    await failing.send_to(text_data="fail")
+    assert (await failing.receive_output())["code"] == 1011
+    with pytest.raises(RuntimeError, match="asked to fail"):
+        await failing.wait()
+    text = render()
+    closed = {"route": "echo", "protocol": "websocket"}
+    assert value(text, "channelworks_connections_closed_total", code="4000", **closed) == 1
+    assert value(text, "channelworks_connections_closed_total", code="1011", **closed) == 1
+    assert (
+        value(
+            text,
+            "channelworks_handler_exceptions_total",
+            consumer=CONSUMER,
+            type="websocket.receive",
+            exception="RuntimeError",
+        )
+        == 1
+    )
+    assert value(text, "channelworks_connections_open", **closed) == 0
+
+
+async def test_layer_and_limit_counters(layer: InMemoryChannelLayer) -> None:
+    before = value(render(), "channelworks_layer_events_total", alias="default", event="group_full")
+    channel = await layer.new_channel()
+    await layer.group_add("full", channel)
+    for _ in range(3):  # capacity 2: the third is skipped and counted
+        await layer.group_send("full", {"type": "x"})
+    limit_stats.rate_dropped += 2
+    try:
+        text = render()
+    finally:
+        limit_stats.rate_dropped -= 2
+    assert value(text, "channelworks_layer_events_total", alias="default", event="group_full") == (
+        before + 1
+    )
+    assert value(text, "channelworks_layer_events_total", alias="default", event="expired") == 0
+    assert value(text, "channelworks_limit_events_total", event="rate_dropped") >= 2
+
+
+async def test_sync_pool_gauges_and_process_metrics(layer: InMemoryChannelLayer) -> None:
+    text = render()
+    for name in (
+        "channelworks_sync_pool_queued",
+        "channelworks_sync_pool_busy_threads",
+        "channelworks_sync_pool_threads",
+        "process_cpu_seconds_total",
+    ):
+        assert f"\n{name} " in text.decode(), name
+
+
+async def test_unobserved_when_off(layer: InMemoryChannelLayer) -> None:
+    from channelworks.ops import configure
+
+    configure(False)
+    ws = WebsocketCommunicator(app, "/echo/")
+    await ws.connect()
+    await ws.send_to(text_data="hello")
+    assert await ws.receive_from() == "hello"
+    await ws.disconnect()
+    text = render()
+    assert value(text, "channelworks_frames_total", route="echo", direction="in") == 0
