@@ -1,0 +1,449 @@
+"""``TopicsConsumer``: one WebSocket, many topics (docs/topics.md, docs/protocol.md).
+
+How it keeps the protocol's promises:
+
+- frames are handled one at a time, in arrival order, as every consumer's messages are
+  (consumers/base.py): a join's reply, its missed messages and its ``presence_state`` leave
+  before any live push of that topic, because live pushes are layer messages that wait for
+  the join to finish;
+- resume follows consumers/resume.py: the group is joined *before* its history is read, the
+  missed messages are sent in offset order, and live copies of them are then dropped by
+  offset (one ``ResumeFilter`` per socket, marks kept per epoch);
+- the socket's own silence is watched in ``receive`` itself: the server's ``receive`` is
+  awaited under a deadline of two heartbeat intervals after the last frame, and a missed
+  deadline becomes a ``topics.silent`` event that closes the socket with 4408, even when the
+  peer is gone without a FIN (a half-open connection);
+- every group joined is recorded in ``groups_joined``, so the runtime leaves it however the
+  consumer ends; presence is untracked in ``disconnect`` and on every leave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from time import monotonic
+from typing import Any, ClassVar
+
+from channelworks.consumers.handlers import framework_class
+from channelworks.consumers.websocket import AsyncWebsocketConsumer
+from channelworks.exceptions import CloseConnection, Unrecoverable
+from channelworks.layers.base import BaseChannelLayer
+from channelworks.layers.history import POSITION_KEY, ResumeFilter, StreamPosition
+from channelworks.logs import AggregatedLog
+from channelworks.topics import frames as f
+from channelworks.topics.broadcast import register_history
+from channelworks.topics.frames import Codec, Frame, ProtocolError
+from channelworks.topics.observers import observers
+from channelworks.topics.presence import diff_payload, state_payload
+from channelworks.topics.topic import JoinRefused, Reply, Topic, call
+from channelworks.types import Message, Receive, Scope, Send
+
+logger = logging.getLogger("channelworks.topics")
+_log = AggregatedLog()
+
+
+class HeartbeatTimeout(CloseConnection):
+    """Nothing heard from the client for two heartbeat intervals: close 4408."""
+
+    code = f.HEARTBEAT_TIMEOUT
+
+
+@framework_class("topics_push", "topics_silent", "presence_diff")
+class TopicsConsumer(AsyncWebsocketConsumer):
+    """The endpoint: ``TopicsConsumer.as_asgi(topics=[Room, Notifications])`` in a URL route,
+    or a subclass that sets ``topics``. The first class whose pattern matches a join's topic
+    serves it."""
+
+    #: the ``Topic`` classes this endpoint serves, tried in order
+    topics: ClassVar[Sequence[type[Topic]]] = ()
+    #: topics one socket may have joined at once; more joins get ``too_many_topics``
+    max_topics: ClassVar[int] = 100
+    #: seconds between the client's heartbeats; the socket is closed (4408) after two of them
+    #: without any frame. ``None`` turns the watch off.
+    heartbeat_interval: ClassVar[float | None] = 25.0
+    #: close anonymous sockets with 4403 (the client stops) instead of serving them
+    login_required: ClassVar[bool] = False
+
+    joined: dict[str, Topic]
+
+    def start_connection(self) -> None:
+        super().start_connection()
+        self.joined = {}
+        self._codec = Codec()
+        self._resume = ResumeFilter()
+        self._last_heard = monotonic()
+        self._removals: list[tuple[Topic, str]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        interval = self.heartbeat_interval
+        if interval and scope.get("type") == "websocket":
+            receive = self._watch_silence(receive, 2 * interval)
+        await super().__call__(scope, receive, send)
+
+    def _watch_silence(self, receive: Receive, limit: float) -> Receive:
+        async def watched() -> Message:
+            while True:
+                remaining = self._last_heard + limit - monotonic()
+                if remaining <= 0:
+                    return {"type": "topics.silent"}
+                try:
+                    async with asyncio.timeout(remaining):
+                        return await receive()
+                except TimeoutError:
+                    continue  # the loop decides: a frame may have been heard meanwhile
+
+        return watched
+
+    # -- the socket ------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        offered = list(self.scope.get("subprotocols") or ())
+        chosen = f.choose_subprotocol(offered)
+        if chosen is None or self.channel_layer is None:
+            if self.channel_layer is None:
+                logger.error("%s needs a channel layer; refusing", type(self).__qualname__)
+            await self.close()  # before accept: HTTP 403
+            return
+        self._codec = Codec(chosen)
+        await self.accept(chosen if offered else None)
+        if self.login_required and not getattr(self.scope.get("user"), "is_authenticated", False):
+            await self.close(f.FORBIDDEN, "login required")
+            raise CloseConnection(f.FORBIDDEN, "login required")
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        self._last_heard = monotonic()
+        frame = self._codec.decode_client_frame(text_data, bytes_data)
+        event = frame.event
+        if frame.topic == f.SOCKET_TOPIC:
+            if event == f.HEARTBEAT:
+                await self._reply(frame, Reply.ok())
+            else:
+                await self._reply(frame, Reply.error({"reason": "reserved_event"}))
+        elif event == f.JOIN:
+            await self._join(frame)
+        elif event == f.LEAVE:
+            topic = self.joined.get(frame.topic)
+            if topic is not None:
+                await self._drop(topic, "leave")
+            await self._reply(frame, Reply.ok())
+        elif f.is_reserved(event):
+            await self._reply(frame, Reply.error({"reason": "reserved_event"}))
+        else:
+            await self._push_in(frame)
+        if self._removals:
+            await self._remove_pending()
+
+    async def disconnect(self, code: int) -> None:
+        for topic in list(self.joined.values()):
+            await self._drop(topic, "disconnect")
+
+    async def topics_silent(self, message: Message) -> None:
+        """The client has been silent for two heartbeat intervals (see ``__call__``)."""
+        raise HeartbeatTimeout(reason="heartbeat timeout")
+
+    # -- joins -----------------------------------------------------------------------------
+
+    def route(self, name: str) -> tuple[type[Topic], dict[str, str]] | None:
+        """The class serving topic ``name`` and the pattern's params, or ``None``."""
+        for cls in self.topics:
+            params = cls.topic_pattern.match(name)
+            if params is not None:
+                return cls, params
+        return None
+
+    async def _join(self, frame: Frame) -> None:
+        if frame.ref is None:
+            raise ProtocolError(reason="a join needs a ref")
+        name, payload = frame.topic, frame.payload
+        params = payload.get("params", {})
+        if not isinstance(params, dict):
+            raise ProtocolError(reason="join params must be an object")
+        routed = self.route(name)
+        if routed is None:
+            await self._refuse(frame, None, "unknown_topic")
+            return
+        cls, pattern_params = routed
+        old = self.joined.get(name)
+        if old is not None:
+            await self._drop(old, "rejoin")
+        if len(self.joined) >= self.max_topics:
+            await self._refuse(frame, cls, "too_many_topics")
+            return
+        topic = cls(self, name, pattern_params, frame.ref)
+        try:
+            result = await call(topic.join, params)
+            if result is False:
+                raise JoinRefused("unauthorized")
+            if result is not None and not isinstance(result, dict):
+                raise TypeError(f"{cls.__qualname__}.join() returned {type(result).__name__}")
+            self.joined[name] = topic
+            self._add_group(topic.group)
+            layer = self._layer()
+            await layer.group_add(topic.group, self._channel())
+            resumed = await self._resume_from(topic, payload.get("since"))
+        except JoinRefused as exc:
+            await self._forget(topic)
+            await self._refuse(frame, cls, str(exc.reason))
+            return
+        except Exception as exc:
+            await self._forget(topic)
+            self._log_crash(topic, "join", exc)
+            await self._refuse(frame, cls, "join_crashed")
+            return
+        response: dict[str, Any] = {"response": result or {}}
+        missed: list[dict[str, Any]] = []
+        if resumed is not None:
+            recovered, position, missed = resumed
+            response.update(
+                recovered=recovered,
+                position=list(position) if position is not None else None,
+                missed=len(missed),
+            )
+        await self._reply(frame, Reply.ok(response))
+        for message in missed:
+            await self._push_frame(topic, message)
+        if resumed is not None and resumed[0] and resumed[1] is not None and missed:
+            self._resume.resumed(resumed[1])
+        if cls.presence and self._has("presence"):
+            state = await self._layer().presence(topic.group)
+            await self._send_frame(
+                Frame(topic.join_ref, None, name, f.PRESENCE_STATE, state_payload(state))
+            )
+        if observers:
+            observers.notify("joined", cls.pattern, name, recovered=response.get("recovered"))
+
+    async def _resume_from(
+        self, topic: Topic, since: object
+    ) -> tuple[bool, StreamPosition | None, list[dict[str, Any]]] | None:
+        """``(recovered, position, missed messages)`` for a topic with history, else ``None``."""
+        options = type(topic).history_options
+        if options is None:
+            return None
+        layer = self._layer()
+        if not self._has("history"):
+            return (since is None, None, [])
+        register_history(layer, type(topic).topic_pattern, options)
+        if since is None:
+            return True, (await layer.history(topic.group, limit=0)).position, []
+        try:
+            position = StreamPosition.parse(since)
+        except ValueError:
+            return False, (await layer.history(topic.group, limit=0)).position, []
+        try:
+            result = await layer.history(topic.group, since=position, limit=options.size)
+        except Unrecoverable as exc:
+            now = exc.position if isinstance(exc.position, StreamPosition) else None
+            return False, now, []
+        return True, result.position, result.messages
+
+    async def _refuse(self, frame: Frame, cls: type[Topic] | None, reason: str) -> None:
+        await self._reply(frame, Reply.error({"reason": reason}))
+        if observers:
+            observers.notify("refused", cls.pattern if cls else None, frame.topic, reason)
+
+    # -- pushes ----------------------------------------------------------------------------
+
+    async def _push_in(self, frame: Frame) -> None:
+        topic = self.joined.get(frame.topic)
+        if topic is None or frame.join_ref != topic.join_ref:
+            await self._reply(frame, Reply.error({"reason": "unmatched_topic"}))
+            return
+        pattern = type(topic).pattern
+        if observers:
+            observers.notify("pushed", pattern, topic.name, frame.event)
+        started = monotonic()
+        try:
+            result = await call(topic.handle_in, frame.event, frame.payload)
+            reply = _as_reply(result, type(topic))
+        except Exception as exc:
+            await self._crashed(topic, frame.event, exc)
+            return
+        if reply is not None and frame.ref is not None:
+            await self._reply(frame, reply)
+            if observers:
+                observers.notify(
+                    "replied", pattern, topic.name, frame.event, reply.status, monotonic() - started
+                )
+
+    async def topics_push(self, message: Message) -> None:
+        """A broadcast to a topic (``topics.broadcast``): forward it if this socket joined."""
+        topic = self.joined.get(message.get("topic", ""))
+        if topic is None or not self._resume.fresh(message):
+            return
+        await self._push_frame(topic, message)
+
+    async def _push_frame(self, topic: Topic, message: Message) -> None:
+        value = message.get(POSITION_KEY)
+        position = (value[0], value[1]) if isinstance(value, (list, tuple)) else None
+        event, payload = message.get("event"), message.get("payload")
+        if not isinstance(event, str) or not isinstance(payload, dict):
+            _log.event(
+                logger, "bad push", logging.WARNING, "Dropped {count} malformed topic push(es)"
+            )
+            return
+        await self._send_frame(Frame(topic.join_ref, None, topic.name, event, payload, position))
+        if observers:
+            observers.notify("delivered", type(topic).pattern, topic.name, event)
+
+    async def push_to_client(self, topic: Topic, event: str, payload: dict[str, Any]) -> None:
+        """``Topic.push``: ``event`` to this socket alone."""
+        if f.is_reserved(event):
+            raise ValueError(f"cannot push event {event!r}: reserved by the protocol")
+        if self.joined.get(topic.name) is topic:
+            await self._push_frame(topic, {"event": event, "payload": payload})
+
+    # -- presence --------------------------------------------------------------------------
+
+    async def track(self, topic: Topic, key: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """``Topic.track``: track (or update) this socket on the topic's presence; -> the
+        meta as the layer stored it (with its ``phx_ref``)."""
+        if not self._has("presence"):
+            _log.event(
+                logger,
+                "no presence",
+                logging.WARNING,
+                "Topic.track() ignored {count} time(s): the channel layer has no presence",
+            )
+            return dict(meta)
+        layer, channel = self._layer(), self._channel()
+        if topic.tracked:
+            return await layer.presence_update(topic.group, channel, key, meta)
+        stored = await layer.presence_track(topic.group, channel, key, meta)
+        topic.tracked = True
+        return stored
+
+    async def presence_diff(self, message: Message) -> None:
+        """A presence change in one of this socket's groups (the layer's ``presence.diff``)."""
+        for topic in self.joined.values():
+            if topic.group == message.get("group") and type(topic).presence:
+                payload = diff_payload(message)
+                await self._send_frame(
+                    Frame(topic.join_ref, None, topic.name, f.PRESENCE_DIFF, payload)
+                )
+
+    # -- leaving ---------------------------------------------------------------------------
+
+    def remove_later(self, topic: Topic, reason: str) -> None:
+        """``Topic.close``: remove ``topic`` once the current hook returns."""
+        self._removals.append((topic, reason))
+
+    async def _remove_pending(self) -> None:
+        removals, self._removals = self._removals, []
+        for topic, reason in removals:
+            if self.joined.get(topic.name) is topic:
+                await self._drop(topic, "closed")
+                await self._send_frame(
+                    Frame(topic.join_ref, None, topic.name, f.CLOSE, {"reason": reason})
+                )
+
+    async def _crashed(self, topic: Topic, event: str, exc: Exception) -> None:
+        self._log_crash(topic, event, exc)
+        await self._forget(topic)
+        await self._send_frame(
+            Frame(topic.join_ref, None, topic.name, f.ERROR, {"reason": "crashed"})
+        )
+        if observers:
+            observers.notify("crashed", type(topic).pattern, topic.name, event, exc)
+            observers.notify("left", type(topic).pattern, topic.name, "crashed")
+
+    async def _drop(self, topic: Topic, reason: str) -> None:
+        """Leave ``topic``: out of its group and presence, then its ``leave`` hook."""
+        if self.joined.get(topic.name) is not topic:
+            return
+        await self._forget(topic)
+        try:
+            await call(topic.leave)
+        except Exception as exc:
+            self._log_crash(topic, "leave", exc)
+        if observers:
+            observers.notify("left", type(topic).pattern, topic.name, reason)
+
+    async def _forget(self, topic: Topic) -> None:
+        """Drop the bookkeeping, group and presence of ``topic`` (no hook runs)."""
+        if self.joined.get(topic.name) is topic:
+            del self.joined[topic.name]
+        layer, channel = self.channel_layer, self.channel_name
+        if layer is None or channel is None:
+            return
+        if topic.group in self.groups_joined and not any(
+            t.group == topic.group for t in self.joined.values()
+        ):
+            self.groups_joined = tuple(g for g in self.groups_joined if g != topic.group)
+            await layer.group_discard(topic.group, channel)
+        if topic.tracked:
+            topic.tracked = False
+            await layer.presence_untrack(topic.group, channel)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _add_group(self, group: str) -> None:
+        if group not in self.groups_joined:
+            self.groups_joined = (*self.groups_joined, group)
+
+    def _layer(self) -> BaseChannelLayer:
+        layer = self.channel_layer
+        if layer is None:  # connect() refused the socket without one
+            raise RuntimeError("TopicsConsumer without a channel layer")
+        return layer
+
+    def _channel(self) -> str:
+        if self.channel_name is None:
+            raise RuntimeError("TopicsConsumer without a channel")
+        return self.channel_name
+
+    def _has(self, extension: str) -> bool:
+        return extension in getattr(self.channel_layer, "extensions", ())
+
+    async def _reply(self, frame: Frame, reply: Reply) -> None:
+        if frame.ref is None:
+            return
+        payload = {"status": reply.status, "response": reply.response}
+        await self._send_frame(Frame(frame.join_ref, frame.ref, frame.topic, f.REPLY, payload))
+
+    async def _send_frame(self, frame: Frame) -> None:
+        data = self._codec.encode(frame)
+        if isinstance(data, str):
+            await self.send(text_data=data)
+        else:
+            await self.send(bytes_data=data)
+
+    def _log_crash(self, topic: Topic, hook: str, exc: Exception) -> None:
+        key = (type(topic), hook, type(exc))
+        if key not in _crashes_logged:
+            _crashes_logged.add(key)
+            logger.error(
+                "%s.%s failed on %r; the socket got an error for the topic",
+                type(topic).__qualname__,
+                "handle_in" if hook not in ("join", "leave") else hook,
+                topic.name,
+                exc_info=exc,
+            )
+            return
+        _log.event(
+            logger,
+            key,
+            logging.ERROR,
+            "{name}.{hook} failed {count} more time(s) ({error})",
+            name=type(topic).__qualname__,
+            hook=hook,
+            error=type(exc).__name__,
+        )
+
+
+#: (topic class, hook, exception class) whose traceback was logged once already
+_crashes_logged: set[tuple[type, str, type]] = set()
+
+
+def _as_reply(result: object, cls: type[Topic]) -> Reply | None:
+    if result is None or isinstance(result, Reply):
+        return result
+    if isinstance(result, dict):
+        return Reply.ok(result)
+    raise TypeError(
+        f"{cls.__qualname__}.handle_in() returned {type(result).__name__}; "
+        "return a dict, a Reply or None"
+    )
+
+
+__all__ = ["HeartbeatTimeout", "TopicsConsumer"]
