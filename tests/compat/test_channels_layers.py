@@ -100,6 +100,30 @@ def test_override_settings_gives_a_fresh_layer() -> None:
     assert channel_layers.backends == {}
 
 
+async def test_an_unread_expired_message_stays_listed_until_a_receive_cleans_up() -> None:
+    # Channels cleans expired messages on receive and group_send, not on send; its tests
+    # count the channels in between.
+    now = [0.0]
+    layer = InMemoryChannelLayer(expiry=1, clock=lambda: now[0])
+    await layer.send("stale", {"type": "m.1"})
+    now[0] = 1.5  # expired
+    await layer.send("fresh", {"type": "m.2"})
+    assert set(layer.channels) == {"stale", "fresh"}
+    assert (await layer.receive("fresh"))["type"] == "m.2"
+    assert layer.channels == {}
+    assert layer.stats.expired == 1
+
+
+async def test_sends_alone_still_sweep_once_a_sweep_is_overdue() -> None:
+    now = [0.0]
+    layer = InMemoryChannelLayer(expiry=1, clock=lambda: now[0])
+    await layer.send("stale", {"type": "m.1"})
+    now[0] = 2.5  # two sweep intervals passed with no receive or group send
+    await layer.send("fresh", {"type": "m.2"})
+    assert set(layer.channels) == {"fresh"}
+    assert layer.stats.expired == 1
+
+
 async def test_memory_layer_channels_and_expiry_as_channels_shows_them() -> None:
     now = [0.0]
     layer = InMemoryChannelLayer(expiry=10, clock=lambda: now[0])

@@ -73,10 +73,10 @@ async def test_a_drained_channel_is_forgotten_after_a_sweep_without_reads(clock:
     await layer.receive("c")
     assert "c" in layer._channels  # kept while its reader is likely to come back
     clock.now += layer.sweep_interval
-    await layer.send("other", {"type": "y"})  # sweeps: "c" was read lately, so it stays
+    await layer.group_send("g", {"type": "y"})  # sweeps: "c" was read lately, so it stays
     assert "c" in layer._channels
     clock.now += layer.sweep_interval
-    await layer.send("other", {"type": "y"})  # sweeps again: unread since, so it goes
+    await layer.group_send("g", {"type": "y"})  # sweeps again: unread since, so it goes
     assert "c" not in layer._channels
 
 

@@ -8,7 +8,10 @@ Rules of this file:
 - a reader that stops (its ``receive`` cancelled) frees its channel at once if nothing is
   queued; a sweep every ``sweep_interval`` seconds frees the other idle channels and drops
   expired messages and memberships, so memory stays bounded by live channels and unexpired
-  messages;
+  messages. Receives that find messages queued and group sends run it when it is due, as
+  Channels' layer cleans on receive and group_send; a plain send runs it only once it is a
+  whole interval overdue, so an expired message stays listed in ``channels`` until then, as
+  Channels' tests observe;
 - a membership lapses once its channel has gone unread for ``group_expiry`` seconds (give or
   take one sweep), not ``group_expiry`` after it was added: each sweep renews the memberships
   of channels read since the previous sweep, so a consumer busy in a handler (for less than
@@ -121,6 +124,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._counter = itertools.count()
         self.sweep_interval = min(expiry, group_expiry, 30.0)
         self._next_sweep = clock() + self.sweep_interval
+        self._overdue_sweep = self._next_sweep + self.sweep_interval
 
     # -- point to point -----------------------------------------------------------------------
 
@@ -129,7 +133,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if self.max_message_size is not None:
             self.require_size(encoded_size(message), channel)
         now = self._clock()
-        if now >= self._next_sweep:
+        if now >= self._overdue_sweep:
             self.sweep(now)
         try:
             state = self._channels[channel]
@@ -149,7 +153,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if kind.__class__ is not str or not kind or kind[0] == "_":
             require_message(message)  # raises, with the reason
         now = self._clock()
-        if now >= self._next_sweep:
+        if now >= self._overdue_sweep:
             self.sweep(now)
         state = self._channels.get(channel)
         if state is None:
@@ -165,6 +169,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         queue = state.queue
         if queue:
             now = self._clock()
+            if now >= self._next_sweep:
+                self.sweep(now)
+                state.read = True
             while queue:
                 expires, message = queue.popleft()
                 if expires > now:
@@ -440,10 +447,11 @@ class InMemoryChannelLayer(BaseChannelLayer):
     def sweep(self, now: float | None = None) -> None:
         """Drop expired messages and memberships; refresh memberships of channels being read.
 
-        Runs by itself during sends; call it directly only in tests.
+        Runs by itself during receives, sends and group sends; call it directly only in tests.
         """
         now = self._clock() if now is None else now
         self._next_sweep = now + self.sweep_interval
+        self._overdue_sweep = self._next_sweep + self.sweep_interval
         refreshed = now + self.group_expiry
         channels = self._channels
         for group, members in list(self._groups.items()):
