@@ -206,7 +206,8 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         if resumed is not None and resumed[0] and resumed[1] is not None and missed:
             self._resume.resumed(resumed[1])
         if cls.presence and self._has("presence"):
-            state = await self._layer().presence(topic.group)
+            presence: Any = self._layer()  # typed loosely: the presence API is new in layers
+            state = await presence.presence(topic.group)
             await self._send_frame(
                 Frame(topic.join_ref, None, name, f.PRESENCE_STATE, state_payload(state))
             )
@@ -306,9 +307,12 @@ class TopicsConsumer(AsyncWebsocketConsumer):
                 "Topic.track() ignored {count} time(s): the channel layer has no presence",
             )
             return dict(meta)
-        layer, channel = self._layer(), self._channel()
+        layer: Any = self._layer()
+        channel = self._channel()
+        stored: dict[str, Any]
         if topic.tracked:
-            return await layer.presence_update(topic.group, channel, key, meta)
+            stored = await layer.presence_update(topic.group, channel, key, meta)
+            return stored
         stored = await layer.presence_track(topic.group, channel, key, meta)
         topic.tracked = True
         return stored
@@ -363,7 +367,8 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         """Drop the bookkeeping, group and presence of ``topic`` (no hook runs)."""
         if self.joined.get(topic.name) is topic:
             del self.joined[topic.name]
-        layer, channel = self.channel_layer, self.channel_name
+        layer: Any = self.channel_layer
+        channel = self.channel_name
         if layer is None or channel is None:
             return
         if topic.group in self.groups_joined and not any(
