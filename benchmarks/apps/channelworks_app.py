@@ -7,7 +7,8 @@ rates, which a benchmark client exceeds by design: they are raised out of reach,
 check still runs on every frame and nobody is limited. ``/echo-off`` is the echo with no
 limit at all (the limits' cost is ``/echo`` against it); ``/echo-limited`` has the default
 limits (policy "close") and ``/echo-dropping`` the default limits with policy "drop" (the
-flood figure).
+flood figure). ``/echo-unobserved`` is ``/echo`` kept out of the operators' view
+(``observed=False``: no per-frame counters; figure 11).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ application = ProtocolTypeRouter(
             [
                 path("echo", EchoConsumer.as_asgi()),
                 path("echo-off", EchoConsumer.as_asgi(limits=Limits.off())),
+                path("echo-unobserved", EchoConsumer.as_asgi(observed=False)),
                 path("echo-limited", EchoConsumer.as_asgi(limits=None)),
                 path("echo-dropping", EchoConsumer.as_asgi(limits={"policy": "drop"})),
                 path("echo-sync", SyncEchoConsumer.as_asgi()),

@@ -13,6 +13,7 @@ from benchmarks.figures.fanout import run_fanout
 from benchmarks.figures.layer import run_layer
 from benchmarks.figures.limits import run_limits
 from benchmarks.figures.memory import run_memory
+from benchmarks.figures.metrics import run_metrics
 from benchmarks.figures.rabbitmq import run_rabbitmq_group, run_rabbitmq_p2p
 from benchmarks.figures.redis import run_redis_fanout, run_redis_group, run_redis_p2p
 
@@ -22,6 +23,7 @@ FIGURES: dict[str, Runner] = {
     "group_send": run_layer,
     "memory": run_memory,
     "limits": run_limits,
+    "metrics": run_metrics,
     "redis_p2p": run_redis_p2p,
     "redis_group": run_redis_group,
     "redis_fanout": run_redis_fanout,

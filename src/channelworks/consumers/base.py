@@ -83,6 +83,9 @@ class AsyncConsumer:
     _reader_failure: BaseException | None = None
     #: the connection's limits (WebSocket consumers), released when the consumer ends
     _guard: ConnectionGuard | None = None
+    #: whether operators see this consumer's connections (channelworks.ops): ``False`` keeps
+    #: them out of metrics, the live view and the connection logs (a health check's socket)
+    observed: ClassVar[bool] = True
     #: the connection as operators see it (channelworks.ops), if observation is on
     _conn: Connection | None = None
 
