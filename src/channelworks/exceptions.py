@@ -20,7 +20,7 @@ The tree::
     │   ├── InvalidMessage            a message that is not a dict with a valid ``type``
     │   ├── InvalidChannelLayerError  the ``CHANNEL_LAYERS`` setting is unusable
     │   ├── LayerUnavailable          the layer's server could not be reached (Redis, RabbitMQ)
-    │   ├── LayerClosed               ``close()`` ended a ``receive`` that was waiting
+    │   ├── LayerClosed               ``close()`` ended a ``receive`` (also a StopConsumer)
     │   ├── Unrecoverable             ``history()`` cannot continue from a position
     │   ├── InvalidPresence           a bad presence key or meta, or a channel tracked twice
     │   └── ForeignChannel            ``receive`` on another process's ``!`` channel
@@ -167,12 +167,22 @@ class LayerUnavailable(ChannelLayerError):
         )
 
 
-class LayerClosed(ChannelLayerError):
-    """``close()`` ended a ``receive`` that was waiting on a normal channel (nothing taken)."""
+class LayerClosed(ChannelLayerError, StopConsumer):
+    """``close()`` ended a ``receive`` that was waiting (nothing was taken), or a call came
+    after ``close()`` on a layer that stays closed (RabbitMQ, as channels_rabbitmq).
 
-    def __init__(self, channel: str) -> None:
+    Also a ``StopConsumer``, which channels_rabbitmq raises there: a consumer whose layer
+    closes under it ends quietly.
+    """
+
+    def __init__(self, channel: str, operation: str = "receive") -> None:
         self.channel = channel
-        super().__init__(f"receive({channel!r}) ended: the layer was closed")
+        self.operation = operation
+        if operation == "receive":
+            text = f"receive({channel!r}) ended: the layer was closed"
+        else:
+            text = f"{operation}({channel!r}) refused: the layer is closed"
+        super().__init__(text)
 
 
 class ForeignChannel(ChannelLayerError, ValueError, AssertionError):

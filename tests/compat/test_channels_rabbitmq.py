@@ -13,14 +13,16 @@ import asyncio
 import importlib
 import logging
 import secrets
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiormq
 import pytest
 
-from channelworks.exceptions import ChannelFull, StopConsumer
+from channelworks.exceptions import ChannelFull, LayerClosed, StopConsumer
 from channelworks.layers.rabbitmq import RabbitMQChannelLayer
+from channelworks.layers.rabbitmq.errors import LoopBlocked
 from tests.layers.backends import (
     RABBITMQ_URL,
     delete_rabbitmq_names,
@@ -187,3 +189,114 @@ async def test_carehare_connection_refuses_another_event_loop(make: MakeLayer) -
 
     with pytest.raises(RuntimeError, match="another event loop"):
         await asyncio.to_thread(asyncio.run, elsewhere())
+
+
+async def test_close_ends_a_receive_waiting_on_an_own_channel_with_stop_consumer(
+    make: MakeLayer,
+) -> None:
+    """channels_rabbitmq's ``close()``: "all pending and future calls to receive() will raise
+    StopConsumer"; ours raise ``LayerClosed``, a ``StopConsumer``."""
+    layer = make()
+    channel = await layer.new_channel()
+    waiting = asyncio.create_task(layer.receive(channel))
+    await asyncio.sleep(0.1)
+    await layer.close()
+    with pytest.raises(StopConsumer) as ended:
+        await asyncio.wait_for(waiting, 2)
+    assert isinstance(ended.value, LayerClosed)
+    assert ended.value.channel == channel
+
+
+async def test_a_closed_layer_stays_closed(make: MakeLayer) -> None:
+    """After ``close()`` every call raises ``StopConsumer`` (``LayerClosed``) instead of
+    connecting again; ``flush()`` and a second ``close()`` do nothing."""
+    layer = make()
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+    await layer.close()
+    calls = {
+        "send": layer.send(channel, {"type": "late"}),
+        "receive": layer.receive(channel),
+        "new_channel": layer.new_channel(),
+        "group_add": layer.group_add("g", channel),
+        "group_discard": layer.group_discard("g", channel),
+        "group_send": layer.group_send("g", {"type": "late"}),
+    }
+    for operation, call in calls.items():
+        with pytest.raises(StopConsumer) as refused:
+            await call
+        assert isinstance(refused.value, LayerClosed)
+        assert refused.value.operation == operation
+    with pytest.raises(StopConsumer):
+        await layer.carehare_connection
+    await layer.flush()
+    await layer.close()
+    assert layer._link is None  # nothing connected again
+
+
+async def test_close_begun_before_other_calls_ends_them_all(make: MakeLayer) -> None:
+    """channels_rabbitmq's "disconnect at the same time as everything": a ``close()`` begun
+    while the layer connects, then every other call at once: none of them hangs, each raises
+    ``StopConsumer``."""
+    layer = make()
+    layer._queue_name = f"x{secrets.token_hex(4)}"
+    channel = f"{layer._queue_name}!1"
+    starting = layer.carehare_connection
+    await asyncio.sleep(0)
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            layer.close(),
+            layer.send(channel, {"type": "hi"}),
+            layer.group_add("g", channel),
+            layer.group_send("g", {"type": "ghi"}),
+            layer.group_discard("g", channel),
+            layer.receive(channel),
+            return_exceptions=True,
+        ),
+        5,
+    )
+    assert results[0] is None
+    assert all(isinstance(result, StopConsumer) for result in results[1:]), results
+    await asyncio.gather(starting, return_exceptions=True)
+
+
+async def test_a_call_from_another_loop_while_the_home_loop_is_blocked_raises(
+    make: MakeLayer,
+) -> None:
+    """channels_rabbitmq's test_multiple_event_loops: the home loop waits for a thread whose own
+    loop calls the layer. We run such calls on the home loop, so this one could never run:
+    it raises ``RuntimeError`` (``LoopBlocked``) after ``retry_timeout`` instead of hanging,
+    and nothing of it is done, even once the home loop runs again."""
+    layer = make(retry_timeout=0.3)
+    channel = await layer.new_channel()
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(layer.send(channel, {"type": "from.thread"}))
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)  # blocks the home loop, as the peer's test does
+    assert not thread.is_alive()
+    assert len(raised) == 1
+    assert isinstance(raised[0], RuntimeError)
+    assert isinstance(raised[0], LoopBlocked)
+    assert "The caller tried using channels_rabbitmq on a different event loop" in str(raised[0])
+    await asyncio.sleep(0.1)  # the home loop runs what was handed to it: nothing
+    assert layer.receive_nowait(channel) is None
+    await layer.send(channel, {"type": "here"})
+    assert (await receive(layer, channel))["type"] == "here"
+
+
+async def test_a_call_from_another_loop_runs_on_the_home_loop_when_it_is_free(
+    make: MakeLayer,
+) -> None:
+    """What channels_rabbitmq refuses, and a sync consumer's ``async_to_sync`` in a thread of
+    its own needs: the call is run on the layer's loop, which is free to run it."""
+    layer = make(retry_timeout=0.3)
+    channel = await layer.new_channel()
+    await asyncio.to_thread(asyncio.run, layer.send(channel, {"type": "from.thread"}))
+    assert (await receive(layer, channel))["type"] == "from.thread"

@@ -368,6 +368,20 @@ class InMemoryChannelLayer(BaseChannelLayer):
         await self.flush()
         self.log_lines.flush()
 
+    def end_receives(self, error: Callable[[str], BaseException]) -> int:
+        """End every ``receive`` waiting now with ``error(channel)``; nothing they waited for
+        is taken. The cross-process layers call it as they close, so that a reader of one of
+        their channels does not wait forever. Returns how many ended."""
+        ended = 0
+        for channel, state in list(self._channels.items()):
+            waiters, state.waiters = state.waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error(channel))
+                    ended += 1
+            self._forget_if_idle(channel, state)
+        return ended
+
     # -- bookkeeping (no awaits below: each method runs to completion) -----------------------
 
     def _new_state(self, channel: str) -> _Channel:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio
 
+from channelworks.exceptions import StopConsumer
 from channelworks.layers.redis import LayerClosed
 from tests.layers.redis.conftest import MakeRedisLayer
 
@@ -94,3 +95,29 @@ async def test_close_ends_a_receive_waiting_on_a_normal_channel(
             await waiting
     await other.send("work", {"type": "after"})  # not taken by the closed layer
     assert (await asyncio.wait_for(other.receive("work"), 2))["type"] == "after"
+
+
+async def test_close_ends_a_receive_waiting_on_its_own_channel(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    """A consumer's reader waits on its ``!`` channel when the server closes the layer: it
+    ends with ``LayerClosed`` (a ``StopConsumer``, so the consumer ends quietly), as
+    channels_redis' receive ends (with an error) when its pools close; and the layer works
+    again afterwards, as channels_redis' does."""
+    layer = make_redis_layer()
+    channel = await layer.new_channel()
+    waiting = asyncio.create_task(layer.receive(channel))
+    await asyncio.sleep(0.3)
+    await layer.close()
+    try:
+        with pytest.raises(LayerClosed) as ended:
+            await asyncio.wait_for(waiting, 2)
+    finally:
+        waiting.cancel()
+        with contextlib.suppress(BaseException):
+            await waiting
+    assert isinstance(ended.value, StopConsumer)
+    assert ended.value.channel == channel
+    again = await layer.new_channel()
+    await make_redis_layer().send(again, {"type": "after"})
+    assert (await asyncio.wait_for(layer.receive(again), 2))["type"] == "after"

@@ -12,7 +12,12 @@ Configure it as channels_rabbitmq's layer::
 ``RabbitmqChannelLayer`` is the same class under channels_rabbitmq's spelling.
 """
 
-from channelworks.layers.rabbitmq.errors import ForeignChannel, LayerClosed, RabbitMQUnavailable
+from channelworks.layers.rabbitmq.errors import (
+    ForeignChannel,
+    LayerClosed,
+    LoopBlocked,
+    RabbitMQUnavailable,
+)
 from channelworks.layers.rabbitmq.layer import RabbitMQChannelLayer
 from channelworks.layers.rabbitmq.stats import RabbitMQLayerStats
 
@@ -21,6 +26,7 @@ RabbitmqChannelLayer = RabbitMQChannelLayer
 __all__ = [
     "ForeignChannel",
     "LayerClosed",
+    "LoopBlocked",
     "RabbitMQChannelLayer",
     "RabbitMQLayerStats",
     "RabbitMQUnavailable",

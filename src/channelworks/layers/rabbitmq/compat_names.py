@@ -11,8 +11,10 @@ to what the same idea is in channelworks' design; none adds a second way of movi
   ``publish(body, routing_key=..., exchange_name="")`` publishes raw bytes on the layer's
   connection with a publisher confirm, as the README's job-queue example does with carehare;
   on the loop the layer's connection runs on only (``RuntimeError`` elsewhere, as there);
-- ``ReconnectDelay``: channels_rabbitmq's fixed pause between connection attempts, kept as a
-  name only: channelworks backs off from 50 ms to 2 s with jitter (connection.py).
+- ``ReconnectDelay``: channels_rabbitmq's fixed pause between connection attempts; here the
+  first pause (50 ms), after which the layer backs off up to 2 s with jitter (connection.py);
+- after ``close()`` the layer stays closed and every call raises ``LayerClosed``, a
+  ``StopConsumer`` as channels_rabbitmq raises (``carehare_connection`` too).
 """
 
 from __future__ import annotations
@@ -20,16 +22,17 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from channelworks.exceptions import ChannelFull
-from channelworks.layers.rabbitmq.connection import NACKED, RETURNED
+from channelworks.exceptions import ChannelFull, LayerClosed
+from channelworks.layers.rabbitmq.connection import FIRST_BACKOFF, NACKED, RETURNED
 
 if TYPE_CHECKING:
     from channelworks.layers.rabbitmq.connection import Link
     from channelworks.layers.rabbitmq.names import Names
     from channelworks.layers.rabbitmq.reader import ProcessReader
 
-#: seconds between connection attempts in channels_rabbitmq (a name for code that imports it)
-ReconnectDelay = 1.0
+#: channels_rabbitmq's pause between connection attempts: here the first pause, after which
+#: the layer backs off (doubling, with jitter) up to 2 s (connection.py)
+ReconnectDelay = FIRST_BACKOFF
 
 
 class JobPublisher:
@@ -76,6 +79,7 @@ class ChannelsRabbitmqNames:
     _link: Link | None
     _marker: str
     _bare: str
+    _closed: bool
 
     @property
     def _queue_name(self) -> str:
@@ -105,6 +109,8 @@ class ChannelsRabbitmqNames:
         return self.carehare_connection
 
     async def _job_publisher(self) -> JobPublisher:
+        if self._closed:
+            raise LayerClosed("RabbitMQ", "connect")
         if self._elsewhere() is not None:
             # The publisher's futures belong to the home loop: it cannot be used from here.
             raise RuntimeError(

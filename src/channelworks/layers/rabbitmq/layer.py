@@ -46,8 +46,9 @@ from channelworks.layers.names import require_channel_name, require_group_name, 
 from channelworks.layers.rabbitmq import names
 from channelworks.layers.rabbitmq.compat_names import ChannelsRabbitmqNames
 from channelworks.layers.rabbitmq.connection import NACKED, RETURNED, Link, is_lost
-from channelworks.layers.rabbitmq.errors import ForeignChannel, RabbitMQUnavailable
+from channelworks.layers.rabbitmq.errors import ForeignChannel, LayerClosed, RabbitMQUnavailable
 from channelworks.layers.rabbitmq.groups import Memberships
+from channelworks.layers.rabbitmq.loops import run_at
 from channelworks.layers.rabbitmq.normal import NormalChannels
 from channelworks.layers.rabbitmq.reader import ProcessReader
 from channelworks.layers.rabbitmq.stats import RabbitMQLayerStats
@@ -199,6 +200,8 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
         self._link: Link | None = None
         self._dead_logged: set[str] = set()
         self._expired_logged = 0
+        #: set by close(): every later call raises LayerClosed (channels_rabbitmq's StopConsumer)
+        self._closed = False
         self._reset()
 
     def _reset(self) -> None:
@@ -258,6 +261,22 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
             self._reset()
             return None
         return link.loop
+
+    def _forward(
+        self,
+        home: asyncio.AbstractEventLoop,
+        work: Coroutine[Any, Any, T],
+        operation: str,
+        target: str,
+    ) -> Coroutine[Any, Any, T]:
+        """Run ``work`` on the home loop (loops.py): ``LoopBlocked`` if that loop does not start
+        it within ``retry_timeout`` (it is blocked, perhaps by the calling thread)."""
+        patience = max(self.retry_timeout, 0.1)
+        return run_at(home, work, patience=patience, operation=operation, target=target)
+
+    def _refuse_closed(self, operation: str, target: str) -> None:
+        if self._closed:
+            raise LayerClosed(target, operation)
 
     def _connect(self) -> Link:
         link = self._link
@@ -389,9 +408,10 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
     async def send(self, channel: str, message: Message) -> None:
         require_channel_name(channel)
         require_message(message)
+        self._refuse_closed("send", channel)
         home = self._elsewhere()
         if home is not None:
-            await _run_at(home, self.send(channel, message))
+            await self._forward(home, self.send(channel, message), "send", channel)
             return
         if self.deliver_locally and self._owns(channel):
             # Our own channel: straight into the local layer, as a reader of the queue would
@@ -515,6 +535,9 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
         return None
 
     async def receive(self, channel: str) -> Message:
+        if self._closed:
+            require_channel_name(channel)
+            raise LayerClosed(channel)
         if isinstance(channel, str) and self._owns(channel):
             link = self._link
             if (
@@ -533,7 +556,7 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
                     bindings.wait_ended(channel)
             home = self._elsewhere()
             if home is not None:
-                return await _run_at(home, self.receive(channel))
+                return await self._forward(home, self.receive(channel), "receive", channel)
             self._connect()
             message = self.receive_nowait(channel)
             if message is not None:
@@ -548,7 +571,7 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
             raise ForeignChannel(channel)
         home = self._elsewhere()
         if home is not None:
-            return await _run_at(home, self.receive(channel))
+            return await self._forward(home, self.receive(channel), "receive", channel)
         self._connect()
         return await self.normal.receive(channel)
 
@@ -557,6 +580,7 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
         if not isinstance(prefix, str) or "!" in prefix:
             raise InvalidChannelName("channel prefix", prefix, "must be a str without '!'")
         name = require_channel_name(f"{prefix}{self._marker}{next(self._counter)}")
+        self._refuse_closed("new_channel", name)
         home = self._elsewhere()
         if home is None:
             with contextlib.suppress(RabbitMQUnavailable):  # logged; works once connected
@@ -568,9 +592,10 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
     async def group_add(self, group: str, channel: str) -> None:
         require_group_name(group)
         require_channel_name(channel)
+        self._refuse_closed("group_add", group)
         home = self._elsewhere()
         if home is not None:
-            await _run_at(home, self.group_add(group, channel))
+            await self._forward(home, self.group_add(group, channel), "group_add", group)
             return
         if self._owns(channel):
             await self.local.group_add(group, channel)
@@ -591,9 +616,10 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
     async def group_discard(self, group: str, channel: str) -> None:
         require_group_name(group)
         require_channel_name(channel)
+        self._refuse_closed("group_discard", group)
         home = self._elsewhere()
         if home is not None:
-            await _run_at(home, self.group_discard(group, channel))
+            await self._forward(home, self.group_discard(group, channel), "group_discard", group)
             return
         if self._owns(channel):
             await self.local.group_discard(group, channel)
@@ -725,9 +751,10 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
             raise NotImplementedError("group history is not available on the RabbitMQ layer yet")
         require_group_name(group)
         require_message(message)
+        self._refuse_closed("group_send", group)
         home = self._elsewhere()
         if home is not None:
-            await _run_at(home, self.group_send(group, message))
+            await self._forward(home, self.group_send(group, message), "group_send", group)
             return
         payload = self.codec.encode(message)
         self.require_size(len(payload), group)
@@ -776,9 +803,11 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
         that marks where "before the flush" ends), the normal-channel queues this process
         declared, and its group bindings. Other processes' own channels are theirs to flush.
         """
+        if self._closed:
+            return  # nothing is held any more
         home = self._elsewhere()
         if home is not None:
-            await _run_at(home, self.flush())
+            await self._forward(home, self.flush(), "flush", self.prefix)
             return
         self.normal.flush()
         groups = self.bindings.clear()
@@ -812,14 +841,24 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
     async def close(self) -> None:
         """Delete this process's queue (and its memberships), close the connection.
 
-        Receivers waiting on normal channels get ``LayerClosed``; messages waiting in this
-        process for its channels are dropped with it.
+        Receivers waiting on this layer's channels, normal or its own, end at once with
+        ``LayerClosed`` (a ``StopConsumer``: their consumers end quietly); messages waiting in
+        this process for its channels are dropped. The layer stays closed, as
+        channels_rabbitmq's: every later call raises ``LayerClosed`` (``flush`` and ``close``
+        do nothing). Build a new layer to connect again.
         """
+        if self._closed:
+            return
+        self._closed = True
         home = self._elsewhere()
         if home is not None:
-            await _run_at(home, self.close())
+            await self._forward(home, self._close(), "close", self.prefix)
             return
+        await self._close()
+
+    async def _close(self) -> None:
         self.normal.close()
+        self.local.end_receives(LayerClosed)
         link, self._link = self._link, None
         if link is not None:
 
@@ -834,11 +873,6 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
     def __repr__(self) -> str:
         host = self._link.host if self._link is not None else self.host.rpartition("@")[2]
         return f"<RabbitMQChannelLayer prefix={self.prefix!r} host={host!r} pid={self.pid}>"
-
-
-async def _run_at(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work`` on ``loop`` (the layer's home) and wait for it from this loop."""
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, loop))
 
 
 __all__ = ["RabbitMQChannelLayer"]

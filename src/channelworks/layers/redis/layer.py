@@ -984,8 +984,10 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
     async def close(self) -> None:
         """Stop the reader and keeper, remove this process's alive key, close connections.
 
-        Messages waiting in this process for its channels are dropped with them, and the
-        process leaves its groups (``@pid``), so nobody finds it there as a dead member.
+        Messages waiting in this process for its channels are dropped with them, receives
+        waiting on them end with ``LayerClosed`` (also a ``StopConsumer``: their consumers end
+        quietly), and the process leaves its groups (``@pid``), so nobody finds it there as a
+        dead member. The layer may be used again afterwards (it connects anew).
         Group sends still queued are sent first, for up to ``retry_timeout`` (plus a second);
         what is left then is counted in ``stats.lost`` and logged.
         """
@@ -993,6 +995,9 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
         await self._links.aclose()
         if self._reader is not None:
             self._reader.drop_overflow()
+        # Receives waiting on this process's channels end (nothing more comes to them); the
+        # layer stays usable, as channels_redis' after close_pools().
+        self.local.end_receives(LayerClosed)
         await self.local.close()
         self.log_lines.flush()
 
