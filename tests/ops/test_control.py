@@ -76,6 +76,22 @@ async def test_operator_close_codes(layer: InMemoryChannelLayer, code: object, s
     await ws.connect()
     [process] = await control.gather(layer, timeout=0.3)
     [row] = process["connections"]
-    await layer.send(row["channel_name"], {"type": "channelworks.admin_close", "code": code})
+    close = {"type": "channelworks.admin_close", "channel": row["channel_name"], "code": code}
+    await layer.send(row["channel_name"], close)
     assert (await ws.receive_output())["code"] == sent
     await ws.disconnect(sent)
+
+
+async def test_an_admin_close_through_a_group_is_ignored(
+    layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A site forwarding client JSON into group_send must not let a client close the room
+    # with a code its members treat as final.
+    ws = WebsocketCommunicator(app, "/room/a/")
+    await ws.connect()
+    for forged in ({}, {"channel": "specific.other!1"}):
+        await layer.group_send("room", {"type": "channelworks.admin_close", **forged})
+    await layer.group_send("room", {"type": "chat.message", "text": "still open"})
+    assert await ws.receive_from() == "still open"
+    assert any("Ignored" in r.getMessage() for r in caplog.records)
+    await ws.disconnect()

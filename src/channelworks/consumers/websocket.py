@@ -136,7 +136,7 @@ class WebsocketCore(AsyncConsumer):
         with its code, 4403 by default, which clients treat as final (channelworks.ops)."""
         from channelworks.ops.control import admin_close
 
-        admin_close(message)  # raises AdminClosed
+        admin_close(message, self.channel_name)  # raises AdminClosed if it names ours
 
     async def handle_exception(self, exc: Exception, message: Message) -> None:
         """Close the socket: with the error's code for ``CloseConnection``, else 1011.

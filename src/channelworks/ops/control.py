@@ -8,8 +8,11 @@ Two messages travel there:
   (snapshot.py). ``gather()`` sends the request and collects what arrives within a timeout:
   a process that does not answer in time is not listed (it is busy or gone).
 - a close goes straight to the connection's own channel: ``{"type":
-  "channelworks.admin_close", "code": 4403, "reason": ...}``; the WebSocket consumer closes
-  with that code (``close()`` here does it, with an audit line).
+  "channelworks.admin_close", "channel": <that channel>, "code": 4403, "reason": ...}``; the
+  WebSocket consumer closes with that code (``close()`` here does it, with an audit line).
+  A close that does not name the consumer's own channel is ignored (and logged): a site that
+  forwards client JSON into ``group_send`` must not let one client close a whole room with
+  a code its members treat as final.
 
 Whoever can send on the layer can ask and close: the layer is the site's trusted network.
 """
@@ -25,6 +28,7 @@ from typing import Any
 
 from channelworks.exceptions import CloseConnection
 from channelworks.layers.base import BaseChannelLayer
+from channelworks.logs import AggregatedLog
 from channelworks.ops.snapshot import MAX_CONNECTIONS, snapshot
 
 logger = logging.getLogger("channelworks.ops")
@@ -36,6 +40,8 @@ OPS_GROUP = "channelworks.ops"
 ADMIN_CLOSE_CODE = 4403
 #: seconds between two refreshes of the control channel's membership of ``OPS_GROUP``
 REFRESH = 60.0
+#: lines about ignored admin_close messages, aggregated
+_forged = AggregatedLog()
 
 #: layer -> its control task in this process (one per layer, on the loop that first needed it)
 _services: weakref.WeakKeyDictionary[BaseChannelLayer, asyncio.Task[None]] = (
@@ -49,9 +55,20 @@ class AdminClosed(CloseConnection):
     code = ADMIN_CLOSE_CODE
 
 
-def admin_close(message: Mapping[str, Any]) -> None:
+def admin_close(message: Mapping[str, Any], channel: str | None) -> None:
     """Raise ``AdminClosed`` with the message's ``code`` (4403 unless it is another valid
-    application code, 4000-4999, or 1000) and ``reason``."""
+    application code, 4000-4999, or 1000) and ``reason``, if the message names ``channel``
+    (the consumer's own); otherwise log it and return."""
+    if channel is None or message.get("channel") != channel:
+        _forged.event(
+            logger,
+            "forged",
+            logging.WARNING,
+            "Ignored {count} channelworks.admin_close message(s) not naming the receiving "
+            "consumer's own channel (sent through a group, or forged); the latest on {channel}",
+            channel=channel,
+        )
+        return
     code = message.get("code", ADMIN_CLOSE_CODE)
     if not (type(code) is int and (code == 1000 or 4000 <= code <= 4999)):
         code = ADMIN_CLOSE_CODE
@@ -147,7 +164,13 @@ async def close(
         reason,
     )
     await layer.send(
-        channel_name, {"type": "channelworks.admin_close", "code": code, "reason": reason}
+        channel_name,
+        {
+            "type": "channelworks.admin_close",
+            "channel": channel_name,
+            "code": code,
+            "reason": reason,
+        },
     )
 
 
