@@ -32,6 +32,20 @@ def _demo_command() -> None:
 _demo_command()
 
 
+def _status_command() -> None:
+    from channelworks.ops import status
+
+    COMMANDS["status"] = (
+        "Show the live processes, connections, groups and counters of a site (through its "
+        "channel layer).",
+        status.add_arguments,
+        status.run,
+    )
+
+
+_status_command()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="channelworks",

@@ -112,11 +112,11 @@ class MetricsApp:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """The Django view: ``path("metrics", metrics_view)``; access as ``CHANNELWORKS_METRICS``
     says (a staff session counts when ``"staff"`` is on)."""
-    from django.http import Http404, HttpResponse
+    from django.http import HttpResponse, HttpResponseNotFound
 
     access = setting_access()
-    if not access.enabled:
-        raise Http404("metrics are off")
+    if not access.enabled:  # as if there were no such page
+        return HttpResponseNotFound("Not Found\n", content_type="text/plain")
     allowed = access.public or access.token_ok(request.headers.get("Authorization"))
     user = getattr(request, "user", None)
     if not allowed and access.staff and user is not None:
