@@ -156,8 +156,9 @@ class Topic:
         return self.join_response
 
     async def _rejoin(self) -> None:
-        """After a reconnect or an ``error``: join again if the application wants it."""
-        if not self._wanted:
+        """After a reconnect or an ``error``: join again if the application wants it and the
+        topic is not joined (or being joined) on this connection."""
+        if not self._wanted or self.state != "errored":
             return
         try:
             await self._join()
