@@ -19,7 +19,8 @@ import weakref
 from prometheus_client import CollectorRegistry, multiprocess
 
 #: seconds between two writes of a process's metrics to the shared directory
-FLUSH_INTERVAL = 5.0
+#: (``CHANNELWORKS_METRICS_FLUSH_INTERVAL`` in the environment)
+FLUSH_INTERVAL = float(os.environ.get("CHANNELWORKS_METRICS_FLUSH_INTERVAL", "5"))
 
 _flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
     weakref.WeakKeyDictionary()
