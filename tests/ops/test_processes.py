@@ -110,8 +110,8 @@ async def test_one_scrape_counts_every_process(tmp_path: Path) -> None:
 
             await until(both_counted, "A's scrape shows 5 frames in and 2 open connections")
             # B's files are shared: B's own scrape says the same
-            text = scrape(port_b)
-            assert value(text, "channelworks_frames_total", route="echo", direction="out") == 5
+            seen_by_b = scrape(port_b)
+            assert value(seen_by_b, "channelworks_frames_total", route="echo", direction="out") == 5
             proc_b.kill()  # no close, no last flush: its gauges must go, its counters stay
             proc_b.wait()
 
@@ -120,9 +120,9 @@ async def test_one_scrape_counts_every_process(tmp_path: Path) -> None:
                 return value(text, "channelworks_connections_open", **ECHO) == 1
 
             await until(b_gone, "the dead process's open connection is no longer counted")
-            text = scrape(port_a)
-            assert value(text, "channelworks_frames_total", route="echo", direction="in") == 5
-            assert value(text, "channelworks_connections_accepted_total", **ECHO) == 2
+            after = scrape(port_a)
+            assert value(after, "channelworks_frames_total", route="echo", direction="in") == 5
+            assert value(after, "channelworks_connections_accepted_total", **ECHO) == 2
 
 
 @pytest.mark.services

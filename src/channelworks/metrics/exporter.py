@@ -17,6 +17,7 @@ Rules of this file:
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 from collections.abc import Hashable
 from typing import Any
@@ -111,6 +112,24 @@ class Exporter:
             ["event"],
             registry=r,
         )
+        self.topic_joins = Counter(
+            "channelworks_topic_joins",
+            "Topic joins by pattern, outcome (joined, refused) and reason.",
+            ["pattern", "outcome", "reason"],
+            registry=r,
+        )
+        self.topic_leaves = Counter(
+            "channelworks_topic_leaves",
+            "Sockets that left a topic, by pattern and reason.",
+            ["pattern", "reason"],
+            registry=r,
+        )
+        self.topic_crashes = Counter(
+            "channelworks_topic_crashes",
+            "Topic handlers that raised, by pattern.",
+            ["pattern"],
+            registry=r,
+        )
         self.layer = Counter(
             "channelworks_layer_events",
             "Every counter of the channel layers (layer.stats), by layer alias and event.",
@@ -128,6 +147,8 @@ class Exporter:
             self.pool_queued.set(queued)
             self.pool_busy.set(busy)
             self.pool_threads.set(threads)
+            if "channelworks.ops.topics" in sys.modules:  # installed with the first socket
+                self._sync_topics()
             for event, value in limit_stats.as_dict().items():
                 self._add(self.limits, (event,), value)
             for alias, layer in list(channel_layers.backends.items()):
@@ -166,6 +187,16 @@ class Exporter:
                     histogram._sum.inc(gained_sum)
                 for exception, count in list(timing.failures.items()):
                     self._add(self.exceptions, (*labels, exception), count)
+
+    def _sync_topics(self) -> None:
+        from channelworks.ops.topics import counts
+
+        for labels, value in list(counts.joins.items()):
+            self._add(self.topic_joins, labels, value)
+        for leave, value in list(counts.leaves.items()):
+            self._add(self.topic_leaves, leave, value)
+        for pattern, value in list(counts.crashes.items()):
+            self._add(self.topic_crashes, (pattern,), value)
 
     def _gain(self, key: Hashable, value: float) -> float:
         """What ``value`` gained since the last sync under ``key``."""

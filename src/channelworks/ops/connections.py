@@ -18,6 +18,7 @@ import bisect
 import itertools
 import os
 import secrets
+import sys
 import time
 import weakref
 from collections.abc import Hashable, Iterator, Mapping
@@ -199,15 +200,13 @@ class Connection:
         return () if consumer is None else tuple(consumer.groups_joined)
 
     def topics(self) -> tuple[str, ...]:
-        """The topics this connection joined, if its consumer tells (``ops_topics()``)."""
+        """The topics this connection joined (a ``TopicsConsumer``'s; none for others)."""
         consumer = self.consumer_ref()
-        method = getattr(consumer, "ops_topics", None)
-        if method is None:
+        topics = sys.modules.get("channelworks.topics.consumer")
+        if consumer is None or topics is None or not isinstance(consumer, topics.TopicsConsumer):
             return ()
-        try:
-            return tuple(method())
-        except Exception:
-            return ()
+        joined: dict[str, Any] = consumer.joined  # type: ignore[attr-defined]
+        return tuple(joined)
 
 
 class Observer:
@@ -220,6 +219,8 @@ class Observer:
         self.consumer_timings: dict[str, dict[object, Timing]] = {}
         #: a random prefix keeps connection ids unique across processes and hosts
         self.prefix = f"{secrets.token_hex(3)}{os.getpid():x}"
+        #: whether topics' joins and leaves are counted (ops/topics.py)
+        self.counting_topics = False
         self._ids = itertools.count(1)
 
     def observe(self, consumer: AsyncConsumer) -> Connection:
@@ -317,6 +318,11 @@ def observe(consumer: AsyncConsumer) -> Connection | None:
     found = observer()
     if found is None:
         return None
+    if not found.counting_topics:  # topics import consumers: installed on first use
+        from channelworks.ops import topics
+
+        topics.install()
+        found.counting_topics = True
     if _MULTIPROCESS:  # several processes, one /metrics: write ours every few seconds
         from channelworks.metrics.multiprocess import ensure_flusher
 
