@@ -9,7 +9,8 @@ import type { Payload } from "./types";
  * - `"overflow"`: the topic's buffer of pushes made while offline is full;
  * - `"closed"`: the topic is not joined (never joined, left, or closed by the server);
  * - `"crashed"`: the server topic's handler crashed; the topic rejoins by itself;
- * - `"protocol"`: the server sent a frame this client cannot read.
+ * - `"protocol"`: a push the server would refuse (an empty, too long or reserved event name, a
+ *   payload that is not a JSON object), or a frame from the server this client cannot read.
  */
 export type TopicErrorKind =
   | "refused"

@@ -129,7 +129,7 @@ export class Socket {
       this.detach(ws);
       ws.close(code, reason);
     }
-    this.closed(code, reason, false);
+    if (this.state !== "closed") this.closed(code, reason, false);
   }
 
   /**
@@ -137,6 +137,10 @@ export class Socket {
    * name is on the socket the same object is returned (`params`, when given, replace its own).
    */
   topic(name: string, params?: Payload): Topic {
+    // A name the server refuses closes the socket (4400), and every rejoin would send it again.
+    if (typeof name !== "string" || !name || name === "$" || [...name].length > 200) {
+      throw new TypeError(`a topic name has 1 to 200 characters and is not "$": ${JSON.stringify(name)}`);
+    }
     let topic = this.topics.get(name);
     if (!topic) this.topics.set(name, (topic = new Topic(this, name, params ?? {})));
     else if (params) topic.params = params;

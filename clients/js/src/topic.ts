@@ -121,6 +121,10 @@ export class Topic {
    */
   push(event: string, payload: Payload = {}, options: PushOptions = {}): Promise<Payload> {
     return new Promise((resolve, reject) => {
+      // What the server would close the whole socket for (4400) fails this push alone.
+      if (!validEvent(event) || !isObject(payload)) {
+        return reject(new TopicError("protocol", `cannot push ${JSON.stringify(event)}`));
+      }
       if (this.state === "closed") return reject(new TopicError("closed", this.name));
       const { timeout = this.socket.options.timeout } = options;
       const push: Push = { event, payload, resolve, reject, timer: undefined as never };
@@ -239,7 +243,13 @@ export class Topic {
 
   private sendPush(push: Push): boolean {
     const ref = this.socket.makeRef();
-    if (!this.socket.send([this.joinRef, ref, this.name, push.event, push.payload])) return false;
+    try {
+      if (!this.socket.send([this.joinRef, ref, this.name, push.event, push.payload])) return false;
+    } catch (error) {
+      clearTimeout(push.timer); // a payload JSON cannot encode (a cycle, a BigInt)
+      push.reject(new TopicError("protocol", String(error)));
+      return true;
+    }
     push.ref = ref;
     this.inflight.set(ref, push);
     return true;
@@ -291,6 +301,16 @@ export class Topic {
     this.inflight.clear();
   }
 }
+
+/** The protocol's own events, and the `$` ones it reserves, are not the application's. */
+const RESERVED = ["join", "leave", "reply", "close", "error", "presence_state", "presence_diff"];
+
+const validEvent = (event: unknown): boolean =>
+  typeof event === "string" &&
+  event.length > 0 &&
+  [...event].length <= 100 &&
+  event[0] !== "$" &&
+  !RESERVED.includes(event);
 
 const isObject = (value: unknown): value is Payload =>
   typeof value === "object" && value !== null && !Array.isArray(value);

@@ -47,8 +47,13 @@ describe("connecting", () => {
     socket.connect();
     FakeWebSocket.last.open();
     FakeWebSocket.last.serverClose(1001, "restart");
+    const seen = closes(socket);
+    socket.disconnect();
     socket.disconnect();
     expect(states).toEqual(["connecting", "open", "waiting", "closed"]);
+    expect(seen).toEqual([{ code: 1000, reason: "", reconnectIn: null }]);
+    vi.advanceTimersByTime(60_000);
+    expect(FakeWebSocket.all).toHaveLength(1); // the pending reconnect was cancelled
   });
 });
 

@@ -125,6 +125,34 @@ describe("push", () => {
     expect(result.value).toEqual(["error", "timeout", "no_reply"]);
   });
 
+  it("fails alone, without sending, for what the server would close the socket for", async () => {
+    const [socket, ws] = openSocket();
+    const room = socket.topic("room:lobby");
+    room.join();
+    ws.acceptJoin("room:lobby");
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const push of [
+      room.push("", {}),
+      room.push("x".repeat(101)),
+      room.push("leave"),
+      room.push("presence_diff"),
+      room.push("$ping"),
+      room.push("msg", [] as unknown as Record<string, unknown>),
+      room.push("msg", cyclic),
+    ]) {
+      await expect(push).rejects.toMatchObject({ kind: "protocol" });
+    }
+    expect(ws.sent.map((f) => f[3])).toEqual(["join"]);
+    expect(() => socket.topic("")).toThrow(TypeError);
+    expect(() => socket.topic("$")).toThrow(TypeError);
+    expect(() => socket.topic("r".repeat(201))).toThrow(TypeError);
+    expect(socket.topic("😀".repeat(200)).name).toHaveLength(400); // 200 characters, as Python counts
+    const fine = room.push("x".repeat(100));
+    ws.reply(ws.lastFrame("x".repeat(100)), "ok");
+    await expect(fine).resolves.toEqual({});
+  });
+
   it("is rejected when the topic was never joined", async () => {
     const [socket] = openSocket();
     await expect(socket.topic("room:lobby").push("x")).rejects.toBeInstanceOf(TopicError);
@@ -299,5 +327,26 @@ describe("rejoin and resume", () => {
     expect(got).toEqual([]);
     expect(room.state).toBe("closed");
     expect(socket.topic("room:lobby")).not.toBe(room); // a fresh topic object now
+  });
+
+  it("joins again after a leave, and after a disconnect and connect", () => {
+    const [socket, ws] = openSocket();
+    const room = socket.topic("room:lobby");
+    const got: unknown[] = [];
+    room.on("msg", (payload) => got.push(payload.n));
+    room.join();
+    ws.acceptJoin("room:lobby");
+    room.leave();
+    room.join();
+    const again = ws.acceptJoin("room:lobby");
+    expect(room.state).toBe("joined");
+    ws.deliver([again[1], null, "room:lobby", "msg", { n: 1 }]);
+    socket.disconnect();
+    expect(room.state).toBe("errored");
+    socket.connect();
+    const next = FakeWebSocket.last.open();
+    const third = next.acceptJoin("room:lobby");
+    next.deliver([third[1], null, "room:lobby", "msg", { n: 2 }]);
+    expect(got).toEqual([1, 2]);
   });
 });
