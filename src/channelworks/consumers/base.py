@@ -324,6 +324,8 @@ class AsyncConsumer:
         """Leave every group joined with ``join_groups``."""
         layer, name = self.channel_layer, self.channel_name
         joined, self.groups_joined = self.groups_joined, ()
+        if getattr(self, "_presence_tracked", False):  # consumers/presence.py
+            await self._untrack_presence()  # type: ignore[attr-defined]
         if layer is not None and name is not None:
             for group in joined:
                 await layer.group_discard(group, name)

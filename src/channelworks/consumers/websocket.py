@@ -21,6 +21,7 @@ from asgiref.sync import async_to_sync
 
 from channelworks.consumers.base import AsyncConsumer, SyncConsumer
 from channelworks.consumers.handlers import framework_class, is_async_hook
+from channelworks.consumers.presence import PresenceHooks
 from channelworks.exceptions import (
     AcceptConnection,
     CloseConnection,
@@ -56,7 +57,7 @@ DROP_PAUSE = 0.1
     "channelworks_session_ended",
     "channelworks_admin_close",
 )
-class WebsocketCore(AsyncConsumer):
+class WebsocketCore(PresenceHooks, AsyncConsumer):
     """Protocol logic shared by every WebSocket consumer; subclass one of the four below."""
 
     #: groups joined on connect and left on disconnect
@@ -307,6 +308,8 @@ class WebsocketCore(AsyncConsumer):
         await self._to_client(message)
         if self._conn is not None:
             self._conn.opened()
+        if self.presence is not None:  # tracked once accepted (consumers/presence.py)
+            await self._track_presence()
 
     async def _send(
         self,

@@ -151,6 +151,36 @@ class BaseChannelLayer:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement history()")
 
+    # Presence (docs/presence.md): backends with the ``"presence"`` extension implement these
+    # through ``channelworks.layers.presence.PresenceLayer``.
+
+    async def presence_track(
+        self, group: str, channel: str, key: str, meta: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Track ``channel`` in ``group`` as ``key`` with ``meta``; -> the meta as stored (with
+        its ``phx_ref`` and ``joined_at``). The group's members get a ``presence.diff``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement presence_track()")
+
+    async def presence_update(
+        self, group: str, channel: str, key: str, meta: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace the meta of ``channel``'s presence in ``group`` (a new ``phx_ref``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement presence_update()")
+
+    async def presence_untrack(self, group: str, channel: str) -> None:
+        """Stop tracking ``channel`` in ``group``; one not tracked there is ignored."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement presence_untrack()")
+
+    async def presence_untrack_all(self, channel: str) -> None:
+        """Stop tracking ``channel`` in every group (a consumer's disconnect)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement presence_untrack_all()"
+        )
+
+    async def presence(self, group: str) -> dict[str, list[dict[str, Any]]]:
+        """Who is in ``group``: ``{key: [meta, ...]}``, one meta per tracking channel."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement presence()")
+
     async def flush(self) -> None:
         """Drop every message, channel and group of this layer."""
         raise NotImplementedError(f"{type(self).__name__} does not implement flush()")

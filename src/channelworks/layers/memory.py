@@ -60,6 +60,7 @@ from channelworks.layers.history import (
     with_position,
 )
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
+from channelworks.layers.presence import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, PresenceLayer
 
 Message = dict[str, Any]
 
@@ -88,7 +89,7 @@ class _Log:
         self.expires = expires
 
 
-class InMemoryChannelLayer(BaseChannelLayer):
+class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
     """A complete channel layer inside one process: for tests, development and one-process sites.
 
     It cannot carry messages between processes; use the Redis or RabbitMQ layer for that.
@@ -97,9 +98,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
     would refuse; other values msgpack cannot carry are kept (and measured as one byte).
     ``history``: ``{group pattern: {"size": n, "ttl": seconds}}``, the groups whose sends are
     kept in a log for ``history()`` (``group_send(..., history=True)`` works without it).
+    ``presence_interval``: seconds presence changes are gathered into one diff per group
+    (default 0.05; ``presence_timeout`` has no use in one process; docs/presence.md).
     """
 
-    extensions: ClassVar[list[str]] = ["groups", "flush", "history"]
+    extensions: ClassVar[list[str]] = ["groups", "flush", "history", "presence"]
+    presence_distributed = False  # one process: no tracker
 
     def __init__(
         self,
@@ -111,10 +115,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         clock: Callable[[], float] = time.monotonic,
         history: HistorySetting | None = None,
+        presence_interval: float = DEFAULT_INTERVAL,
+        presence_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(
             expiry, group_expiry, capacity, channel_capacity, max_message_size=max_message_size
         )
+        self.setup_presence(presence_interval, presence_timeout)
         self.history_config = HistoryConfig(history)
         self._logs: dict[str, _Log] = {}
         self._clock = clock
@@ -357,7 +364,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 del self._groups[group]
 
     async def flush(self) -> None:
-        """Drop all queued messages and groups; receivers that are waiting keep waiting."""
+        """Drop all queued messages, groups and presences (no diff sent); receivers that are
+        waiting keep waiting."""
+        if self._presences is not None:
+            self._presences.drop()
         self._groups.clear()
         self._logs.clear()
         for channel, state in list(self._channels.items()):
@@ -365,6 +375,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self._forget_if_idle(channel, state)
 
     async def close(self) -> None:
+        await self.close_presence()  # leaves sent while the groups still exist
         await self.flush()
         self.log_lines.flush()
 
