@@ -1,22 +1,27 @@
-"""RabbitMQ closes the layers' connections under traffic (``rabbitmqctl close_connection``).
+"""Faults between the layers and RabbitMQ: connections closed by the broker under traffic
+(``rabbitmqctl close_connection``), a process cut off through a TCP proxy (proxy.py), and its
+queue lost meanwhile (a broker restart without it) or deleted under it.
 
-Each layer's connection is closed by the broker, as an operator or a broker restart would;
-the layers reconnect, redeclare their queue and bindings, and what was sent meanwhile is
-delivered (at least once) or counted by its sender.
+The layers reconnect, redeclare their queue and bindings, and what was sent meanwhile is
+delivered (at least once) or counted: by its sender, or by the process whose queue was lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import subprocess
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiormq
 import pytest
 
 from channelworks.layers.rabbitmq import RabbitMQChannelLayer
-from tests.layers.backends import require_service
+from tests.layers.backends import RABBITMQ_URL, rabbitmq_reachable, require_service
 from tests.layers.rabbitmq.conftest import MakeLayer
+from tests.layers.rabbitmq.proxy import Proxy
 
 pytestmark = pytest.mark.services
 
@@ -91,3 +96,94 @@ async def test_connections_closed_by_the_broker_lose_nothing_uncounted(make: Mak
     assert receiver.stats.group_full == receiver.stats.overflowed == 0
     assert receiver.stats.reconnects >= 1
     assert sender.stats.reconnects >= 1
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[Proxy]:
+    require_service("RabbitMQ", rabbitmq_reachable())
+    through = await Proxy(RABBITMQ_URL).start()
+    yield through
+    await through.close()
+
+
+async def delete_queue(name: str) -> None:
+    """Delete a queue behind a layer's back (as a broker restart without it would)."""
+    connection = await aiormq.connect(RABBITMQ_URL)
+    try:
+        await (await connection.channel()).queue_delete(name)
+    finally:
+        await connection.close()
+
+
+async def eventually(check: Callable[[], bool]) -> bool:
+    for _ in range(200):  # bounded: 10 s
+        if check():
+            return True
+        await asyncio.sleep(0.05)
+    return check()
+
+
+async def test_group_sends_during_a_cut_reach_the_member_after_it(
+    proxy: Proxy, make: MakeLayer
+) -> None:
+    """The receiving process is cut off (its queue survives): what is sent to it meanwhile
+    waits in its queue and arrives once it is back, every message, in order."""
+    receiver = make(host=proxy.url)
+    sender = make()
+    channel = await receiver.new_channel()
+    await receiver.group_add("room", channel)
+    await proxy.cut()
+    for n in range(20):
+        await sender.group_send("room", {"type": "gap", "n": n})
+        await sender.send(channel, {"type": "direct", "n": n})
+    await proxy.restore()
+    got = [await asyncio.wait_for(receiver.receive(channel), 10) for _ in range(40)]
+    assert [m["n"] for m in got if m["type"] == "gap"] == list(range(20))
+    assert [m["n"] for m in got if m["type"] == "direct"] == list(range(20))
+    assert await eventually(lambda: receiver.stats.reconnects >= 1)
+    assert receiver.stats.queue_lost == 0
+
+
+async def test_a_queue_lost_while_cut_off_is_counted_logged_and_rebuilt(
+    proxy: Proxy, make: MakeLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker restarted without the process's queue (or the queue gone past
+    ``process_timeout``): group sends published before the process is back have no queue to
+    go to and are lost. The process finds its queue gone when it reconnects: it counts it
+    (``stats.queue_lost``), logs it, and rebuilds its queue and bindings, so the group reaches
+    its members again without anyone joining again."""
+    caplog.set_level(logging.WARNING, "channelworks.layers.rabbitmq")
+    receiver = make(host=proxy.url)
+    sender = make()
+    channel = await receiver.new_channel()
+    await receiver.group_add("room", channel)
+    await proxy.cut()
+    await delete_queue(receiver.queue)
+    for n in range(5):
+        await sender.group_send("room", {"type": "gap", "n": n})  # no queue bound: lost
+    await proxy.restore()
+    assert await eventually(lambda: receiver.stats.queue_lost == 1)
+    assert "was gone when it reconnected" in caplog.text
+    await sender.group_send("room", {"type": "after", "n": 0})
+    got = await asyncio.wait_for(receiver.receive(channel), 10)
+    assert (got["type"], got["n"]) == ("after", 0)
+    await sender.send(channel, {"type": "direct", "n": 1})
+    assert (await asyncio.wait_for(receiver.receive(channel), 10))["type"] == "direct"
+
+
+async def test_a_queue_deleted_under_a_live_layer_is_counted_logged_and_rebuilt(
+    make: MakeLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RabbitMQ cancels the consumer of a deleted queue and the connection stays up: the layer
+    notices at once (it used to read nothing from then on, silently), counts and logs the lost
+    queue, and rebuilds it with its bindings."""
+    caplog.set_level(logging.WARNING, "channelworks.layers.rabbitmq")
+    receiver = make()
+    sender = make()
+    channel = await receiver.new_channel()
+    await receiver.group_add("room", channel)
+    await delete_queue(receiver.queue)
+    assert await eventually(lambda: receiver.stats.queue_lost == 1)
+    assert "was deleted" in caplog.text
+    await sender.group_send("room", {"type": "after", "n": 0})
+    assert (await asyncio.wait_for(receiver.receive(channel), 10))["type"] == "after"

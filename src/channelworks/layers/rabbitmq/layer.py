@@ -202,6 +202,8 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
         self._expired_logged = 0
         #: set by close(): every later call raises LayerClosed (channels_rabbitmq's StopConsumer)
         self._closed = False
+        #: this process's queue was declared once: a later connection that misses it counts it
+        self._queue_made = False
         self._reset()
 
     def _reset(self) -> None:
@@ -296,6 +298,12 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
         """Declare this process's queue and bindings, start its consumers (each connection)."""
         reader_channel = await connection.channel(publisher_confirms=False)
         await reader_channel.exchange_declare(self.groups_exchange, exchange_type="direct")
+        if self._queue_made:
+            try:
+                await reader_channel.queue_declare(self.queue, passive=True)
+            except ChannelNotFoundEntity:  # the error closed the channel
+                self._queue_gone()
+                reader_channel = await connection.channel(publisher_confirms=False)
         try:
             await reader_channel.queue_declare(
                 self.queue,
@@ -318,9 +326,15 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
             )
             reader_channel = await connection.channel(publisher_confirms=False)
             await reader_channel.queue_declare(self.queue, passive=True)
+        self._queue_made = True
         for group in sorted(self.bindings.bound):  # the queue may be new (it had expired)
             await reader_channel.queue_bind(self.queue, self.groups_exchange, routing_key=group)
-        await self.reader.start(reader_channel, self.queue, prefetch=max(self.prefetch_count, 1000))
+        await self.reader.start(
+            reader_channel,
+            self.queue,
+            prefetch=max(self.prefetch_count, 1000),
+            on_cancelled=self._queue_deleted,
+        )
         normal_channel = await connection.channel(publisher_confirms=False)
         await normal_channel.basic_qos(prefetch_count=self.prefetch_count)
         self._normal_channel = normal_channel
@@ -328,6 +342,37 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
         for channel in self.normal.reconnected():
             self._background(self.normal.restart(channel), f"restart the consumer of {channel!r}")
         return [reader_channel, normal_channel]
+
+    def _queue_gone(self) -> None:
+        """This process's queue was not there when it connected again: a broker restarted
+        without it, someone deleted it, or it went unread past ``process_timeout``. What was
+        sent to its channels and groups since it went is lost, in a number nobody knows;
+        count and log the loss (the queue and its bindings are made again next)."""
+        self.stats.queue_lost += 1
+        self.log_lines.event(
+            logger,
+            "queue lost",
+            logging.ERROR,
+            "RabbitMQ layer: its queue {queue} was gone when it reconnected (deleted, a broker "
+            "restarted without it, or unread past process_timeout): messages sent to this "
+            "process's channels and groups meanwhile were lost, how many is unknown; "
+            "{count} time(s), counted in stats.queue_lost. The queue and its bindings are made "
+            "again.",
+            queue=self.queue,
+        )
+
+    def _queue_deleted(self, channel: AbstractChannel) -> None:
+        """RabbitMQ cancelled the process reader: its queue was deleted under a live
+        connection. Reconnect (the reader's channel closes), which finds the queue gone,
+        counts it and makes it again, rather than read nothing from now on."""
+        link = self._link
+        if self._closed or link is None or link.closing:
+            return  # close() deleted it
+        logger.warning(
+            "RabbitMQ layer: its queue %s was deleted under it; reconnecting to make it again",
+            self.queue,
+        )
+        self._background(channel.close(), f"close the reader of deleted queue {self.queue}")
 
     def _ack_process(self, channel: AbstractChannel, tag: int) -> None:
         """Acknowledge the process queue's deliveries up to ``tag`` (``multiple``)."""

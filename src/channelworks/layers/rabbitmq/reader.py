@@ -25,9 +25,10 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiormq.abc import AbstractChannel, DeliveredMessage
+from aiormq.channel import Channel
 
 from channelworks.layers.codec import Codec, UndecodableMessage
 from channelworks.layers.memory import InMemoryChannelLayer
@@ -71,11 +72,20 @@ class ProcessReader:
         self._ack: tuple[AbstractChannel, int] | None = None
         self._acking = False
 
-    async def start(self, channel: AbstractChannel, queue: str, prefetch: int) -> None:
-        """Consume ``queue`` on ``channel`` (a fresh channel of a new connection)."""
+    async def start(
+        self,
+        channel: AbstractChannel,
+        queue: str,
+        prefetch: int,
+        on_cancelled: Callable[[AbstractChannel], None] | None = None,
+    ) -> None:
+        """Consume ``queue`` on ``channel`` (a fresh channel of a new connection);
+        ``on_cancelled(channel)`` when RabbitMQ cancels the consumer (the queue was deleted)."""
         self._ack = None
         await channel.basic_qos(prefetch_count=prefetch)
-        await channel.basic_consume(queue, self.deliver, no_ack=False)
+        ok = await channel.basic_consume(queue, self.deliver, no_ack=False)
+        if on_cancelled is not None and ok.consumer_tag is not None:
+            _watch_cancel(channel, ok.consumer_tag, on_cancelled)
 
     async def deliver(self, delivery: DeliveredMessage) -> None:
         try:
@@ -206,6 +216,39 @@ class ProcessReader:
             "counted in stats.undecodable",
             reason=reason,
         )
+
+
+class _Consumers(dict[str, Any]):
+    """aiormq's table of a channel's consumers, which tells when the broker cancels one.
+
+    aiormq takes a consumer out of ``channel.consumers`` (``pop``) when the broker sends
+    ``basic.cancel`` (its queue was deleted) and says nothing else; the process reader never
+    cancels its own consumer, so a ``pop`` of its tag is the broker's.
+    """
+
+    def __init__(
+        self,
+        consumers: dict[str, Any],
+        channel: AbstractChannel,
+        tag: str,
+        on_cancelled: Callable[[AbstractChannel], None],
+    ) -> None:
+        super().__init__(consumers)
+        self.channel = channel
+        self.tag = tag
+        self.on_cancelled = on_cancelled
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key == self.tag and key in self and not self.channel.is_closed:
+            self.on_cancelled(self.channel)
+        return super().pop(key, *default)
+
+
+def _watch_cancel(
+    channel: AbstractChannel, tag: str, on_cancelled: Callable[[AbstractChannel], None]
+) -> None:
+    consumers = cast(Channel, channel).consumers
+    cast(Channel, channel).consumers = _Consumers(consumers, channel, tag, on_cancelled)
 
 
 __all__ = ["ProcessReader"]

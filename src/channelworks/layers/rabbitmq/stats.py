@@ -34,3 +34,7 @@ class RabbitMQLayerStats(LayerStats):
     #: publishes sent again on a new connection because the old one broke before the confirm
     #: (the first copy may have arrived too: at-least-once)
     republished: int = 0
+    #: times this process found its queue gone (deleted, a broker restarted without it, or
+    #: unread past ``process_timeout``): what was sent to it meanwhile is lost, in a number
+    #: nobody knows; logged at ERROR
+    queue_lost: int = 0
