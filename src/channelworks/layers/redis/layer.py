@@ -57,6 +57,7 @@ from channelworks.layers.history import (
 )
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
+from channelworks.layers.presence import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, PresenceLayer
 from channelworks.layers.redis import scripts
 from channelworks.layers.redis.compat_names import ChannelsRedisNames
 from channelworks.layers.redis.connections import Home, Links
@@ -96,7 +97,9 @@ EPOCH_EVERY = 0.5
 EPOCH_LOOK = 1.0
 
 
-class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseChannelLayer):
+class RedisChannelLayer(
+    PresenceLayer, LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseChannelLayer
+):
     """A channel layer over Redis: many processes, many machines; see docs/redis.md.
 
     Options as in channels_redis: ``hosts`` (URLs, ``(host, port)`` pairs, dicts of redis-py
@@ -111,10 +114,12 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
     ``max_message_size`` (bytes a message may take on the wire, default 1 MiB, ``None`` for no
     limit; over it ``send``/``group_send`` raise ``MessageTooLarge``); ``history`` (group
     patterns whose sends are kept in a Redis stream for ``history()``, as
-    ``{"chat.*": {"size": 500, "ttl": 3600}}``; docs/redis.md).
+    ``{"chat.*": {"size": 500, "ttl": 3600}}``; docs/redis.md); ``presence_interval`` and
+    ``presence_timeout`` (presence diffs gathered per window, default 0.05 s; a silent
+    process's presences gone after 30 s; docs/presence.md).
     """
 
-    extensions: ClassVar[list[str]] = ["groups", "flush", "history"]
+    extensions: ClassVar[list[str]] = ["groups", "flush", "history", "presence"]
     stats: RedisLayerStats
 
     def __init__(
@@ -137,8 +142,11 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
         deliver_locally: bool = True,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         history: HistorySetting | None = None,
+        presence_interval: float = DEFAULT_INTERVAL,
+        presence_timeout: float = DEFAULT_TIMEOUT,
         **options: Any,
     ) -> None:
+        self.setup_presence(presence_interval, presence_timeout)
         super().__init__(
             expiry, group_expiry, capacity, channel_capacity, max_message_size=max_message_size
         )
@@ -991,6 +999,7 @@ class RedisChannelLayer(LocalSends, QueuedGroupSends, ChannelsRedisNames, BaseCh
         Group sends still queued are sent first, for up to ``retry_timeout`` (plus a second);
         what is left then is counted in ``stats.lost`` and logged.
         """
+        await self.close_presence()  # leaves sent, the others told, while Redis is there
         await self._send_queued()
         await self._links.aclose()
         if self._reader is not None:
