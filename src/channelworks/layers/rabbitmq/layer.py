@@ -33,7 +33,7 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
 from aiormq.exceptions import ChannelClosed, ChannelNotFoundEntity, ChannelPreconditionFailed
@@ -43,6 +43,7 @@ from channelworks.layers.base import DEFAULT_MAX_MESSAGE_SIZE, BaseChannelLayer,
 from channelworks.layers.codec import Codec
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
+from channelworks.layers.presence import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, PresenceLayer
 from channelworks.layers.rabbitmq import names
 from channelworks.layers.rabbitmq.compat_names import ChannelsRabbitmqNames
 from channelworks.layers.rabbitmq.connection import NACKED, RETURNED, Link, is_lost
@@ -101,7 +102,7 @@ class _Batch:
                 future.set_result(outcome.result())
 
 
-class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
+class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLayer):
     """A channel layer over RabbitMQ: many processes, many machines; see docs/rabbitmq.md.
 
     Options: ``host`` (an ``amqp://`` or ``amqps://`` URL), ``prefix`` (of every queue and
@@ -119,9 +120,11 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
     for a ``receive`` (default ``expiry``).
     ``max_message_size`` (bytes a message may take encoded, encryption included; default
     1 MiB, ``None`` for no limit; over it ``send``/``group_send`` raise ``MessageTooLarge``),
-    as on every layer.
+    as on every layer. ``presence_interval`` and ``presence_timeout`` as on every layer
+    (docs/presence.md).
     """
 
+    extensions: ClassVar[list[str]] = [*BaseChannelLayer.extensions, "presence"]
     stats: RabbitMQLayerStats
 
     def __init__(
@@ -146,8 +149,11 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
         linger: float = 1.0,
         deliver_locally: bool = True,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        presence_interval: float = DEFAULT_INTERVAL,
+        presence_timeout: float = DEFAULT_TIMEOUT,
         **options: Any,
     ) -> None:
+        self.setup_presence(presence_interval, presence_timeout)
         unknown = set(options) - IGNORED_OPTIONS
         if unknown:
             raise TypeError(f"RabbitMQChannelLayer got unknown option(s) {sorted(unknown)}")
@@ -886,6 +892,8 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
     async def close(self) -> None:
         """Delete this process's queue (and its memberships), close the connection.
 
+        This process's presences leave first, their leaves sent (docs/presence.md).
+
         Receivers waiting on this layer's channels, normal or its own, end at once with
         ``LayerClosed`` (a ``StopConsumer``: their consumers end quietly); messages waiting in
         this process for its channels are dropped. The layer stays closed, as
@@ -894,6 +902,7 @@ class RabbitMQChannelLayer(ChannelsRabbitmqNames, BaseChannelLayer):
         """
         if self._closed:
             return
+        await self.close_presence()  # leaves sent while the layer still works
         self._closed = True
         home = self._elsewhere()
         if home is not None:
