@@ -82,6 +82,15 @@ class TopicsServer:
             self.process.wait()
             raise AssertionError(f"the server did not stop:\n{self.output()}") from None
 
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): its sockets stay open and answer nothing."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def broadcast(self, topic: str, event: str, payload: str) -> None:
         """Broadcast from another process, through the layer (works while the server is down)."""
         subprocess.run(
@@ -103,6 +112,7 @@ def server(tmp_path: Path) -> Iterator[TopicsServer]:
     server = TopicsServer(tmp_path / "server.log")
     server.start()
     yield server
+    server.resume()  # in case a test failed while it was paused
     server.stop()
     output = server.output()
     errors = set(re.findall(r"^\w+(?:Error|Exception): .*$", output, re.MULTILINE))

@@ -103,6 +103,35 @@ def test_a_forbidden_socket_stops_instead_of_reconnecting(
     assert page.evaluate("states") == ["connecting", "open", "stopped"]
 
 
+def test_a_silent_server_is_detected_by_the_heartbeat_and_left_for_a_new_connection(
+    server: TopicsServer, new_page: NewPage
+) -> None:
+    page = new_page()
+    page.evaluate(
+        """async () => {
+          window.closes = [];
+          window.joins = [];
+          window.socket = new Channelworks.Socket("/ws/topics/", {
+            heartbeatInterval: 500, timeout: 1000, backoffBase: 100, backoffMax: 500,
+          });
+          socket.on("close", (info) => closes.push(info.reason));
+          window.room = socket.topic("room:heartbeat", { nick: "ada" });
+          room.onJoin((result) => joins.push(result.rejoin));
+          socket.connect();
+          await room.join();
+        }"""
+    )
+    server.pause()  # a half-open connection: nothing answers, nothing closes
+    try:
+        page.wait_for_function("() => closes.includes('heartbeat timeout')")
+        assert page.evaluate("() => room.state") == "errored"
+    finally:
+        server.resume()
+    page.wait_for_function("() => room.state === 'joined' && joins.length === 2")
+    assert page.evaluate("joins") == [False, True]
+    assert page.evaluate("() => room.push('echo', { n: 1 })") == {"echo": {"n": 1}}
+
+
 PRESENCE = """async (nick) => {
   const room = socket.topic("room:presence", { nick });
   window.presence = new Channelworks.Presence(room);

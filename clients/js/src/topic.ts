@@ -79,11 +79,6 @@ export class Topic {
     this.app.off(event, fn);
   }
 
-  /** Call `fn` on the topic's `join`, `error` or `close` (see TopicEvents). */
-  onLifecycle<K extends keyof TopicEvents>(name: K, fn: (...args: TopicEvents[K]) => void): () => void {
-    return this.life.on(name, fn);
-  }
-
   /** Each successful join, rejoins included. */
   onJoin(fn: (result: JoinResult) => void): () => void {
     return this.life.on("join", fn);
