@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from websockets.exceptions import InvalidStatus
 
 from channelworks.client import JoinError, PushError, PushTimeout, Socket
@@ -107,7 +108,7 @@ async def test_broadcast_from_sync_code_reaches_every_member(serve: Serve) -> No
         for room in rooms:
             await room.join()
         queues = [collect(room, "headline") for room in rooms]
-        position = await asyncio.to_thread(broadcast, "room:news", "headline", {"t": "hello"})
+        position = await sync_to_async(broadcast)("room:news", "headline", {"t": "hello"})
         assert position is not None  # Room keeps history
         for queue, room in zip(queues, rooms, strict=True):
             assert await next_event(queue) == ("headline", {"t": "hello"})
@@ -115,7 +116,7 @@ async def test_broadcast_from_sync_code_reaches_every_member(serve: Serve) -> No
         with pytest.raises(RuntimeError):  # the sync one, called on the event loop
             broadcast("room:news", "headline", {})
         with pytest.raises(ValueError, match="reserved"):
-            await asyncio.to_thread(broadcast, "room:news", "reply", {})
+            await sync_to_async(broadcast)("room:news", "reply", {})
     finally:
         await one.close()
         await two.close()
@@ -135,7 +136,7 @@ async def test_a_rejoin_with_its_position_gets_the_missed_messages_then_live_one
     saved = room.position
     await first.close()
     for n in range(1, 4):  # missed while away
-        await asyncio.to_thread(broadcast, "room:resume", "said", {"body": n})
+        await sync_to_async(broadcast)("room:resume", "said", {"body": n})
 
     second = await open_socket(live.ws("/"))
     try:
@@ -166,7 +167,7 @@ async def test_recovered_false_when_the_log_is_lost(
         await asyncio.sleep(0)
         await room.leave()
         await layer.flush()  # the log is gone (a Redis restart without persistence)
-        await asyncio.to_thread(broadcast, "room:lost", "said", {"body": 2})
+        await sync_to_async(broadcast)("room:lost", "said", {"body": 2})
         got = collect(room, "said")
         await room.join()
         assert room.recovered is False
@@ -189,7 +190,7 @@ async def test_the_client_resumes_across_lost_connections_without_gap_or_duplica
 
         async def send_all() -> None:
             for n in range(40):
-                await asyncio.to_thread(broadcast, "room:flaky", "said", {"n": n})
+                await sync_to_async(broadcast)("room:flaky", "said", {"n": n})
                 await asyncio.sleep(0.005)
 
         sender = asyncio.create_task(send_all())
