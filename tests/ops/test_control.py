@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -95,3 +97,25 @@ async def test_an_admin_close_through_a_group_is_ignored(
     assert await ws.receive_from() == "still open"
     assert any("Ignored" in r.getMessage() for r in caplog.records)
     await ws.disconnect()
+
+
+@pytest.mark.services
+async def test_the_control_channel_ends_quietly_when_its_layer_closes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from channelworks.layers.redis import RedisChannelLayer
+    from tests.layers.backends import REDIS_URL, redis_reachable, require_service
+
+    require_service("Redis", redis_reachable())
+    redis = RedisChannelLayer(hosts=[REDIS_URL], prefix=f"test-ops-{secrets.token_hex(4)}")
+    control.ensure_service(redis)
+    task = control._services[redis]
+    for _ in range(20):  # it answers once it has joined the group: then it is serving
+        found = await control.gather(redis, timeout=0.25)
+        if found:
+            break
+    assert [process["connections"] for process in found] == [[]]
+    await redis.close()
+    async with asyncio.timeout(5):
+        await asyncio.wait([task])
+    assert not [r for r in caplog.records if r.name == "channelworks.ops"]

@@ -30,7 +30,8 @@ class Echo(AsyncWebsocketConsumer):
 
 def queried_metrics() -> set[str]:
     dashboard = json.loads(DASHBOARD.read_text())
-    assert dashboard["uid"] and dashboard["title"]
+    assert dashboard["uid"] == "channelworks-ops"
+    assert dashboard["title"] == "channelworks"
     exprs = [
         target["expr"]
         for panel in dashboard["panels"]
@@ -42,7 +43,7 @@ def queried_metrics() -> set[str]:
 
 
 def exposed_samples(text: bytes) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for family in text_string_to_metric_families(text.decode()):
         names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ("",)))
     return names

@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from channelworks.exceptions import CloseConnection
+from channelworks.exceptions import CloseConnection, StopConsumer
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.logs import AggregatedLog
 from channelworks.ops.snapshot import MAX_CONNECTIONS, snapshot
@@ -102,9 +102,9 @@ async def _serve(layer: BaseChannelLayer) -> None:
             except TimeoutError:
                 continue
             await _answer(layer, message)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
+    except StopConsumer:  # LayerClosed: the process is stopping (lifespan shutdown)
+        pass
+    except Exception:  # the next connection starts it again
         logger.warning("The operations control channel stopped", exc_info=True)
     finally:
         _services.pop(layer, None)
