@@ -1,0 +1,101 @@
+"""Topics across processes: two endpoints, each with its own Redis layer (as two server
+processes have), sharing one Redis. Needs the Redis at 127.0.0.1:6379."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from channelworks.client import Socket
+from channelworks.layers import channel_layers
+from channelworks.layers.base import BaseChannelLayer
+from channelworks.topics import TopicsConsumer, abroadcast
+from tests.layers.backends import REDIS_URL, redis_reachable
+from tests.server.live import TIMEOUT
+from tests.topics.apps import Room
+from tests.topics.conftest import Serve
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+async def layers(_no_configured_layers: None) -> AsyncIterator[tuple[BaseChannelLayer, ...]]:
+    if not redis_reachable():
+        pytest.skip("Redis is not reachable")
+    config = {
+        "BACKEND": "channelworks.layers.redis.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"test-topics-{secrets.token_hex(4)}"},
+    }
+    channel_layers.configure({"default": config, "a": config, "b": config})
+    found = (channel_layers["a"], channel_layers["b"])
+    yield found
+    for layer in found:
+        await layer.flush()
+        await layer.close()
+    await channel_layers["default"].close()
+
+
+async def two_sockets(serve: Serve) -> tuple[Socket, Socket]:
+    sockets = []
+    for alias in ("a", "b"):
+        live = await serve(TopicsConsumer.as_asgi(topics=[Room], channel_layer_alias=alias))
+        socket = Socket(live.ws("/"), push_timeout=TIMEOUT)
+        await socket.connect()
+        sockets.append(socket)
+    return sockets[0], sockets[1]
+
+
+async def test_a_broadcast_on_one_process_reaches_members_on_another(
+    serve: Serve, layers: tuple[BaseChannelLayer, ...]
+) -> None:
+    one, two = await two_sockets(serve)
+    try:
+        here, there = one.topic("room:x", {"nick": "ada"}), two.topic("room:x", {"nick": "bob"})
+        heard: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        there.on("said", heard.put_nowait)
+        both = asyncio.Event()
+        here.on("*", lambda _: both.set() if set(here.presence) == {"ada", "bob"} else None)
+        await here.join()
+        await there.join()
+        await here.push("say", {"body": "across"})
+        async with asyncio.timeout(TIMEOUT):
+            assert await heard.get() == {"body": "across"}
+            await both.wait()  # presence across processes
+        assert here.position == there.position  # one log, in Redis
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_client_resumes_on_another_process_from_the_redis_log(
+    serve: Serve, layers: tuple[BaseChannelLayer, ...]
+) -> None:
+    one, two = await two_sockets(serve)
+    try:
+        first = one.topic("room:r")
+        seen: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        first.on("said", seen.put_nowait)
+        await first.join()
+        await abroadcast("room:r", "said", {"n": 0}, layer=layers[0])
+        async with asyncio.timeout(TIMEOUT):
+            assert await seen.get() == {"n": 0}
+        saved = first.position
+        assert saved is not None
+        await one.close()
+        for n in (1, 2, 3):  # missed, sent from the other process
+            await abroadcast("room:r", "said", {"n": n}, layer=layers[1])
+        again = two.topic("room:r")
+        again.position = saved
+        got: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        again.on("said", got.put_nowait)
+        await again.join()
+        assert again.recovered is True
+        await abroadcast("room:r", "said", {"n": 4}, layer=layers[0])  # live
+        async with asyncio.timeout(TIMEOUT):
+            assert [(await got.get())["n"] for _ in range(4)] == [1, 2, 3, 4]
+    finally:
+        await two.close()
