@@ -1,7 +1,8 @@
 """The processes of a site answer operators through the channel layer.
 
-Every process that serves WebSocket connections (with observation on and a channel layer)
-keeps one control channel in the group ``OPS_GROUP``, started with its first connection.
+Every process that serves WebSocket connections (with observation on and a channel layer
+shared by processes) keeps one control channel in the group ``OPS_GROUP``, started with its
+first connection. The in-memory layer reaches one process: there ``gather`` reads it directly.
 Two messages travel there:
 
 - ``ops.status`` with a ``reply_to`` channel: each process sends back one ``ops.snapshot``
@@ -76,8 +77,19 @@ def admin_close(message: Mapping[str, Any], channel: str | None) -> None:
     raise AdminClosed(code, reason if isinstance(reason, str) else "closed by an operator")
 
 
+def process_local(layer: BaseChannelLayer) -> bool:
+    """Whether ``layer`` reaches this process only (the in-memory layer): then ``gather``
+    reads this process's snapshot directly, and no control channel is kept in the layer
+    (whose groups a test may expect to be empty once its consumers are gone)."""
+    from channelworks.layers.memory import InMemoryChannelLayer
+
+    return isinstance(layer, InMemoryChannelLayer)
+
+
 def ensure_service(layer: BaseChannelLayer) -> None:
     """Make sure this process answers ``ops.status`` on ``layer`` (from the running loop)."""
+    if process_local(layer):
+        return
     task = _services.get(layer)
     if task is not None and not task.done():
         return
@@ -131,6 +143,8 @@ async def gather(
     """Ask every process for its snapshot; those that answered within ``timeout`` seconds,
     sorted by host and pid. Capacity of the reply channel bounds how many answer (raise the
     layer's capacity for ``ops-reply*`` channels on sites with more processes)."""
+    if process_local(layer):
+        return [snapshot(limit)]
     reply_to = await layer.new_channel("ops-reply")
     await layer.group_send(OPS_GROUP, {"type": "ops.status", "reply_to": reply_to, "limit": limit})
     found: list[dict[str, Any]] = []
@@ -182,4 +196,5 @@ __all__ = [
     "close",
     "ensure_service",
     "gather",
+    "process_local",
 ]
