@@ -426,12 +426,14 @@ async def test_a_client_offering_only_other_subprotocols_is_refused(serve: Serve
 
 
 async def test_login_required_closes_anonymous_sockets_with_4403_and_the_client_stops(
-    serve: Serve,
+    serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
     live = await serve(TopicsConsumer.as_asgi(topics=[Room], login_required=True))
     socket = await open_socket(live.ws("/"))
     assert await socket.wait_stopped(TIMEOUT) == 4403
+    assert socket.close_reason == "login required"
     assert socket.connections == 1
+    assert "could not send its close frame" not in caplog.text  # closed once
 
 
 async def test_observers_see_joins_refusals_pushes_replies_and_leaves(serve: Serve) -> None:

@@ -12,7 +12,9 @@ How it keeps the protocol's promises:
 - the socket's own silence is watched in ``receive`` itself: the server's ``receive`` is
   awaited under a deadline of two heartbeat intervals after the last frame, and a missed
   deadline becomes a ``topics.silent`` event that closes the socket with 4408, even when the
-  peer is gone without a FIN (a half-open connection);
+  peer is gone without a FIN (a half-open connection). Hazard: this cancels the server's
+  ``receive`` at each deadline; ASGI servers implement it as a queue get (uvicorn, daphne,
+  hypercorn) or websockets' ``recv``, both of which keep a message that was not returned;
 - every group joined is recorded in ``groups_joined``, so the runtime leaves it however the
   consumer ends; presence is untracked in ``disconnect`` and on every leave.
 """
@@ -108,8 +110,7 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         self._codec = Codec(chosen)
         await self.accept(chosen if offered else None)
         if self.login_required and not getattr(self.scope.get("user"), "is_authenticated", False):
-            await self.close(f.FORBIDDEN, "login required")
-            raise CloseConnection(f.FORBIDDEN, "login required")
+            raise CloseConnection(f.FORBIDDEN, "login required")  # closed by handle_exception
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         self._last_heard = monotonic()
