@@ -137,17 +137,15 @@ export class Topic {
     });
   }
 
-  /** Leave the topic: resolves when the server confirmed it, or at the timeout. */
-  leave(): Promise<void> {
+  /**
+   * Leave the topic: it is closed at once (no event after this call, pending pushes fail with
+   * `"closed"`), and the server is told when the socket is connected. Join it again with
+   * `join()`.
+   */
+  leave(): void {
     const ref = this.joinRef;
     this.close(new TopicError("closed", "left"));
-    return new Promise((resolve) => {
-      if (!ref || !this.socket.send([ref, this.socket.makeRef(), this.name, "leave", {}])) {
-        return resolve();
-      }
-      // The server's reply (or its silence) changes nothing: the topic is already closed.
-      setTimeout(resolve, Math.min(this.socket.options.timeout, 1000));
-    });
+    if (ref) this.socket.send([ref, this.socket.makeRef(), this.name, "leave", {}]);
   }
 
   /** @internal */
