@@ -85,9 +85,11 @@ PROTOCOL_HANDLERS = {
     "http_request",
     "http_disconnect",
 }
-#: the framework's one layer-message handler: it closes only a socket whose own session
-#: group the message names (channelworks.session_sockets), so it too closes nobody here
-FRAMEWORK_HANDLERS = {"channelworks_session_ended"}
+#: the framework's layer-message handlers, each harmless here: a session end closes only a
+#: socket whose own session group it names (channelworks.session_sockets), an operator's close
+#: only the socket whose own channel it names (channelworks.ops.control), and a presence diff
+#: is forwarded only by a consumer that declares ``presence`` (these rooms do not)
+FRAMEWORK_HANDLERS = {"channelworks_session_ended", "channelworks_admin_close", "presence_diff"}
 
 
 @asynccontextmanager
