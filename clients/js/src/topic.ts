@@ -29,7 +29,7 @@ export interface PushOptions {
   timeout?: number;
 }
 
-type Listener = (payload: Payload, position: Position | undefined) => void;
+type Listener<P = Payload> = (payload: P, position: Position | undefined) => void;
 
 interface Push {
   event: string;
@@ -71,12 +71,13 @@ export class Topic {
   ) {}
 
   /** Call `fn(payload, position)` on each `event` pushed by the server. */
-  on(event: string, fn: Listener): () => void {
-    return this.app.on(event, fn);
+  /** `P` types the payload for TypeScript callers (nothing checks it at run time). */
+  on<P = Payload>(event: string, fn: Listener<P>): () => void {
+    return this.app.on(event, fn as Listener);
   }
 
-  off(event: string, fn?: Listener): void {
-    this.app.off(event, fn);
+  off<P = Payload>(event: string, fn?: Listener<P>): void {
+    this.app.off(event, fn as Listener | undefined);
   }
 
   /** Each successful join, rejoins included. */
@@ -114,8 +115,8 @@ export class Topic {
    * `TopicError` (`"reply"`, `"timeout"`, `"disconnected"`, `"overflow"`, `"closed"`). While
    * the topic is not joined (offline, rejoining) the push waits in a bounded buffer.
    */
-  push(event: string, payload: Payload = {}, options: PushOptions = {}): Promise<Payload> {
-    return new Promise((resolve, reject) => {
+  push<R = Payload>(event: string, payload: Payload = {}, options: PushOptions = {}): Promise<R> {
+    return new Promise<Payload>((resolve, reject) => {
       // What the server would close the whole socket for (4400) fails this push alone.
       if (!validEvent(event) || !isObject(payload)) {
         return reject(new TopicError("protocol", `cannot push ${JSON.stringify(event)}`));
@@ -134,7 +135,7 @@ export class Topic {
         return reject(new TopicError("overflow", event));
       }
       this.buffer.push(push);
-    });
+    }) as Promise<R>;
   }
 
   /**
