@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from websockets.exceptions import InvalidStatus
 
-from channelworks.client import JoinError, PushError, PushTimeout, Socket
+from channelworks.client import Disconnected, JoinError, PushError, PushTimeout, Socket
 from channelworks.layers import InMemoryChannelLayer
 from channelworks.topics import TopicsConsumer, TopicsObserver, broadcast, observers
 from channelworks.topics.frames import MSGPACK_SUBPROTOCOL, Frame
@@ -508,3 +508,24 @@ async def test_the_client_reconnects_when_heartbeat_replies_stop() -> None:
         finally:
             await socket.close()
     assert socket.connections >= 3
+
+
+async def test_pushes_over_the_connection_limits_close_with_1008_and_the_client_reconnects(
+    serve: Serve,
+) -> None:
+    limits = {"messages_per_second": 10, "message_burst": 3}
+    live = await serve(TopicsConsumer.as_asgi(topics=[Room], limits=limits))
+    socket = await open_socket(live.ws("/"))
+    try:
+        room = socket.topic("room:flood")
+        await room.join()
+        flood = [asyncio.create_task(room.push("echo", {}, timeout=TIMEOUT)) for _ in range(6)]
+        results = await asyncio.gather(*flood, return_exceptions=True)
+        assert any(isinstance(r, Disconnected) for r in results)
+        assert socket.close_code == 1008
+        # Reconnects (with backoff; the limits may refuse the first ones: a reconnecting
+        # flooder keeps its debt, docs/limits.md) until the topic is joined again.
+        await room.wait_joined(2 * TIMEOUT)
+        assert socket.connections >= 2
+    finally:
+        await socket.close()
