@@ -28,16 +28,18 @@ from time import monotonic
 from typing import Any, ClassVar
 
 from channelworks.consumers.handlers import framework_class
+from channelworks.consumers.resume import Resumed
 from channelworks.consumers.websocket import AsyncWebsocketConsumer
-from channelworks.exceptions import CloseConnection, Unrecoverable
+from channelworks.exceptions import CloseConnection
 from channelworks.layers.base import BaseChannelLayer
-from channelworks.layers.history import POSITION_KEY, ResumeFilter, StreamPosition
+from channelworks.layers.history import POSITION_KEY, ResumeFilter
 from channelworks.logs import AggregatedLog
 from channelworks.topics import frames as f
 from channelworks.topics.broadcast import register_history
 from channelworks.topics.frames import Codec, Frame, ProtocolError
 from channelworks.topics.observers import observers
 from channelworks.topics.presence import diff_payload, state_payload
+from channelworks.topics.resume import read_missed
 from channelworks.topics.topic import JoinRefused, Reply, Topic, call
 from channelworks.types import Message, Receive, Scope, Send
 
@@ -157,7 +159,7 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         if frame.ref is None:
             raise ProtocolError(reason="a join needs a ref")
         name, payload = frame.topic, frame.payload
-        params = payload.get("params", {})
+        params, since = payload.get("params", {}), payload.get("since")
         if not isinstance(params, dict):
             raise ProtocolError(reason="join params must be an object")
         routed = self.route(name)
@@ -178,11 +180,7 @@ class TopicsConsumer(AsyncWebsocketConsumer):
                 raise JoinRefused("unauthorized")
             if result is not None and not isinstance(result, dict):
                 raise TypeError(f"{cls.__qualname__}.join() returned {type(result).__name__}")
-            self.joined[name] = topic
-            self._add_group(topic.group)
-            layer = self._layer()
-            await layer.group_add(topic.group, self._channel())
-            resumed = await self._resume_from(topic, payload.get("since"))
+            resumed, missed = await self._subscribe(topic, since)
         except JoinRefused as exc:
             await self._forget(topic)
             await self._refuse(frame, cls, str(exc.reason))
@@ -193,19 +191,13 @@ class TopicsConsumer(AsyncWebsocketConsumer):
             await self._refuse(frame, cls, "join_crashed")
             return
         response: dict[str, Any] = {"response": result or {}}
-        missed: list[dict[str, Any]] = []
         if resumed is not None:
-            recovered, position, missed = resumed
-            response.update(
-                recovered=recovered,
-                position=list(position) if position is not None else None,
-                missed=len(missed),
-            )
+            response.update(resumed.as_dict())
         await self._reply(frame, Reply.ok(response))
         for message in missed:
             await self._push_frame(topic, message)
-        if resumed is not None and resumed[0] and resumed[1] is not None and missed:
-            self._resume.resumed(resumed[1])
+        if missed and resumed is not None and resumed.position is not None:
+            self._resume.resumed(resumed.position)  # live copies of those are dropped
         if cls.presence and self._has("presence"):
             presence: Any = self._layer()  # typed loosely: the presence API is new in layers
             state = await presence.presence(topic.group)
@@ -215,29 +207,19 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         if observers:
             observers.notify("joined", cls.pattern, name, recovered=response.get("recovered"))
 
-    async def _resume_from(
+    async def _subscribe(
         self, topic: Topic, since: object
-    ) -> tuple[bool, StreamPosition | None, list[dict[str, Any]]] | None:
-        """``(recovered, position, missed messages)`` for a topic with history, else ``None``."""
+    ) -> tuple[Resumed | None, list[dict[str, Any]]]:
+        """Join ``topic``'s group, then read what the join replays (topics with history)."""
+        self.joined[topic.name] = topic
+        self._add_group(topic.group)
+        layer = self._layer()
+        await layer.group_add(topic.group, self._channel())
         options = type(topic).history_options
         if options is None:
-            return None
-        layer = self._layer()
-        if not self._has("history"):
-            return (since is None, None, [])
+            return None, []
         register_history(layer, type(topic).topic_pattern, options)
-        if since is None:
-            return True, (await layer.history(topic.group, limit=0)).position, []
-        try:
-            position = StreamPosition.parse(since)
-        except ValueError:
-            return False, (await layer.history(topic.group, limit=0)).position, []
-        try:
-            result = await layer.history(topic.group, since=position, limit=options.size)
-        except Unrecoverable as exc:
-            now = exc.position if isinstance(exc.position, StreamPosition) else None
-            return False, now, []
-        return True, result.position, result.messages
+        return await read_missed(layer, topic.group, options, since)
 
     async def _refuse(self, frame: Frame, cls: type[Topic] | None, reason: str) -> None:
         await self._reply(frame, Reply.error({"reason": reason}))
