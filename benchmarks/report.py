@@ -246,7 +246,19 @@ REDIS_OTHERS = ("channels", "channels_pubsub")
 
 TARGETS = [
     Target("echo", "channelworks >= 0.9x raw", "Channels about 0.3x", _ratio("echo", 0.9)),
+    Target(
+        "echo sync",
+        "channelworks >= 0.5x raw",
+        "was 0.21x; Channels 0.12x",
+        _ratio("echo_sync", 0.5),
+    ),
     Target("fan-out", "channelworks >= 0.8x raw", "Channels about 0.2x", _ratio("fanout", 0.8)),
+    Target(
+        "fan-out sync",
+        "channelworks >= 0.5x raw",
+        "tutorial's room; was 0.12x",
+        _ratio("fanout_sync", 0.5),
+    ),
     Target(
         "group_send 1000",
         "channelworks call median <= 2 ms",
@@ -300,6 +312,12 @@ TARGETS = [
         "channelworks >= 0.7x raw",
         "raw = in-process broadcast",
         _ratio("redis_fanout", 0.7, REDIS_OTHERS),
+    ),
+    Target(
+        "redis fan-out sync",
+        "channelworks >= 0.5x raw",
+        "tutorial's room, Redis layer",
+        _ratio("redis_fanout_sync", 0.5, REDIS_OTHERS),
     ),
     Target(
         "rabbitmq p2p",

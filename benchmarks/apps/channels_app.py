@@ -11,6 +11,7 @@ import importlib
 from typing import Any
 
 import django
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.urls import path
 
@@ -49,6 +50,24 @@ class RoomConsumer(_websocket.AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.send(text_data=event["text"])
 
 
+class SyncRoomConsumer(_websocket.WebsocketConsumer):  # type: ignore[misc]
+    """The room as Channels' tutorial writes it: a sync consumer and ``async_to_sync``."""
+
+    def connect(self) -> None:
+        async_to_sync(self.channel_layer.group_add)(ROOM, self.channel_name)
+        self.accept()
+
+    def disconnect(self, code: int) -> None:
+        async_to_sync(self.channel_layer.group_discard)(ROOM, self.channel_name)
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        message = {"type": "chat.message", "text": text_data}
+        async_to_sync(self.channel_layer.group_send)(ROOM, message)
+
+    def chat_message(self, event: dict[str, Any]) -> None:
+        self.send(text_data=event["text"])
+
+
 application = _routing.ProtocolTypeRouter(
     {
         "websocket": _routing.URLRouter(
@@ -56,6 +75,7 @@ application = _routing.ProtocolTypeRouter(
                 path("echo", EchoConsumer.as_asgi()),
                 path("echo-sync", SyncEchoConsumer.as_asgi()),
                 path("room", RoomConsumer.as_asgi()),
+                path("room-sync", SyncRoomConsumer.as_asgi()),
             ]
         )
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.urls import path
 
 from channelworks.consumers import AsyncWebsocketConsumer, WebsocketConsumer
@@ -61,6 +62,31 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["text"])
 
 
+class SyncRoomConsumer(WebsocketConsumer):
+    """The room as Channels' tutorial writes it: a sync consumer and ``async_to_sync``."""
+
+    limits = UNREACHED_RATES
+
+    def connect(self) -> None:
+        assert self.channel_layer is not None
+        assert self.channel_name is not None
+        async_to_sync(self.channel_layer.group_add)(ROOM, self.channel_name)
+        self.accept()
+
+    def disconnect(self, code: int) -> None:
+        assert self.channel_layer is not None
+        assert self.channel_name is not None
+        async_to_sync(self.channel_layer.group_discard)(ROOM, self.channel_name)
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        assert self.channel_layer is not None
+        message = {"type": "chat.message", "text": text_data}
+        async_to_sync(self.channel_layer.group_send)(ROOM, message)
+
+    def chat_message(self, event: dict[str, Any]) -> None:
+        self.send(text_data=event["text"])
+
+
 application = ProtocolTypeRouter(
     {
         "websocket": URLRouter(
@@ -72,6 +98,7 @@ application = ProtocolTypeRouter(
                 path("echo-dropping", EchoConsumer.as_asgi(limits={"policy": "drop"})),
                 path("echo-sync", SyncEchoConsumer.as_asgi()),
                 path("room", RoomConsumer.as_asgi()),
+                path("room-sync", SyncRoomConsumer.as_asgi()),
             ]
         )
     }

@@ -1,5 +1,8 @@
 """The ceiling: hand-written ASGI, no framework, no channel layer.
 
+Raw has no sync flavour: ``/echo-sync`` is its echo and ``/room-sync`` its room, so that the
+sync consumers' figures have the same ceiling as the async ones.
+
 ``/room`` keeps the ``send`` callables of connected sockets in a set and loops over them in
 the task of the socket that received the frame: the cheapest in-process broadcast there is.
 """
@@ -24,7 +27,7 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
     if connect["type"] != "websocket.connect":
         return
     await send({"type": "websocket.accept"})
-    if scope["path"] == "/room":
+    if scope["path"] in ("/room", "/room-sync"):
         await _serve_room(receive, send)
     else:
         await _serve_echo(receive, send)

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 from benchmarks.apps.redis_settings import PREFIX_VARIABLE, REDIS_HOST, REDIS_PORT
@@ -44,7 +44,7 @@ from benchmarks.figures.common import (
     record_throughput,
     throughput_rows,
 )
-from benchmarks.processes import run_client
+from benchmarks.figures.fanout import fanout_pass
 from benchmarks.procstat import read_cpu_seconds
 from benchmarks.results import Kind, Results, Row
 from benchmarks.server import Server, running_server
@@ -468,32 +468,40 @@ def run_redis_fanout(contenders: Sequence[str], sizes: Sizes, results: Results, 
         return
     say("  raw is figure 2's in-process broadcast app; the server CPU rows exclude Redis' own")
     rows = throughput_rows(results, "redis_fanout", "fan-out to one room, Redis", "deliveries/s")
+    sync_rows = throughput_rows(
+        results, "redis_fanout_sync", "fan-out, tutorial's sync room, Redis", "deliveries/s"
+    )
 
-    def one_pass(contender: str, server: Server) -> Outcome:
-        before = redis_cpu_seconds()
-        outcome = run_client(
-            "fanout",
-            server,
-            "/room",
-            sizes.client_time_limit,
-            connections=sizes.fanout_clients,
-            operations=sizes.fanout_messages,
-            rounds=sizes.fanout_rounds,
-            warmup=sizes.fanout_warmup,
-        )
-        # includes the client's connects and warm-up round: an upper bound
-        outcome["redis_cpu_s"] = redis_cpu_seconds() - before
-        return outcome
+    def measured(path: str) -> Callable[[str, Server], Outcome]:
+        one = fanout_pass(path, sizes)
 
-    with prefix_for("fanout") as prefix, redis_servers(chosen, prefix, rows, say) as servers:
-        for name, outcomes in interleaved(
-            servers, sizes.redis_fanout_passes, one_pass, rows, say
-        ).items():
-            record_throughput(rows, name, outcomes, say)
-            if name != "raw":
-                used = sum(o["redis_cpu_s"] for o in outcomes)
-                redis = used / sum(o["operations"] for o in outcomes)
-                say(f"  {name:<12} Redis CPU {redis * 1e6:.1f} µs/op (connects, warm-up included)")
+        def one_pass(contender: str, server: Server) -> Outcome:
+            before = redis_cpu_seconds()
+            outcome = one(contender, server)
+            # includes the client's connects and warm-up round: an upper bound
+            outcome["redis_cpu_s"] = redis_cpu_seconds() - before
+            return outcome
+
+        return one_pass
+
+    with (
+        prefix_for("fanout") as prefix,
+        redis_servers(chosen, prefix, [*rows, *sync_rows], say) as servers,
+    ):
+        for path, chosen_rows in (("/room", rows), ("/room-sync", sync_rows)):
+            if path == "/room-sync":
+                say("  the tutorial's sync room (raw: its room again):")
+            for name, outcomes in interleaved(
+                servers, sizes.redis_fanout_passes, measured(path), chosen_rows, say
+            ).items():
+                record_throughput(chosen_rows, name, outcomes, say)
+                if name != "raw":
+                    used = sum(o["redis_cpu_s"] for o in outcomes)
+                    redis = used / sum(o["operations"] for o in outcomes)
+                    say(
+                        f"  {name:<12} Redis CPU {redis * 1e6:.1f} µs/op"
+                        " (connects, warm-up included)"
+                    )
 
 
 __all__ = [

@@ -24,19 +24,17 @@ from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import Any, ClassVar, Protocol, cast
 
-from asgiref.sync import async_to_sync
-
 from channelworks import DEFAULT_CHANNEL_LAYER
 from channelworks.consumers.handlers import (
     Mode,
     Resolution,
     await_result,
     framework_class,
-    in_thread,
     is_async_hook,
     lookup,
     run_handler,
 )
+from channelworks.consumers.sync_pool import call_async, run_sync
 from channelworks.consumers.turns import TaskCount
 from channelworks.exceptions import StopConsumer, UnhandledMessageType
 from channelworks.layers.base import BaseChannelLayer
@@ -302,7 +300,7 @@ class AsyncConsumer:
             return await hook(*args, **kwargs)
         if not type(self).sync_handlers:
             return await await_result(hook(*args, **kwargs), hook.__qualname__)
-        result = await in_thread(hook, *args, **kwargs)
+        result = await run_sync(self, hook, *args, **kwargs)
         return await result if inspect.isawaitable(result) else result
 
     # -- sending and groups --------------------------------------------------------------------
@@ -335,13 +333,15 @@ class AsyncConsumer:
 class SyncConsumer(AsyncConsumer):
     """A consumer whose handlers are plain ``def``: each runs in a worker thread.
 
-    Handlers may block (ORM calls, file I/O); ``self.send`` blocks until the message is sent.
+    Handlers may block (ORM calls, file I/O). From the consumer's own handler ``self.send``
+    hands the message to the event loop and returns; the handler's turn ends once it is sent
+    (sync_pool.py). From other threads it waits until the message is sent.
     """
 
     sync_handlers = True
 
     def send(self, message: Message) -> None:  # type: ignore[override]
-        async_to_sync(AsyncConsumer.send)(self, message)
+        call_async(self, AsyncConsumer.send, message)
 
 
 def _own_init(cls: type) -> Callable[..., Any] | None:

@@ -17,8 +17,8 @@ Rules of this file:
   patched over a handler in a test;
 - ``async def`` handlers are awaited on the event loop. In a consumer that allows sync
   handlers, a plain ``def`` runs in a worker thread of a pool shared by the process
-  (``CHANNELWORKS_SYNC_THREADS`` threads, default 32); in an async consumer a plain ``def`` is
-  accepted only if it returns an awaitable (a decorator's wrapper), else it is an error;
+  (sync_pool.py); in an async consumer a plain ``def`` is accepted only if it returns an
+  awaitable (a decorator's wrapper), else it is an error;
 - resolutions are cached per class and re-checked against the class attribute on every use,
   so patching a handler on the class (``mock.patch.object``) takes effect at once.
 """
@@ -26,16 +26,13 @@ Rules of this file:
 from __future__ import annotations
 
 import enum
-import functools
 import inspect
-import os
 import sys
 import types
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from channelworks.db import DatabaseSyncToAsync
+from channelworks.consumers.sync_pool import run_sync
 from channelworks.exceptions import UnhandledMessageType
 
 T = TypeVar("T", bound=type)
@@ -199,33 +196,21 @@ async def run_handler(
     if mode is Mode.AWAIT:
         await call(consumer, message)
     elif mode is Mode.THREAD:
-        result = await in_thread(functools.partial(call, consumer), message)
+        result = await run_sync(consumer, call, consumer, message)
         if inspect.isawaitable(result):  # a plain wrapper around an async def
             await result
     else:
         await await_result(call(consumer, message), call.__qualname__)
 
 
-_executor: ThreadPoolExecutor | None = None
-
-
-def sync_executor() -> ThreadPoolExecutor:
-    """The pool that runs sync handlers and hooks; made on first use."""
-    global _executor
-    if _executor is None:
-        size = int(os.environ.get("CHANNELWORKS_SYNC_THREADS", "32"))
-        _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="channelworks-sync")
-    return _executor
-
-
 async def in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking ``function`` in the sync pool; ``async_to_sync`` works inside it.
+    """Run a blocking ``function`` in the sync pool (sync_pool.py); ``async_to_sync`` works
+    inside it.
 
     With Django configured, stale database connections are closed before and after the call,
     as between two HTTP requests, so sync handlers may use the ORM directly.
     """
-    call = DatabaseSyncToAsync(function, thread_sensitive=False, executor=sync_executor())
-    return await call(*args, **kwargs)
+    return await run_sync(None, function, *args, **kwargs)
 
 
 # Bound-method hooks: function -> is it a coroutine function. Keyed by functions defined on
@@ -255,5 +240,4 @@ __all__ = [
     "lookup",
     "resolve",
     "run_handler",
-    "sync_executor",
 ]

@@ -8,6 +8,12 @@ turn too many costs a little, one too few breaks the rule). ``TaskCount`` counts
 task creations through its task factory (wrapping any factory already set). A loop whose
 factory is replaced after ours cannot be counted; then every message gets its turn
 (``TaskCount.reliable`` is false).
+
+Not counted: the task ``async_to_sync`` makes on the loop for a worker thread (a sync
+handler's ``group_send``). The thread waits for it to end, so it has ended before the handler
+does; counting it would give every consumer a turn per message in a room whose handlers are
+sync. The sync pool hears of it instead (``thread_waits``): a worker waiting there is not
+taking calls, so another one is woken if calls are queued.
 """
 
 from __future__ import annotations
@@ -15,6 +21,13 @@ from __future__ import annotations
 import asyncio
 import weakref
 from typing import Any, ClassVar
+
+from asgiref.sync import AsyncToSync
+
+from channelworks.consumers.sync_pool import thread_waits
+
+#: the coroutine ``async_to_sync`` runs on the loop for a thread (asgiref's ``main_wrap``)
+_ASYNC_TO_SYNC = AsyncToSync.main_wrap.__code__
 
 
 class TaskCount:
@@ -32,10 +45,16 @@ class TaskCount:
         previous = loop.get_task_factory()
 
         def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-            self.created += 1
+            task: asyncio.Future[Any]
             if previous is None:
-                return asyncio.Task(coro, loop=loop, **kwargs)
-            return previous(loop, coro, **kwargs)
+                task = asyncio.Task(coro, loop=loop, **kwargs)
+            else:
+                task = previous(loop, coro, **kwargs)
+            if getattr(coro, "cr_code", None) is _ASYNC_TO_SYNC:
+                thread_waits(task)
+            else:
+                self.created += 1
+            return task
 
         self.factory = factory
         loop.set_task_factory(factory)

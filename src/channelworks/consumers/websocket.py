@@ -17,11 +17,10 @@ from collections.abc import Hashable, Iterable, Mapping
 from time import monotonic
 from typing import Any, ClassVar
 
-from asgiref.sync import async_to_sync
-
 from channelworks.consumers.base import AsyncConsumer, SyncConsumer
 from channelworks.consumers.handlers import framework_class, is_async_hook
 from channelworks.consumers.presence import PresenceHooks
+from channelworks.consumers.sync_pool import call_async
 from channelworks.exceptions import (
     AcceptConnection,
     CloseConnection,
@@ -457,12 +456,16 @@ class AsyncWebsocketConsumer(WebsocketCore):
 
 @framework_class()
 class WebsocketConsumer(WebsocketCore, SyncConsumer):
-    """A WebSocket consumer whose hooks and handlers are plain ``def`` run in worker threads."""
+    """A WebSocket consumer whose hooks and handlers are plain ``def`` run in worker threads.
+
+    ``accept``, ``send`` and ``close`` called from its own handlers hand the message to the
+    event loop and return; the handler's turn ends once the messages are sent (sync_pool.py).
+    """
 
     def accept(
         self, subprotocol: str | None = None, headers: Iterable[tuple[bytes, bytes]] | None = None
     ) -> None:
-        async_to_sync(WebsocketCore._accept)(self, subprotocol, headers)
+        call_async(self, WebsocketCore._accept, subprotocol, headers)
 
     def send(  # type: ignore[override]
         self,
@@ -470,10 +473,10 @@ class WebsocketConsumer(WebsocketCore, SyncConsumer):
         bytes_data: bytes | None = None,
         close: bool | int = False,
     ) -> None:
-        async_to_sync(WebsocketCore._send)(self, text_data, bytes_data, close)
+        call_async(self, WebsocketCore._send, text_data, bytes_data, close)
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
-        async_to_sync(WebsocketCore._close)(self, code, reason)
+        call_async(self, WebsocketCore._close, code, reason)
 
     def connect(self) -> None:
         self.accept()
@@ -511,7 +514,7 @@ class JsonWebsocketConsumer(JsonCore, WebsocketConsumer):
     """A sync WebSocket consumer that exchanges JSON: override ``receive_json``."""
 
     def send_json(self, content: Any, close: bool | int = False) -> None:
-        async_to_sync(JsonCore._send_json)(self, content, close)
+        call_async(self, JsonCore._send_json, content, close)
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         self.receive_json(self.decode_frame(text_data, bytes_data))

@@ -1,0 +1,464 @@
+"""Sync handlers and hooks in worker threads: many per thread hop, and sends without a wait.
+
+A thread hop (the loop hands a call to a thread, the thread hands the result back) costs more
+than a whole async handler, and the sync consumer's API used to make two per message (the
+handler, then ``self.send`` back to the loop). Here the hops are shared.
+
+Rules of this file:
+- a sync handler or hook runs in a worker thread of a pool shared by the process
+  (``CHANNELWORKS_SYNC_THREADS`` threads at most, default 32), in a copy of the context of the
+  task that started it, with Django's database hygiene around it (old connections closed
+  before and after, as between two requests), and where ``async_to_sync`` finds the loop
+  (asgiref's thread-local, as ``sync_to_async`` sets it);
+- the loop queues the calls that became ready in one turn and wakes one worker after that
+  turn; a worker takes calls one at a time, so the calls of many consumers run one after
+  another in one thread. Handlers of one consumer never run concurrently: its pump waits for
+  a call's end before the next (base.py);
+- a call that blocks stalls the others for at most about ``STALL`` seconds: when the queue
+  has not moved for that long, another worker is woken (up to the pool's size). A worker
+  waiting in ``async_to_sync`` is known at once (``thread_waits``): another one takes over;
+- what a handler sends through its own consumer's sync API (``send``, ``accept``, ``close``,
+  ``send_json``) is handed to the loop without waiting for it. The loop sends a call's
+  messages in order: those handed over with the call's end from the consumer's own task,
+  those of a call still running from a task of their own within ``STALL`` s (a handler that
+  sends, then blocks, is heard). The call ends (its consumer takes the next message) only
+  once its sends are done. A send that fails makes the handler's next send raise the error,
+  or its end if there is none. More than ``MAX_AHEAD`` sends not yet done make the next send
+  wait for them, so a slow client holds back a handler that sends in a loop, as before;
+- the workers hand results and sends back through one wake-up of the loop per run of calls,
+  not per message (``_Bridge``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import threading
+import weakref
+from _thread import LockType
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any
+
+from asgiref.sync import SyncToAsync, async_to_sync
+
+from channelworks.db import close_old_connections
+
+#: seconds a queued call may wait without any call being taken before another worker wakes
+STALL = 0.002
+#: sends of one call handed to the loop and not done, past which the next one waits
+MAX_AHEAD = 16
+
+_local = threading.local()
+
+
+#: a send handed over by a worker: the coroutine function, its arguments, and the lock the
+#: worker waits on (``MAX_AHEAD``), if it waits
+_Send = tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...], LockType | None]
+
+
+class _Call:
+    """One sync call on its way through the pool, and the sends it handed to the loop.
+
+    Await it for the call's result. Written by the worker: ``posted``; by the loop: the rest.
+    Sends that arrive while the call runs are started in a task at the end of the burst that
+    brought them; sends that arrive with the call's end are run by the task awaiting the call
+    (the consumer's own), which saves a task per message.
+    """
+
+    __slots__ = (
+        "args",
+        "bridge",
+        "consumer",
+        "context",
+        "ended",
+        "failed",
+        "function",
+        "future",
+        "kwargs",
+        "posted",
+        "queued",
+        "sender",
+        "sent",
+    )
+
+    def __init__(
+        self,
+        bridge: _Bridge,
+        future: asyncio.Future[Any],
+        consumer: object,
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.bridge = bridge
+        self.future = future
+        self.consumer = consumer
+        self.function = function
+        self.args = args
+        self.kwargs = kwargs
+        self.context = contextvars.copy_context()
+        self.posted = 0  # sends handed to the loop (worker)
+        self.sent = 0  # of those, done (loop)
+        self.failed: BaseException | None = None  # the first send that failed
+        self.queued: deque[_Send] | None = None  # sends not started yet
+        self.sender = False  # a task runs the queued sends
+        self.ended: tuple[Any, BaseException | None] | None = None  # the call's outcome
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        try:
+            result = yield from self.future.__await__()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            if self.queued:  # sent before the handler raised: they go first, as they did
+                yield from self._send_queued().__await__()
+            raise
+        if self.queued:  # handed over with the call's end: sent from this task
+            yield from self._send_queued().__await__()
+        return result
+
+    async def _send_queued(self) -> None:
+        await _send_queued(self)
+        if self.failed is not None:  # the handler would have stopped at the failed send
+            raise self.failed
+
+    # -- in the worker -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            close_old_connections()
+            try:
+                result = self.context.run(self.function, *self.args, **self.kwargs)
+            finally:
+                close_old_connections()
+        except BaseException as exc:  # handed to the awaiting task, as an await would
+            error = exc
+        self.bridge.put(self._ended, result, error)
+
+    def post(
+        self, function: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
+    ) -> None:
+        """Hand ``function(*args)`` to the loop, after this call's earlier sends."""
+        if self.failed is not None:
+            raise self.failed
+        waiter = None
+        if self.posted - self.sent >= MAX_AHEAD:
+            waiter = threading.Lock()
+            waiter.acquire()
+        self.posted += 1
+        self.bridge.put(self._send, function, args, waiter)
+        if waiter is not None:
+            if not self.bridge.flush():
+                raise RuntimeError("the event loop of this consumer is closed")
+            waiter.acquire()
+            if self.failed is not None:
+                raise self.failed
+
+    # -- on the loop ---------------------------------------------------------------------------
+
+    def _send(
+        self,
+        function: Callable[..., Coroutine[Any, Any, Any]],
+        args: tuple[Any, ...],
+        waiter: threading.Lock | None,
+    ) -> None:
+        queued = self.queued
+        if queued is None:
+            queued = self.queued = deque()
+        queued.append((function, args, waiter))
+        if not self.sender:
+            self.bridge.starting.append(self)
+
+    def _start(self) -> None:
+        """End of a burst: sends of a call that still runs (or that nobody awaits any more)
+        go now, in a task of their own (a task, not a step by hand: a server's send may need
+        one, for ``asyncio.timeout``). Those of a call that ended go from the task awaiting
+        it."""
+        if not self.queued or self.sender:
+            return
+        if self.ended is None or self.future.cancelled():
+            self.sender = True
+            asyncio.Task(self._sender())
+
+    async def _sender(self) -> None:
+        await _send_queued(self)
+        self.sender = False
+        if self.ended is not None:
+            self._finish(*self.ended)
+
+    def _done(self, waiter: threading.Lock | None) -> None:
+        self.sent += 1
+        if waiter is not None:
+            waiter.release()
+
+    def _ended(self, result: Any, error: BaseException | None) -> None:
+        self.bridge.outstanding -= 1
+        self.ended = (result, error)
+        if not self.sender:
+            self._finish(result, error)
+
+    def _finish(self, result: Any, error: BaseException | None) -> None:
+        future = self.future
+        if future.done():  # the task awaiting it was cancelled
+            return
+        error = self.failed or error
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+async def _send_queued(call: _Call) -> None:
+    """Run the sends ``call`` handed over, in order, until none is left; the first error is
+    kept in ``call.failed`` and the sends after it are dropped (the handler would have
+    stopped at it)."""
+    queued = call.queued
+    while queued:
+        function, args, waiter = queued.popleft()
+        if call.failed is None:
+            try:
+                await function(*args)
+            except BaseException as exc:
+                call.failed = exc
+        call._done(waiter)
+
+
+class _Bridge:
+    """One event loop's inbox for what the workers hand back.
+
+    Workers add to it without waking the loop; the loop drains it when a worker flushes (at
+    the end of its run of calls, before a send waits), when a
+    worker starts waiting for the loop (``thread_waits``), and every ``STALL`` seconds while
+    calls of this loop are out (what a handler sends before it blocks goes out then).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "inbox",
+        "kicking",
+        "loop",
+        "outstanding",
+        "scheduled",
+        "starting",
+        "watching",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Weak: ``_bridges`` is keyed by the loop; a strong reference would keep it alive.
+        self.loop = weakref.ref(loop)
+        self.inbox: deque[tuple[Any, ...]] = deque()
+        self.scheduled = False
+        self.watching = False  # a check is armed on this loop (``_Pool._check``)
+        self.outstanding = 0  # calls submitted and not ended
+        self.kicking = False  # a wake-up of the pool is scheduled on this loop
+        self.starting: list[_Call] = []  # calls that handed sends over in this burst
+
+    def put(self, function: Callable[..., None], *args: Any) -> None:
+        """Run ``function(*args)`` on the loop at its next drain (any thread)."""
+        self.inbox.append((function, args))
+
+    def flush(self) -> bool:
+        """Have the loop drain soon (any thread); false if the loop is gone."""
+        if self.scheduled or not self.inbox:
+            return True
+        self.scheduled = True
+        loop = self.loop()
+        try:
+            if loop is None:
+                raise RuntimeError("loop collected")
+            loop.call_soon_threadsafe(self.drain)
+        except RuntimeError:  # closed: nothing will run there any more
+            self.inbox.clear()
+            return False
+        return True
+
+    def drain(self) -> None:
+        self.scheduled = False
+        inbox = self.inbox
+        while inbox:
+            function, args = inbox.popleft()
+            function(*args)
+        if self.starting:
+            starting, self.starting = self.starting, []
+            for call in starting:
+                call._start()
+
+
+_bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bridge] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _Pool:
+    """The worker threads and their shared queue of calls."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.queue: deque[_Call] = deque()
+        self.lock = threading.Lock()
+        self.parked: list[threading.Lock] = []  # one held lock per parked worker
+        self.running = 0  # workers not parked
+        self.waiting = 0  # threads waiting for a task on a loop (async_to_sync)
+        self.threads = 0
+        self.taken = 0  # calls taken so far: has the queue moved?
+
+    def submit(self, call: _Call, loop: asyncio.AbstractEventLoop) -> None:
+        bridge = call.bridge
+        bridge.outstanding += 1
+        self.queue.append(call)
+        if not bridge.kicking:  # the calls of this turn of the loop go in one wake-up
+            bridge.kicking = True
+            loop.call_soon(self._kick, bridge)
+        if not bridge.watching:
+            bridge.watching = True
+            loop.call_later(STALL, self._check, bridge, self.taken)
+
+    def _kick(self, bridge: _Bridge) -> None:
+        """After the loop's turn that queued calls: wake a worker if none is taking them."""
+        bridge.kicking = False
+        with self.lock:
+            if self.queue and self.running <= self.waiting:
+                self._wake()
+
+    def thread_waits(self, task: asyncio.Future[Any]) -> None:
+        bridge = _bridges.get(task.get_loop())
+        if bridge is not None and bridge.inbox:
+            bridge.drain()  # what the waiting worker handed over so far
+        with self.lock:
+            self.waiting += 1
+            if self.queue and self.running <= self.waiting:
+                self._wake()
+        task.add_done_callback(self._thread_resumes)
+
+    def _thread_resumes(self, task: asyncio.Future[Any]) -> None:
+        with self.lock:
+            self.waiting -= 1
+
+    def _check(self, bridge: _Bridge, taken: int) -> None:
+        """Every ``STALL`` s on a loop with calls out: drain what the workers handed over,
+        and wake another worker if the queue has not moved."""
+        if bridge.inbox:
+            bridge.drain()
+        with self.lock:
+            if self.queue and self.taken == taken:
+                self._wake()
+        if bridge.outstanding > 0:
+            asyncio.get_running_loop().call_later(STALL, self._check, bridge, self.taken)
+        else:
+            bridge.watching = False
+
+    def _wake(self) -> None:
+        """Wake a parked worker or start one, if the pool has room (holding ``lock``)."""
+        if self.parked:
+            self.parked.pop().release()
+        elif self.threads < self.size:
+            self.threads += 1
+            park = threading.Lock()
+            park.acquire()
+            thread = threading.Thread(
+                target=self._work,
+                args=(park,),
+                name=f"channelworks-sync_{self.threads - 1}",
+                daemon=True,
+            )
+            thread.start()
+        else:
+            return
+        self.running += 1
+
+    def _work(self, park: threading.Lock) -> None:
+        queue, local, pid = self.queue, SyncToAsync.threadlocal, os.getpid()
+        local.task_context = None
+        touched: list[_Bridge] = []  # bridges handed something since the last flush
+        while True:
+            try:
+                call = queue.popleft()
+            except IndexError:
+                for bridge in touched:
+                    bridge.flush()
+                touched.clear()
+                with self.lock:
+                    if queue:
+                        continue
+                    self.running -= 1
+                    self.parked.append(park)
+                park.acquire()  # until _wake releases it
+                continue
+            self.taken += 1
+            bridge = call.bridge
+            loop = bridge.loop()
+            if loop is None:
+                continue
+            if bridge not in touched:
+                touched.append(bridge)
+            # What async_to_sync looks for in a thread without a loop (as sync_to_async sets).
+            local.main_event_loop, local.main_event_loop_pid = loop, pid
+            _local.call = call
+            try:
+                call.run()
+            finally:
+                _local.call = None
+                local.main_event_loop = None
+                del loop, call
+
+
+_pool: _Pool | None = None
+
+
+def _the_pool() -> _Pool:
+    global _pool
+    if _pool is None:
+        _pool = _Pool(int(os.environ.get("CHANNELWORKS_SYNC_THREADS", "32")))
+    return _pool
+
+
+def run_sync(
+    consumer: object, function: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Awaitable[Any]:
+    """Run ``function(*args, **kwargs)`` in the pool; await the result for its result.
+
+    ``consumer`` is the consumer the call handles a message for (``None``: none): its sync API
+    hands sends to the loop without waiting while the call runs. Awaiting the future and
+    being cancelled leaves the call running to its end, as ``sync_to_async`` does.
+    """
+    loop = asyncio.get_running_loop()
+    bridge = _bridges.get(loop)
+    if bridge is None:
+        bridge = _bridges[loop] = _Bridge(loop)
+    call = _Call(bridge, loop.create_future(), consumer, function, args, kwargs)
+    _the_pool().submit(call, loop)
+    return call
+
+
+def thread_waits(task: asyncio.Future[Any]) -> None:
+    """On the loop: a thread waits for ``task`` (its ``async_to_sync``) until it ends.
+
+    If it is a worker, it takes no call meanwhile: another is woken if calls are queued (or
+    once some are), instead of after ``STALL``. Any thread counts (a worker is woken too many
+    at worst), it is cheaper than finding out which one.
+    """
+    if _pool is not None:
+        _pool.thread_waits(task)
+
+
+def call_async(
+    consumer: object, function: Callable[..., Coroutine[Any, Any, Any]], *args: Any
+) -> None:
+    """``async_to_sync(function)(consumer, *args)`` for a consumer's sync API.
+
+    From a call of this pool handling a message for ``consumer``, the coroutine is handed to
+    the loop and this returns at once (the rules above); from anywhere else, it waits, as
+    ``async_to_sync`` does.
+    """
+    call: _Call | None = getattr(_local, "call", None)
+    if call is None or call.consumer is not consumer:
+        async_to_sync(function)(consumer, *args)
+    else:
+        call.post(function, (consumer, *args))
+
+
+__all__ = ["MAX_AHEAD", "STALL", "call_async", "run_sync", "thread_waits"]

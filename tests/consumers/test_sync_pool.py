@@ -1,0 +1,181 @@
+"""Sync handlers in the shared worker pool (consumers/sync_pool.py): what user code can see.
+
+Sends from a handler are handed to the loop without waiting; these tests pin what that must
+not change: order, nothing lost, errors still reach the consumer, a handler that blocks after
+sending is heard, handlers of one consumer never overlap, and the consumer's next message
+waits for the sends of the last one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from typing import Any, ClassVar
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from channelworks.consumers import SyncConsumer, WebsocketConsumer, sync_pool
+from channelworks.consumers.turns import TaskCount
+from channelworks.layers import InMemoryChannelLayer, channel_layers
+from channelworks.testing import ApplicationCommunicator, WebsocketCommunicator
+from channelworks.types import Message
+
+SCOPE = {"type": "test"}
+
+
+class Sender(SyncConsumer):
+    overlaps: ClassVar[list[str]] = []
+    inside = 0
+
+    def burst(self, event: Message) -> None:
+        for index in range(event["count"]):
+            self.send({"type": "out", "index": index})
+
+    def send_then_wait(self, event: Message) -> None:
+        self.send({"type": "out", "text": "before the wait"})
+        if not event["gate"].wait(5):
+            raise AssertionError("the test never heard the message sent before the wait")
+        self.send({"type": "out", "text": "after the wait"})
+
+    def count_overlap(self, event: Message) -> None:
+        self.inside += 1
+        if self.inside != 1:
+            Sender.overlaps.append(event["text"])
+        threading.Event().wait(0.001)
+        self.inside -= 1
+        self.send({"type": "out", "text": event["text"]})
+
+    def boom(self, event: Message) -> None:
+        self.send({"type": "out", "text": "sent first"})
+        raise ValueError("sync handler exploded")
+
+    def from_a_thread(self, event: Message) -> None:
+        # not the handler's own thread: this send waits until the loop has sent it
+        thread = threading.Thread(target=self.send, args=({"type": "out", "text": "thread"},))
+        thread.start()
+        thread.join(5)
+
+
+async def test_sends_of_one_handler_arrive_in_order_past_the_bound() -> None:
+    count = sync_pool.MAX_AHEAD * 4  # past the bound, the handler's sends wait for the loop
+    async with ApplicationCommunicator(Sender.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "burst", "count": count})
+        got = [await comm.receive_output() for _ in range(count)]
+        assert [message["index"] for message in got] == list(range(count))
+        assert await comm.receive_nothing()
+
+
+async def test_a_message_sent_before_a_handler_blocks_is_delivered_meanwhile() -> None:
+    gate = threading.Event()
+    async with ApplicationCommunicator(Sender.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "send.then.wait", "gate": gate})
+        assert await comm.receive_output(timeout=3) == {"type": "out", "text": "before the wait"}
+        gate.set()
+        assert await comm.receive_output(timeout=3) == {"type": "out", "text": "after the wait"}
+
+
+async def test_handlers_of_one_consumer_never_overlap_while_many_share_the_pool() -> None:
+    Sender.overlaps = []
+    comms = [ApplicationCommunicator(Sender.as_asgi(), SCOPE) for _ in range(20)]
+    try:
+        for number in range(10):
+            for index, comm in enumerate(comms):
+                await comm.send_input({"type": "count.overlap", "text": f"{index}-{number}"})
+        for index, comm in enumerate(comms):
+            got = [(await comm.receive_output(timeout=10))["text"] for _ in range(10)]
+            assert got == [f"{index}-{number}" for number in range(10)]  # in order, each once
+        assert Sender.overlaps == []
+    finally:
+        for comm in comms:
+            await comm.stop()
+
+
+async def test_an_exception_leaves_the_consumer_after_what_it_sent() -> None:
+    comm = ApplicationCommunicator(Sender.as_asgi(), SCOPE)
+    await comm.send_input({"type": "boom"})
+    assert await comm.receive_output() == {"type": "out", "text": "sent first"}
+    with pytest.raises(ValueError, match="sync handler exploded"):
+        await comm.wait()
+
+
+async def test_a_send_that_fails_fails_the_handler_and_drops_what_followed() -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        if message["index"] == 1:
+            raise OSError("the client went away")
+        sent.append(message)
+
+    queue: asyncio.Queue[Message] = asyncio.Queue()
+    await queue.put({"type": "burst", "count": 3})
+    with pytest.raises(OSError, match="the client went away"):
+        await asyncio.wait_for(Sender()(SCOPE, queue.get, send), 5)
+    assert [message["index"] for message in sent] == [0]
+
+
+async def test_a_send_from_another_thread_still_waits_and_arrives() -> None:
+    async with ApplicationCommunicator(Sender.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "from.a.thread"})
+        assert await comm.receive_output(timeout=3) == {"type": "out", "text": "thread"}
+
+
+VARIABLE: contextvars.ContextVar[str] = contextvars.ContextVar("VARIABLE", default="unset")
+
+
+class Room(WebsocketConsumer):
+    """Channels' tutorial room: async_to_sync around the layer, a plain ``chat_message``."""
+
+    def connect(self) -> None:
+        assert self.channel_layer is not None
+        assert self.channel_name is not None
+        async_to_sync(self.channel_layer.group_add)("room", self.channel_name)
+        self.accept()
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        message = {"type": "chat.message", "text": text_data}
+        assert self.channel_layer is not None
+        async_to_sync(self.channel_layer.group_send)("room", message)
+
+    def chat_message(self, event: dict[str, Any]) -> None:
+        self.send(text_data=f"{event['text']} ({VARIABLE.get()})")
+
+
+@pytest.fixture
+def memory_layer() -> None:
+    channel_layers.set("default", InMemoryChannelLayer())  # the suite resets the layers
+
+
+@pytest.mark.usefixtures("memory_layer")
+async def test_the_tutorial_room_delivers_every_message_in_order_to_everyone() -> None:
+    VARIABLE.set("the connecting task's")
+    members = [WebsocketCommunicator(Room.as_asgi(), "/room") for _ in range(5)]
+    try:
+        for member in members:
+            connected, _ = await member.connect()
+            assert connected
+        for number in range(20):
+            await members[0].send_to(text_data=f"m{number}")
+        for member in members:
+            got = [await member.receive_from(timeout=5) for _ in range(20)]
+            # the handler sees the context the consumer runs in (a copy of it)
+            assert got == [f"m{number} (unset)" for number in range(20)]
+    finally:
+        for member in members:
+            await member.disconnect()
+
+
+async def test_a_task_async_to_sync_makes_for_a_thread_gives_no_turn() -> None:
+    loop = asyncio.get_running_loop()
+    count = TaskCount.of(loop)
+
+    async def nothing() -> int:
+        return 7
+
+    before = count.created
+    assert await loop.run_in_executor(None, async_to_sync(nothing)) == 7
+    assert count.created == before  # the thread waited for it: it ended before the thread did
+    task = loop.create_task(nothing())
+    assert count.created == before + 1  # any other task still counts
+    assert await task == 7
