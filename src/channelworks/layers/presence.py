@@ -29,6 +29,7 @@ import itertools
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -193,7 +194,11 @@ class Presences:
         self.batch = DiffBatch()
         #: own changes not yet sent to the other processes (in order)
         self.changes: list[Change] = []
+        #: own leaves of the last ``3 * timeout`` seconds (across processes only): sent again
+        #: when a partition heals, since they may have reached nobody
+        self.recent: deque[tuple[float, str, Presence]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._flushing: asyncio.Task[None] | None = None
         self.tracker: Tracker | None = None
         if distributed:
@@ -279,6 +284,22 @@ class Presences:
             del self.channels[channel]
         self.changes.append(("l", group, ref, presence.key, presence.meta))
         self.emit_leave(group, presence)
+        if self.tracker is not None:
+            now = time.monotonic()
+            recent = self.recent
+            recent.append((now, group, presence))
+            while recent[0][0] < now - 3 * self.timeout:
+                recent.popleft()
+
+    def resend(self) -> None:
+        """Send this process's presences again as joins, and its recent leaves again: a
+        partition healed, and what it sent meanwhile may have reached nobody (its own
+        members included). Members that have them already apply them without a change."""
+        for group, presences in self.groups.items():
+            for presence in presences.values():
+                self.emit_join(group, presence)
+        for _, group, presence in self.recent:
+            self.emit_leave(group, presence)
 
     async def _started(self) -> None:
         # before the bookkeeping: nothing suspends between a check and its change
@@ -298,23 +319,28 @@ class Presences:
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._timer is not None or (not self.batch and not self.changes):
+        if not self.batch and not self.changes:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a sync caller): sent with the next change or close
             return
+        if self._timer is not None:
+            if self._timer_loop is loop and not loop.is_closed():
+                return
+            # Left on a loop that is gone (a test's, an async_to_sync call's): never fires.
+            self._timer.cancel()
+        self._timer_loop = loop
         self._timer = loop.call_later(self.interval, self._start_flush)
 
     def _start_flush(self) -> None:
         self._timer = None
-        if self._flushing is not None and not self._flushing.done():
-            self._schedule_after(self._flushing)
+        loop = asyncio.get_running_loop()
+        flushing = self._flushing
+        if flushing is not None and not flushing.done() and flushing.get_loop() is loop:
+            flushing.add_done_callback(lambda _: self._schedule())  # one flush at a time
             return
-        self._flushing = asyncio.get_running_loop().create_task(self.flush(), name="presence-flush")
-
-    def _schedule_after(self, task: asyncio.Task[None]) -> None:
-        task.add_done_callback(lambda _: self._schedule())
+        self._flushing = loop.create_task(self.flush(), name="presence-flush")
 
     async def flush(self) -> None:
         """Send the window now: own changes to the other processes first (so their replicas
@@ -357,7 +383,8 @@ class Presences:
             self._timer.cancel()
             self._timer = None
         flushing = self._flushing
-        if flushing is not None and not flushing.done():
+        here = asyncio.get_running_loop()
+        if flushing is not None and not flushing.done() and flushing.get_loop() is here:
             with contextlib.suppress(Exception):
                 await flushing
         await self.flush()

@@ -22,8 +22,10 @@ Rules of this file:
   the *leader* (the tracker with the smallest id among those heard from in the last three
   beats, the reaped one aside) sends their leaves to the groups. When a state replaces a
   replica that was known (after lost messages, or a reaped process that comes back from a
-  partition) the leader sends the difference as joins and leaves. Two trackers may both
-  think they lead for a moment: a diff may repeat a change, never lose one.
+  partition) the leader sends the difference as joins and leaves. When a reaped process is
+  heard again, each tracker also sends its own presences (and its recent leaves) again:
+  those it sent during the partition may have reached nobody. Two trackers may both think
+  they lead for a moment: a diff may repeat a change, never lose one.
 """
 
 from __future__ import annotations
@@ -223,7 +225,10 @@ class Tracker:
         now = self.clock()
         peer = self.peers.get(pid)
         if peer is None:
-            peer = self.peers[pid] = Peer(now, known=self.gone.pop(pid, None) is not None)
+            back = self.gone.pop(pid, None) is not None
+            peer = self.peers[pid] = Peer(now, known=back)
+            if back:  # a partition healed (on one side or the other): say ours again
+                self.presences.resend()
         peer.heard = now
         if op == "hello":
             await self.send_state()
