@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 from channelworks.topics import JoinRefused, Reply, Topic
@@ -54,3 +55,8 @@ class Plain(Topic):
         if params.get("refuse"):
             return False  # type: ignore[return-value]
         return None
+
+    def handle_in(self, event: str, payload: dict[str, Any]) -> Reply:  # type: ignore[override]
+        if event == "where":  # runs in a worker thread, as a sync hook may block
+            return Reply.ok({"thread": threading.current_thread().name})
+        return Reply.error({"reason": "unhandled_event"})

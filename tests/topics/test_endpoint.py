@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -55,7 +56,10 @@ async def test_a_join_is_refused_with_the_topics_reason(serve: Serve) -> None:
             await socket.topic("nowhere:x").join()
         with pytest.raises(JoinError, match="unauthorized"):  # a sync join returning False
             await socket.topic("plain:a", {"refuse": True}).join()
-        assert await socket.topic("plain:b").join() == {}
+        plain = socket.topic("plain:b")
+        assert await plain.join() == {}
+        reply = await plain.push("where")  # a sync handle_in: off the event loop
+        assert reply["thread"] != threading.current_thread().name
     finally:
         await socket.close()
 
