@@ -51,6 +51,36 @@ def test_a_push_gets_its_reply_an_error_reply_or_its_timeout(new_page: NewPage) 
     assert page.evaluate("states") == ["connecting", "open"]
 
 
+def test_the_msgpack_variant_carries_replies_binaries_and_positions(new_page: NewPage) -> None:
+    page = new_page()
+    result = page.evaluate(
+        """async () => {
+          const socket = new Channelworks.Socket("/ws/topics/", { format: "msgpack" });
+          socket.connect();
+          const room = socket.topic("room:binary", { nick: "ada" });
+          const said = new Promise((resolve) => room.on("said", (...args) => resolve(args)));
+          await room.join();
+          const bytes = new Uint8Array([0, 255]);
+          const reply = await room.push("echo", { bytes, n: -129, f: 0.5 });
+          await room.push("shout", { text: "é" });
+          const [payload, position] = await said;
+          const echoed = reply.echo.bytes;
+          return {
+            binary: echoed instanceof Uint8Array ? [...echoed] : echoed,
+            numbers: [reply.echo.n, reply.echo.f],
+            payload,
+            offset: position[0] === room.position[0] && typeof position[1] === "string",
+          };
+        }"""
+    )
+    assert result == {
+        "binary": [0, 255],  # a JSON socket would have sent {"0": 0, "1": 255}
+        "numbers": [-129, 0.5],
+        "payload": {"text": "é"},
+        "offset": True,
+    }
+
+
 def test_a_refused_join_rejects_with_the_reason_and_the_socket_goes_on(new_page: NewPage) -> None:
     page = new_page()
     page.evaluate(SOCKET)

@@ -1,6 +1,7 @@
 import { backoff } from "./backoff";
 import { TopicError } from "./errors";
 import { Events } from "./events";
+import { decode, encode } from "./msgpack";
 import { Topic } from "./topic";
 import type { Frame, Payload, WebSocketConstructor, WebSocketLike } from "./types";
 
@@ -47,8 +48,11 @@ export interface SocketOptions {
   stopCodes?: number[];
   /** Pushes a topic keeps while it is not joined (each still fails at its timeout). Default 100. */
   bufferSize?: number;
-  /** Subprotocols offered. Default ["channelworks.v1"]. */
-  protocols?: string[];
+  /**
+   * `"json"` (text frames) or `"msgpack"` (binary frames, smaller; the client falls back to
+   * JSON when the server has no msgpack). Default `"json"`.
+   */
+  format?: "json" | "msgpack";
   /** The WebSocket class. Default: the global one. */
   WebSocket?: WebSocketConstructor;
 }
@@ -64,8 +68,11 @@ const DEFAULTS: Resolved = {
   stableAfter: 10_000,
   stopCodes: [1000, 4401, 4403],
   bufferSize: 100,
-  protocols: ["channelworks.v1"],
+  format: "json",
 };
+
+const JSON_V1 = "channelworks.v1";
+const MSGPACK_V1 = "channelworks.v1.msgpack";
 
 /** Close code of a connection the client dropped itself (no heartbeat reply, no open in time). */
 export const CLIENT_TIMEOUT = 4408;
@@ -84,6 +91,7 @@ export class Socket {
   private readonly topics = new Map<string, Topic>();
   private readonly WS: WebSocketConstructor;
   private ws: WebSocketLike | null = null;
+  private binary = false;
   private refs = 0;
   private attempts = 0;
   private openedAt = 0;
@@ -165,7 +173,7 @@ export class Socket {
   /** @internal Send a frame if connected; false when it could not be sent. */
   send(frame: Frame): boolean {
     if (this.state !== "open" || !this.ws) return false;
-    this.ws.send(JSON.stringify(frame));
+    this.ws.send(this.binary ? encode(frame) : JSON.stringify(frame));
     return true;
   }
 
@@ -186,9 +194,11 @@ export class Socket {
   private open(): void {
     clearTimeout(this.retryTimer);
     this.setState("connecting");
-    const ws = new this.WS(this.endpoint(), this.options.protocols);
+    const protocols = this.options.format === "msgpack" ? [MSGPACK_V1, JSON_V1] : [JSON_V1];
+    const ws = new this.WS(this.endpoint(), protocols);
+    ws.binaryType = "arraybuffer";
     this.ws = ws;
-    ws.onopen = () => this.opened();
+    ws.onopen = () => this.opened(ws.protocol === MSGPACK_V1);
     ws.onmessage = (event) => this.message(event.data);
     ws.onclose = (event) => {
       this.detach(ws);
@@ -199,8 +209,9 @@ export class Socket {
     this.openTimer = setTimeout(() => this.drop("open timeout"), this.options.timeout);
   }
 
-  private opened(): void {
+  private opened(binary: boolean): void {
     clearTimeout(this.openTimer);
+    this.binary = binary;
     this.openedAt = Date.now();
     this.beatRef = null;
     this.beatTimer = setInterval(() => this.beat(), this.options.heartbeatInterval);
@@ -255,14 +266,15 @@ export class Socket {
   }
 
   private message(data: unknown): void {
-    let frame: unknown;
+    let frame: unknown = null;
     try {
-      frame = JSON.parse(String(data));
-    } catch {
-      frame = null;
-    }
+      if (this.binary === (typeof data !== "string")) {
+        frame = this.binary ? decode(data as ArrayBuffer) : JSON.parse(data as string);
+      }
+    } catch {}
     if (!isFrame(frame)) {
-      this.events.emit("error", new TopicError("protocol", `bad frame: ${String(data).slice(0, 100)}`));
+      const shown = typeof data === "string" ? data.slice(0, 100) : "binary data";
+      this.events.emit("error", new TopicError("protocol", `bad frame: ${shown}`));
       return;
     }
     if (frame[2] === "$") {

@@ -38,11 +38,14 @@ export interface JoinResult {
 /** The subset of the browser's WebSocket the client uses (tests pass a fake one). */
 export interface WebSocketLike {
   readonly readyState: number;
+  /** The subprotocol the server chose. */
+  readonly protocol: string;
+  binaryType: string;
   onopen: ((event: unknown) => void) | null;
   onclose: ((event: { code: number; reason: string }) => void) | null;
   onmessage: ((event: { data: unknown }) => void) | null;
   onerror: ((event: unknown) => void) | null;
-  send(data: string): void;
+  send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
 }
 

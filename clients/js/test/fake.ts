@@ -1,12 +1,17 @@
 // A WebSocket stand-in driven by the tests: they play the server (open, deliver, close) and
 // read what the client sent.
 import { Socket, type SocketOptions } from "../src";
+import { decode, encode } from "../src/msgpack";
 import type { Frame, Payload } from "../src/types";
 
 export class FakeWebSocket {
   static all: FakeWebSocket[] = [];
   readyState = 0;
+  protocol = "";
+  binaryType = "blob";
   sent: Frame[] = [];
+  /** The raw data of each send, as the server would read it. */
+  raw: Array<string | Uint8Array> = [];
   closedWith: { code: number | undefined; reason: string | undefined } | null = null;
   onopen: ((event: unknown) => void) | null = null;
   onclose: ((event: { code: number; reason: string }) => void) | null = null;
@@ -26,9 +31,10 @@ export class FakeWebSocket {
     return ws;
   }
 
-  send(data: string): void {
+  send(data: string | Uint8Array): void {
     if (this.readyState !== 1) throw new Error("send on a socket that is not open");
-    this.sent.push(JSON.parse(data) as Frame);
+    this.raw.push(data);
+    this.sent.push((typeof data === "string" ? JSON.parse(data) : decode(data)) as Frame);
   }
 
   close(code?: number, reason?: string): void {
@@ -38,7 +44,10 @@ export class FakeWebSocket {
 
   // --- the server's side
 
-  open(): this {
+  /** Accept the handshake, choosing `protocol` (default: the first one offered). */
+  open(protocol?: string): this {
+    const offered = typeof this.protocols === "string" ? [this.protocols] : (this.protocols ?? []);
+    this.protocol = protocol ?? offered[0] ?? "";
     this.readyState = 1;
     this.onopen?.({});
     return this;
@@ -50,7 +59,8 @@ export class FakeWebSocket {
   }
 
   deliver(frame: unknown[]): void {
-    this.onmessage?.({ data: JSON.stringify(frame) });
+    const binary = this.protocol === "channelworks.v1.msgpack";
+    this.onmessage?.({ data: binary ? encode(frame).buffer : JSON.stringify(frame) });
   }
 
   /** The frames sent with `event` (on `topic` when given). */

@@ -204,6 +204,48 @@ describe("heartbeats", () => {
   });
 });
 
+describe("msgpack", () => {
+  it("offers msgpack then JSON, and speaks binary frames when the server picks msgpack", async () => {
+    const socket = socketFor({ format: "msgpack", heartbeatInterval: 1000 });
+    socket.connect();
+    const ws = FakeWebSocket.last;
+    expect(ws.protocols).toEqual(["channelworks.v1.msgpack", "channelworks.v1"]);
+    expect(ws.binaryType).toBe("arraybuffer");
+    ws.open("channelworks.v1.msgpack");
+    const room = socket.topic("room:lobby");
+    const joined = room.join();
+    ws.acceptJoin("room:lobby", { position: [1, "e"], recovered: true, missed: 0 });
+    await joined;
+    const reply = room.push("echo", { bytes: new Uint8Array([1, 2]) });
+    ws.reply(ws.lastFrame("echo"), "ok", { n: 1 });
+    await expect(reply).resolves.toEqual({ n: 1 });
+    vi.advanceTimersByTime(1000);
+    ws.reply(ws.lastFrame("heartbeat"), "ok");
+    vi.advanceTimersByTime(1000);
+    expect(socket.state).toBe("open"); // the binary heartbeat reply was understood
+    expect(ws.raw.every((data) => data instanceof Uint8Array)).toBe(true);
+    expect(ws.lastFrame("echo")[4]).toEqual({ bytes: new Uint8Array([1, 2]) });
+  });
+
+  it("falls back to JSON when the server has no msgpack, and refuses the other kind of frame", () => {
+    const socket = socketFor({ format: "msgpack" });
+    const errors: string[] = [];
+    socket.on("error", (error) => errors.push(error.reason));
+    socket.connect();
+    const ws = FakeWebSocket.last.open("channelworks.v1");
+    socket.topic("room:lobby").join();
+    expect(typeof ws.raw[0]).toBe("string");
+    ws.onmessage?.({ data: new ArrayBuffer(1) });
+    expect(errors).toEqual(["bad frame: binary data"]);
+
+    const binary = socketFor({ format: "msgpack" });
+    binary.on("error", (error) => errors.push(error.reason));
+    binary.connect();
+    FakeWebSocket.last.open("channelworks.v1.msgpack").onmessage?.({ data: '[null,null,"$","x",{}]' });
+    expect(errors.at(-1)).toBe('bad frame: [null,null,"$","x",{}]');
+  });
+});
+
 describe("bad frames", () => {
   it("reports a frame it cannot read and goes on", () => {
     const [socket, ws] = openSocket();
