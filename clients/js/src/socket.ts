@@ -282,10 +282,11 @@ export class Socket {
     } else this.topics.get(frame[2])?.receive(frame);
   }
 
-  // The page becoming visible or the network coming back cuts a pending backoff short.
-  private wake = (): void => {
+  // The network coming back, or the page becoming visible, cuts a pending backoff short.
+  private wake = (event: Event): void => {
     const doc = (globalThis as { document?: { visibilityState?: string } }).document;
-    if (this.state === "waiting" && doc?.visibilityState !== "hidden") this.open();
+    const now = event.type === "online" || doc?.visibilityState !== "hidden";
+    if (this.state === "waiting" && now) this.open();
   };
 
   private watch(on: boolean): void {

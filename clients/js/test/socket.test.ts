@@ -129,6 +129,7 @@ describe("reconnecting", () => {
     expect(socket.state).toBe("connecting");
 
     FakeWebSocket.last.serverClose(1006);
+    doc.visibilityState = "hidden"; // the network coming back counts, hidden or not
     target.dispatchEvent(new Event("online"));
     expect(FakeWebSocket.all).toHaveLength(3);
 
