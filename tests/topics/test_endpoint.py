@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket as pysocket
 import threading
 from typing import Any
 
@@ -13,9 +14,9 @@ from websockets.exceptions import InvalidStatus
 
 from channelworks.client import Disconnected, JoinError, PushError, PushTimeout, Socket
 from channelworks.layers import InMemoryChannelLayer
-from channelworks.topics import TopicsConsumer, TopicsObserver, broadcast, observers
+from channelworks.topics import TopicsConsumer, TopicsObserver, abroadcast, broadcast, observers
 from channelworks.topics.frames import MSGPACK_SUBPROTOCOL, Frame
-from tests.server.live import TIMEOUT, closed, recv_text, ws_connect
+from tests.server.live import TIMEOUT, Uvicorn, closed, recv_text, ws_connect
 from tests.topics.apps import Plain, Room
 from tests.topics.conftest import Serve
 
@@ -533,3 +534,52 @@ async def test_pushes_over_the_connection_limits_close_with_1008_and_the_client_
         assert socket.connections >= 2
     finally:
         await socket.close()
+
+
+class _OnPort(pysocket.socket):
+    """A listening socket that binds ``port`` (reusable) whatever ``Uvicorn`` asks for."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.port = port
+        self.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
+
+    def bind(self, address: Any) -> None:
+        super().bind((address[0], self.port))
+
+
+class UvicornOnPort(Uvicorn):
+    """``Uvicorn`` on a given port (to restart a server where its clients expect it)."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        super().__init__(app)
+        self._sock.close()  # the default one, replaced
+        self._sock = _OnPort(port)
+
+
+async def test_a_client_resumes_after_the_server_restarts() -> None:
+    first = UvicornOnPort(APP, 0)
+    live = await first.start()
+    socket = await open_socket(live.ws("/"))
+    second = None
+    try:
+        room = socket.topic("room:restart")
+        got = collect(room, "said")
+        await room.join()
+        await abroadcast("room:restart", "said", {"n": 1})
+        assert (await next_event(got))[1] == {"n": 1}
+        await first.stop()  # the clients see 1012
+        assert socket.close_code == 1012
+        for n in (2, 3):  # while no server runs
+            await abroadcast("room:restart", "said", {"n": n})
+        second = UvicornOnPort(APP, live.port)
+        await second.start()
+        numbers = [(await next_event(got))[1]["n"] for _ in range(2)]
+        assert numbers == [2, 3]
+        assert room.recovered is True
+        await abroadcast("room:restart", "said", {"n": 4})
+        assert (await next_event(got))[1] == {"n": 4}
+    finally:
+        await socket.close()
+        if second is not None:
+            await second.stop()
