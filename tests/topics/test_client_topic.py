@@ -1,0 +1,51 @@
+"""The Python client's topic, fed frames directly: presence sync, positions, stale joins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channelworks.client.topic import Topic
+from channelworks.topics.frames import Frame
+
+
+def joined_topic() -> Topic:
+    topic = Topic(None, "room:a")  # type: ignore[arg-type]  # no socket needed here
+    topic.join_ref = "7"
+    topic.state = "joined"
+    return topic
+
+
+def meta(ref: str) -> dict[str, Any]:
+    return {"phx_ref": ref}
+
+
+async def test_a_diff_before_the_state_is_applied_after_it() -> None:
+    topic = joined_topic()
+    diff = {"joins": {"bob": {"metas": [meta("b")]}}, "leaves": {"ada": {"metas": [meta("a")]}}}
+    await topic._receive(Frame("7", None, "room:a", "presence_diff", diff))
+    assert topic.presence == {}
+    state = {"ada": {"metas": [meta("a")]}, "cy": {"metas": [meta("c")]}}
+    await topic._receive(Frame("7", None, "room:a", "presence_state", state))
+    assert topic.presence == {"bob": [meta("b")], "cy": [meta("c")]}
+
+
+async def test_frames_of_an_earlier_join_are_dropped_and_positions_kept() -> None:
+    topic = joined_topic()
+    seen: list[dict[str, Any]] = []
+    topic.on("said", seen.append)
+    await topic._receive(Frame("6", None, "room:a", "said", {"old": True}, (1, "e")))
+    await topic._receive(Frame("7", None, "room:a", "said", {"n": 2}, (2, "e")))
+    assert seen == [{"n": 2}]
+    assert topic.position == (2, "e")
+    await topic._receive(Frame("7", None, "room:a", "said", {"n": 3}))  # a push: no position
+    assert topic.position == (2, "e")
+
+
+async def test_a_close_from_the_server_stops_the_topic_for_good() -> None:
+    topic = joined_topic()
+    topic._wanted = True
+    everything: list[dict[str, Any]] = []
+    topic.on("*", everything.append)
+    await topic._receive(Frame("7", None, "room:a", "close", {"reason": "kicked"}))
+    assert (topic.state, topic.close_reason, topic._wanted) == ("closed", "kicked", False)
+    assert everything == [{"event": "close", "payload": {"reason": "kicked"}}]
