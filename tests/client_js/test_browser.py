@@ -106,14 +106,7 @@ def test_a_refused_join_rejects_with_the_reason_and_the_socket_goes_on(new_page:
     }
 
 
-def test_a_forbidden_socket_stops_instead_of_reconnecting(
-    server: TopicsServer, new_page: NewPage
-) -> None:
-    # Server bug, not the client's: TopicsConsumer.connect() closes a login_required socket
-    # and then raises CloseConnection, which closes it again; uvicorn logs the second close.
-    server.tolerated = (
-        "RuntimeError: Unexpected ASGI message 'websocket.close', after sending 'websocket.close'."
-    )
+def test_a_forbidden_socket_stops_instead_of_reconnecting(new_page: NewPage) -> None:
     page = new_page()
     page.evaluate(
         """() => {
