@@ -583,3 +583,13 @@ async def test_a_client_resumes_after_the_server_restarts() -> None:
         await socket.close()
         if second is not None:
             await second.stop()
+
+
+async def test_closing_a_client_that_waits_to_reconnect_ends_at_once() -> None:
+    server = Uvicorn(APP)
+    live = await server.start()
+    socket = await open_socket(live.ws("/"), backoff_base=60, backoff_max=60)
+    await server.stop()  # the client now waits up to a minute before trying again
+    async with asyncio.timeout(TIMEOUT):
+        await socket.close()
+    assert socket.state == "closed"

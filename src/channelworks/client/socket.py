@@ -88,11 +88,13 @@ class Socket:
     async def close(self) -> None:
         """Close for good: no reconnect; pending pushes fail with ``Disconnected``."""
         self._closing = True
-        ws = self._ws
+        ws, task = self._ws, self._run_task
         if ws is not None:
-            await ws.close()
-        if self._run_task is not None:
-            await asyncio.gather(self._run_task, return_exceptions=True)
+            await ws.close()  # the run task sees the close and ends
+        elif task is not None:
+            task.cancel()  # waiting out a backoff, or connecting
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         self.state = "closed"
