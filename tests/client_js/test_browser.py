@@ -210,8 +210,24 @@ def test_reconnect_after_a_server_restart_resumes_without_gap_or_duplicate(
     page.wait_for_function("() => socket.state !== 'open'")
     server.broadcast("room:resume", "said", '{"n": 3}')  # missed while disconnected
     server.broadcast("room:resume", "said", '{"n": 4}')
+    page.evaluate(
+        """() => {
+          const outcome = (p) => p.then((r) => ["ok", r], (e) => [e.kind]);
+          window.offline = [  // pushed while offline: buffered, each with its own timeout
+            outcome(room.push("echo", { late: true }, { timeout: 60000 })),
+            outcome(room.push("echo", { late: false }, { timeout: 100 })),
+          ];
+        }"""
+    )
+    page.wait_for_function(
+        "() => Promise.race([offline[1], 'pending']).then((r) => r !== 'pending')"
+    )
     server.start()
 
+    assert page.evaluate("() => Promise.all(offline)") == [
+        ["ok", {"echo": {"late": True}}],
+        ["timeout"],
+    ]
     page.wait_for_function("() => said.length === 4 && room.state === 'joined'")
     page.evaluate("() => room.push('shout', { n: 5 })")
     page.wait_for_function("() => said.length === 5")
