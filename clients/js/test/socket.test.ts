@@ -247,6 +247,25 @@ describe("msgpack", () => {
   });
 });
 
+describe("listeners", () => {
+  it("one that throws neither stops the others nor the client; its error surfaces after", () => {
+    const [socket, ws] = openSocket();
+    const room = socket.topic("room:lobby");
+    const got: number[] = [];
+    room.on("msg", () => {
+      throw new Error("app bug");
+    });
+    room.on("msg", (payload) => got.push(payload.n as number));
+    room.join();
+    const join = ws.acceptJoin("room:lobby");
+    ws.deliver([join[1], null, "room:lobby", "msg", { n: 1 }]);
+    ws.deliver([join[1], null, "room:lobby", "msg", { n: 2 }]);
+    expect(got).toEqual([1, 2]);
+    expect(room.state).toBe("joined");
+    expect(() => vi.advanceTimersByTime(0)).toThrow("app bug");
+  });
+});
+
 describe("bad frames", () => {
   it("reports a frame it cannot read and goes on", () => {
     const [socket, ws] = openSocket();
