@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket as pysocket
 import threading
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from channelworks.client import Disconnected, JoinError, PushError, PushTimeout, Socket
 from channelworks.layers import InMemoryChannelLayer
@@ -501,8 +502,9 @@ async def test_the_client_reconnects_when_heartbeat_replies_stop() -> None:
         accepted.append(ws)
         if len(accepted) == 3:
             third.set()
-        async for _ in ws:
-            pass
+        with contextlib.suppress(ConnectionClosed):  # the client aborts it
+            async for _ in ws:
+                pass
 
     async with serve(mute, "127.0.0.1", 0, subprotocols=["channelworks.v1"]) as server:  # type: ignore[list-item]
         port = next(iter(server.sockets)).getsockname()[1]
@@ -512,7 +514,7 @@ async def test_the_client_reconnects_when_heartbeat_replies_stop() -> None:
                 await third.wait()  # the client gave up on two connections
         finally:
             await socket.close()
-    assert socket.connections >= 3
+    assert len(accepted) >= 3
 
 
 async def test_pushes_over_the_connection_limits_close_with_1008_and_the_client_reconnects(
