@@ -157,3 +157,37 @@ def keys(state: State) -> dict[str, int]:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_a_tracker_whose_loop_ended_starts_again_on_the_next(tmp_path: Any) -> None:
+    """A layer used from one event loop and then another (tests, ``async_to_sync``): the
+    tracker of the first is gone with it; the next call starts it again."""
+    from tests.layers.backends import redis
+
+    first, second = redis(presence_timeout=2), None
+    try:
+        second = redis(prefix=first.prefix, presence_timeout=2)  # type: ignore[attr-defined]
+
+        async def track_in_first() -> None:
+            await first.presence_track("room", await first.new_channel(), "early", {})
+            await asyncio.sleep(0.2)  # its window sent: the second needs its state later
+
+        async def track_again_and_look() -> dict[str, Any]:
+            assert second is not None
+            await second.presence("room")
+            await first.presence_track("room", await first.new_channel(), "late", {})
+            async with asyncio.timeout(10):
+                while len(listed := await second.presence("room")) < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+            return listed
+
+        asyncio.run(track_in_first())
+        assert sorted(asyncio.run(track_again_and_look())) == ["early", "late"]
+    finally:
+
+        async def close() -> None:
+            await first.close()
+            if second is not None:
+                await second.close()
+
+        asyncio.run(close())

@@ -109,6 +109,10 @@ class Tracker:
         """Join the trackers' group and start reading and beating (once; a failed start is
         tried again by the next call)."""
         starting = self._starting
+        if starting is not None and starting.get_loop().is_closed():
+            # Its loop ended (a test's, a thread's), and the reader and beat with it: start
+            # again here (the others answer the hello with their state again).
+            starting, self._tasks = None, []
         if starting is None or (starting.done() and starting.exception() is not None):
             starting = self._starting = asyncio.ensure_future(self._begin())
         await asyncio.shield(starting)
@@ -139,10 +143,11 @@ class Tracker:
             return
         with contextlib.suppress(Exception):
             await self._broadcast({"op": "down"})
-        for task in self._tasks:
+        tasks, self._tasks = self._tasks, []
+        tasks = [task for task in tasks if not task.get_loop().is_closed()]  # gone with it
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- what this process sends ------------------------------------------------------------
 
