@@ -1,6 +1,9 @@
 """Group history on the Redis layer: what ``history=True`` costs, and how fast a resume is.
 
 ``uv run --group bench python -m benchmarks.history_bench [--members 1000] [--rounds 40]``
+``uv run --group bench python -m benchmarks.history_bench --backend rabbitmq [--members 100]``
+(the RabbitMQ layer: its members held by a second layer in this process, on its own
+connection; a stream queue per log, docs/rabbitmq.md "History")
 
 Two figures, against the Redis at ``REDIS_URL`` (issue #14's targets beside them):
 
@@ -95,13 +98,72 @@ async def measure(args: argparse.Namespace, prefix: str) -> None:
         await ack.aclose()
 
 
+async def measure_rabbitmq(args: argparse.Namespace, prefix: str) -> None:
+    """The same two figures on the RabbitMQ layer; a round ends when every member has it."""
+    from benchmarks.rabbitmq_bench import RABBITMQ_URL
+    from channelworks.layers.rabbitmq import RabbitMQChannelLayer
+
+    sender = RabbitMQChannelLayer(host=RABBITMQ_URL, prefix=prefix)
+    holder = RabbitMQChannelLayer(host=RABBITMQ_URL, prefix=prefix)
+    channels = [await holder.new_channel() for _ in range(args.members)]
+    for channel in channels:
+        await holder.group_add(GROUP, channel)
+    times: dict[bool, tuple[list[float], list[float]]] = {False: ([], []), True: ([], [])}
+    try:
+        for number in range(2 + 2 * args.rounds):
+            history = number % 2 == 1
+            started = time.perf_counter()
+            await sender.group_send(GROUP, {"type": "bench.message", "n": number}, history=history)
+            called = time.perf_counter()
+            await asyncio.gather(*(holder.receive(channel) for channel in channels))
+            if number >= 2:  # the first two warm up: connections, declarations, the log
+                times[history][0].append(called - started)
+                times[history][1].append(time.perf_counter() - started)
+        plain_call, plain_round = (statistics.median(t) * 1000 for t in times[False])
+        hist_call, hist_round = (statistics.median(t) * 1000 for t in times[True])
+        print(f"RabbitMQ: group_send to {args.members} members, median of {args.rounds}:")
+        print(f"  plain          call {plain_call:7.3f} ms, all received {plain_round:7.3f} ms")
+        print(f"  history=True   call {hist_call:7.3f} ms, all received {hist_round:7.3f} ms")
+        print(
+            f"  ratio          call {hist_call / plain_call:6.2f}x,  all received "
+            f"{hist_round / plain_round:6.2f}x"
+        )
+        resume_group = f"{GROUP}-resume"
+        before = await sender.group_send(resume_group, {"type": "bench.seed"}, history=True)
+        assert before is not None
+        for n in range(MISSED):
+            await sender.group_send(resume_group, {"type": "bench.message", "n": n}, history=True)
+        resumes = []
+        for _ in range(args.resumes):
+            started = time.perf_counter()
+            result = await holder.history(resume_group, since=before, limit=MISSED)
+            resumes.append(time.perf_counter() - started)
+            if len(result.messages) != MISSED:
+                raise AssertionError(f"a resume returned {len(result.messages)} messages")
+        print(
+            f"RabbitMQ: resume of {MISSED} missed messages: median "
+            f"{statistics.median(resumes) * 1000:.3f} ms, max {max(resumes) * 1000:.3f} ms "
+            f"over {args.resumes}"
+        )
+    finally:
+        for layer in (sender, holder):
+            await layer.flush()
+            await layer.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.history_bench")
-    parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--backend", choices=["redis", "rabbitmq"], default="redis")
+    parser.add_argument("--members", type=int, default=None, help="1000 (Redis), 100 (RabbitMQ)")
     parser.add_argument("--rounds", type=int, default=40, help="rounds of each kind")
     parser.add_argument("--resumes", type=int, default=50)
     args = parser.parse_args(argv)
     prefix = f"bench-history-{secrets.token_hex(4)}"
+    if args.backend == "rabbitmq":
+        args.members = args.members or 100
+        asyncio.run(measure_rabbitmq(args, prefix))
+        return
+    args.members = args.members or 1000
     members = ("--members", str(args.members))
     with worker("group-receive", "channelworks", prefix, *members, limit=300) as receiver:
         ready = receiver.read(timeout=120)

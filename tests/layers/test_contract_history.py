@@ -17,8 +17,7 @@ from tests.layers.backends import BACKENDS
 MakeLayer = Callable[..., BaseChannelLayer]
 
 #: backends without history yet, and why (the contract covers them once they have it)
-_RABBITMQ = "no history on RabbitMQ yet: docs/rabbitmq.md, 'History: not on this layer yet'"
-NOT_YET = {"rabbitmq": _RABBITMQ, "rabbitmq-broker": _RABBITMQ}
+NOT_YET: dict[str, str] = {}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

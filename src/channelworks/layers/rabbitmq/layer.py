@@ -41,6 +41,17 @@ from aiormq.exceptions import ChannelClosed, ChannelNotFoundEntity, ChannelPreco
 from channelworks.exceptions import ChannelFull, InvalidChannelName
 from channelworks.layers.base import DEFAULT_MAX_MESSAGE_SIZE, BaseChannelLayer, CapacityPatterns
 from channelworks.layers.codec import Codec
+from channelworks.layers.history import (
+    DEFAULT_LIMIT,
+    HistoryConfig,
+    HistoryResult,
+    HistorySetting,
+    StreamPosition,
+    new_epoch,
+    require_limit,
+    require_unpositioned,
+    with_position,
+)
 from channelworks.layers.memory import InMemoryChannelLayer
 from channelworks.layers.names import require_channel_name, require_group_name, require_message
 from channelworks.layers.presence import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, PresenceLayer
@@ -49,6 +60,7 @@ from channelworks.layers.rabbitmq.compat_names import ChannelsRabbitmqNames
 from channelworks.layers.rabbitmq.connection import NACKED, RETURNED, Link, is_lost
 from channelworks.layers.rabbitmq.errors import ForeignChannel, LayerClosed, RabbitMQUnavailable
 from channelworks.layers.rabbitmq.groups import Memberships
+from channelworks.layers.rabbitmq.history import Logs
 from channelworks.layers.rabbitmq.loops import run_at
 from channelworks.layers.rabbitmq.normal import NormalChannels
 from channelworks.layers.rabbitmq.reader import ProcessReader
@@ -120,11 +132,12 @@ class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLaye
     for a ``receive`` (default ``expiry``).
     ``max_message_size`` (bytes a message may take encoded, encryption included; default
     1 MiB, ``None`` for no limit; over it ``send``/``group_send`` raise ``MessageTooLarge``),
-    as on every layer. ``presence_interval`` and ``presence_timeout`` as on every layer
-    (docs/presence.md).
+    as on every layer. ``history``: ``{group pattern: {"size": n, "ttl": seconds}}``, the
+    groups whose sends are kept in a log (a stream queue, history.py) for ``history()``.
+    ``presence_interval`` and ``presence_timeout`` as on every layer (docs/presence.md).
     """
 
-    extensions: ClassVar[list[str]] = [*BaseChannelLayer.extensions, "presence"]
+    extensions: ClassVar[list[str]] = [*BaseChannelLayer.extensions, "history", "presence"]
     stats: RabbitMQLayerStats
 
     def __init__(
@@ -149,6 +162,7 @@ class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLaye
         linger: float = 1.0,
         deliver_locally: bool = True,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        history: HistorySetting | None = None,
         presence_interval: float = DEFAULT_INTERVAL,
         presence_timeout: float = DEFAULT_TIMEOUT,
         **options: Any,
@@ -173,6 +187,7 @@ class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLaye
             expiry, group_expiry, capacity, channel_capacity, max_message_size=max_message_size
         )
         self._capacities = channel_capacity
+        self.history_config = HistoryConfig(history)
         if not isinstance(host, str) or not host.startswith(("amqp://", "amqps://")):
             raise ValueError(f"host must be an amqp:// or amqps:// URL, got {host!r}")
         if process_capacity < 1 or prefetch_count < 1:
@@ -248,6 +263,13 @@ class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLaye
         self._batches: dict[str, _Batch] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._normal_channel: AbstractChannel | None = None
+        self.logs = Logs(
+            names_=self.names,
+            codec=self.codec,
+            stats=self.stats,
+            link=self._connect,
+            retry_timeout=self.retry_timeout,
+        )
 
     # -- the connection -----------------------------------------------------------------------
 
@@ -786,27 +808,62 @@ class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLaye
 
     async def group_send(
         self, group: str, message: Message, *, history: bool | None = None
-    ) -> None:
+    ) -> StreamPosition | None:
         """Publish ``message`` to ``group`` once; RabbitMQ copies it to each member process.
-
-        ``history=True`` raises ``NotImplementedError``: group history is not built on this
-        layer yet (docs/channel-layer-spec.md, "History and resume").
 
         Returns once the publish is on its way, without waiting for the broker's confirm: a
         nack (a full normal-channel member or process queue) is counted in
         ``stats.group_full`` and logged, and a connection lost before the confirm publishes it
         again (or counts it in ``stats.lost``). Raises ``RabbitMQUnavailable`` only when there
         is no connection for ``retry_timeout``.
+
+        With history (``history=True``, or a group of the ``history`` option) the message is
+        first written to the group's log (history.py: a stream queue) and its position comes
+        back once the record was seen in the stream; members get it with that position,
+        which is returned. Without, ``None``.
         """
-        if history:
-            raise NotImplementedError("group history is not available on the RabbitMQ layer yet")
         require_group_name(group)
         require_message(message)
         self._refuse_closed("group_send", group)
         home = self._elsewhere()
         if home is not None:
-            await self._forward(home, self.group_send(group, message), "group_send", group)
-            return
+            return await self._forward(
+                home, self.group_send(group, message, history=history), "group_send", group
+            )
+        if history is None and not self.history_config.patterns:
+            await self._group_send(group, message)  # no history anywhere: as it always was
+            return None
+        options = self.history_config.for_send(group, history)
+        if options is None:
+            await self._group_send(group, message)
+            return None
+        require_unpositioned(message)
+        # Measured as members get it, with the widest position: what the group send would
+        # refuse must not enter the log.
+        widest = with_position(message, StreamPosition(2**64 - 1, "0" * len(new_epoch())))
+        self.require_size(len(self.codec.encode(widest)), group)
+        await self._ready("group_send", group)
+        position = await self.logs.append(group, message, options)
+        await self._group_send(group, with_position(message, position))
+        return position
+
+    async def history(
+        self, group: str, *, since: StreamPosition | None = None, limit: int = DEFAULT_LIMIT
+    ) -> HistoryResult:
+        """The messages of ``group``'s log after ``since`` and its position now, or
+        ``Unrecoverable`` (docs/channel-layer-spec.md, "History and resume")."""
+        require_group_name(group)
+        require_limit(limit)
+        self._refuse_closed("history", group)
+        home = self._elsewhere()
+        if home is not None:
+            return await self._forward(
+                home, self.history(group, since=since, limit=limit), "history", group
+            )
+        await self._ready("history", group)
+        return await self.logs.read(group, since, limit, self.history_config.for_read(group))
+
+    async def _group_send(self, group: str, message: Message) -> None:
         payload = self.codec.encode(message)
         self.require_size(len(payload), group)
         link = await self._ready("group_send", group)
@@ -879,6 +936,7 @@ class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLaye
                 await control.queue_unbind(self.queue, self.groups_exchange, routing_key=group)
 
         try:
+            await self.logs.flush()
             await link.call("flush", self.prefix, purge)
             self.bindings.bound.difference_update(groups)
             token = f"{self.pid}-{next(self._counter)}"

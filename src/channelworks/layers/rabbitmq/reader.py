@@ -85,7 +85,7 @@ class ProcessReader:
         await channel.basic_qos(prefetch_count=prefetch)
         ok = await channel.basic_consume(queue, self.deliver, no_ack=False)
         if on_cancelled is not None and ok.consumer_tag is not None:
-            _watch_cancel(channel, ok.consumer_tag, on_cancelled)
+            watch_cancel(channel, ok.consumer_tag, on_cancelled)
 
     async def deliver(self, delivery: DeliveredMessage) -> None:
         try:
@@ -222,33 +222,39 @@ class _Consumers(dict[str, Any]):
     """aiormq's table of a channel's consumers, which tells when the broker cancels one.
 
     aiormq takes a consumer out of ``channel.consumers`` (``pop``) when the broker sends
-    ``basic.cancel`` (its queue was deleted) and says nothing else; the process reader never
-    cancels its own consumer, so a ``pop`` of its tag is the broker's.
+    ``basic.cancel`` (its queue was deleted) and says nothing else. The watched consumers are
+    never cancelled by the layer itself while their channel is open, so a ``pop`` of one of
+    their tags is the broker's.
     """
 
-    def __init__(
-        self,
-        consumers: dict[str, Any],
-        channel: AbstractChannel,
-        tag: str,
-        on_cancelled: Callable[[AbstractChannel], None],
-    ) -> None:
+    def __init__(self, consumers: dict[str, Any], channel: AbstractChannel) -> None:
         super().__init__(consumers)
         self.channel = channel
-        self.tag = tag
-        self.on_cancelled = on_cancelled
+        self.watched: dict[str, Callable[[AbstractChannel], None]] = {}
 
     def pop(self, key: str, *default: Any) -> Any:
-        if key == self.tag and key in self and not self.channel.is_closed:
-            self.on_cancelled(self.channel)
+        on_cancelled = self.watched.pop(key, None)
+        if on_cancelled is not None and key in self and not self.channel.is_closed:
+            on_cancelled(self.channel)
         return super().pop(key, *default)
 
 
-def _watch_cancel(
+def watch_cancel(
     channel: AbstractChannel, tag: str, on_cancelled: Callable[[AbstractChannel], None]
 ) -> None:
+    """Call ``on_cancelled(channel)`` if the broker cancels consumer ``tag`` of ``channel``."""
+    aiormq_channel = cast(Channel, channel)
+    consumers = aiormq_channel.consumers
+    if not isinstance(consumers, _Consumers):
+        consumers = aiormq_channel.consumers = _Consumers(consumers, channel)
+    consumers.watched[tag] = on_cancelled
+
+
+def unwatch_cancel(channel: AbstractChannel, tag: str) -> None:
+    """Stop watching consumer ``tag`` (before the layer cancels it itself)."""
     consumers = cast(Channel, channel).consumers
-    cast(Channel, channel).consumers = _Consumers(consumers, channel, tag, on_cancelled)
+    if isinstance(consumers, _Consumers):
+        consumers.watched.pop(tag, None)
 
 
-__all__ = ["ProcessReader"]
+__all__ = ["ProcessReader", "unwatch_cancel", "watch_cancel"]

@@ -1,0 +1,420 @@
+"""Group history on RabbitMQ: one stream queue per group log (docs/rabbitmq.md "History").
+
+Rules of this file (the contract is docs/channel-layer-spec.md, the shared logic history.py):
+- a group's log is the stream queue ``{prefix}.history.log.{group}``; the offset RabbitMQ gives
+  a record in the stream is its position's ``offset``. Stream offset 0 holds the log's *epoch
+  record* (``e``), so messages are numbered 1, 2, 3... with no gap, and every record carries
+  the epoch it was written in;
+- the epoch record is written once, by the process that wins the log's creation: the first
+  token published to ``{prefix}.history.epoch.{group}`` (a queue of one message with
+  ``reject-publish``) is kept, later ones are nacked, atomically; the others wait for the
+  epoch record in the stream before they write anything, so nothing can land before it;
+- a publisher is not told the offset of what it published (AMQP confirms carry none): every
+  process that uses a log consumes its stream (from ``"last"``, or from where it was after a
+  reconnect) and learns the offset of its own records by their token as they come back. The
+  same consumer keeps the log's last offset (``tail``), which is where ``history()`` stops
+  reading; it may lag behind another process's appends by the time they take to arrive, and
+  ``history()`` then answers up to an older position, never a partial list;
+- ``history()`` reads the records after ``since`` with a consumer of its own from that offset
+  to the tail; RabbitMQ drops whole segments past ``x-max-age`` (the log's ``ttl``), and
+  ``size`` is applied on reading: a position more than ``size`` behind the tail has left the
+  log. A stream is never deleted by RabbitMQ: an idle log outlives its ``ttl`` (its last
+  segment stays), which ``flush()`` or an operator ends;
+- ``flush()`` deletes the logs this process used (epoch queue first: a stream without its
+  epoch queue keeps its epoch, a new stream gets a new one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from aiormq.abc import AbstractChannel, DeliveredMessage
+from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
+
+from channelworks.exceptions import Unrecoverable
+from channelworks.layers.codec import Codec, UndecodableMessage
+from channelworks.layers.history import (
+    HistoryOptions,
+    HistoryResult,
+    StreamPosition,
+    new_epoch,
+    select,
+)
+from channelworks.layers.rabbitmq import names
+from channelworks.layers.rabbitmq.connection import ACKED, NACKED, RETURNED, Link
+from channelworks.layers.rabbitmq.errors import RabbitMQUnavailable
+from channelworks.layers.rabbitmq.reader import unwatch_cancel, watch_cancel
+from channelworks.layers.rabbitmq.stats import RabbitMQLayerStats
+
+logger = logging.getLogger("channelworks.layers.rabbitmq")
+
+Message = dict[str, Any]
+EPOCH, RECORD = b"e", b"h"
+#: stream segment size: RabbitMQ drops whole segments past x-max-age (its default is 500 MB)
+SEGMENT_BYTES = 1_000_000
+#: records a log consumer may hold unacknowledged (stream consumers need a prefetch)
+PREFETCH = 1000
+
+
+class _Log:
+    """What this process knows of one group's log."""
+
+    __slots__ = ("consumer", "epoch", "opening", "pending", "ready", "tail")
+
+    def __init__(self) -> None:
+        self.epoch: str | None = None
+        self.tail = 0
+        self.ready = asyncio.Event()  # the consumer has seen a record: epoch and tail known
+        self.consumer: str | None = None
+        self.pending: dict[str, asyncio.Future[int]] = {}
+        self.opening: asyncio.Future[None] | None = None
+
+
+class Logs:
+    """The group logs of one layer on its home loop; the layer calls ``append``, ``read``,
+    ``flush`` and ``lost`` (its connection went)."""
+
+    def __init__(
+        self,
+        *,
+        names_: names.Names,
+        codec: Codec,
+        stats: RabbitMQLayerStats,
+        link: Callable[[], Link],
+        retry_timeout: float,
+    ) -> None:
+        self.names = names_
+        self.codec = codec
+        self.stats = stats
+        self.link = link
+        self.retry_timeout = retry_timeout
+        self.logs: dict[str, _Log] = {}
+        self._channel: AbstractChannel | None = None
+        self._tokens = itertools.count()
+        self._pid = secrets.token_hex(4)
+
+    def _stream(self, group: str) -> str:
+        return f"{self.names.prefix}.history.log.{group}"
+
+    def _epoch_queue(self, group: str) -> str:
+        return f"{self.names.prefix}.history.epoch.{group}"
+
+    # -- appending ----------------------------------------------------------------------------
+
+    async def append(self, group: str, message: Message, options: HistoryOptions) -> StreamPosition:
+        """Write ``message`` to ``group``'s log; its position once the record came back.
+
+        A record published again after a lost connection may be stored twice (two offsets),
+        as a group send republished then may be delivered twice.
+        """
+        log = await self._open(group, options)
+        assert log.epoch is not None  # known once open
+        token = f"{self._pid}-{next(self._tokens)}"
+        body = names.header(RECORD, names.now_ms(), 0, log.epoch, token)
+        body += self.codec.seal(message, _bound(group))
+        link = self.link()
+        waiter: asyncio.Future[int] = link.loop.create_future()
+        log.pending[token] = waiter
+        try:
+            outcome = await link.publish_now(
+                body,
+                "",
+                self._stream(group),
+                mandatory=True,
+                operation="group_send",
+                target=group,
+            )
+            if outcome == RETURNED:  # the stream was deleted meanwhile (a flush elsewhere)
+                self._forget(group)
+                raise RabbitMQUnavailable("group_send", group, link.host, "the log was deleted")
+            if outcome == NACKED:
+                raise RabbitMQUnavailable("group_send", group, link.host, "the log refused it")
+            try:
+                offset = await asyncio.wait_for(asyncio.shield(waiter), self.retry_timeout)
+            except TimeoutError:
+                raise link.unavailable(
+                    "group_send", group, "the record did not come back"
+                ) from None
+        finally:
+            log.pending.pop(token, None)
+        return StreamPosition(offset, log.epoch)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def read(
+        self, group: str, since: StreamPosition | None, limit: int, options: HistoryOptions
+    ) -> HistoryResult:
+        """``history(group, since=since, limit=limit)``: the shared rules (``select``) over
+        what the stream holds from ``since`` to the tail this process knows."""
+        log = await self._open(group, options)
+        epoch, top = log.epoch, log.tail
+        assert epoch is not None
+        floor = max(1, top - options.size + 1)  # ``size`` is applied on reading
+        if since is None:
+            start = max(floor, top - limit + 1)
+        elif since.epoch != epoch or since.offset >= top or top - since.offset > limit:
+            start = top + 1  # select() answers from the positions alone: nothing to read
+        else:
+            start = max(since.offset + 1, floor)
+        entries: list[tuple[int, Message]] = []
+        if start <= top and limit:
+            entries = await self._records(group, epoch, start, top)
+        # the first offset the log holds: what RabbitMQ still has, and no more than ``size``
+        oldest = entries[0][0] if entries else (floor if top else None)
+        return select(group, entries, epoch=epoch, top=top, oldest=oldest, since=since, limit=limit)
+
+    async def _records(
+        self, group: str, epoch: str, start: int, top: int
+    ) -> list[tuple[int, Message]]:
+        """The records of offsets ``start`` to ``top`` (fewer from the front if RabbitMQ
+        dropped them), read by a consumer of their own."""
+        link = self.link()
+        channel = await self._logs_channel(link)
+        found: list[tuple[int, Message]] = []
+        done: asyncio.Future[None] = link.loop.create_future()
+        bound = _bound(group)
+        position = StreamPosition(top, epoch)
+
+        async def deliver(delivery: DeliveredMessage) -> None:
+            offset = _offset(delivery)
+            tag = getattr(delivery.delivery, "delivery_tag", None)
+            if tag is not None:
+                link.ack(channel, tag, multiple=False)
+            if done.done() or offset is None or offset > top:
+                if not done.done():
+                    done.set_result(None)
+                return
+            try:
+                kind, _, _, targets, payload = names.split(delivery.body)
+                if kind != RECORD or targets[0] != epoch:
+                    raise ValueError("a record of another epoch")
+                found.append((offset, self.codec.unseal(payload, bound)))
+            except (ValueError, IndexError, UnicodeDecodeError, UndecodableMessage) as exc:
+                self.stats.undecodable += 1
+                done.set_exception(
+                    Unrecoverable(group, None, position, f"a record of the log is unusable ({exc})")
+                )
+                return
+            if offset >= top:
+                done.set_result(None)
+
+        ok = await channel.basic_consume(
+            self._stream(group), deliver, no_ack=False, arguments={"x-stream-offset": start}
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(done), self.retry_timeout)
+        except TimeoutError:
+            raise link.unavailable("history", group, "the log did not answer") from None
+        finally:
+            if ok.consumer_tag is not None and not channel.is_closed:
+                with contextlib.suppress(Exception):
+                    await channel.basic_cancel(ok.consumer_tag)
+        return found
+
+    # -- opening ------------------------------------------------------------------------------
+
+    async def _open(self, group: str, options: HistoryOptions) -> _Log:
+        """The log of ``group``, made if it has none, with its consumer running (one opening
+        per log at a time: concurrent callers wait for it)."""
+        log = self.logs.get(group)
+        if log is not None and log.consumer is not None and log.ready.is_set():
+            return log
+        if log is None:
+            log = self.logs[group] = _Log()
+        if log.opening is None or log.opening.done():
+            log.opening = asyncio.ensure_future(self._start(group, log, options))
+        await asyncio.shield(log.opening)
+        return log
+
+    async def _start(
+        self, group: str, log: _Log, options: HistoryOptions, *, again: bool = False
+    ) -> None:
+        link = self.link()
+        stream = self._stream(group)
+        exists = not again and await link.call("history", group, lambda c: _exists(link, c, stream))
+        if not exists:
+            await self._create(link, group, options)
+            start: int | str = "first"
+        elif log.epoch is not None:
+            start = log.tail + 1  # after a reconnect: what came meanwhile, own records too
+        else:
+            start = "last"
+        channel = await self._logs_channel(link)
+        if log.consumer is None:
+            log.ready.clear()
+            ok = await channel.basic_consume(
+                stream,
+                functools.partial(self._deliver, log),
+                no_ack=False,
+                arguments={"x-stream-offset": start},
+            )
+            log.consumer = ok.consumer_tag
+            if ok.consumer_tag is not None:
+                watch_cancel(channel, ok.consumer_tag, lambda _: self._forget(group))
+        if not log.ready.is_set() and log.epoch is not None and start != "last":
+            log.ready.set()  # known from before the reconnect: nothing to wait for
+        try:
+            await asyncio.wait_for(log.ready.wait(), self.retry_timeout)
+        except TimeoutError:
+            if exists or again:
+                self._forget(group)
+                raise link.unavailable("history", group, "the log has no epoch record") from None
+            # The arbiter kept another process's token but no epoch record came: that
+            # process died in between, or the stream was deleted without its arbiter. Start
+            # the arbitration again, once.
+            await self._stop(channel, log)
+            arbiter = self._epoch_queue(group)
+            await link.call("history", group, lambda c: c.queue_delete(arbiter))
+            await self._start(group, log, options, again=True)
+
+    async def _stop(self, channel: AbstractChannel, log: _Log) -> None:
+        """Cancel ``log``'s consumer (not a broker cancel: not reported as one)."""
+        tag, log.consumer = log.consumer, None
+        if tag is not None and not channel.is_closed:
+            unwatch_cancel(channel, tag)
+            with contextlib.suppress(Exception):
+                await channel.basic_cancel(tag)
+
+    async def _create(self, link: Link, group: str, options: HistoryOptions) -> None:
+        """Declare the log's queues; the process whose epoch token is kept writes the epoch
+        record (the first record of the stream)."""
+        stream, arbiter = self._stream(group), self._epoch_queue(group)
+        epoch = new_epoch()
+
+        async def declare(control: AbstractChannel) -> None:
+            await control.queue_declare(
+                arbiter, durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+            )
+            try:
+                await control.queue_declare(
+                    stream,
+                    durable=True,
+                    arguments={
+                        "x-queue-type": "stream",
+                        "x-max-age": f"{max(1, int(options.ttl))}s",
+                        "x-stream-max-segment-size-bytes": SEGMENT_BYTES,
+                    },
+                )
+            except ChannelPreconditionFailed as exc:  # made by a process with other options
+                logger.warning("RabbitMQ layer uses the log %s as it is (%s)", stream, exc)
+
+        await link.call("history", group, declare)
+        won = await link.publish_now(
+            epoch.encode(), "", arbiter, mandatory=True, operation="history", target=group
+        )
+        if won == ACKED:
+            record = names.header(EPOCH, names.now_ms(), 0, epoch)
+            await link.publish_now(
+                record, "", stream, mandatory=True, operation="history", target=group
+            )
+
+    async def _logs_channel(self, link: Link) -> AbstractChannel:
+        """The channel of this connection the log consumers run on."""
+        channel = self._channel
+        if channel is None or channel.is_closed:
+            assert link.connection is not None  # the caller waited for the connection
+            channel = self._channel = await link.connection.channel(publisher_confirms=False)
+            await channel.basic_qos(prefetch_count=PREFETCH)
+            channel.closing.add_done_callback(lambda _: self.lost())
+        return channel
+
+    async def _deliver(self, log: _Log, delivery: DeliveredMessage) -> None:
+        """A record of a log this process uses: its epoch, the tail, and the offset of one of
+        this process's own appends (by its token)."""
+        offset = _offset(delivery)
+        tag = getattr(delivery.delivery, "delivery_tag", None)
+        if tag is not None:  # one at a time: deliveries are handled as tasks of their own
+            self.link().ack(delivery.channel, tag, multiple=False)
+        if offset is None:
+            return
+        try:
+            kind, _, _, targets, _ = names.split(delivery.body)
+        except (ValueError, UnicodeDecodeError):
+            return
+        if kind not in (EPOCH, RECORD) or not targets:
+            return
+        if log.epoch is None:
+            log.epoch = targets[0]
+        log.tail = max(log.tail, offset)
+        if kind == RECORD and len(targets) > 1:
+            waiter = log.pending.pop(targets[1], None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(offset)
+        log.ready.set()
+
+    # -- losing -------------------------------------------------------------------------------
+
+    def _forget(self, group: str) -> None:
+        """The log was deleted (its consumer cancelled, or a publish returned): it is gone."""
+        log = self.logs.pop(group, None)
+        if log is not None:
+            for waiter in log.pending.values():
+                if not waiter.done():
+                    waiter.set_exception(
+                        RabbitMQUnavailable("group_send", group, "RabbitMQ", "the log was deleted")
+                    )
+
+    def lost(self) -> None:
+        """The consumers' channel closed (a lost connection): each log is consumed again, from
+        where it was, at its next use; appends waiting for their record reopen it now."""
+        self._channel = None
+        for group, log in list(self.logs.items()):
+            log.consumer = None
+            if log.pending:
+                options = HistoryOptions()
+                task = asyncio.ensure_future(self._reopen(group, options))
+                task.add_done_callback(_retrieve)
+
+    async def _reopen(self, group: str, options: HistoryOptions) -> None:
+        link = self.link()
+        await link.wait(link.deadline(), "history", group)
+        await self._open(group, options)
+
+    async def flush(self) -> None:
+        """Delete the logs this process used (epoch queue first, then the stream)."""
+        groups, self.logs = list(self.logs), {}
+        if not groups:
+            return
+        link = self.link()
+
+        async def delete(control: AbstractChannel) -> None:
+            for group in groups:
+                for queue in (self._epoch_queue(group), self._stream(group)):
+                    await control.queue_delete(queue)
+
+        await link.call("flush", self.names.prefix, delete)
+
+
+async def _exists(link: Link, control: AbstractChannel, queue: str) -> bool:
+    try:
+        await control.queue_declare(queue, passive=True)
+    except ChannelNotFoundEntity:
+        await link.control()  # the error closed the control channel: open the next one
+        return False
+    return True
+
+
+def _offset(delivery: DeliveredMessage) -> int | None:
+    headers = delivery.header.properties.headers or {}
+    offset = headers.get("x-stream-offset")
+    return offset if isinstance(offset, int) else None
+
+
+def _bound(group: str) -> bytes:
+    """What an encrypted record authenticates: that it belongs to ``group``'s log."""
+    return b"history " + group.encode()
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("RabbitMQ layer: reopening a log failed: %r", task.exception())
+
+
+__all__ = ["Logs"]

@@ -1,0 +1,137 @@
+"""Group history on RabbitMQ (history.py): what the shared contract suite cannot show, with
+several layers on one broker (each its own connection, as processes of one site).
+
+The contract cases themselves run in ``tests/layers/test_contract_history.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from typing import Any
+
+import pytest
+
+from channelworks.exceptions import Unrecoverable
+from channelworks.layers.history import POSITION_KEY, StreamPosition
+from channelworks.layers.rabbitmq import RabbitMQChannelLayer
+from tests.layers.backends import require_service
+from tests.layers.rabbitmq.conftest import MakeLayer
+from tests.layers.rabbitmq.test_faults import close_connection_of, delete_queue, eventually
+
+pytestmark = pytest.mark.services
+
+
+async def receive(layer: RabbitMQChannelLayer, channel: str) -> dict[str, Any]:
+    return await asyncio.wait_for(layer.receive(channel), 5)
+
+
+async def test_processes_appending_at_once_share_one_numbering(make: MakeLayer) -> None:
+    """Three processes write one new log at once, each 30 messages: one epoch (the log was
+    made once, whoever came first), every offset from 1 to 90 given once, each writer's
+    offsets in its send order, and history() holds exactly what the members got."""
+    writers = [make() for _ in range(3)]
+    member = make()
+    channel = await member.new_channel()
+    await member.group_add("room", channel)
+
+    async def write(index: int, layer: RabbitMQChannelLayer) -> list[StreamPosition]:
+        got = []
+        for n in range(30):
+            position = await layer.group_send(
+                "room", {"type": "t", "w": index, "n": n}, history=True
+            )
+            assert position is not None
+            got.append(position)
+        return got
+
+    written = await asyncio.gather(*(write(i, layer) for i, layer in enumerate(writers)))
+    epochs = {p.epoch for positions in written for p in positions}
+    assert len(epochs) == 1
+    offsets = sorted(p.offset for positions in written for p in positions)
+    assert offsets == list(range(1, 91))
+    for positions in written:
+        assert [p.offset for p in positions] == sorted(p.offset for p in positions)
+    live = [await receive(member, channel) for _ in range(90)]
+    by_offset = {m[POSITION_KEY][0]: (m["w"], m["n"]) for m in live}
+    assert sorted(by_offset) == offsets
+    (epoch,) = epochs
+    result = await member.history("room", since=StreamPosition(0, epoch))
+    assert [(m["w"], m["n"]) for m in result.messages] == [by_offset[o] for o in offsets]
+    assert result.position == StreamPosition(90, epoch)
+
+
+async def test_the_log_outlives_the_process_that_wrote_it(make: MakeLayer) -> None:
+    """A log lives in RabbitMQ, not in a process: after its writer closed, another process
+    reads it from a position the first one returned, and continues its numbering."""
+    first = make()
+    positions = [
+        await first.group_send("log", {"type": "t", "n": n}, history=True) for n in range(4)
+    ]
+    await first.close()
+    second = make()
+    result = await second.history("log", since=positions[1])
+    assert [m["n"] for m in result.messages] == [2, 3]
+    assert result.position == positions[-1]
+    after = await second.group_send("log", {"type": "t", "n": 4}, history=True)
+    assert positions[-1] is not None
+    assert after == StreamPosition(5, positions[-1].epoch)
+
+
+async def test_a_log_flushed_by_another_process_gets_a_new_epoch(make: MakeLayer) -> None:
+    """One process flushes the log (it deletes it); another, which was writing it, is told
+    through its consumer's cancellation: its next send starts the new log at offset 1 with
+    a new epoch, and the old position is unrecoverable, never read as one of the new log."""
+    writer = make()
+    flusher = make()
+    old = await writer.group_send("g", {"type": "t"}, history=True)
+    assert old is not None
+    await flusher.history("g")  # the flusher uses the log too: its flush deletes it
+    await flusher.flush()
+    assert await eventually(lambda: "g" not in writer.logs.logs)
+    new = await writer.group_send("g", {"type": "t"}, history=True)
+    assert new is not None
+    assert new.offset == 1
+    assert new.epoch != old.epoch
+    with pytest.raises(Unrecoverable):
+        await writer.history("g", since=old)
+
+
+async def test_appends_across_a_closed_connection_keep_their_numbering(make: MakeLayer) -> None:
+    """The broker closes the writer's connection between appends: the writer reconnects, its
+    log consumer starts again where it was, and the numbering goes on without a gap."""
+    require_service("rabbitmqctl", shutil.which("rabbitmqctl") is not None)
+    writer = make()
+    first = await writer.group_send("g", {"type": "t", "n": 0}, history=True)
+    assert first is not None
+    await asyncio.to_thread(close_connection_of, writer)
+    assert await eventually(lambda: writer.stats.reconnects >= 1)
+    later = [await writer.group_send("g", {"type": "t", "n": n}, history=True) for n in range(1, 4)]
+    assert [p.offset for p in later if p is not None] == [2, 3, 4]
+    result = await writer.history("g", since=StreamPosition(0, first.epoch))
+    assert [m["n"] for m in result.messages] == [0, 1, 2, 3]
+
+
+async def test_concurrent_sends_of_one_process_open_the_log_once(make: MakeLayer) -> None:
+    layer = make()
+    positions = await asyncio.gather(
+        *(layer.group_send("busy", {"type": "t", "n": n}, history=True) for n in range(20))
+    )
+    assert sorted(p.offset for p in positions if p is not None) == list(range(1, 21))
+    assert len(layer.logs.logs["busy"].pending) == 0
+    assert len({p.epoch for p in positions if p is not None}) == 1
+
+
+async def test_a_log_whose_stream_was_deleted_by_hand_starts_again(make: MakeLayer) -> None:
+    """The stream is deleted behind the layers' back, its epoch queue left with the old
+    token: a process that needs the log waits for an epoch record that cannot come, then
+    starts the log's arbitration again (once) and gets a new log, rather than fail forever."""
+    first = make(retry_timeout=1)
+    old = await first.group_send("g", {"type": "t"}, history=True)
+    assert old is not None
+    await delete_queue(first.logs._stream("g"))
+    second = make(retry_timeout=1)
+    new = await second.group_send("g", {"type": "t"}, history=True)
+    assert new is not None
+    assert new.offset == 1
+    assert new.epoch != old.epoch
