@@ -1,5 +1,5 @@
-"""Topics across processes: two endpoints, each with its own Redis layer (as two server
-processes have), sharing one Redis. Needs the Redis at 127.0.0.1:6379."""
+"""Topics across processes: two endpoints, each with its own layer (as two server processes
+have), sharing one Redis or one RabbitMQ (the shared services at 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -14,29 +14,45 @@ from channelworks.client import Socket
 from channelworks.layers import channel_layers
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.topics import TopicsConsumer, abroadcast
-from tests.layers.backends import REDIS_URL, redis_reachable
+from tests.layers.backends import (
+    RABBITMQ_URL,
+    REDIS_URL,
+    delete_rabbitmq_names,
+    rabbitmq_reachable,
+    redis_reachable,
+)
 from tests.server.live import TIMEOUT
 from tests.topics.apps import Room
 from tests.topics.conftest import Serve
 
 pytestmark = pytest.mark.services
 
+BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "redis": ("channelworks.layers.redis.RedisChannelLayer", {"hosts": [REDIS_URL]}),
+    "rabbitmq": ("channelworks.layers.rabbitmq.RabbitMQChannelLayer", {"host": RABBITMQ_URL}),
+}
 
-@pytest.fixture
-async def layers(_no_configured_layers: None) -> AsyncIterator[tuple[BaseChannelLayer, ...]]:
-    if not redis_reachable():
-        pytest.skip("Redis is not reachable")
-    config = {
-        "BACKEND": "channelworks.layers.redis.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"test-topics-{secrets.token_hex(4)}"},
-    }
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def layers(
+    request: pytest.FixtureRequest, _no_configured_layers: None
+) -> AsyncIterator[tuple[BaseChannelLayer, ...]]:
+    backend, options = BACKENDS[request.param]
+    if not (redis_reachable() if request.param == "redis" else rabbitmq_reachable()):
+        pytest.skip(f"{request.param} is not reachable")
+    prefix = f"test-topics-{secrets.token_hex(4)}"
+    config = {"BACKEND": backend, "CONFIG": {**options, "prefix": prefix}}
     channel_layers.configure({"default": config, "a": config, "b": config})
-    found = (channel_layers["a"], channel_layers["b"])
-    yield found
+    found = (channel_layers["a"], channel_layers["b"], channel_layers["default"])
+    yield found[:2]
+    queues: list[str] = []
     for layer in found:
+        if request.param == "rabbitmq":
+            queues += [layer.names.channel(c) for c in layer._declared]  # type: ignore[attr-defined]
         await layer.flush()
         await layer.close()
-    await channel_layers["default"].close()
+    if request.param == "rabbitmq":
+        await delete_rabbitmq_names(prefix, queues)
 
 
 async def two_sockets(serve: Serve) -> tuple[Socket, Socket]:
