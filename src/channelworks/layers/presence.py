@@ -117,8 +117,13 @@ def require_timing(interval: float, timeout: float) -> None:
 def as_state(presences: Mapping[str, Presence]) -> PresenceState:
     """``{key: [meta, ...]}`` of ``{ref: Presence}``, metas copied (the caller may change them)."""
     state: PresenceState = {}
-    for key, meta in presences.values():
-        state.setdefault(key, []).append(dict(meta))
+    found = state.get
+    for key, meta in presences.values():  # the hot part of a join's presence(): no calls
+        metas = found(key)
+        if metas is None:
+            state[key] = [meta.copy()]
+        else:
+            metas.append(meta.copy())
     return state
 
 

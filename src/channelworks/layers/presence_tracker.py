@@ -320,9 +320,17 @@ class Tracker:
     def state(self, group: str) -> PresenceState:
         """``{key: [meta, ...]}`` of ``group``: this process's presences and its replicas'."""
         state = as_state(self.presences.groups.get(group, {}))
+        found = state.get
         for peer in self.peers.values():
-            for key, meta in peer.groups.get(group, {}).values():
-                state.setdefault(key, []).append(dict(meta))
+            presences = peer.groups.get(group)
+            if presences is None:
+                continue
+            for key, meta in presences.values():
+                metas = found(key)
+                if metas is None:
+                    state[key] = [meta.copy()]
+                else:
+                    metas.append(meta.copy())
         return state
 
     def _trouble(self, what: str, exc: Exception) -> None:
