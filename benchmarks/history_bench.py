@@ -133,18 +133,23 @@ async def measure_rabbitmq(args: argparse.Namespace, prefix: str) -> None:
         assert before is not None
         for n in range(MISSED):
             await sender.group_send(resume_group, {"type": "bench.message", "n": n}, history=True)
-        resumes = []
-        for _ in range(args.resumes):
-            started = time.perf_counter()
-            result = await holder.history(resume_group, since=before, limit=MISSED)
-            resumes.append(time.perf_counter() - started)
-            if len(result.messages) != MISSED:
-                raise AssertionError(f"a resume returned {len(result.messages)} messages")
-        print(
-            f"RabbitMQ: resume of {MISSED} missed messages: median "
-            f"{statistics.median(resumes) * 1000:.3f} ms, max {max(resumes) * 1000:.3f} ms "
-            f"over {args.resumes}"
-        )
+        # The writing process has seen the records go by (kept in memory); the other one
+        # opened the log after they were written: its first resume reads them from the
+        # stream (and keeps them), the next ones are served from memory.
+        for reader, where in ((sender, "writing process"), (holder, "another process")):
+            resumes = []
+            for _ in range(args.resumes):
+                started = time.perf_counter()
+                result = await reader.history(resume_group, since=before, limit=MISSED)
+                resumes.append(time.perf_counter() - started)
+                if len(result.messages) != MISSED:
+                    raise AssertionError(f"a resume returned {len(result.messages)} messages")
+            later = resumes[1:]
+            print(
+                f"RabbitMQ: resume of {MISSED} missed messages, {where}: first "
+                f"{resumes[0] * 1000:.3f} ms, then median {statistics.median(later) * 1000:.3f}"
+                f" ms, max {max(later) * 1000:.3f} ms over {len(later)}"
+            )
     finally:
         for layer in (sender, holder):
             await layer.flush()

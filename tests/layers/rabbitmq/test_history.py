@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +17,15 @@ import pytest
 from channelworks.exceptions import Unrecoverable
 from channelworks.layers.history import POSITION_KEY, StreamPosition
 from channelworks.layers.rabbitmq import RabbitMQChannelLayer
+from channelworks.layers.rabbitmq.history import EPOCH, RECORD, _Log
 from tests.layers.backends import require_service
 from tests.layers.rabbitmq.conftest import MakeLayer
 from tests.layers.rabbitmq.test_faults import close_connection_of, delete_queue, eventually
 
 pytestmark = pytest.mark.services
+
+#: the checkout, where ``python -m tests...`` finds the peer
+ROOT = Path(__file__).resolve().parents[3]
 
 
 async def receive(layer: RabbitMQChannelLayer, channel: str) -> dict[str, Any]:
@@ -135,3 +141,108 @@ async def test_a_log_whose_stream_was_deleted_by_hand_starts_again(make: MakeLay
     assert new is not None
     assert new.offset == 1
     assert new.epoch != old.epoch
+
+
+async def start_peer(prefix: str, group: str, count: int) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.layers.rabbitmq.history_peer",
+        prefix,
+        group,
+        str(count),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+
+
+async def peer_positions(peer: asyncio.subprocess.Process, until: int) -> list[StreamPosition]:
+    """Positions the peer printed, until it printed ``until`` of them or ``done``."""
+    assert peer.stdout is not None
+    found: list[StreamPosition] = []
+    while len(found) < until:
+        line = (await asyncio.wait_for(peer.stdout.readline(), 30)).decode().split()
+        if not line or line == ["done"]:
+            break
+        found.append(StreamPosition(int(line[0]), line[1]))
+    return found
+
+
+async def test_two_os_processes_write_one_log(make: MakeLayer, prefix: str) -> None:
+    """Another OS process and this one append to one log at once: one epoch, every offset
+    once, each process's in its send order, and history() holds both, in offset order."""
+    layer = make()
+    peer = await start_peer(prefix, "room", 40)
+    try:
+        mine = [
+            await layer.group_send("room", {"type": "t", "by": "me", "n": n}, history=True)
+            for n in range(40)
+        ]
+        theirs = await peer_positions(peer, 40)
+        assert await asyncio.wait_for(peer.wait(), 30) == 0
+    finally:
+        if peer.returncode is None:
+            peer.kill()
+            await peer.wait()
+    positions = [p for p in mine if p is not None] + theirs
+    assert len({p.epoch for p in positions}) == 1
+    assert sorted(p.offset for p in positions) == list(range(1, 81))
+    for own in (mine, theirs):
+        offsets = [p.offset for p in own if p is not None]
+        assert offsets == sorted(offsets)
+    result = await layer.history("room", since=StreamPosition(0, positions[0].epoch), limit=100)
+    by_offset = {p.offset: ("me", n) for n, p in enumerate(mine) if p is not None}
+    by_offset.update({p.offset: ("peer", n) for n, p in enumerate(theirs)})
+    assert [(m["by"], m["n"]) for m in result.messages] == [by_offset[o] for o in range(1, 81)]
+
+
+async def test_a_writer_killed_mid_burst_leaves_a_whole_log(make: MakeLayer, prefix: str) -> None:
+    """The writing process is killed (SIGKILL) while it appends: the log, kept by RabbitMQ,
+    stays whole; this process continues its numbering and reads every record, no gap."""
+    layer = make()
+    peer = await start_peer(prefix, "room", 0)
+    try:
+        seen = await peer_positions(peer, 10)
+        assert len(seen) == 10
+    finally:
+        peer.kill()
+        await peer.wait()
+    after = await layer.group_send("room", {"type": "t", "by": "me", "n": 0}, history=True)
+    assert after is not None
+    assert after.epoch == seen[0].epoch
+    assert after.offset > seen[-1].offset
+    result = await layer.history("room", since=StreamPosition(0, after.epoch), limit=100_000)
+    assert [StreamPosition.of(m) for m in result.messages][-1] == after
+    assert [m["n"] for m in result.messages if m["by"] == "peer"] == list(range(after.offset - 1))
+
+
+def payloads(log: _Log, start: int, top: int) -> list[int] | None:
+    kept = log.kept(start, top)
+    return None if kept is None else [offset for offset, _ in kept]
+
+
+def test_a_log_keeps_the_records_its_consumer_saw_without_a_hole() -> None:
+    """The last records seen are kept, each from ``cover`` on, within the log's size; a
+    resume inside them is read in memory, any other from the stream."""
+    log = _Log(keep=3)
+    log.saw(0, EPOCH, b"")
+    for offset in range(1, 6):
+        log.saw(offset, RECORD, b"m%d" % offset)
+    assert payloads(log, 3, 5) == [3, 4, 5]
+    assert payloads(log, 4, 5) == [4, 5]
+    assert payloads(log, 2, 5) is None  # beyond size: evicted
+    assert payloads(log, 3, 6) is None  # not seen yet
+    log.saw(7, RECORD, b"m7")  # a hole (6 never came here): start again
+    assert log.cover == 7
+    assert payloads(log, 5, 7) is None
+    assert payloads(log, 7, 7) == [7]
+
+
+def test_records_read_from_the_stream_extend_what_is_kept_backwards() -> None:
+    log = _Log(keep=10)
+    log.saw(5, RECORD, b"m5")  # the consumer started at the last chunk
+    log.read_back([(2, b"m2"), (3, b"m3"), (4, b"m4"), (5, b"m5")])
+    assert log.cover == 2
+    assert payloads(log, 2, 5) == [2, 3, 4, 5]
+    log.read_back([(0, b"x")])  # not adjacent: a hole would follow, nothing kept
+    assert log.cover == 2

@@ -32,6 +32,7 @@ import functools
 import itertools
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -61,20 +62,82 @@ EPOCH, RECORD = b"e", b"h"
 SEGMENT_BYTES = 1_000_000
 #: records a log consumer may hold unacknowledged (stream consumers need a prefetch)
 PREFETCH = 1000
+#: bytes of recent records kept per log for resumes read in memory
+RECENT_BYTES = 1 << 20
 
 
 class _Log:
     """What this process knows of one group's log."""
 
-    __slots__ = ("consumer", "epoch", "opening", "pending", "ready", "tail")
+    __slots__ = (
+        "consumer",
+        "cover",
+        "epoch",
+        "keep",
+        "opening",
+        "pending",
+        "ready",
+        "recent",
+        "recent_bytes",
+        "tail",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int) -> None:
         self.epoch: str | None = None
         self.tail = 0
         self.ready = asyncio.Event()  # the consumer has seen a record: epoch and tail known
         self.consumer: str | None = None
         self.pending: dict[str, asyncio.Future[int]] = {}
         self.opening: asyncio.Future[None] | None = None
+        #: the last records the consumer saw, ``(offset, payload)``, every one from ``cover``
+        #: on (a resume inside them is read here, without a consumer of its own); at most
+        #: ``keep`` (the log's size) and ``RECENT_BYTES``
+        self.recent: deque[tuple[int, bytes]] = deque()
+        self.recent_bytes = 0
+        self.cover: int | None = None
+        self.keep = keep
+
+    def saw(self, offset: int, kind: bytes, payload: bytes) -> None:
+        """Keep a record the consumer delivered (the epoch record starts the cover at 1)."""
+        recent = self.recent
+        if kind == EPOCH:
+            recent.clear()
+            self.recent_bytes, self.cover = 0, offset + 1
+            return
+        if self.cover is None or (recent and recent[-1][0] + 1 != offset):
+            recent.clear()  # not contiguous with what was kept: start again here
+            self.recent_bytes, self.cover = 0, offset
+        elif not recent and self.cover != offset:
+            self.cover = offset
+        recent.append((offset, payload))
+        self.recent_bytes += len(payload)
+        while recent and (len(recent) > self.keep or self.recent_bytes > RECENT_BYTES):
+            self.recent_bytes -= len(recent.popleft()[1])
+            self.cover = recent[0][0] if recent else offset + 1
+
+    def read_back(self, records: list[tuple[int, bytes]]) -> None:
+        """Keep older records read from the stream too, if they end where ``recent`` starts
+        without a hole (as many as ``keep`` and ``RECENT_BYTES`` allow, newest first)."""
+        cover = self.cover
+        older = [r for r in records if cover is not None and r[0] < cover]
+        if not older or cover is None or older[-1][0] + 1 != cover:
+            return
+        for record in reversed(older):
+            if record[0] + 1 != self.cover or len(self.recent) >= self.keep:
+                return
+            if self.recent_bytes + len(record[1]) > RECENT_BYTES:
+                return
+            self.recent.appendleft(record)
+            self.recent_bytes += len(record[1])
+            self.cover = record[0]
+
+    def kept(self, start: int, top: int) -> list[tuple[int, bytes]] | None:
+        """The payloads of offsets ``start`` to ``top`` if all are kept here, else ``None``."""
+        recent = self.recent
+        if self.cover is None or start < self.cover or not recent or recent[-1][0] < top:
+            return None
+        first = recent[0][0]
+        return [recent[i] for i in range(start - first, top - first + 1)]
 
 
 class Logs:
@@ -165,21 +228,25 @@ class Logs:
             start = max(since.offset + 1, floor)
         entries: list[tuple[int, Message]] = []
         if start <= top and limit:
-            entries = await self._records(group, epoch, start, top)
+            kept = log.kept(start, top)
+            if kept is None:  # not all seen by the consumer: read them from the stream
+                kept = await self._records(group, epoch, start, top)
+                log.read_back(kept)
+            position = StreamPosition(top, epoch)
+            entries = [(o, self._decoded(group, position, p)) for o, p in kept]
         # the first offset the log holds: what RabbitMQ still has, and no more than ``size``
         oldest = entries[0][0] if entries else (floor if top else None)
         return select(group, entries, epoch=epoch, top=top, oldest=oldest, since=since, limit=limit)
 
     async def _records(
         self, group: str, epoch: str, start: int, top: int
-    ) -> list[tuple[int, Message]]:
-        """The records of offsets ``start`` to ``top`` (fewer from the front if RabbitMQ
+    ) -> list[tuple[int, bytes]]:
+        """The payloads of offsets ``start`` to ``top`` (fewer from the front if RabbitMQ
         dropped them), read by a consumer of their own."""
         link = self.link()
         channel = await self._logs_channel(link)
-        found: list[tuple[int, Message]] = []
+        found: list[tuple[int, bytes]] = []
         done: asyncio.Future[None] = link.loop.create_future()
-        bound = _bound(group)
         position = StreamPosition(top, epoch)
 
         async def deliver(delivery: DeliveredMessage) -> None:
@@ -195,9 +262,8 @@ class Logs:
                 kind, _, _, targets, payload = names.split(delivery.body)
                 if kind != RECORD or targets[0] != epoch:
                     raise ValueError("a record of another epoch")
-                found.append((offset, self.codec.unseal(payload, bound)))
-            except (ValueError, IndexError, UnicodeDecodeError, UndecodableMessage) as exc:
-                self.stats.undecodable += 1
+                found.append((offset, payload))
+            except (ValueError, IndexError, UnicodeDecodeError) as exc:
                 done.set_exception(
                     Unrecoverable(group, None, position, f"a record of the log is unusable ({exc})")
                 )
@@ -218,6 +284,15 @@ class Logs:
                     await channel.basic_cancel(ok.consumer_tag)
         return found
 
+    def _decoded(self, group: str, position: StreamPosition, payload: bytes) -> Message:
+        try:
+            return self.codec.unseal(payload, _bound(group))
+        except UndecodableMessage as exc:
+            self.stats.undecodable += 1
+            raise Unrecoverable(
+                group, None, position, f"a record of the log cannot be decoded ({exc})"
+            ) from exc
+
     # -- opening ------------------------------------------------------------------------------
 
     async def _open(self, group: str, options: HistoryOptions) -> _Log:
@@ -227,7 +302,7 @@ class Logs:
         if log is not None and log.consumer is not None and log.ready.is_set():
             return log
         if log is None:
-            log = self.logs[group] = _Log()
+            log = self.logs[group] = _Log(options.size)
         if log.opening is None or log.opening.done():
             log.opening = asyncio.ensure_future(self._start(group, log, options))
         await asyncio.shield(log.opening)
@@ -335,7 +410,7 @@ class Logs:
         if offset is None:
             return
         try:
-            kind, _, _, targets, _ = names.split(delivery.body)
+            kind, _, _, targets, payload = names.split(delivery.body)
         except (ValueError, UnicodeDecodeError):
             return
         if kind not in (EPOCH, RECORD) or not targets:
@@ -343,6 +418,8 @@ class Logs:
         if log.epoch is None:
             log.epoch = targets[0]
         log.tail = max(log.tail, offset)
+        if targets[0] == log.epoch:
+            log.saw(offset, kind, payload)
         if kind == RECORD and len(targets) > 1:
             waiter = log.pending.pop(targets[1], None)
             if waiter is not None and not waiter.done():
