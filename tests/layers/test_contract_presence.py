@@ -257,6 +257,18 @@ async def test_close_sends_the_leaves_at_once(make_layer: MakeLayer) -> None:
     assert list(diff["leaves"]) == ["alice"]
 
 
+async def test_diffs_stay_out_of_group_history(make_layer: MakeLayer) -> None:
+    try:
+        layer = make_layer(history={"room*": {"size": 10}})
+    except TypeError:
+        pytest.skip("no history option on this layer")
+    watcher = await member(layer, "room")
+    await layer.presence_track("room", await layer.new_channel(), "alice", {})
+    diff = await next_diff(layer, watcher)
+    assert "__position" not in diff
+    assert (await layer.history("room")).messages == []
+
+
 async def test_a_layer_without_presence_calls_runs_nothing_for_it(layer: BaseChannelLayer) -> None:
     channel = await member(layer, "room")
     await layer.group_send("room", {"type": "chat.message"})

@@ -70,9 +70,11 @@ class Link:
     async def group_add(self, group: str, channel: str) -> None:
         await self.layer.group_add(group, channel)
 
-    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+    async def group_send(
+        self, group: str, message: dict[str, Any], *, history: bool | None = None
+    ) -> None:
         if not self.cut:
-            await self.layer.group_send(group, message)
+            await self.layer.group_send(group, message, history=history)
 
     async def receive(self, channel: str) -> dict[str, Any]:
         while True:

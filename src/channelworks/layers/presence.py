@@ -359,7 +359,8 @@ class Presences:
                 self._failed("changes", exc)
         for diff in diffs:
             try:
-                await self.layer.group_send(diff["group"], diff)
+                # never in the group's history: a resume replays messages, not presence
+                await self.layer.group_send(diff["group"], diff, history=False)
             except Exception as exc:
                 self._failed(diff["group"], exc)
 

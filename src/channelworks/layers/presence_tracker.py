@@ -192,7 +192,7 @@ class Tracker:
     async def _broadcast(self, message: dict[str, Any]) -> None:
         message["type"] = TRACKER_TYPE
         message["pid"] = self.pid
-        await self.layer.group_send(TRACKER_GROUP, message)
+        await self.layer.group_send(TRACKER_GROUP, message, history=False)
 
     async def _beat(self) -> None:
         assert self._lock is not None
