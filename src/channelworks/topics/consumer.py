@@ -8,7 +8,7 @@ How it keeps the protocol's promises:
   the join to finish;
 - resume follows consumers/resume.py: the group is joined *before* its history is read, the
   missed messages are sent in offset order, and live copies of them are then dropped by
-  offset (one ``ResumeFilter`` per socket, marks kept per epoch);
+  offset (a ``ResumeFilter`` per joined topic that resumed, gone with the join);
 - the socket's own silence is watched in ``receive`` itself: the server's ``receive`` is
   awaited under a deadline of two heartbeat intervals after the last frame, and a missed
   deadline becomes a ``topics.silent`` event that closes the socket with 4408, even when the
@@ -75,7 +75,6 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         super().start_connection()
         self.joined = {}
         self._codec = Codec()
-        self._resume = ResumeFilter()
         self._last_heard = monotonic()
         self._removals: list[tuple[Topic, str]] = []
 
@@ -197,7 +196,8 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         for message in missed:
             await self._push_frame(topic, message)
         if missed and resumed is not None and resumed.position is not None:
-            self._resume.resumed(resumed.position)  # live copies of those are dropped
+            topic.resume_filter = ResumeFilter()  # live copies of those are dropped
+            topic.resume_filter.resumed(resumed.position)
         if cls.presence and self._has("presence"):
             presence: Any = self._layer()  # typed loosely: the presence API is new in layers
             state = await presence.presence(topic.group)
@@ -253,7 +253,10 @@ class TopicsConsumer(AsyncWebsocketConsumer):
     async def topics_push(self, message: Message) -> None:
         """A broadcast to a topic (``topics.broadcast``): forward it if this socket joined."""
         topic = self.joined.get(message.get("topic", ""))
-        if topic is None or not self._resume.fresh(message):
+        if topic is None:
+            return
+        resume = topic.resume_filter
+        if resume is not None and not resume.fresh(message):
             return
         await self._push_frame(topic, message)
 

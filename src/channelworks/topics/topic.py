@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from asgiref.sync import sync_to_async
 
 from channelworks.exceptions import ChannelworksError
-from channelworks.layers.history import HistoryOptions
+from channelworks.layers.history import HistoryOptions, ResumeFilter
 from channelworks.topics.names import TopicPattern, group_for
 
 if TYPE_CHECKING:
@@ -113,6 +113,8 @@ class Topic:
         self.group = group_for(name)
         #: whether ``track`` was called (the socket is untracked when it leaves)
         self.tracked = False
+        #: set by a join that replayed missed messages: drops their live copies
+        self.resume_filter: ResumeFilter | None = None
 
     @property
     def user(self) -> Any:
