@@ -17,6 +17,7 @@ import pytest
 from channelworks.exceptions import Unrecoverable
 from channelworks.layers.history import POSITION_KEY, StreamPosition
 from channelworks.layers.rabbitmq import RabbitMQChannelLayer
+from channelworks.layers.rabbitmq import history as history_module
 from channelworks.layers.rabbitmq.history import EPOCH, RECORD, _Log
 from tests.layers.backends import require_service
 from tests.layers.rabbitmq.conftest import MakeLayer
@@ -246,3 +247,19 @@ def test_records_read_from_the_stream_extend_what_is_kept_backwards() -> None:
     assert payloads(log, 2, 5) == [2, 3, 4, 5]
     log.read_back([(0, b"x")])  # not adjacent: a hole would follow, nothing kept
     assert log.cover == 2
+
+
+async def test_a_log_unused_for_a_while_is_no_longer_consumed(
+    make: MakeLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process consumes only the logs it uses: one unused for ``IDLE`` seconds is dropped
+    (its consumer cancelled) at the next use of any log, and opened again when needed."""
+    layer = make()
+    first = await layer.group_send("old", {"type": "t"}, history=True)
+    assert first is not None
+    monkeypatch.setattr(history_module, "IDLE", 0.0)
+    layer.logs._next_idle_check = 0.0
+    await layer.group_send("new", {"type": "t"}, history=True)
+    assert "old" not in layer.logs.logs
+    result = await layer.history("old", since=StreamPosition(0, first.epoch))
+    assert [StreamPosition.of(m) for m in result.messages] == [first]

@@ -32,6 +32,7 @@ import functools
 import itertools
 import logging
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -64,6 +65,8 @@ SEGMENT_BYTES = 1_000_000
 PREFETCH = 1000
 #: bytes of recent records kept per log for resumes read in memory
 RECENT_BYTES = 1 << 20
+#: seconds a log goes unused in this process before its consumer is stopped
+IDLE = 300.0
 
 
 class _Log:
@@ -80,6 +83,7 @@ class _Log:
         "recent",
         "recent_bytes",
         "tail",
+        "used",
     )
 
     def __init__(self, keep: int) -> None:
@@ -96,6 +100,7 @@ class _Log:
         self.recent_bytes = 0
         self.cover: int | None = None
         self.keep = keep
+        self.used = 0.0  # time.monotonic() of its last use here
 
     def saw(self, offset: int, kind: bytes, payload: bytes) -> None:
         """Keep a record the consumer delivered (the epoch record starts the cover at 1)."""
@@ -162,6 +167,7 @@ class Logs:
         self._channel: AbstractChannel | None = None
         self._tokens = itertools.count()
         self._pid = secrets.token_hex(4)
+        self._next_idle_check = time.monotonic() + IDLE / 10
 
     def _stream(self, group: str) -> str:
         return f"{self.names.prefix}.history.log.{group}"
@@ -298,15 +304,32 @@ class Logs:
     async def _open(self, group: str, options: HistoryOptions) -> _Log:
         """The log of ``group``, made if it has none, with its consumer running (one opening
         per log at a time: concurrent callers wait for it)."""
+        now = time.monotonic()
+        if now >= self._next_idle_check:
+            self._drop_idle(now)
         log = self.logs.get(group)
         if log is not None and log.consumer is not None and log.ready.is_set():
+            log.used = now
             return log
         if log is None:
             log = self.logs[group] = _Log(options.size)
         if log.opening is None or log.opening.done():
             log.opening = asyncio.ensure_future(self._start(group, log, options))
         await asyncio.shield(log.opening)
+        log.used = now
         return log
+
+    def _drop_idle(self, now: float) -> None:
+        """Stop consuming the logs unused for ``IDLE`` seconds (their consumer, their kept
+        records): a process holds a consumer only for the logs it uses."""
+        self._next_idle_check = now + IDLE / 10
+        channel = self._channel
+        for group, log in list(self.logs.items()):
+            if now - log.used > IDLE and not log.pending and log.consumer is not None:
+                del self.logs[group]
+                if channel is not None:
+                    task = asyncio.ensure_future(self._stop(channel, log))
+                    task.add_done_callback(_retrieve)
 
     async def _start(
         self, group: str, log: _Log, options: HistoryOptions, *, again: bool = False
