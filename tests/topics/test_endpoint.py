@@ -595,3 +595,23 @@ async def test_closing_a_client_that_waits_to_reconnect_ends_at_once() -> None:
     async with asyncio.timeout(TIMEOUT):
         await socket.close()
     assert socket.state == "closed"
+
+
+async def test_a_join_made_while_disconnected_happens_on_the_next_connection() -> None:
+    first = UvicornOnPort(APP, 0)
+    live = await first.start()
+    socket = await open_socket(live.ws("/"))
+    second = None
+    try:
+        await first.stop()
+        room = socket.topic("room:later")
+        with pytest.raises(Disconnected):
+            await room.join()
+        second = UvicornOnPort(APP, live.port)
+        await second.start()
+        await room.wait_joined(TIMEOUT)
+        assert await room.push("echo", {"now": 1}) == {"now": 1}
+    finally:
+        await socket.close()
+        if second is not None:
+            await second.stop()

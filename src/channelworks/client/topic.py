@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from channelworks.client.errors import Disconnected, JoinError, PushError
+from channelworks.client.errors import Disconnected, JoinError, PushError, PushTimeout
 from channelworks.topics import frames as f
 from channelworks.topics.frames import Frame
 from channelworks.topics.presence import PresenceState, sync_diff, sync_state
@@ -59,7 +59,9 @@ class Topic:
 
     async def join(self, timeout: float | None = None) -> dict[str, Any]:
         """Join (with the last position, to resume); -> the topic's join response.
-        Raises ``JoinError`` if refused, ``PushTimeout`` without an answer."""
+        Raises ``JoinError`` if refused; ``Disconnected`` (not connected now) or
+        ``PushTimeout`` (no answer): the topic then joins by itself on the next connection
+        (``wait_joined()``), until ``leave()``."""
         self._wanted = True
         try:
             return await self._join(timeout)
@@ -93,8 +95,6 @@ class Topic:
                 async with asyncio.timeout(limit):
                     await self._joined.wait()
             except TimeoutError:
-                from channelworks.client.errors import PushTimeout
-
                 raise PushTimeout(f"{event!r}: {self.name!r} not joined within {limit} s") from None
         reply = await self.socket.request(
             self.name, event, dict(payload or {}), self.join_ref, max(0.0, deadline - loop.time())
@@ -136,7 +136,11 @@ class Topic:
         self._presence_synced, self._pending_diffs = False, []
         ref = self.socket.make_ref()
         self.join_ref = ref
-        reply = await self.socket.request(self.name, f.JOIN, payload, ref, timeout, ref=ref)
+        try:
+            reply = await self.socket.request(self.name, f.JOIN, payload, ref, timeout, ref=ref)
+        except (Disconnected, TimeoutError):
+            self._set_state("errored")  # joined again on the next connection, if still wanted
+            raise
         response = _response(reply)
         if reply.get("status") != "ok":
             reason = str(response.get("reason", "unknown"))
