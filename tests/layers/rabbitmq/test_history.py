@@ -263,3 +263,20 @@ async def test_a_log_unused_for_a_while_is_no_longer_consumed(
     assert "old" not in layer.logs.logs
     result = await layer.history("old", since=StreamPosition(0, first.epoch))
     assert [StreamPosition.of(m) for m in result.messages] == [first]
+
+
+async def test_an_encrypted_log_is_read_with_the_key_and_refused_without(make: MakeLayer) -> None:
+    """Records are sealed for their group's log: a layer with the key reads them, one with
+    another key gets ``Unrecoverable`` (counted as undecodable), never a message it made up."""
+    writer = make(symmetric_encryption_keys=["a key of this site"])
+    sent = [
+        await writer.group_send("secret", {"type": "t", "n": n}, history=True) for n in range(3)
+    ]
+    assert sent[0] is not None
+    since = StreamPosition(0, sent[0].epoch)
+    reader = make(symmetric_encryption_keys=["a key of this site"])
+    assert [m["n"] for m in (await reader.history("secret", since=since)).messages] == [0, 1, 2]
+    stranger = make(symmetric_encryption_keys=["another key"])
+    with pytest.raises(Unrecoverable):
+        await stranger.history("secret", since=since)
+    assert stranger.stats.undecodable >= 1
