@@ -4,6 +4,7 @@ join (sent after the socket joined the group but before it read the log)."""
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from channelworks.layers import InMemoryChannelLayer
 from channelworks.layers.history import HistoryOptions, StreamPosition
 from channelworks.testing import WebsocketCommunicator
-from channelworks.topics import TopicsConsumer, abroadcast, group_for
+from channelworks.topics import Topic, TopicsConsumer, abroadcast, group_for
 from channelworks.topics.resume import read_missed
 from tests.topics.apps import Room
 
@@ -99,3 +100,26 @@ async def test_a_broadcast_racing_the_join_reaches_the_client_once(
     assert said == [2, 3]  # 2 once (replayed; its live copy dropped), then live 3
     positions = [f[5][0] for f in frames if f[3] == "said"]
     assert positions == [before.offset + 1, before.offset + 2]
+
+
+async def test_the_first_broadcast_discovers_the_topics_modules_of_installed_apps(
+    layer: InMemoryChannelLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = sys.modules["channelworks.topics.broadcast"]  # the package's name is the function
+
+    asked: list[str] = []
+
+    def discover(name: str) -> None:  # what importing an app's topics.py does
+        asked.append(name)
+
+        class Discovered(Topic):
+            pattern = "discovered:{x}"
+            history = {"size": 5, "ttl": 5}
+
+    monkeypatch.setattr(module, "_discovered", False)
+    monkeypatch.setattr("django.utils.module_loading.autodiscover_modules", discover)
+    position = await abroadcast("discovered:1", "e", {}, layer=layer)
+    assert asked == ["topics"]
+    assert position is not None  # the discovered class keeps history
+    await abroadcast("discovered:1", "e", {}, layer=layer)
+    assert asked == ["topics"]  # once per process
