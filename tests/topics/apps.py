@@ -6,7 +6,7 @@ import asyncio
 import threading
 from typing import Any
 
-from channelworks.topics import JoinRefused, Reply, Topic
+from channelworks.topics import JoinRefused, Reply, Topic, broadcast
 
 
 class Room(Topic):
@@ -59,4 +59,7 @@ class Plain(Topic):
     def handle_in(self, event: str, payload: dict[str, Any]) -> Reply:  # type: ignore[override]
         if event == "where":  # runs in a worker thread, as a sync hook may block
             return Reply.ok({"thread": threading.current_thread().name})
+        if event == "announce":  # the sync broadcast, from the hook's worker thread
+            broadcast(self.name, "announced", payload)
+            return Reply.ok()
         return Reply.error({"reason": "unhandled_event"})

@@ -62,6 +62,9 @@ async def test_a_join_is_refused_with_the_topics_reason(serve: Serve) -> None:
         assert await plain.join() == {}
         reply = await plain.push("where")  # a sync handle_in: off the event loop
         assert reply["thread"] != threading.current_thread().name
+        announced = collect(plain, "announced")
+        assert await plain.push("announce", {"a": 1}) == {}
+        assert await next_event(announced) == ("announced", {"a": 1})
     finally:
         await socket.close()
 
