@@ -618,3 +618,21 @@ async def test_a_join_made_while_disconnected_happens_on_the_next_connection() -
         await socket.close()
         if second is not None:
             await second.stop()
+
+
+async def test_an_endpoint_without_a_channel_layer_refuses_handshakes(
+    serve: Serve, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channelworks.layers import channel_layers
+    from channelworks.logs import AggregatedLog
+
+    monkeypatch.setattr("channelworks.topics.consumer._log", AggregatedLog())
+    channel_layers.configure({})
+    live = await serve(APP)
+    for _ in range(2):
+        with pytest.raises(InvalidStatus) as info:
+            async with ws_connect(live.ws("/"), ["channelworks.v1"]):
+                pass
+        assert info.value.response.status_code == 403
+    lines = [r for r in caplog.records if "needs a channel layer" in r.getMessage()]
+    assert len(lines) == 1  # aggregated

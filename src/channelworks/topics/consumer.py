@@ -105,7 +105,13 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         chosen = f.choose_subprotocol(offered)
         if chosen is None or self.channel_layer is None:
             if self.channel_layer is None:
-                logger.error("%s needs a channel layer; refusing", type(self).__qualname__)
+                _log.event(
+                    logger,
+                    "no layer",
+                    logging.ERROR,
+                    "{name} needs a channel layer: refused {count} handshake(s)",
+                    name=type(self).__qualname__,
+                )
             await self.close()  # before accept: HTTP 403
             return
         self._codec = Codec(chosen)
