@@ -39,3 +39,11 @@ async def close_code(communicator: WebsocketCommunicator) -> tuple[int, str]:
     assert message["type"] == "websocket.close", message
     await communicator.disconnect(message["code"])  # what the server answers a close with
     return message["code"], message.get("reason", "")
+
+
+async def enter(path: str, session: str) -> WebsocketCommunicator:
+    """A chat room's socket, past the ``resumed`` frame an accepted one starts with."""
+    socket = await open_socket(path, session)
+    frame = await socket.receive_json_from()
+    assert frame["type"] == "resumed", frame
+    return socket

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import AsyncClient, Client
 
 from channelworks.db import database_sync_to_async
 from channelworks.demo.blog.models import Entry
+from channelworks.testing import WebsocketCommunicator
 from tests.demo.support import open_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("channelworks.demo.urls")]
+
+
+async def live_page() -> WebsocketCommunicator:
+    """A live blog socket, past the entries and the ``resumed`` frame it starts with."""
+    socket = await open_socket("/ws/liveblog/")
+    assert (await socket.receive_json_from())["type"] == "entries"
+    assert (await socket.receive_json_from())["type"] == "resumed"
+    return socket
 
 
 @pytest.fixture
@@ -21,7 +32,7 @@ def editor(alice: User) -> User:
 
 
 async def test_saves_and_deletes_reach_every_page_including_anonymous_ones() -> None:
-    pages = [await open_socket("/ws/liveblog/") for _ in range(2)]
+    pages = [await live_page() for _ in range(2)]
     entry = await database_sync_to_async(Entry.objects.create)(title="Kick-off", body="<b>go</b>")
     for page in pages:
         frame = await page.receive_json_from()
@@ -37,13 +48,14 @@ async def test_saves_and_deletes_reach_every_page_including_anonymous_ones() -> 
     pk = entry.pk
     await database_sync_to_async(entry.delete)()
     for page in pages:
-        assert await page.receive_json_from() == {"type": "deleted", "id": pk}
+        frame = await page.receive_json_from()
+        assert (frame["type"], frame["id"], frame["position"][0]) == ("deleted", pk, 3)
         await page.disconnect()
 
 
 async def test_the_edit_form_updates_the_pages(editor: User) -> None:
     entry = await database_sync_to_async(Entry.objects.create)(title="Draft", body="text")
-    page = await open_socket("/ws/liveblog/")
+    page = await live_page()
     client = AsyncClient()
     await client.aforce_login(editor)
     response = await client.post(f"/blog/{entry.pk}/edit/", {"title": "Final", "body": "text"})
@@ -54,7 +66,7 @@ async def test_the_edit_form_updates_the_pages(editor: User) -> None:
 
 
 async def test_an_invalid_form_sends_nothing(editor: User) -> None:
-    page = await open_socket("/ws/liveblog/")
+    page = await live_page()
     client = AsyncClient()
     await client.aforce_login(editor)
     response = await client.post("/blog/new/", {"title": "", "body": "x"})
@@ -64,7 +76,7 @@ async def test_an_invalid_form_sends_nothing(editor: User) -> None:
 
 
 async def test_the_socket_is_read_only() -> None:
-    page = await open_socket("/ws/liveblog/")
+    page = await live_page()
     await page.send_json_to({"type": "created"})
     assert (await page.receive_json_from())["code"] == "read_only"
     await page.disconnect()
@@ -102,3 +114,38 @@ def test_editors_see_the_form_and_the_edit_links(editor: User) -> None:
     assert b"New entry" in page
     assert f"/blog/{entry.pk}/edit/".encode() in page
     assert b'data-can-edit="true"' in page
+
+
+async def resume(query: str) -> tuple[WebsocketCommunicator, list[dict[str, Any]]]:
+    """A live blog socket opened with ``query``; its frames up to ``resumed``."""
+    socket = await open_socket(f"/ws/liveblog/?{query}")
+    frames = [await socket.receive_json_from()]
+    while frames[-1]["type"] != "resumed":
+        frames.append(await socket.receive_json_from())
+    return socket, frames
+
+
+async def test_a_page_that_reconnects_gets_the_edits_it_missed() -> None:
+    entry = await database_sync_to_async(Entry.objects.create)(title="Before", body="b")
+    page, frames = await resume("")
+    assert frames[0] == {"type": "entries", "entries": [entry.as_event()]}
+    offset, epoch = frames[-1]["position"]
+    await page.disconnect()
+    entry.title = "Edited while away"
+    await database_sync_to_async(entry.save)()
+
+    page, frames = await resume(f"offset={offset}&epoch={epoch}")
+    assert [(f["type"], f.get("entry", {}).get("title")) for f in frames] == [
+        ("updated", "Edited while away"),
+        ("resumed", None),
+    ]
+    assert frames[-1]["source"] == "log"
+    await page.disconnect()
+
+
+async def test_a_page_whose_log_is_lost_gets_every_entry_again() -> None:
+    entry = await database_sync_to_async(Entry.objects.create)(title="Now", body="b")
+    page, frames = await resume("offset=4&epoch=restarted")
+    assert frames[0] == {"type": "entries", "entries": [entry.as_event()]}
+    assert frames[-1]["source"] == "database"
+    await page.disconnect()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -154,6 +155,8 @@ def test_with_redis_the_server_processes_see_each_others_messages(tmp_path: Path
                 )
                 for name in ("alice", "bob") * 3  # six sockets: both processes get some
             ]
+            for socket in sockets:
+                assert json.loads(socket.recv(timeout=10))["type"] == "resumed"
             sockets[0].send(json.dumps({"type": "message", "text": "across processes"}))
             for socket in sockets:
                 frame = json.loads(socket.recv(timeout=10))
@@ -161,3 +164,27 @@ def test_with_redis_the_server_processes_see_each_others_messages(tmp_path: Path
     finally:
         assert server.stop() == 0, server.output()
     assert "Redis at" in server.output()
+
+
+def test_a_port_that_is_not_a_working_redis_is_refused_at_start(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A listener that takes the connection and never answers (a paused Redis, another
+    # service): the TCP connect succeeds, the layer does not work. The demo must not serve.
+    monkeypatch.setattr(command, "PROBE_TIMEOUT", 1.0)
+    monkeypatch.setattr(command, "prepare", lambda data, args: pytest.fail("prepared"))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        assert main(["demo", "--redis", url, "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"Redis at {url} did not answer within 1 s" in err
+
+
+def test_a_refused_redis_port_is_refused_at_start(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, not listening: connections are refused
+        assert main(["demo", "--redis", f"redis://127.0.0.1:{port}/0"]) == 2
+    assert "cannot reach Redis at" in capsys.readouterr().err

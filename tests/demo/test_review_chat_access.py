@@ -14,7 +14,7 @@ from channelworks.db import database_sync_to_async
 from channelworks.demo.chat import consumers
 from channelworks.demo.chat.models import Room
 from channelworks.layers import InMemoryChannelLayer
-from tests.demo.support import open_socket
+from tests.demo.support import enter
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("channelworks.demo.urls")]
 
@@ -30,8 +30,8 @@ async def test_a_deleted_user_is_closed_out_of_a_private_room(
     backstage: Room, bob: User, alice_session: str, bob_session: str
 ) -> None:
     # The admin's "delete user": the memberships go with the user, by cascade, no m2m_changed.
-    alice_socket = await open_socket("/ws/chat/backstage/", alice_session)
-    bob_socket = await open_socket("/ws/chat/backstage/", bob_session)
+    alice_socket = await enter("/ws/chat/backstage/", alice_session)
+    bob_socket = await enter("/ws/chat/backstage/", bob_session)
     await database_sync_to_async(bob.delete)()
     await alice_socket.send_json_to({"type": "message", "text": "after bob was deleted"})
     assert (await alice_socket.receive_json_from())["text"] == "after bob was deleted"
@@ -54,9 +54,9 @@ async def test_a_member_removed_while_the_socket_connects_is_closed_out(
         return found
 
     monkeypatch.setattr(consumers, "find_room", find_room_then_removal)
-    bob_socket = await open_socket("/ws/chat/backstage/", bob_session)
+    bob_socket = await enter("/ws/chat/backstage/", bob_session)
     monkeypatch.setattr(consumers, "find_room", real_find_room)
-    alice_socket = await open_socket("/ws/chat/backstage/", alice_session)
+    alice_socket = await enter("/ws/chat/backstage/", alice_session)
     await alice_socket.send_json_to({"type": "message", "text": "members only"})
     assert (await alice_socket.receive_json_from())["text"] == "members only"
     frame = await bob_socket.receive_output(1)

@@ -259,3 +259,62 @@ def test_the_notifications_page_marks_all_read(bob: User) -> None:
     assert b"&lt;i&gt;liked&lt;/i&gt;" in client.get("/notifications/").content
     assert client.post("/notifications/read/").status_code == 302
     assert not Notification.objects.filter(read=False).exists()
+
+
+async def test_liking_again_after_unliking_does_not_notify_twice(
+    alice: User, carol: User, bobs_post: Post, bob_session: str
+) -> None:
+    socket = await bobs_notifications(bob_session)
+    client = await client_of(alice)
+    await client.post(f"/posts/{bobs_post.pk}/like/")
+    frame = await socket.receive_json_from()
+    assert frame["data"] == {"post": bobs_post.pk, "liker": alice.pk, "likes": 1}
+    await client.post(f"/posts/{bobs_post.pk}/like/")  # unlike
+    await client.post(f"/posts/{bobs_post.pk}/like/")  # like again
+    assert await count(Like, post=bobs_post) == 1
+    assert await socket.receive_nothing()
+    await (await client_of(carol)).post(f"/posts/{bobs_post.pk}/like/")  # someone else: told
+    assert (await socket.receive_json_from())["data"]["likes"] == 2
+    assert await count(Notification, kind="like") == 2
+    await socket.disconnect()
+
+
+async def test_a_comment_notification_carries_the_comment_for_the_open_post_page(
+    alice: User, bobs_post: Post, bob_session: str
+) -> None:
+    socket = await bobs_notifications(bob_session)
+    await (await client_of(alice)).post(f"/posts/{bobs_post.pk}/", {"text": "<i>nice</i>"})
+    data = (await socket.receive_json_from())["data"]
+    assert data["post"] == bobs_post.pk
+    assert (data["comment"]["author"], data["comment"]["text"]) == ("alice", "<i>nice</i>")
+    await socket.disconnect()
+
+
+async def test_opening_the_conversation_reads_its_message_notifications(
+    alice: User, carol: User, bob: User, bob_session: str
+) -> None:
+    await (await client_of(alice)).post("/messages/bob/", {"text": "one"})
+    await (await client_of(alice)).post("/messages/bob/", {"text": "two"})
+    await (await client_of(carol)).post("/messages/bob/", {"text": "from carol"})
+    await database_sync_to_async(notify)(bob, "like", "someone likes your post")
+    socket = await bobs_notifications(bob_session)
+    response = await (await client_of(bob)).get("/messages/alice/")
+    assert response.status_code == 200
+    assert await socket.receive_json_from() == {"type": "unread", "count": 2}  # every tab
+    unread = await database_sync_to_async(
+        lambda: sorted(Notification.objects.filter(read=False).values_list("text", flat=True))
+    )()
+    assert unread == ["carol: from carol", "someone likes your post"]
+    await socket.disconnect()
+
+
+def test_an_unknown_page_is_the_sites_own_404(alice: User) -> None:
+    client = Client()
+    client.force_login(alice)
+    for path in ("/messages/nobody/", "/posts/999/", "/no/such/page/"):
+        response = client.get(path)
+        assert response.status_code == 404
+        content = response.content.decode()
+        assert "Nothing here" in content
+        assert 'id="notifications-link"' in content  # the site's header, logged in
+        assert 'rel="icon"' in content

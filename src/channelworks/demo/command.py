@@ -105,7 +105,41 @@ def check(args: argparse.Namespace) -> str | None:
             socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 2).close()
         except OSError as exc:
             return f"cannot reach Redis at {args.redis}: {exc.strerror or exc}"
+        return probe_redis(args.redis)
     return None
+
+
+#: seconds the Redis layer gets to carry one message at start
+PROBE_TIMEOUT = 3.0
+
+
+def probe_redis(url: str) -> str | None:
+    """Send one message through the Redis channel layer at ``url`` and receive it: what is
+    wrong if that fails (a port that takes connections is not yet a Redis that answers)."""
+    import asyncio
+
+    from channelworks.layers.redis import RedisChannelLayer
+
+    timeout = PROBE_TIMEOUT
+
+    async def round_trip(layer: RedisChannelLayer) -> None:
+        channel = await layer.new_channel("demo-check.")
+        await layer.send(channel, {"type": "demo.check"})
+        await layer.receive(channel)
+
+    async def check() -> str | None:
+        layer = RedisChannelLayer(hosts=[url], prefix="channelworks-demo")
+        try:
+            await asyncio.wait_for(round_trip(layer), timeout)
+        except TimeoutError:
+            return f"Redis at {url} did not answer within {timeout:g} s (is it paused or busy?)"
+        except Exception as exc:
+            return f"the channel layer cannot use Redis at {url}: {type(exc).__name__}: {exc}"
+        finally:
+            await asyncio.wait_for(layer.close(), timeout)
+        return None
+
+    return asyncio.run(check())
 
 
 def configure(data: Path, redis_url: str | None, host: str) -> None:

@@ -3,7 +3,8 @@ live blog pages through the layer's ``liveblog`` group.
 
 Receivers are sync code: ``async_to_sync`` runs the layer's coroutine. The message goes out
 once the transaction commits, so a rolled-back save is never shown; one that cannot reach the
-layer (Redis down) is logged, not raised: the save has been committed by then.
+layer (Redis down) is logged, not raised: the save has been committed by then. The group keeps
+a history (``resume.py``), so a page that was reconnecting meanwhile gets the event later.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from channelworks.demo.blog.models import Entry
+from channelworks.demo.resume import send_kept
 from channelworks.layers import get_channel_layer
 
 GROUP = "liveblog"
@@ -24,7 +26,7 @@ GROUP = "liveblog"
 def broadcast(event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is not None:
-        async_to_sync(layer.group_send)(GROUP, event)
+        async_to_sync(send_kept)(layer, GROUP, event)
 
 
 @receiver(post_save, sender=Entry)

@@ -1,10 +1,20 @@
 """The chat socket: one per open room page, in the room's group.
 
 A frame ``{"type": "message", "text": "..."}`` is validated, saved, then sent to the group;
-every socket of the room (this one included) shows it from the group message. Bad input gets
+every socket of the room (this one included) shows it from the group message, which the layer
+keeps in the room's history. Bad input gets
 an error frame and the socket stays open; a socket that may not be here is closed with a code
 from ``channelworks.demo.codes``, at once, or later when the room changes (signals.py: a
 member removed, the room made private, moved or deleted).
+
+Nothing sent while a page was away is missed (``resume.py``): the page connects with the
+position of the last message it got (``?offset=&epoch=``) and the id of the last message it
+shows (``?after=``). Once accepted, the socket replays the missed messages from the room's
+log; when the log cannot continue from that position (the in-memory layer restarted with the
+server, or too much was missed) it sends the messages after ``after`` from the database, or
+tells the page to reload when they are more than ``CATCH_UP``. Then a ``{"type": "resumed",
+"source": "log" | "database" | "reload", "position": ...}`` frame. The page ignores a message
+whose id it shows already: one sent while the socket connects can come both ways.
 """
 
 from __future__ import annotations
@@ -12,11 +22,17 @@ from __future__ import annotations
 from typing import Any
 
 from channelworks.consumers import AsyncJsonWebsocketConsumer
+from channelworks.consumers.resume import GroupResume
 from channelworks.db import database_sync_to_async
 from channelworks.demo import codes
 from channelworks.demo.chat.forms import MessageForm
 from channelworks.demo.chat.models import Message, Room
 from channelworks.demo.frames import error_frame, form_error_frame
+from channelworks.demo.resume import id_of, position_of, send_kept
+from channelworks.layers.history import POSITION_KEY
+
+#: the most messages a reconnecting page gets from the database; with more it reloads
+CATCH_UP = 200
 
 
 @database_sync_to_async
@@ -29,11 +45,18 @@ def find_room(slug: str, user: Any) -> tuple[Room | None, bool]:
 
 
 @database_sync_to_async
+def messages_after(room: Room, after: int, limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` messages of ``room`` after id ``after``, oldest first."""
+    newer = room.messages.filter(pk__gt=after).select_related("author__avatar")
+    return [message.as_event() for message in newer.order_by("id")[:limit]]
+
+
+@database_sync_to_async
 def save_message(room: Room, user: Any, text: str) -> dict[str, Any]:
     return Message.objects.create(room=room, author=user, text=text).as_event()
 
 
-class ChatConsumer(AsyncJsonWebsocketConsumer):
+class ChatConsumer(GroupResume, AsyncJsonWebsocketConsumer):
     room: Room | None = None
 
     async def connect(self) -> None:
@@ -53,6 +76,30 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         else:
             self.room = room
             await self.accept()
+            await self.catch_up(room)
+
+    async def catch_up(self, room: Room) -> None:
+        """Send what the page missed (see the module), then the ``resumed`` frame."""
+        since = position_of(self.scope)
+        resumed = await self.resume_group(room.group_name, since=since)
+        position = resumed.as_dict()["position"]
+        if since is not None and resumed.recovered:
+            await self.send_json(
+                {"type": "resumed", "source": "log", "missed": resumed.missed, "position": position}
+            )
+            return
+        after = id_of(self.scope, "after")
+        missed = [] if after is None else await messages_after(room, after, CATCH_UP + 1)
+        if len(missed) > CATCH_UP:
+            await self.send_json(
+                {"type": "resumed", "source": "reload", "missed": len(missed), "position": position}
+            )
+            return
+        for message in missed:
+            await self.send_json({"type": "message", **message, "position": None})
+        await self.send_json(
+            {"type": "resumed", "source": "database", "missed": len(missed), "position": position}
+        )
 
     async def refuse(self, code: int, reason: str) -> None:
         # Accept, then close: a browser sees the code and reason of a close after the
@@ -72,13 +119,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         message = await save_message(self.room, self.scope["user"], form.cleaned_data["text"])
         assert self.channel_layer is not None  # settings.CHANNEL_LAYERS always has one here
-        await self.channel_layer.group_send(
-            self.room.group_name, {"type": "chat.message", "message": message}
-        )
+        event = {"type": "chat.message", "message": message}
+        await send_kept(self.channel_layer, self.room.group_name, event)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         if self.room is not None:  # not to a socket closing because it may not stay
-            await self.send_json({"type": "message", **event["message"]})
+            position = event.get(POSITION_KEY)
+            await self.send_json({"type": "message", **event["message"], "position": position})
 
     async def room_changed(self, event: dict[str, Any]) -> None:
         """Who may see the room changed (signals.py): close this socket if its user may not."""

@@ -6,4 +6,5 @@ app_name = "chat"
 urlpatterns = [
     path("", views.room_list, name="rooms"),
     path("<slug:slug>/", views.room_detail, name="room"),
+    path("<slug:slug>/messages/", views.room_messages, name="messages"),
 ]

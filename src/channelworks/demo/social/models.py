@@ -102,6 +102,14 @@ class Comment(models.Model):
     def __str__(self) -> str:
         return f"{self.author} on {self.post_id}: {self.text[:40]}"
 
+    def as_event(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "author": self.author.get_username(),
+            "text": self.text,
+            "created": self.created.isoformat(),
+        }
+
 
 class Like(models.Model):
     post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="likes")

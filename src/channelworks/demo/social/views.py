@@ -3,6 +3,8 @@ notifies them (``notify``), which their open pages show at once."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
@@ -47,6 +49,13 @@ def conversation(request: AuthenticatedRequest, username: str) -> HttpResponse:
                 data={"sender": request.user.get_username(), "text": text, "id": message.pk},
             )
         return redirect("social:conversation", username=username)
+    # The page shows every message of the conversation: their notifications have been read.
+    unread = Notification.objects.filter(
+        recipient=request.user, kind=Notification.Kind.MESSAGE, read=False
+    )
+    read = list(unread.filter(data__sender=other.get_username()).values_list("pk", flat=True))
+    if read:
+        mark_read(request.user.pk, read)
     latest = DirectMessage.between(request.user, other).order_by("-created", "-id")[:HISTORY]
     context = {"other": other, "dms": reversed(latest), "form": form}
     return render(request, "social/conversation.html", context)
@@ -83,7 +92,9 @@ def post_detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     form = TextForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
-            Comment.objects.create(post=post, author=request.user, text=form.cleaned_data["text"])
+            comment = Comment.objects.create(
+                post=post, author=request.user, text=form.cleaned_data["text"]
+            )
             if post.author != request.user:
                 notify(
                     post.author,
@@ -91,6 +102,7 @@ def post_detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
                     f"{request.user.get_username()} commented on your post: "
                     f"{form.cleaned_data['text']}",
                     url=post.get_absolute_url(),
+                    data={"post": post.pk, "comment": comment.as_event()},
                 )
         return redirect(post)
     context = {
@@ -106,20 +118,32 @@ def post_detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def post_like(request: AuthenticatedRequest, pk: int) -> HttpResponse:
-    """Like the post, or take the like back; only a new like notifies the author."""
+    """Like the post, or take the like back. The author hears of a user's like of a post once:
+    unliking and liking again notifies nobody."""
     post = get_object_or_404(Post, pk=pk)
     deleted, _ = Like.objects.filter(post=post, user=request.user).delete()
     if not deleted:
         try:
             with transaction.atomic():
                 Like.objects.create(post=post, user=request.user)
-                if post.author != request.user:
+                if post.author != request.user and not liked_before(post, request.user):
                     notify(
                         post.author,
                         Notification.Kind.LIKE,
                         f"{request.user.get_username()} likes your post",
                         url=post.get_absolute_url(),
+                        data={
+                            "post": post.pk,
+                            "liker": request.user.pk,
+                            "likes": post.likes.count(),
+                        },
                     )
         except IntegrityError:
             pass  # a double click: the other request liked it already
     return redirect(post)
+
+
+def liked_before(post: Post, user: Any) -> bool:
+    """Whether ``post``'s author was told of a like by ``user`` already."""
+    told = Notification.objects.filter(recipient_id=post.author_id, kind=Notification.Kind.LIKE)
+    return told.filter(data__post=post.pk, data__liker=user.pk).exists()

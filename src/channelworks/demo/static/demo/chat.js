@@ -1,40 +1,120 @@
-// A chat room: messages from the room's socket are appended; the form sends one.
+// A chat room: the history, then messages from the room's socket; the form sends one.
+//
+// The page opens at its newest message and loads older pages as the user scrolls up (or
+// presses "Load older messages"). It keeps the position of the last message it got and the id
+// of the newest one it shows, and reconnects with both: the server then sends what was
+// missed meanwhile, from the room's log or from the database (chat/consumers.py); a message
+// it shows already is skipped, so none appears twice.
 import { ReconnectingSocket } from "./socket.js";
+import { messageItem, regroup } from "./messages.js";
 
-const slug = document.getElementById("room").dataset.slug;
+const room = document.getElementById("room");
+const slug = room.dataset.slug;
+const me = room.dataset.me;
+const scroller = document.getElementById("scroller");
 const list = document.getElementById("messages");
+const older = document.getElementById("load-older");
 const form = document.getElementById("message-form");
 const input = document.getElementById("message-input");
 const error = document.getElementById("chat-error");
+const history = JSON.parse(document.getElementById("history").textContent);
+
+const shown = new Set();
+let newest = 0; // the id of the newest message shown
+let position = null; // [offset, epoch] of the last message from the room's log
+let loading = false;
 
 function showError(text) {
   error.textContent = text;
   error.hidden = !text;
 }
 
-function append(message) {
-  const item = document.createElement("li");
-  const author = document.createElement("span");
-  author.className = "author";
-  author.textContent = message.author;
-  const text = document.createElement("span");
-  text.className = "text";
-  text.textContent = message.text; // text, never HTML: "<b>" shows as typed
-  const time = document.createElement("time");
-  time.dateTime = message.created;
-  time.textContent = new Date(message.created).toISOString().slice(11, 16);
-  item.append(author, " ", text, " ", time);
-  list.append(item);
-  item.scrollIntoView({ block: "nearest" });
+function nearBottom() {
+  return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
 }
 
-const socket = new ReconnectingSocket(`/ws/chat/${slug}/`, {
-  onMessage(message) {
-    if (message.type === "message") append(message);
-    else if (message.type === "error") showError(message.message);
+function scrollToEnd() {
+  scroller.scrollTop = scroller.scrollHeight;
+}
+
+function append(message) {
+  if (shown.has(message.id)) return;
+  const follow = nearBottom() || message.author === me;
+  shown.add(message.id);
+  newest = Math.max(newest, message.id);
+  const item = messageItem(message, me);
+  list.append(item);
+  regroup(item);
+  if (follow) scrollToEnd();
+}
+
+function prepend(messages) {
+  const fresh = messages.filter((message) => !shown.has(message.id));
+  const items = fresh.map((message) => messageItem(message, me));
+  const height = scroller.scrollHeight;
+  for (const message of fresh) shown.add(message.id);
+  list.prepend(...items);
+  for (const item of [...items, items.length ? items.at(-1).nextElementSibling : null]) regroup(item);
+  scroller.scrollTop += scroller.scrollHeight - height; // the user stays where they were
+}
+
+async function loadOlder() {
+  const first = list.querySelector("li.msg");
+  if (loading || older.hidden || !first) return;
+  loading = true;
+  older.textContent = "Loading…";
+  try {
+    const response = await fetch(`${room.dataset.olderUrl}?before=${first.dataset.id}`);
+    if (!response.ok) throw new Error(`${response.status}`);
+    const page = await response.json();
+    prepend(page.messages);
+    older.hidden = !page.more;
+  } catch {
+    showError("Could not load older messages; try again.");
+  } finally {
+    older.textContent = "Load older messages";
+    loading = false;
+  }
+}
+
+function remember(next) {
+  if (!next) return;
+  if (!position || position[1] !== next[1] || next[0] > position[0]) position = next;
+}
+
+for (const message of history.messages) append(message);
+scrollToEnd();
+older.addEventListener("click", loadOlder);
+// Infinite scroll: the "older" button coming into view loads the page before.
+new IntersectionObserver((entries) => {
+  if (entries.some((entry) => entry.isIntersecting)) loadOlder();
+}, { root: scroller }).observe(older);
+
+const socket = new ReconnectingSocket(
+  () => {
+    const params = new URLSearchParams({ after: String(newest) });
+    if (position) {
+      params.set("offset", String(position[0]));
+      params.set("epoch", position[1]);
+    }
+    return `/ws/chat/${slug}/?${params}`;
   },
-  onOpen: () => showError(""),
-});
+  {
+    onMessage(message) {
+      if (message.type === "message") {
+        remember(message.position);
+        append(message);
+      } else if (message.type === "resumed") {
+        remember(message.position);
+        room.dataset.resumed = message.source;
+        if (message.source === "reload") window.location.reload();
+      } else if (message.type === "error") {
+        showError(message.message);
+      }
+    },
+    onOpen: () => showError(""),
+  },
+);
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();

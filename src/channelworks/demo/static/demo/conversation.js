@@ -1,20 +1,34 @@
-// A direct-message conversation: a message from the other person is shown as it arrives.
+// A direct-message conversation: a message from the other person is shown as it arrives,
+// and marked read at once (the page shows it: the unread badge must not count it).
+import { socket } from "./notifications.js";
+import { messageItem, paint, regroup } from "./messages.js";
+
+const scroller = document.getElementById("scroller");
 const list = document.getElementById("messages");
 const peer = list.dataset.peer;
+const me = list.dataset.me;
+
+for (const item of list.querySelectorAll("li.msg")) {
+  paint(item.querySelector(".avatar"), item.dataset.author);
+  regroup(item);
+}
+scroller.scrollTop = scroller.scrollHeight;
 
 window.addEventListener("demo:notification", (event) => {
   const notification = event.detail;
   if (notification.kind !== "message" || notification.data.sender !== peer) return;
+  socket.send({ type: "mark_read", ids: [notification.id] });
   // A message sent while the page loaded can be in its HTML and caught up by the socket too.
   if (list.querySelector(`li[data-id="${notification.data.id}"]`)) return;
-  const item = document.createElement("li");
-  item.dataset.id = notification.data.id;
-  const author = document.createElement("span");
-  author.className = "author";
-  author.textContent = peer;
-  const text = document.createElement("span");
-  text.className = "text";
-  text.textContent = notification.data.text;
-  item.append(author, " ", text);
+  const message = {
+    id: notification.data.id,
+    author: peer,
+    avatar: "",
+    text: notification.data.text,
+    created: notification.created,
+  };
+  const item = messageItem(message, me);
   list.append(item);
+  regroup(item);
+  scroller.scrollTop = scroller.scrollHeight;
 });

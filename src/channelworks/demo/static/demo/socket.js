@@ -1,17 +1,26 @@
 // A WebSocket that reconnects by itself, and the page's connection indicator.
 //
-// After a close the socket waits, then connects again: the wait doubles with each failed
-// attempt (0.5 s, 1 s, 2 s ... up to 15 s) and is drawn at random from its upper half, so
-// that the pages of a restarted server do not all come back in the same instant. Close
-// codes 4401 (login required), 4403 (forbidden) and 4404 (not found) are the server's final
-// answer: no retry. Every socket of the page reports to #connection, which shows the worst.
+// After a close the socket waits, then connects again. The wait is "full jitter": drawn at
+// random between 0 and a ceiling that doubles with each failed attempt (0.5 s, 1 s, 2 s, 4 s)
+// and stops at 5 s, so a page is back within seconds of its server and the pages of a
+// restarted server do not all come back in the same instant. The sockets of a page share one
+// wait (they talk to one server): one countdown, and all that wait try again together. They
+// try again at once when the tab becomes visible, when the browser says it is online again,
+// or when the user presses "retry now". Close codes 4401 (login required), 4403 (forbidden)
+// and 4404 (not found) are the server's final answer: no retry. Every socket of the page
+// reports to #connection, which shows the worst, with a countdown to the next attempt.
 
 const FINAL_CLOSES = { 4401: "log in required", 4403: "not allowed", 4404: "not found" };
+export const BACKOFF_BASE = 500;
+export const BACKOFF_CAP = 5000;
 const sockets = new Set();
+// The page's one wait: failed attempts so far, the timer and when it fires.
+const retry = { attempt: 0, timer: null, at: 0 };
+let ticker = null;
 
-export function backoff(attempt, base = 500, cap = 15000) {
-  const ceiling = Math.min(cap, base * 2 ** attempt);
-  return ceiling / 2 + Math.random() * (ceiling / 2);
+// The wait before reconnection attempt number `attempt` (0 for the first), in ms.
+export function backoff(attempt, base = BACKOFF_BASE, cap = BACKOFF_CAP) {
+  return Math.random() * Math.min(cap, base * 2 ** Math.min(attempt, 30));
 }
 
 export class ReconnectingSocket {
@@ -23,7 +32,6 @@ export class ReconnectingSocket {
     this.onMessage = onMessage;
     this.onOpen = onOpen;
     this.json = json;
-    this.attempt = 0;
     sockets.add(this);
     this.connect();
   }
@@ -34,7 +42,7 @@ export class ReconnectingSocket {
     url.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
     const ws = (this.ws = new WebSocket(url));
     ws.onopen = () => {
-      this.attempt = 0;
+      retry.attempt = 0;
       this.setState("open");
       this.onOpen();
     };
@@ -44,9 +52,13 @@ export class ReconnectingSocket {
         this.setState("closed", event.reason || FINAL_CLOSES[event.code]);
         return;
       }
-      const delay = backoff(this.attempt++);
-      this.setState("reconnecting", `reconnecting in ${Math.ceil(delay / 1000)} s`);
-      setTimeout(() => this.connect(), delay);
+      this.setState("reconnecting");
+      if (retry.timer === null) {
+        const delay = backoff(retry.attempt++);
+        retry.at = Date.now() + delay;
+        retry.timer = setTimeout(retryAll, delay);
+      }
+      showConnection();
     };
   }
 
@@ -64,8 +76,16 @@ export class ReconnectingSocket {
   }
 }
 
+// Connect every waiting socket of the page now (the countdown is skipped).
+export function retryAll() {
+  clearTimeout(retry.timer);
+  retry.timer = null;
+  for (const socket of sockets) if (socket.state === "reconnecting") socket.connect();
+}
+
 function showConnection() {
   const element = document.getElementById("connection");
+  const button = document.getElementById("retry-now");
   if (!element) return;
   const all = [...sockets];
   const worst =
@@ -74,5 +94,24 @@ function showConnection() {
     all.find((s) => s.state === "connecting");
   element.hidden = all.length === 0;
   element.dataset.state = worst ? worst.state : "open";
-  element.textContent = worst ? worst.detail || `${worst.state}…` : "connected";
+  if (worst?.state === "reconnecting") {
+    const seconds = Math.max(0, Math.ceil((retry.at - Date.now()) / 1000));
+    element.textContent = `reconnecting in ${seconds} s`;
+  } else {
+    element.textContent = worst ? worst.detail || `${worst.state}…` : "connected";
+  }
+  if (button) button.hidden = worst?.state !== "reconnecting";
+  // The countdown ticks while some socket waits, and only then.
+  const waiting = all.some((s) => s.state === "reconnecting");
+  if (waiting && ticker === null) ticker = setInterval(showConnection, 250);
+  if (!waiting && ticker !== null) {
+    clearInterval(ticker);
+    ticker = null;
+  }
 }
+
+document.getElementById("retry-now")?.addEventListener("click", retryAll);
+window.addEventListener("online", retryAll);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") retryAll();
+});

@@ -1,0 +1,293 @@
+"""The demo's live pages in a real browser: reconnecting (backoff, countdown, retry now, and
+nothing missed across a server restart), the chat room's history, the unread badge, the
+author's post page, and the look on a phone."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.sync_api import Browser, Page, Response, expect
+
+from tests.demo.browser.conftest import connected, log_in, screenshot, unexpected_tracebacks
+from tests.demo.server import DemoServer
+from tests.layers.backends import REDIS_URL, redis_reachable, require_service
+
+NewPage = Callable[[], Page]
+
+
+def test_the_backoff_is_capped_low_with_full_jitter(demo: DemoServer, new_page: NewPage) -> None:
+    page = new_page()
+    page.goto(demo.url + "echo/")
+    waits = page.evaluate(
+        """async () => {
+            const { backoff } = await import("/static/demo/socket.js");
+            const random = Math.random;
+            try {
+                Math.random = () => 0.999999;
+                const highest = [0, 1, 2, 3, 4, 10, 100].map((n) => backoff(n));
+                Math.random = () => 0;
+                const lowest = [0, 5, 100].map((n) => backoff(n));
+                return { highest, lowest };
+            } finally {
+                Math.random = random;
+            }
+        }"""
+    )
+    # Doubling from 0.5 s, never above 5 s however long the outage; drawn from 0 up.
+    assert [round(w) for w in waits["highest"]] == [500, 1000, 2000, 4000, 5000, 5000, 5000]
+    assert waits["lowest"] == [0, 0, 0]
+
+
+def paused_clock(page: Page) -> None:
+    """Stop the page's timers: only what the test does (or the user) reconnects it now."""
+    page.clock.pause_at(datetime.now(UTC) + timedelta(seconds=2))
+
+
+def sent(page: Page, text: str) -> None:
+    page.fill("#message-input", text)
+    page.press("#message-input", "Enter")
+    expect(page.locator("#messages li .text").last).to_have_text(text)
+
+
+@pytest.mark.parametrize("layer", ["memory", "redis"])
+def test_a_page_that_was_away_during_a_restart_shows_every_message_once(
+    new_page: NewPage, servers: list[DemoServer], tmp_path: Path, layer: str
+) -> None:
+    extra = []
+    if layer == "redis":
+        require_service("Redis", redis_reachable())
+        extra = ["--redis", REDIS_URL]
+    server = DemoServer(tmp_path / "demo", extra=extra)
+    servers.append(server)
+    server.start()
+    try:
+        alice = new_page()
+        # Every wait the same length (the top of its range), and no timer fires unless the
+        # test moves the clock: the countdown and "retry now" are then what is tested.
+        alice.add_init_script("Math.random = () => 0.999999;")
+        alice.clock.install()
+        log_in(alice, server.url, "alice")
+        alice.goto(server.url + "rooms/general/")
+        connected(alice)
+        sent(alice, "before the restart")
+        paused_clock(alice)
+
+        assert server.stop() == 0, server.output()
+        connection = alice.locator("#connection")
+        expect(connection).to_have_text("reconnecting in 1 s")  # 0.5 s, rounded up
+        expect(alice.locator("#retry-now")).to_be_visible()
+        # Failed attempts: 0.5, 1, 2, 4 s, then 5 s and no more.
+        for seconds in (1, 2, 4, 5, 5):
+            alice.clock.run_for(5_000)
+            expect(connection).to_have_text(f"reconnecting in {seconds} s")
+        alice.clock.run_for(1_100)  # the countdown counts down
+        expect(connection).to_have_text("reconnecting in 4 s")
+        alice.clock.run_for(1_000)
+        expect(connection).to_have_text("reconnecting in 3 s")
+
+        server = DemoServer(tmp_path / "demo", port=server.port, extra=extra)
+        servers.append(server)
+        server.start()
+        bob = log_in(new_page(), server.url, "bob")
+        bob.goto(server.url + "rooms/general/")
+        connected(bob)
+        missed = [f"missed {n}" for n in range(1, 7)]
+        for text in missed:
+            sent(bob, text)
+        expect(connection).to_have_text("reconnecting in 3 s")  # alice's page still waits
+
+        alice.click("#retry-now")
+        connected(alice)
+        expect(alice.locator("#retry-now")).to_be_hidden()
+        source = "database" if layer == "memory" else "log"  # a restart empties the memory
+        expect(alice.locator("#room")).to_have_attribute("data-resumed", source)
+        texts = alice.locator("#messages li .text")
+        expect(texts).to_have_text([*texts.all_text_contents()[:-6], *missed])
+        assert texts.all_text_contents().count("before the restart") == 1
+        sent(bob, "and live")
+        expect(texts.last).to_have_text("and live")
+        assert texts.all_text_contents()[-8:] == ["before the restart", *missed, "and live"]
+    finally:
+        assert server.stop() == 0, server.output()
+        assert not unexpected_tracebacks(server), server.output()
+
+
+def test_the_live_blog_catches_up_on_an_edit_made_while_it_reconnected(
+    new_page: NewPage, servers: list[DemoServer], tmp_path: Path
+) -> None:
+    server = DemoServer(tmp_path / "demo")
+    servers.append(server)
+    server.start()
+    try:
+        reader = new_page()
+        reader.clock.install()
+        reader.goto(server.url + "blog/")
+        connected(reader)
+        paused_clock(reader)
+        assert server.stop() == 0, server.output()
+        expect(reader.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+        server = DemoServer(tmp_path / "demo", port=server.port)
+        servers.append(server)
+        server.start()
+        editor = log_in(new_page(), server.url, "alice")
+        first = reader.locator("#entries article").first
+        editor.goto(server.url + f"blog/{first.get_attribute('data-id')}/edit/")
+        editor.fill("input[name=title]", "Edited while the reader was away")
+        editor.click("form.stack button[type=submit]")
+
+        reader.click("#retry-now")
+        connected(reader)
+        expect(first.locator(".title")).to_have_text("Edited while the reader was away")
+    finally:
+        assert server.stop() == 0, server.output()
+
+
+def add_messages(server: DemoServer, room: str, count: int) -> None:
+    """``count`` old messages by bob in ``room``, written to the demo's database directly."""
+    with sqlite3.connect(server.data / "db.sqlite3") as db:
+        room_id = db.execute("SELECT id FROM chat_room WHERE slug = ?", (room,)).fetchone()[0]
+        bob = db.execute("SELECT id FROM auth_user WHERE username = 'bob'").fetchone()[0]
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        rows = [
+            (room_id, bob, f"old {n}", (start + timedelta(minutes=n)).strftime("%Y-%m-%d %H:%M:%S"))
+            for n in range(count)
+        ]
+        db.executemany(
+            "INSERT INTO chat_message (room_id, author_id, text, created) VALUES (?, ?, ?, ?)",
+            rows,
+        )
+
+
+def test_a_room_opens_at_its_newest_message_and_scrolls_back_into_history(
+    demo: DemoServer, new_page: NewPage
+) -> None:
+    page = log_in(new_page(), demo.url, "alice")
+    page.goto(demo.url + "rooms/")
+    page.fill("input[name=name]", "Long history")
+    page.click("form.row button[type=submit]")
+    expect(page.locator("#room")).to_have_attribute("data-slug", "long-history")
+    add_messages(demo, "long-history", 130)
+    page.reload()
+    connected(page)
+    texts = page.locator("#messages li .text")
+    expect(texts).to_have_count(50)
+    expect(texts.last).to_have_text("old 129")
+    expect(texts.last).to_be_in_viewport()
+    expect(texts.first).not_to_be_in_viewport()
+
+    for shown in (100, 130):  # scrolled to the top, the page before is loaded: twice
+        page.locator("#scroller").evaluate("(element) => { element.scrollTop = 0; }")
+        expect(texts).to_have_count(shown)
+    expect(texts.first).to_have_text("old 0")
+    expect(page.locator("#load-older")).to_be_hidden()  # nothing older
+    assert texts.all_text_contents() == [f"old {n}" for n in range(130)]
+
+
+def test_reading_the_conversation_clears_the_unread_badge(
+    demo: DemoServer, new_page: NewPage
+) -> None:
+    alice = log_in(new_page(), demo.url, "alice")
+    carol = log_in(new_page(), demo.url, "carol")
+    carol.goto(demo.url + "posts/")
+    connected(carol)
+    alice.goto(demo.url + "messages/carol/")
+    alice.fill("textarea[name=text]", "Are you there?")
+    alice.click("form.row button[type=submit]")
+    badge = carol.locator("#unread-badge")
+    expect(badge).to_be_visible()
+    unread = int(badge.text_content() or "0")
+
+    other_tab = carol.context.new_page()  # carol's second tab sees the badge go down too
+    other_tab.goto(demo.url + "blog/")
+    connected(other_tab)
+    carol.goto(demo.url + "messages/alice/")
+    expect(carol.locator("#messages")).to_contain_text("Are you there?")
+    connected(carol)
+    for page in (carol, other_tab):
+        expect(page.locator("#unread-badge")).to_have_text(str(unread - 1))
+
+    alice.fill("textarea[name=text]", "Read live")
+    alice.click("form.row button[type=submit]")
+    expect(carol.locator("#messages li .text").last).to_have_text("Read live")
+    expect(other_tab.locator(".toast").last).to_have_text("alice: Read live")
+    for page in (carol, other_tab):  # shown on the open conversation: read at once
+        expect(page.locator("#unread-badge")).to_have_text(str(unread - 1))
+
+
+def test_the_authors_open_post_shows_new_comments_and_likes(
+    demo: DemoServer, new_page: NewPage
+) -> None:
+    bob = log_in(new_page(), demo.url, "bob")
+    bob.goto(demo.url + "posts/")
+    bob.fill("textarea[name=text]", "Watch this post")
+    bob.click("form.stack button[type=submit]")
+    bob.locator(".posts li", has_text="Watch this post").get_by_role("link").click()
+    connected(bob)
+    expect(bob.locator("#like-count")).to_have_text("0")
+    carol = log_in(new_page(), demo.url, "carol")
+    carol.goto(bob.url)
+    carol.fill("textarea[name=text]", "Watching it")
+    carol.click("form.row button[type=submit]")
+    carol.click("#like-button")
+    expect(bob.locator("#comments li .text").last).to_have_text("Watching it")
+    expect(bob.locator("#like-count")).to_have_text("1")
+    screenshot(bob, "post")
+
+
+def test_on_a_phone_in_tokyo(demo: DemoServer, browser: Browser) -> None:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, timezone_id="Asia/Tokyo", is_mobile=True
+    )
+    try:
+        page = context.new_page()
+        missing: list[str] = []
+
+        def note(response: Response) -> None:
+            if response.status >= 400:
+                missing.append(f"{response.status} {response.url}")
+
+        page.on("response", note)
+        log_in(page, demo.url, "bob")
+        page.goto(demo.url + "rooms/general/")
+        connected(page)
+        header = page.locator("header.top").bounding_box()
+        assert header is not None
+        assert header["height"] <= 110, header  # two short lines, not a third of the screen
+        long_word = "x" * 400
+        page.fill("#message-input", long_word)
+        page.press("#message-input", "Enter")
+        last = page.locator("#messages li").last
+        expect(last.locator(".text")).to_have_text(long_word)
+        fits = last.evaluate(
+            "(item) => item.getBoundingClientRect().right <= "
+            "document.getElementById('scroller').getBoundingClientRect().right + 0.5"
+        )
+        assert fits, "a long word runs out of the message list"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        time = last.locator("time")
+        created = datetime.fromisoformat(time.get_attribute("datetime") or "")
+        expect(time).to_have_text(created.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%H:%M"))
+        expect(page.locator("#time-zone")).to_have_text("Asia/Tokyo")
+        screenshot(page, "phone")
+        assert not missing, missing  # the favicon included
+        icon = page.evaluate("document.querySelector('link[rel=icon]').href")
+        assert page.request.get(icon).ok
+    finally:
+        context.close()
+
+
+def test_an_unknown_conversation_is_the_sites_404_page(demo: DemoServer, new_page: NewPage) -> None:
+    page = log_in(new_page(), demo.url, "alice")
+    response = page.goto(demo.url + "messages/nobody/")
+    assert response is not None
+    assert response.status == 404
+    expect(page.locator("h1")).to_have_text("Nothing here")
+    expect(page.locator("header.top")).to_be_visible()
+    connected(page)  # the site's own page: the notification socket is there too
+    assert re.search(r"/messages/nobody/", page.locator(".problem").text_content() or "")
