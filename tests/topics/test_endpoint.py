@@ -296,8 +296,9 @@ async def test_pushes_on_a_topic_not_joined_or_reserved_events_get_error_replies
 
 
 async def test_a_crashing_handler_errors_the_topic_and_the_client_rejoins(
-    serve: Serve, caplog: pytest.LogCaptureFixture
+    serve: Serve, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("channelworks.topics.consumer._crashes_logged", set())
     live = await serve(APP)
     socket = await open_socket(live.ws("/"))
     try:
