@@ -10,6 +10,7 @@ class RoomForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Room
         fields = ("name", "is_private")
+        widgets = {"name": forms.TextInput(attrs={"placeholder": "Room name"})}  # noqa: RUF012
 
     def clean_name(self) -> str:
         name: str = self.cleaned_data["name"].strip()
