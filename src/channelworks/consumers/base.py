@@ -20,9 +20,11 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from time import perf_counter
 from typing import Any, ClassVar, Protocol, cast
+
+from asgiref.sync import markcoroutinefunction
 
 from channelworks import DEFAULT_CHANNEL_LAYER
 from channelworks.consumers.handlers import (
@@ -34,6 +36,7 @@ from channelworks.consumers.handlers import (
     lookup,
     run_handler,
 )
+from channelworks.consumers.reader import LayerReader
 from channelworks.consumers.sync_pool import call_async, run_sync
 from channelworks.consumers.turns import TaskCount
 from channelworks.exceptions import StopConsumer, UnhandledMessageType
@@ -127,14 +130,10 @@ class AsyncConsumer:
             if key == "sync_handlers":
                 raise TypeError("sync_handlers is fixed by the consumer class")
 
-        async def app(scope: Scope, receive: Receive, send: Send) -> Any:
-            return await cls(**initkwargs)(scope, receive, send)
-
+        app = _AsgiApp(cls, initkwargs)
         functools.update_wrapper(app, cls, updated=())
-        consumer_app = cast(ConsumerApp, app)
-        consumer_app.consumer_class = cls
-        consumer_app.consumer_initkwargs = initkwargs
-        return consumer_app
+        markcoroutinefunction(app)
+        return cast(ConsumerApp, app)
 
     # -- the runtime ---------------------------------------------------------------------------
 
@@ -155,9 +154,7 @@ class AsyncConsumer:
                 name = self.channel_name = await layer.new_channel()
             self._conn = observe(self)  # before the reader starts: it logs with the id
             if layer is not None:
-                source = functools.partial(layer.receive, name)
-                poll = functools.partial(layer.receive_nowait, name)
-                reader = asyncio.create_task(self._pump(source, turn, asyncio.current_task(), poll))
+                reader = LayerReader(self, layer, name, turn, asyncio.current_task())
             await self._pump(receive, turn)
         except StopConsumer:
             pass
@@ -170,8 +167,7 @@ class AsyncConsumer:
                 raise failure from None
         finally:
             if reader is not None:
-                reader.cancel()
-                await asyncio.gather(reader, return_exceptions=True)
+                await reader.stop()
             if self._guard is not None:
                 self._guard.release()
             if self.groups_joined:
@@ -192,15 +188,18 @@ class AsyncConsumer:
 
     async def _pump(
         self,
-        source: Receive,
+        source: Callable[..., Awaitable[Message]],
         turn: _Turn,
         owner: asyncio.Task[Any] | None = None,
-        poll: Callable[[], Message | None] | None = None,
+        poll: Callable[[str], Message | None] | None = None,
+        channel: str = "",
+        first: Message | None = None,
     ) -> None:
         """Take messages from ``source`` and handle each in turn, until ``StopConsumer``.
 
-        ``poll``, if given, returns a message already waiting, sparing a coroutine per message
-        while a burst is drained.
+        As the layer reader (reader.py), ``source`` and ``poll`` take the ``channel``; ``poll``
+        returns a message already waiting, sparing a coroutine per message while a burst is
+        drained, and ``first`` is the message the reader was started with.
 
         This loop runs once per message of every connection: it inlines what ``dispatch``
         does unless a subclass overrides ``dispatch``. With an ``owner``, this is the layer
@@ -223,9 +222,13 @@ class AsyncConsumer:
         started, kind = 0.0, None
         try:
             while True:
-                message = None if poll is None else poll()
-                if message is None:
+                if poll is None:
                     message = await source()
+                elif first is not None:
+                    message, first = first, None
+                else:
+                    waiting = poll(channel)
+                    message = await source(channel) if waiting is None else waiting
                 # The loop's turn before the message if tasks were started since the last one
                 # was handed over (turns.py), so that they run first.
                 if seen != tasks.created or not tasks.reliable:
@@ -342,6 +345,34 @@ class SyncConsumer(AsyncConsumer):
 
     def send(self, message: Message) -> None:  # type: ignore[override]
         call_async(self, AsyncConsumer.send, message)
+
+
+async def _asgi_signature(scope: Scope, receive: Receive, send: Send) -> None:
+    """The code an ``_AsgiApp`` shows to ``inspect``: an ASGI 3 application's."""
+
+
+class _AsgiApp:
+    """What ``as_asgi()`` returns: makes the consumer and returns its ``__call__`` coroutine.
+
+    Not an ``async def``: that would be a coroutine frame more per connection, for its whole
+    life. Servers tell an ASGI 3 application by ``iscoroutinefunction``, so this passes for
+    one: asyncio's and asgiref's marker (``markcoroutinefunction``) and ``inspect``'s test of
+    function-like objects (``__code__`` and the other function attributes below).
+    """
+
+    __slots__ = ("__dict__", "consumer_class", "consumer_initkwargs")
+
+    __code__ = _asgi_signature.__code__
+    __defaults__ = None
+    __kwdefaults__ = None
+
+    def __init__(self, consumer_class: type[AsyncConsumer], initkwargs: dict[str, Any]) -> None:
+        self.consumer_class = consumer_class
+        self.consumer_initkwargs = initkwargs
+
+    @markcoroutinefunction  # for the servers that look at ``app.__call__`` (uvicorn)
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        return self.consumer_class(**self.consumer_initkwargs)(scope, receive, send)
 
 
 def _own_init(cls: type) -> Callable[..., Any] | None:
