@@ -53,6 +53,8 @@ async def test_processes_appending_at_once_share_one_numbering(make: MakeLayer) 
         return got
 
     written = await asyncio.gather(*(write(i, layer) for i, layer in enumerate(writers)))
+    # made once, without a connection closed by the broker (concurrent stream declarations)
+    assert [w.stats.reconnects for w in writers] == [0, 0, 0]
     epochs = {p.epoch for positions in written for p in positions}
     assert len(epochs) == 1
     offsets = sorted(p.offset for positions in written for p in positions)

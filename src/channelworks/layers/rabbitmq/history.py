@@ -5,10 +5,13 @@ Rules of this file (the contract is docs/channel-layer-spec.md, the shared logic
   a record in the stream is its position's ``offset``. Stream offset 0 holds the log's *epoch
   record* (``e``), so messages are numbered 1, 2, 3... with no gap, and every record carries
   the epoch it was written in;
-- the epoch record is written once, by the process that wins the log's creation: the first
-  token published to ``{prefix}.history.epoch.{group}`` (a queue of one message with
-  ``reject-publish``) is kept, later ones are nacked, atomically; the others wait for the
-  epoch record in the stream before they write anything, so nothing can land before it;
+- a log is made once, by the process that wins its creation: the first token published to
+  ``{prefix}.history.epoch.{group}`` (a queue of one message with ``reject-publish``) is
+  kept, later ones are nacked, atomically. The winner alone declares the stream, writes the
+  epoch record and then declares ``{prefix}.history.ready.{group}``; every other process
+  waits for that queue before it consumes or writes, so nothing lands before the epoch
+  record and no stream is declared twice at once or consumed while it is being made (either
+  can close the whole connection on RabbitMQ 3.10: ``Stream not found``);
 - a publisher is not told the offset of what it published (AMQP confirms carry none): every
   process that uses a log consumes its stream (from ``"last"``, or from where it was after a
   reconnect) and learns the offset of its own records by their token as they come back. The
@@ -20,8 +23,8 @@ Rules of this file (the contract is docs/channel-layer-spec.md, the shared logic
   ``size`` is applied on reading: a position more than ``size`` behind the tail has left the
   log. A stream is never deleted by RabbitMQ: an idle log outlives its ``ttl`` (its last
   segment stays), which ``flush()`` or an operator ends;
-- ``flush()`` deletes the logs this process used (epoch queue first: a stream without its
-  epoch queue keeps its epoch, a new stream gets a new one).
+- ``flush()`` deletes the logs this process used: ready queue, epoch queue, then stream (a
+  stream left by a crash in between is made again with a new epoch record).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from typing import Any
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
-from channelworks.exceptions import Unrecoverable
+from channelworks.exceptions import LayerClosed, Unrecoverable
 from channelworks.layers.codec import Codec, UndecodableMessage
 from channelworks.layers.history import (
     HistoryOptions,
@@ -174,6 +177,9 @@ class Logs:
 
     def _epoch_queue(self, group: str) -> str:
         return f"{self.names.prefix}.history.epoch.{group}"
+
+    def _ready_queue(self, group: str) -> str:
+        return f"{self.names.prefix}.history.ready.{group}"
 
     # -- appending ----------------------------------------------------------------------------
 
@@ -334,11 +340,14 @@ class Logs:
     async def _start(
         self, group: str, log: _Log, options: HistoryOptions, *, again: bool = False
     ) -> None:
+        """Make the log if it has none (``_create``), then consume it: from its first record
+        if it is new here, from where this process was after a reconnect, else from the
+        last chunk. ``again``: a second try after a creation that never finished."""
         link = self.link()
-        stream = self._stream(group)
-        exists = not again and await link.call("history", group, lambda c: _exists(link, c, stream))
-        if not exists:
-            await self._create(link, group, options)
+        ready = self._ready_queue(group)
+        made = not again and await link.call("history", group, lambda c: _exists(link, c, ready))
+        if not made:
+            await self._create(link, group, options, again=again)
             start: int | str = "first"
         elif log.epoch is not None:
             start = log.tail + 1  # after a reconnect: what came meanwhile, own records too
@@ -347,12 +356,19 @@ class Logs:
         channel = await self._logs_channel(link)
         if log.consumer is None:
             log.ready.clear()
-            ok = await channel.basic_consume(
-                stream,
-                functools.partial(self._deliver, log),
-                no_ack=False,
-                arguments={"x-stream-offset": start},
-            )
+            try:
+                ok = await channel.basic_consume(
+                    self._stream(group),
+                    functools.partial(self._deliver, log),
+                    no_ack=False,
+                    arguments={"x-stream-offset": start},
+                )
+            except ChannelNotFoundEntity:  # the stream was deleted, its other queues left
+                if again:
+                    raise
+                await self._unmake(link, group, stream=False)
+                await self._start(group, log, options, again=True)
+                return
             log.consumer = ok.consumer_tag
             if ok.consumer_tag is not None:
                 watch_cancel(channel, ok.consumer_tag, lambda _: self._forget(group))
@@ -361,35 +377,52 @@ class Logs:
         try:
             await asyncio.wait_for(log.ready.wait(), self.retry_timeout)
         except TimeoutError:
-            if exists or again:
-                self._forget(group)
-                raise link.unavailable("history", group, "the log has no epoch record") from None
-            # The arbiter kept another process's token but no epoch record came: that
-            # process died in between, or the stream was deleted without its arbiter. Start
-            # the arbitration again, once.
-            await self._stop(channel, log)
-            arbiter = self._epoch_queue(group)
-            await link.call("history", group, lambda c: c.queue_delete(arbiter))
-            await self._start(group, log, options, again=True)
+            self._forget(group)
+            raise link.unavailable("history", group, "the log has no epoch record") from None
 
-    async def _stop(self, channel: AbstractChannel, log: _Log) -> None:
-        """Cancel ``log``'s consumer (not a broker cancel: not reported as one)."""
-        tag, log.consumer = log.consumer, None
-        if tag is not None and not channel.is_closed:
-            unwatch_cancel(channel, tag)
-            with contextlib.suppress(Exception):
-                await channel.basic_cancel(tag)
-
-    async def _create(self, link: Link, group: str, options: HistoryOptions) -> None:
-        """Declare the log's queues; the process whose epoch token is kept writes the epoch
-        record (the first record of the stream)."""
-        stream, arbiter = self._stream(group), self._epoch_queue(group)
+    async def _create(
+        self, link: Link, group: str, options: HistoryOptions, *, again: bool
+    ) -> None:
+        """Make the log, once among all processes: the one whose epoch token the arbiter
+        keeps declares the stream, writes the epoch record (its confirm: the stream is up and
+        holds it) and then declares the *ready* queue; the others wait for that queue, so
+        that no process declares or consumes a stream that is still being made (concurrent
+        declarations of one new stream, or a consumer right after another connection made
+        it, can close the whole connection: RabbitMQ 3.10's ``Stream not found``)."""
+        arbiter, ready = self._epoch_queue(group), self._ready_queue(group)
         epoch = new_epoch()
+        await link.call(
+            "history",
+            group,
+            lambda c: c.queue_declare(
+                arbiter, durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+            ),
+        )
+        won = await link.publish_now(
+            epoch.encode(), "", arbiter, mandatory=True, operation="history", target=group
+        )
+        if won == ACKED:
+            await self._make_stream(link, group, epoch, options)
+            await link.call("history", group, lambda c: c.queue_declare(ready, durable=True))
+            return
+        deadline = link.loop.time() + self.retry_timeout
+        while link.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+            if await link.call("history", group, lambda c: _exists(link, c, ready)):
+                return
+        if again:
+            raise link.unavailable("history", group, "the log was never made")
+        # The arbiter kept a token but the log was never made: its maker died in between, or
+        # the stream was deleted with the arbiter left. Start the arbitration again, once.
+        await self._unmake(link, group, stream=False)
+        await self._create(link, group, options, again=True)
+
+    async def _make_stream(
+        self, link: Link, group: str, epoch: str, options: HistoryOptions
+    ) -> None:
+        stream = self._stream(group)
 
         async def declare(control: AbstractChannel) -> None:
-            await control.queue_declare(
-                arbiter, durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
-            )
             try:
                 await control.queue_declare(
                     stream,
@@ -400,18 +433,38 @@ class Logs:
                         "x-stream-max-segment-size-bytes": SEGMENT_BYTES,
                     },
                 )
-            except ChannelPreconditionFailed as exc:  # made by a process with other options
+            except ChannelPreconditionFailed as exc:  # left with other options
                 logger.warning("RabbitMQ layer uses the log %s as it is (%s)", stream, exc)
+                await link.control()
 
         await link.call("history", group, declare)
-        won = await link.publish_now(
-            epoch.encode(), "", arbiter, mandatory=True, operation="history", target=group
+        record = names.header(EPOCH, names.now_ms(), 0, epoch)
+        outcome = await link.publish_now(
+            record, "", stream, mandatory=True, operation="history", target=group
         )
-        if won == ACKED:
-            record = names.header(EPOCH, names.now_ms(), 0, epoch)
-            await link.publish_now(
-                record, "", stream, mandatory=True, operation="history", target=group
-            )
+        if outcome != ACKED:
+            raise link.unavailable("history", group, "the log refused its epoch record")
+
+    async def _unmake(self, link: Link, group: str, *, stream: bool = True) -> None:
+        """Delete the log's queues: the ready queue first (nobody starts on it any more),
+        then the arbiter, then the stream. A stream left by a crash between keeps its epoch."""
+        queues = [self._ready_queue(group), self._epoch_queue(group)]
+        if stream:
+            queues.append(self._stream(group))
+
+        async def delete(control: AbstractChannel) -> None:
+            for queue in queues:
+                await control.queue_delete(queue)
+
+        await link.call("history", group, delete)
+
+    async def _stop(self, channel: AbstractChannel, log: _Log) -> None:
+        """Cancel ``log``'s consumer (not a broker cancel: not reported as one)."""
+        tag, log.consumer = log.consumer, None
+        if tag is not None and not channel.is_closed:
+            unwatch_cancel(channel, tag)
+            with contextlib.suppress(Exception):
+                await channel.basic_cancel(tag)
 
     async def _logs_channel(self, link: Link) -> AbstractChannel:
         """The channel of this connection the log consumers run on."""
@@ -429,7 +482,8 @@ class Logs:
         offset = _offset(delivery)
         tag = getattr(delivery.delivery, "delivery_tag", None)
         if tag is not None:  # one at a time: deliveries are handled as tasks of their own
-            self.link().ack(delivery.channel, tag, multiple=False)
+            with contextlib.suppress(LayerClosed):  # closing: the channel goes with it
+                self.link().ack(delivery.channel, tag, multiple=False)
         if offset is None:
             return
         try:
@@ -478,18 +532,13 @@ class Logs:
         await self._open(group, options)
 
     async def flush(self) -> None:
-        """Delete the logs this process used (epoch queue first, then the stream)."""
+        """Delete the logs this process used (``_unmake``)."""
         groups, self.logs = list(self.logs), {}
         if not groups:
             return
         link = self.link()
-
-        async def delete(control: AbstractChannel) -> None:
-            for group in groups:
-                for queue in (self._epoch_queue(group), self._stream(group)):
-                    await control.queue_delete(queue)
-
-        await link.call("flush", self.names.prefix, delete)
+        for group in groups:
+            await self._unmake(link, group)
 
 
 async def _exists(link: Link, control: AbstractChannel, queue: str) -> bool:
