@@ -267,7 +267,7 @@ class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLaye
             names_=self.names,
             codec=self.codec,
             stats=self.stats,
-            link=self._connect,
+            link=self._open_link,
             retry_timeout=self.retry_timeout,
         )
 
@@ -307,6 +307,12 @@ class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLaye
     def _refuse_closed(self, operation: str, target: str) -> None:
         if self._closed:
             raise LayerClosed(target, operation)
+
+    def _open_link(self) -> Link:
+        """The link, for work that may come late (a log reopened after a lost connection):
+        ``LayerClosed`` once the layer is closed, rather than connect it again."""
+        self._refuse_closed("history", self.prefix)
+        return self._connect()
 
     def _connect(self) -> Link:
         link = self._link
