@@ -155,3 +155,25 @@ async def test_forward_off_and_an_own_handler(layer: BaseChannelLayer) -> None:
     await bob.disconnect()
     await quiet.disconnect()
     assert await layer.presence(ROOM) == {}
+
+
+class Forwarding(Room):
+    """Forwards client JSON into the room: the pattern a forged diff would ride on."""
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        await self.channel_layer.group_send(ROOM, content)  # type: ignore[union-attr]
+
+
+async def test_a_forwarded_presence_diff_reaches_no_client(layer: BaseChannelLayer) -> None:
+    alice = await connect(Forwarding)
+    assert (await next_json(alice))["type"] == "presence.state"
+    assert list((await next_json(alice))["joins"]) == ["alice"]
+    made_up = {"type": "presence.diff", "group": ROOM, "joins": {"mallory": [{}]}, "leaves": {}}
+    for token in ({}, {"token": "a guess"}, {"token": 7}):
+        await alice.send_json_to({**made_up, **token})
+    bob = await connect(path="/bob")  # a genuine diff, sent after the made-up ones
+    joined = await next_json(alice)
+    assert list(joined["joins"]) == ["bob"]
+    assert "token" not in joined  # the layer's token never reaches a client
+    await bob.disconnect()
+    await alice.disconnect()

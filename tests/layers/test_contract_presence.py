@@ -20,6 +20,7 @@ import pytest
 
 from channelworks.exceptions import InvalidChannelName, InvalidPresence
 from channelworks.layers import BaseChannelLayer
+from channelworks.layers.presence import diff_token, genuine_diff
 from tests.layers.backends import BACKENDS, RABBITMQ_URL, REDIS_URL
 
 MakeLayer = Callable[..., BaseChannelLayer]
@@ -139,11 +140,13 @@ async def test_track_lists_the_presence_with_its_ref_and_join_time(
     assert await layer.presence("room") == {"alice": [meta]}
     assert await layer.presence("elsewhere") == {}
     diff = await next_diff(layer, channel)
+    assert genuine_diff(layer, diff)  # it carries the layer's token
     assert diff == {
         "type": "presence.diff",
         "group": "room",
         "joins": {"alice": [meta]},
         "leaves": {},
+        "token": diff_token(layer),
     }
 
 

@@ -17,7 +17,9 @@ Rules of this file:
   ``{"type": "presence.state", "group", "state"}`` per group right after the accept, then
   every ``{"type": "presence.diff", "group", "joins", "leaves"}`` the layer delivers;
   ``phx_ref`` in the metas makes both apply with Phoenix's ``Presence.syncState`` and
-  ``syncDiff``. Override ``presence_diff`` to do something else with the diffs;
+  ``syncDiff``. Override ``presence_diff`` to do something else with the diffs (call
+  ``channelworks.layers.presence.genuine_diff`` first: a diff without the layer's token was
+  forwarded by the application, not sent by the layer);
 - ``key`` and ``meta`` are values or callables of the consumer, run on the event loop when the
   socket is accepted: read what ``scope`` already holds, never the database.
 """
@@ -31,6 +33,7 @@ from typing import Any, ClassVar
 
 from channelworks.consumers.base import AsyncConsumer
 from channelworks.consumers.handlers import framework_class
+from channelworks.layers.presence import genuine_diff
 from channelworks.types import Message
 
 KeySource = str | int | Callable[[Any], object]
@@ -69,7 +72,7 @@ class PresenceHooks(AsyncConsumer):
         """A layer message: presence changes in one of this socket's groups. Forwarded to
         the client as JSON when ``presence.forward`` is on (the default)."""
         config = self.presence
-        if config is not None and config.forward:
+        if config is not None and config.forward and genuine_diff(self.channel_layer, message):
             await self._presence_to_client(
                 {
                     "type": "presence.diff",

@@ -17,6 +17,10 @@ Rules of this file:
   window a join and a leave of the same ``phx_ref`` cancel out;
 - diffs travel through the layer's own ``group_send``; a diff may repeat a join or a leave a
   member already applied (after a partition heals): apply them by ``phx_ref``;
+- a diff carries the layer's ``token`` (``diff_token``: an HMAC of Django's ``SECRET_KEY``,
+  the same in every process of a site), and consumers act only on diffs that carry it
+  (``genuine_diff``): a site that forwards client JSON into ``group_send`` must not let a
+  client show its room made-up joins and leaves. The token never goes to a client;
 - nothing here runs until a layer's first presence call: a project that does not use
   presence gets no task, no timer and no message from it.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import itertools
 import logging
 import secrets
@@ -360,6 +365,7 @@ class Presences:
         for diff in diffs:
             try:
                 # never in the group's history: a resume replays messages, not presence
+                diff[TOKEN] = diff_token(self.layer)
                 await self.layer.group_send(diff["group"], diff, history=False)
             except Exception as exc:
                 self._failed(diff["group"], exc)
@@ -403,6 +409,67 @@ class Presences:
         self.channels.clear()
         self.batch.take()
         self.changes.clear()
+
+
+#: the key of a diff's proof that a layer's presence sent it
+TOKEN = "token"
+#: layer -> its diff token
+_tokens: dict[int, tuple[object, str]] = {}
+
+
+def diff_token(layer: object) -> str:
+    """The token this site's diffs carry: an HMAC of Django's ``SECRET_KEY`` when settings
+    are configured; without them a random one for a one-process layer, or one derived from
+    the layer's prefix for a shared one (guessable: configure Django)."""
+    known = _tokens.get(id(layer))
+    if known is not None and known[0] is layer:
+        return known[1]
+    secret = _django_secret()
+    if secret is None:
+        if not getattr(layer, "presence_distributed", True):
+            secret = secrets.token_hex(16)
+        else:
+            secret = f"channelworks-without-secret-key:{getattr(layer, 'prefix', '')}"
+    token = hmac.new(secret.encode(), b"channelworks.presence.diff", "sha256").hexdigest()[:32]
+    if len(_tokens) > 100:  # layers made per test
+        _tokens.clear()
+    _tokens[id(layer)] = (layer, token)
+    return token
+
+
+def genuine_diff(layer: object, message: Mapping[str, Any]) -> bool:
+    """Whether ``message`` is a ``presence.diff`` a layer's presence sent (it carries the
+    token), not one an application forwarded; a forged one is logged, aggregated."""
+    token = message.get(TOKEN)
+    if (
+        layer is not None
+        and isinstance(token, str)
+        and hmac.compare_digest(token, diff_token(layer))
+    ):
+        return True
+    log_lines = getattr(layer, "log_lines", None)
+    if log_lines is not None:
+        log_lines.event(
+            logger,
+            ("presence", "forged"),
+            logging.WARNING,
+            "Ignored {count} presence.diff message(s) without the layer's token (forwarded "
+            "by the application into group_send, or forged); the latest for group {group!r}",
+            group=str(message.get("group"))[:100],
+        )
+    return False
+
+
+def _django_secret() -> str | None:
+    try:
+        from django.conf import settings
+    except ImportError:  # pragma: no cover - Django is a dependency
+        return None
+    try:
+        secret = settings.SECRET_KEY if settings.configured else None
+    except Exception:  # settings that do not load: no secret
+        return None
+    return secret if isinstance(secret, str) and secret else None
 
 
 class PresenceLayer:

@@ -33,6 +33,7 @@ from channelworks.consumers.websocket import AsyncWebsocketConsumer
 from channelworks.exceptions import CloseConnection
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.history import POSITION_KEY, ResumeFilter
+from channelworks.layers.presence import genuine_diff
 from channelworks.logs import AggregatedLog
 from channelworks.topics import frames as f
 from channelworks.topics.broadcast import register_history
@@ -311,6 +312,8 @@ class TopicsConsumer(AsyncWebsocketConsumer):
 
     async def presence_diff(self, message: Message) -> None:
         """A presence change in one of this socket's groups (the layer's ``presence.diff``)."""
+        if not genuine_diff(self.channel_layer, message):
+            return
         for topic in self.joined.values():
             if topic.group == message.get("group") and type(topic).presence:
                 payload = diff_payload(message)
