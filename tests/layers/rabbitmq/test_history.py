@@ -282,3 +282,52 @@ async def test_an_encrypted_log_is_read_with_the_key_and_refused_without(make: M
     with pytest.raises(Unrecoverable):
         await stranger.history("secret", since=since)
     assert stranger.stats.undecodable >= 1
+
+
+SHORT = {"short.*": {"size": 10, "ttl": 1}}
+
+
+async def test_a_log_past_its_ttl_is_deleted_by_the_sweep(make: MakeLayer) -> None:
+    """RabbitMQ never deletes a stream by itself: the sweep deletes a log whose newest record
+    is older than its ttl (a later use gets a new log, the old position is unrecoverable)
+    and keeps one that is younger."""
+    layer = make(history=SHORT | {"long.*": {"size": 10, "ttl": 60}})
+    old = await layer.group_send("short.a", {"type": "t"})
+    kept = await layer.group_send("long.a", {"type": "t"})
+    assert old is not None
+    assert kept is not None
+    await asyncio.sleep(1.2)
+    await layer.logs.sweep()
+    assert "short.a" not in layer.logs.expiring
+    with pytest.raises(Unrecoverable):
+        await layer.history("short.a", since=old)
+    assert (await layer.history("long.a")).position == kept
+
+
+async def test_a_log_no_longer_consumed_here_still_expires(
+    make: MakeLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer = make(history=SHORT)
+    old = await layer.group_send("short.a", {"type": "t"})
+    assert old is not None
+    monkeypatch.setattr(history_module, "IDLE", 0.0)
+    layer.logs._next_idle_check = 0.0
+    await layer.history("short.b")  # drops short.a from what is consumed here
+    assert "short.a" not in layer.logs.logs
+    await asyncio.sleep(1.2)
+    await layer.logs.sweep()
+    assert "short.a" not in layer.logs.expiring
+    assert (await layer.history("short.a")).position.epoch != old.epoch
+
+
+async def test_a_log_another_process_wrote_to_meanwhile_is_kept(make: MakeLayer) -> None:
+    sweeper = make(history=SHORT)
+    writer = make(history=SHORT)
+    first = await sweeper.group_send("short.a", {"type": "t"})
+    assert first is not None
+    await asyncio.sleep(1.2)
+    later = await writer.group_send("short.a", {"type": "t"})
+    assert later == StreamPosition(2, first.epoch)
+    assert await eventually(lambda: sweeper.logs.logs["short.a"].tail == 2)
+    await sweeper.logs.sweep()
+    assert (await sweeper.history("short.a", since=first)).position == later

@@ -21,8 +21,9 @@ Rules of this file (the contract is docs/channel-layer-spec.md, the shared logic
 - ``history()`` reads the records after ``since`` with a consumer of its own from that offset
   to the tail; RabbitMQ drops whole segments past ``x-max-age`` (the log's ``ttl``), and
   ``size`` is applied on reading: a position more than ``size`` behind the tail has left the
-  log. A stream is never deleted by RabbitMQ: an idle log outlives its ``ttl`` (its last
-  segment stays), which ``flush()`` or an operator ends;
+  log. RabbitMQ never deletes a stream by itself (its last segment stays): each process
+  sweeps the logs it used every ``SWEEP`` seconds and deletes those whose newest record is
+  older than their ``ttl`` (one it no longer consumes is looked at again first);
 - ``flush()`` deletes the logs this process used: ready queue, epoch queue, then stream (a
   stream left by a crash in between is made again with a new epoch record).
 """
@@ -70,6 +71,8 @@ PREFETCH = 1000
 RECENT_BYTES = 1 << 20
 #: seconds a log goes unused in this process before its consumer is stopped
 IDLE = 300.0
+#: seconds between two looks for expired logs
+SWEEP = 30.0
 
 
 class _Log:
@@ -80,17 +83,21 @@ class _Log:
         "cover",
         "epoch",
         "keep",
+        "last_ms",
         "opening",
         "pending",
         "ready",
         "recent",
         "recent_bytes",
         "tail",
+        "ttl",
         "used",
     )
 
-    def __init__(self, keep: int) -> None:
+    def __init__(self, keep: int, ttl: float = 300.0) -> None:
         self.epoch: str | None = None
+        self.ttl = ttl
+        self.last_ms = 0  # the writer's clock when the newest record seen here was written
         self.tail = 0
         self.ready = asyncio.Event()  # the consumer has seen a record: epoch and tail known
         self.consumer: str | None = None
@@ -171,6 +178,10 @@ class Logs:
         self._tokens = itertools.count()
         self._pid = secrets.token_hex(4)
         self._next_idle_check = time.monotonic() + IDLE / 10
+        #: group -> when its log expires (wall clock): its newest record's time plus its ttl,
+        #: for every log this process used, consumed here now or not
+        self.expiring: dict[str, tuple[float, float]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     def _stream(self, group: str) -> str:
         return f"{self.names.prefix}.history.log.{group}"
@@ -313,12 +324,14 @@ class Logs:
         now = time.monotonic()
         if now >= self._next_idle_check:
             self._drop_idle(now)
+        if self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep_forever())
         log = self.logs.get(group)
         if log is not None and log.consumer is not None and log.ready.is_set():
             log.used = now
             return log
         if log is None:
-            log = self.logs[group] = _Log(options.size)
+            log = self.logs[group] = _Log(options.size, options.ttl)
         if log.opening is None or log.opening.done():
             log.opening = asyncio.ensure_future(self._start(group, log, options))
         await asyncio.shield(log.opening)
@@ -359,7 +372,7 @@ class Logs:
             try:
                 ok = await channel.basic_consume(
                     self._stream(group),
-                    functools.partial(self._deliver, log),
+                    functools.partial(self._deliver, group, log),
                     no_ack=False,
                     arguments={"x-stream-offset": start},
                 )
@@ -476,7 +489,7 @@ class Logs:
             channel.closing.add_done_callback(lambda _: self.lost())
         return channel
 
-    async def _deliver(self, log: _Log, delivery: DeliveredMessage) -> None:
+    async def _deliver(self, group: str, log: _Log, delivery: DeliveredMessage) -> None:
         """A record of a log this process uses: its epoch, the tail, and the offset of one of
         this process's own appends (by its token)."""
         offset = _offset(delivery)
@@ -487,7 +500,7 @@ class Logs:
         if offset is None:
             return
         try:
-            kind, _, _, targets, payload = names.split(delivery.body)
+            kind, sent, _, targets, payload = names.split(delivery.body)
         except (ValueError, UnicodeDecodeError):
             return
         if kind not in (EPOCH, RECORD) or not targets:
@@ -495,6 +508,8 @@ class Logs:
         if log.epoch is None:
             log.epoch = targets[0]
         log.tail = max(log.tail, offset)
+        log.last_ms = max(log.last_ms, sent)
+        self.expiring[group] = (log.last_ms / 1000 + log.ttl, log.ttl)
         if targets[0] == log.epoch:
             log.saw(offset, kind, payload)
         if kind == RECORD and len(targets) > 1:
@@ -533,15 +548,59 @@ class Logs:
 
     async def flush(self) -> None:
         """Delete the logs this process used (``_unmake``)."""
-        groups, self.logs = list(self.logs), {}
+        groups = sorted(set(self.logs) | set(self.expiring))
+        self.logs, self.expiring = {}, {}
         if not groups:
             return
         link = self.link()
         for group in groups:
             await self._unmake(link, group)
 
+    # -- expiring -----------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP)
+            try:
+                await self.sweep()
+            except Exception as exc:  # the next sweep tries again
+                logger.debug("RabbitMQ layer: sweeping the history logs failed: %r", exc)
+
+    async def sweep(self) -> None:
+        """Delete the logs whose newest record is older than their ``ttl`` (RabbitMQ never
+        deletes a stream by itself). A log this process no longer consumes is looked at again
+        (its last chunk) before it goes; one another process wrote to meanwhile stays. Runs
+        every ``SWEEP`` seconds; call it directly in tests."""
+        wall = time.time()
+        for group, (expires, ttl) in list(self.expiring.items()):
+            if expires > wall:
+                continue
+            log = self.logs.get(group)
+            if log is None or log.consumer is None:  # not seen here lately: look again
+                link = self.link()
+                ready = self._ready_queue(group)
+                found = functools.partial(_exists, link, queue=ready)
+                if not await link.call("history", group, found):
+                    self.expiring.pop(group, None)  # gone already
+                    continue
+                log = await self._open(group, HistoryOptions(ttl=ttl))
+                await asyncio.sleep(0.05)  # the last chunk's other records, if any
+            if log.pending or self.expiring.get(group, (0.0, ttl))[0] > time.time():
+                continue  # written to meanwhile
+            self.logs.pop(group, None)
+            self.expiring.pop(group, None)
+            await self._unmake(self.link(), group)
+
+    def close(self) -> None:
+        """Stop sweeping (the layer closes)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
 
 async def _exists(link: Link, control: AbstractChannel, queue: str) -> bool:
+    """Whether ``queue`` exists (a passive declare; the 404 closes the control channel,
+    opened again here)."""
     try:
         await control.queue_declare(queue, passive=True)
     except ChannelNotFoundEntity:

@@ -229,6 +229,9 @@ class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLaye
 
     def _reset(self) -> None:
         """The per-loop state: made at start, made again if the home loop was closed."""
+        logs = getattr(self, "logs", None)
+        if logs is not None:
+            logs.close()  # its sweeper
         sweeper = getattr(self, "_sweeper", None)
         if sweeper is not None:
             sweeper.cancel()
