@@ -75,7 +75,6 @@ class Connection:
         "bytes_in",
         "bytes_out",
         "channel_name",
-        "client",
         "close_code",
         "consumer",
         "consumer_ref",
@@ -99,8 +98,6 @@ class Connection:
         self.consumer_ref = weakref.ref(consumer)
         self.channel_name = consumer.channel_name
         self.scope = scope
-        client = scope.get("client")
-        self.client = f"{client[0]}:{client[1]}" if client else ""
         self.since = time.time()
         self.started = time.monotonic()
         self.accepted = False
@@ -174,6 +171,13 @@ class Connection:
         logs.closed(self)
 
     # -- read by operators ---------------------------------------------------------------------
+
+    @property
+    def client(self) -> str:
+        """The remote address, ``host:port`` (the server's view: behind a proxy, see
+        uvicorn's ``--proxy-headers``)."""
+        client = self.scope.get("client")
+        return f"{client[0]}:{client[1]}" if client else ""
 
     @property
     def duration(self) -> float:
