@@ -136,6 +136,17 @@ def _memory(results: Results) -> tuple[str, bool] | None:
     return f"{(ours - raw) / KIB:+.2f} KiB/conn vs raw{extra}", ours - raw <= 3 * KIB
 
 
+def _crowd(results: Results) -> tuple[str, bool] | None:
+    raw, ours = results.get("crowd_rss", "raw"), results.get("crowd_rss", "channelworks")
+    delivered = results.get("crowd_delivery", "channelworks")
+    if raw is None or ours is None or delivered is None:
+        return None
+    theirs = results.get("crowd_rss", "channels")
+    extra = f" (channels {(theirs - raw) / KIB:+.2f} KiB)" if theirs is not None else ""
+    text = f"{(ours - raw) / KIB:+.2f} KiB/conn vs raw{extra}, all got it in {delivered:.3f} s"
+    return text, ours - raw <= 3 * KIB and delivered <= 1.0
+
+
 def _best_p2p(
     results: Results, contender: str, prefix: str = "redis_p2p_"
 ) -> tuple[float, int] | None:
@@ -270,6 +281,12 @@ TARGETS = [
         "channelworks <= 3 KiB above raw (RSS)",
         "Channels about +10 KiB",
         _memory,
+    ),
+    Target(
+        "10k in a room",
+        "<= 3 KiB/conn above raw, one message to all <= 1 s",
+        "10,000 idle connections, one process",
+        _crowd,
     ),
     Target(
         "limits cost",

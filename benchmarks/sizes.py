@@ -29,6 +29,7 @@ class Sizes:
     memory_connections: int = 1000
     memory_warmup: int = 50
     memory_settle: float = 1.0
+    crowd_connections: int = 10_000  # idle connections in one room (figure 12)
     redis_p2p_seconds: float = 1.0  # sending time per pass
     redis_p2p_tasks: int = 50  # concurrent sender tasks of the second mode
     redis_p2p_passes: int = 3  # per contender and mode, interleaved; best counts
@@ -74,6 +75,7 @@ QUICK = Sizes(
     memory_connections=50,
     memory_warmup=5,
     memory_settle=0.2,
+    crowd_connections=100,
     redis_p2p_seconds=0.2,
     redis_p2p_tasks=5,
     redis_p2p_passes=1,

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.clients {echo,fanout,idle,flood,latency} URL --server-pid PID ...``
+"""``python -m benchmarks.clients {echo,fanout,idle,crowd,flood,latency} URL --server-pid PID ...``
 
 Prints one line of JSON with the results on stdout and exits 0, or exits non-zero.
 """
@@ -10,6 +10,7 @@ import asyncio
 import json
 from typing import Any
 
+from benchmarks.clients.crowd import run_crowd
 from benchmarks.clients.echo import run_echo
 from benchmarks.clients.fanout import run_fanout
 from benchmarks.clients.flood import run_flood, run_latency
@@ -19,7 +20,7 @@ from benchmarks.limits import raise_open_file_limit
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.clients")
-    parser.add_argument("kind", choices=["echo", "fanout", "idle", "flood", "latency"])
+    parser.add_argument("kind", choices=["echo", "fanout", "idle", "crowd", "flood", "latency"])
     parser.add_argument("url")
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--connections", type=int, default=100)
@@ -55,6 +56,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             args.passes,
             args.server_pid,
             args.time_limit,
+        )
+    if args.kind == "crowd":
+        return await run_crowd(
+            args.url, args.connections, args.warmup, args.settle, args.server_pid, args.time_limit
         )
     if args.kind == "flood":
         return await run_flood(args.url, args.seconds)

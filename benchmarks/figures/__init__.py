@@ -8,6 +8,7 @@ error in its rows and the others still run.
 from __future__ import annotations
 
 from benchmarks.figures.common import Runner
+from benchmarks.figures.crowd import run_crowd
 from benchmarks.figures.echo import run_echo
 from benchmarks.figures.fanout import run_fanout
 from benchmarks.figures.layer import run_layer
@@ -29,6 +30,7 @@ FIGURES: dict[str, Runner] = {
     "redis_fanout": run_redis_fanout,
     "rabbitmq_p2p": run_rabbitmq_p2p,
     "rabbitmq_group": run_rabbitmq_group,
+    "crowd": run_crowd,
 }
 
 __all__ = ["FIGURES", "Runner"]
