@@ -276,8 +276,10 @@ class TopicsConsumer(AsyncWebsocketConsumer):
                 logger, "bad push", logging.WARNING, "Dropped {count} malformed topic push(es)"
             )
             return
-        await self._send_frame(Frame(topic.join_ref, None, topic.name, event, payload, position))
-        if observers:
+        sent = await self._send_frame(
+            Frame(topic.join_ref, None, topic.name, event, payload, position)
+        )
+        if sent and observers:
             observers.notify("delivered", type(topic).pattern, topic.name, event)
 
     async def push_to_client(self, topic: Topic, event: str, payload: dict[str, Any]) -> None:
@@ -399,14 +401,36 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         if frame.ref is None:
             return
         payload = {"status": reply.status, "response": reply.response}
-        await self._send_frame(Frame(frame.join_ref, frame.ref, frame.topic, f.REPLY, payload))
+        if not await self._send_frame(
+            Frame(frame.join_ref, frame.ref, frame.topic, f.REPLY, payload)
+        ):
+            unsent = {"status": "error", "response": {"reason": "unencodable_reply"}}
+            await self._send_frame(Frame(frame.join_ref, frame.ref, frame.topic, f.REPLY, unsent))
 
-    async def _send_frame(self, frame: Frame) -> None:
-        data = self._codec.encode(frame)
+    async def _send_frame(self, frame: Frame) -> bool:
+        """Send ``frame``; ``False`` when this socket's subprotocol cannot carry it (bytes or
+        NaN to a JSON socket, an integer beyond 64 bits): it is dropped and counted in the
+        log, and the socket serves on."""
+        try:
+            data = self._codec.encode(frame)
+        except (TypeError, ValueError, OverflowError) as exc:
+            _log.event(
+                logger,
+                ("unencodable", self._codec.subprotocol),
+                logging.WARNING,
+                "Dropped {count} frame(s) that {subprotocol} cannot carry ({error}; "
+                "last: {event!r} on {topic!r})",
+                subprotocol=self._codec.subprotocol,
+                error=type(exc).__name__,
+                event=frame.event,
+                topic=frame.topic,
+            )
+            return False
         if isinstance(data, str):
             await self.send(text_data=data)
         else:
             await self.send(bytes_data=data)
+        return True
 
     def _log_crash(self, topic: Topic, hook: str, exc: Exception) -> None:
         key = (type(topic), hook, type(exc))

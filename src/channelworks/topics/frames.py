@@ -12,6 +12,7 @@ short reason that names what was wrong, never the frame itself (it may be huge).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,10 @@ MSGPACK_SUBPROTOCOL = "channelworks.v1.msgpack"
 SOCKET_TOPIC = "$"
 MAX_TOPIC_LENGTH = 200
 MAX_EVENT_LENGTH = 100
+#: levels of arrays and objects a client's payload may nest (itself the first)
+MAX_PAYLOAD_DEPTH = 100
+#: the integers every layer and both subprotocols carry (msgpack's range)
+INT_RANGE = (-(2**63), 2**64 - 1)
 
 # events
 JOIN = "join"
@@ -89,14 +94,19 @@ class Codec:
         self.binary = subprotocol == MSGPACK_SUBPROTOCOL
 
     def encode(self, frame: Frame) -> str | bytes:
-        """The WebSocket frame data (text for JSON, bytes for msgpack)."""
+        """The WebSocket frame data (text for JSON, bytes for msgpack). Raises ``TypeError``
+        or ``ValueError`` for a value this subprotocol cannot carry (bytes or NaN in JSON, an
+        integer beyond 64 bits, a lone surrogate): the caller drops the frame."""
         items = frame.as_list()
         if self.binary:
             import msgpack  # type: ignore[import-untyped]
 
             data: bytes = msgpack.packb(items, use_bin_type=True)
             return data
-        return json.dumps(items, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(items, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        if not text.isascii():
+            text.encode()  # a lone surrogate cannot be sent: UnicodeEncodeError here, not in send
+        return text
 
     def loads(self, text: str | None, data: bytes | None) -> Any:
         """The document a WebSocket frame carries; ``ProtocolError`` if it is not one."""
@@ -134,13 +144,17 @@ def client_frame(items: Any) -> Frame:
     if len(items) != 5:
         raise ProtocolError(reason=f"a frame must have 5 elements, not {len(items)}")
     join_ref, ref, topic, event, payload = items
-    return Frame(
+    frame = Frame(
         _ref(join_ref, "join_ref"),
         _ref(ref, "ref"),
         _topic(topic),
         _event(event),
         _payload(payload),
     )
+    problem = unportable(payload)
+    if problem is not None:
+        raise ProtocolError(reason=f"payload {problem}")
+    return frame
 
 
 def server_frame(items: Any) -> Frame:
@@ -173,7 +187,7 @@ def _ref(value: Any, name: str) -> str | None:
     if value is None or isinstance(value, str):
         if isinstance(value, str) and len(value) > MAX_EVENT_LENGTH:
             raise ProtocolError(reason=f"{name} longer than {MAX_EVENT_LENGTH} characters")
-        return value
+        return value if value is None else _unicode(value, name)
     raise ProtocolError(reason=f"{name} must be a string or null")
 
 
@@ -182,7 +196,7 @@ def _topic(value: Any) -> str:
         raise ProtocolError(reason="topic must be a non-empty string")
     if len(value) > MAX_TOPIC_LENGTH:
         raise ProtocolError(reason=f"topic longer than {MAX_TOPIC_LENGTH} characters")
-    return value
+    return _unicode(value, "topic")
 
 
 def _event(value: Any) -> str:
@@ -190,7 +204,65 @@ def _event(value: Any) -> str:
         raise ProtocolError(reason="event must be a non-empty string")
     if len(value) > MAX_EVENT_LENGTH:
         raise ProtocolError(reason=f"event longer than {MAX_EVENT_LENGTH} characters")
+    return _unicode(value, "event")
+
+
+def _unicode(value: str, name: str) -> str:
+    if not _well_formed(value):
+        raise ProtocolError(reason=f"{name} is not valid Unicode (a lone surrogate)")
     return value
+
+
+def _well_formed(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unportable(payload: dict[str, Any]) -> str | None:
+    """What keeps a client's ``payload`` from reaching every member, or ``None``.
+
+    A payload holds JSON's values only, so that the server can forward it to sockets of
+    either subprotocol and through every layer: objects with string keys, arrays, strings
+    (valid Unicode), finite numbers, integers within 64 bits (``INT_RANGE``), booleans and
+    null, nested at most ``MAX_PAYLOAD_DEPTH`` levels. msgpack's binaries are allowed too
+    (the JS client sends ``Uint8Array`` as them); extension types and non-string keys are
+    not. Walked without recursion: a hostile frame cannot exhaust the stack.
+    """
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        container, depth = stack.pop()
+        if depth > MAX_PAYLOAD_DEPTH:
+            return f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"
+        if isinstance(container, dict):
+            for key in container:
+                if type(key) is not str:
+                    return "has an object key that is not a string"
+                if not _well_formed(key):
+                    return "has a string that is not valid Unicode (a lone surrogate)"
+            items: Any = container.values()
+        else:
+            items = container
+        for item in items:
+            kind = type(item)
+            if kind is dict or kind is list:
+                stack.append((item, depth + 1))
+            elif kind is str:
+                if not _well_formed(item):
+                    return "has a string that is not valid Unicode (a lone surrogate)"
+            elif kind is int:
+                if not INT_RANGE[0] <= item <= INT_RANGE[1]:
+                    return "has an integer beyond 64 bits"
+            elif kind is float:
+                if not math.isfinite(item):
+                    return "has a number that is not finite (NaN or Infinity)"
+            elif item is not None and kind is not bool and kind is not bytes:
+                return f"has a value of a type JSON does not have ({kind.__name__})"
+    return None
 
 
 def _payload(value: Any) -> dict[str, Any]:
@@ -225,10 +297,12 @@ __all__ = [
     "GOING_AWAY",
     "HEARTBEAT",
     "HEARTBEAT_TIMEOUT",
+    "INT_RANGE",
     "JOIN",
     "JSON_SUBPROTOCOL",
     "LEAVE",
     "MAX_EVENT_LENGTH",
+    "MAX_PAYLOAD_DEPTH",
     "MAX_TOPIC_LENGTH",
     "MSGPACK_SUBPROTOCOL",
     "NORMAL",
@@ -247,4 +321,5 @@ __all__ = [
     "is_reserved",
     "msgpack_available",
     "server_frame",
+    "unportable",
 ]

@@ -1,0 +1,199 @@
+"""A hostile client against the topics endpoint: whatever it sends, it alone is closed (4400)
+or answered with an error, and the other sockets of its topics keep being served."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+import pytest
+
+from channelworks.layers import InMemoryChannelLayer
+from channelworks.logs import AggregatedLog
+from channelworks.testing import WebsocketCommunicator
+from channelworks.topics import Topic, TopicsConsumer, abroadcast
+from channelworks.topics.frames import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL
+from tests.topics.apps import Room
+
+APP = TopicsConsumer.as_asgi(topics=[Room], heartbeat_interval=None)
+
+
+@pytest.fixture(autouse=True)
+def fresh_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test sees the first (logged) line of its warnings."""
+    monkeypatch.setattr("channelworks.topics.consumer._log", AggregatedLog())
+
+
+class Member:
+    """A raw socket of one subprotocol that joined ``room:x``."""
+
+    def __init__(self, subprotocol: str) -> None:
+        self.binary = subprotocol == MSGPACK_SUBPROTOCOL
+        self.client = WebsocketCommunicator(APP, "/", subprotocols=[subprotocol])
+
+    async def start(self) -> Member:
+        assert (await self.client.connect())[0]
+        await self.send(["1", "1", "room:x", "join", {}])
+        assert (await self.next())[3] == "reply"
+        assert (await self.next())[3] == "presence_state"
+        return self
+
+    async def send(self, items: Any) -> None:
+        if self.binary:
+            await self.client.send_to(bytes_data=msgpack.packb(items, use_bin_type=True))
+        else:
+            await self.client.send_to(text_data=json.dumps(items))
+
+    async def send_raw(self, text: str | None = None, data: bytes | None = None) -> None:
+        await self.client.send_to(text_data=text, bytes_data=data)
+
+    async def next(self) -> Any:
+        message = await self.client.receive_output(1)
+        if message["type"] == "websocket.close":
+            return ("closed", message.get("code"), message.get("reason"))
+        data = message.get("bytes")
+        return msgpack.unpackb(data) if data is not None else json.loads(message["text"])
+
+    async def said(self, body: Any) -> Any:
+        """Say ``body`` on the topic and return the broadcast this socket got back."""
+        await self.send(["1", "9", "room:x", "say", {"body": body}])
+        frames = [await self.next(), await self.next()]
+        return next(f[4]["body"] for f in frames if f[3] == "said")
+
+
+async def members() -> tuple[Member, Member]:
+    return await Member(JSON_SUBPROTOCOL).start(), await Member(MSGPACK_SUBPROTOCOL).start()
+
+
+@pytest.mark.parametrize(
+    ("sender", "raw", "reason"),
+    [
+        (
+            "msgpack",
+            msgpack.packb(["1", "2", "room:x", "say", {"body": msgpack.ExtType(5, b"ab")}]),
+            "payload has a value of a type JSON does not have (ExtType)",
+        ),
+        (
+            "msgpack",
+            msgpack.packb(["1", "2", "room:x", "say", {"body": {b"k": 1}}], use_bin_type=True),
+            "payload has an object key that is not a string",
+        ),
+        (
+            "json",
+            '["1","2","room:x","say",{"body":NaN}]',
+            "payload has a number that is not finite (NaN or Infinity)",
+        ),
+        (
+            "json",
+            '["1","2","room:x","say",{"body":-1e400}]',
+            "payload has a number that is not finite (NaN or Infinity)",
+        ),
+        (
+            "json",
+            '["1","2","room:x","say",{"body":' + str(2**64) + "}]",
+            "payload has an integer beyond 64 bits",
+        ),
+        (
+            "json",
+            '["1","2","room:x","say",{"body":"\\ud800"}]',
+            "payload has a string that is not valid Unicode (a lone surrogate)",
+        ),
+        (
+            "json",
+            '["1","2","room:x","say",{"\\udfff":1}]',
+            "payload has a string that is not valid Unicode (a lone surrogate)",
+        ),
+        (
+            "json",
+            '["1","2","room:\\ud800","join",{}]',
+            "topic is not valid Unicode (a lone surrogate)",
+        ),
+        (
+            "json",
+            '["1","2","room:x","say",{"body":' + "[" * 100 + "]" * 100 + "}]",
+            "payload nested deeper than 100 levels",
+        ),
+    ],
+    ids=[
+        "ext",
+        "bin-key",
+        "nan",
+        "infinity",
+        "int65",
+        "surrogate",
+        "surrogate-key",
+        "topic",
+        "deep",
+    ],
+)
+async def test_a_payload_only_one_subprotocol_could_carry_closes_its_sender_alone(
+    sender: str, raw: str | bytes, reason: str
+) -> None:
+    json_member, msgpack_member = await members()
+    bad, other = (
+        (json_member, msgpack_member) if sender == "json" else (msgpack_member, json_member)
+    )
+    if isinstance(raw, str):
+        await bad.send_raw(text=raw)
+    else:
+        await bad.send_raw(data=raw)
+    assert await bad.next() == ("closed", 4400, reason)
+    assert await other.said("still here") == "still here"  # nothing reached it, it serves on
+    await other.client.disconnect()
+
+
+async def test_the_largest_portable_values_go_through_both_subprotocols() -> None:
+    json_member, msgpack_member = await members()
+    body = {"big": 2**64 - 1, "small": -(2**63), "deep": [[[[1.5]]]], "text": "é\u2603"}
+    assert await json_member.said(body) == body
+    assert (await msgpack_member.next())[4] == {"body": body}
+
+
+async def test_binaries_reach_msgpack_members_and_json_members_skip_them_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    json_member, msgpack_member = await members()
+    with caplog.at_level(logging.WARNING, "channelworks.topics"):
+        assert await msgpack_member.said(b"\x00\xff") == b"\x00\xff"
+        assert await json_member.client.receive_nothing(0.1)  # not a 1011 close: nothing
+    assert "channelworks.v1 cannot carry (TypeError; last: 'said' on 'room:x')" in caplog.text
+    assert await json_member.said("next") == "next"  # the JSON socket serves on
+    assert (await msgpack_member.next())[4] == {"body": "next"}
+
+
+class Odd(Topic):
+    """Hands back what JSON cannot carry, as an application might by mistake."""
+
+    pattern = "odd:{x}"
+
+    async def handle_in(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if event == "broadcast":
+            await self.broadcast("odd", {"v": float("nan")})
+        return {"v": float("inf")}
+
+
+async def test_an_application_value_json_cannot_carry_is_an_error_reply_and_a_dropped_push(
+    layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = TopicsConsumer.as_asgi(topics=[Odd], heartbeat_interval=None)
+    client = WebsocketCommunicator(app, "/", subprotocols=[JSON_SUBPROTOCOL])
+    assert (await client.connect())[0]
+    await client.send_json_to(["1", "1", "odd:a", "join", {}])
+    assert (await client.receive_json_from())[4]["status"] == "ok"
+    with caplog.at_level(logging.WARNING, "channelworks.topics"):
+        await client.send_json_to(["1", "2", "odd:a", "broadcast", {}])
+        reply = await client.receive_json_from()
+        assert await client.receive_nothing(0.1)  # the NaN push is dropped, not sent as NaN
+    assert reply == [
+        "1",
+        "2",
+        "odd:a",
+        "reply",
+        {"status": "error", "response": {"reason": "unencodable_reply"}},
+    ]
+    assert "Dropped 1 frame(s) that channelworks.v1 cannot carry (ValueError" in caplog.text
+    await abroadcast("odd:a", "fine", {"v": 1}, layer=layer)
+    assert (await client.receive_json_from())[3:5] == ["fine", {"v": 1}]
+    await client.disconnect()
