@@ -8,6 +8,7 @@ docs/topics.md, the wire format in docs/protocol.md.
 from channelworks.topics.broadcast import abroadcast, broadcast
 from channelworks.topics.consumer import HeartbeatTimeout, TopicsConsumer
 from channelworks.topics.frames import ProtocolError
+from channelworks.topics.kick import akick, kick
 from channelworks.topics.names import TopicPattern, group_for
 from channelworks.topics.observers import TopicsObserver, observers
 from channelworks.topics.topic import JoinRefused, Reply, Topic
@@ -22,7 +23,9 @@ __all__ = [
     "TopicsConsumer",
     "TopicsObserver",
     "abroadcast",
+    "akick",
     "broadcast",
     "group_for",
+    "kick",
     "observers",
 ]

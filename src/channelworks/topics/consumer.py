@@ -38,6 +38,7 @@ from channelworks.logs import AggregatedLog
 from channelworks.topics import frames as f
 from channelworks.topics.broadcast import register_history
 from channelworks.topics.frames import Codec, Frame, ProtocolError
+from channelworks.topics.kick import meant
 from channelworks.topics.observers import observers
 from channelworks.topics.presence import diff_payload, state_payload
 from channelworks.topics.resume import read_missed
@@ -54,7 +55,7 @@ class HeartbeatTimeout(CloseConnection):
     code = f.HEARTBEAT_TIMEOUT
 
 
-@framework_class("topics_push", "topics_silent", "presence_diff")
+@framework_class("topics_push", "topics_kick", "topics_silent", "presence_diff")
 class TopicsConsumer(AsyncWebsocketConsumer):
     """The endpoint: ``TopicsConsumer.as_asgi(topics=[Room, Notifications])`` in a URL route,
     or a subclass that sets ``topics``. The first class whose pattern matches a join's topic
@@ -266,6 +267,15 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         if resume is not None and not resume.fresh(message):
             return
         await self._push_frame(topic, message)
+
+    async def topics_kick(self, message: Message) -> None:
+        """``topics.kick`` (topics/kick.py): leave the topic if this socket is meant."""
+        topic = self.joined.get(message.get("topic", ""))
+        if topic is None or not meant(message, self.scope, self.channel_name):
+            return
+        reason = message.get("reason")
+        self.remove_later(topic, reason if isinstance(reason, str) else "kicked")
+        await self._remove_pending()
 
     async def _push_frame(self, topic: Topic, message: Message) -> None:
         value = message.get(POSITION_KEY)
