@@ -291,3 +291,45 @@ def test_an_unknown_conversation_is_the_sites_404_page(demo: DemoServer, new_pag
     expect(page.locator("header.top")).to_be_visible()
     connected(page)  # the site's own page: the notification socket is there too
     assert re.search(r"/messages/nobody/", page.locator(".problem").text_content() or "")
+
+
+def test_who_is_here_counts_a_user_with_two_browsers_once_and_typing_shows(
+    demo: DemoServer, new_page: NewPage
+) -> None:
+    alice = log_in(new_page(), demo.url, "alice")
+    alice_again = log_in(new_page(), demo.url, "alice")  # a second browser of the same user
+    bob = log_in(new_page(), demo.url, "bob")
+    for page in (alice, alice_again, bob):
+        page.goto(demo.url + "rooms/random/")
+        connected(page)
+    for page in (alice, alice_again, bob):
+        here = page.locator("#here li")
+        expect(here).to_have_count(2)
+        expect(page.locator('#here li[data-user="alice"]')).to_contain_text("2 tabs")
+        expect(page.locator('#here li[data-user="bob"]')).not_to_contain_text("tabs")
+    expect(bob.locator('#here li[data-user="bob"]')).to_contain_text("bob (you)")
+
+    bob.locator("#message-input").press_sequentially("hel")
+    expect(alice.locator("#typing")).to_have_text("bob is typing…")
+    expect(bob.locator("#typing")).to_have_text("")  # not to oneself
+    bob.locator("#message-input").press_sequentially("lo")
+    bob.press("#message-input", "Enter")
+    expect(alice.locator("#messages li .text").last).to_have_text("hello")
+    expect(alice.locator("#typing")).to_have_text("")  # the message ends it
+    screenshot(alice, "room-presence")
+
+    alice_again.context.close()  # one of alice's browsers goes: she is still here, once
+    expect(bob.locator('#here li[data-user="alice"]')).not_to_contain_text("tabs")
+    alice.goto(demo.url + "posts/")  # and the last one leaves the room
+    expect(bob.locator("#here li")).to_have_count(1)
+
+
+def test_the_people_list_shows_who_is_online(demo: DemoServer, new_page: NewPage) -> None:
+    alice = log_in(new_page(), demo.url, "alice")
+    alice.goto(demo.url + "messages/")
+    carol = log_in(new_page(), demo.url, "carol")  # carol has a page open: online
+    carol.goto(demo.url + "blog/")
+    connected(carol)
+    expect(alice.locator('#people li[data-user="carol"]')).to_have_class(re.compile("online"))
+    carol.context.close()
+    expect(alice.locator('#people li[data-user="carol"]')).not_to_have_class(re.compile("online"))

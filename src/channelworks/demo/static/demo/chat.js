@@ -6,7 +6,8 @@
 // missed meanwhile, from the room's log or from the database (chat/consumers.py); a message
 // it shows already is skipped, so none appears twice.
 import { ReconnectingSocket } from "./socket.js";
-import { messageItem, regroup } from "./messages.js";
+import { avatar, messageItem, regroup } from "./messages.js";
+import { topics } from "./live.js";
 
 const room = document.getElementById("room");
 const slug = room.dataset.slug;
@@ -18,6 +19,13 @@ const form = document.getElementById("message-form");
 const input = document.getElementById("message-input");
 const error = document.getElementById("chat-error");
 const history = JSON.parse(document.getElementById("history").textContent);
+
+const TYPING_SHOWN_MS = 4000; // "bob is typing…" lasts this long after bob's last keystroke
+const TYPING_EVERY_MS = 2000; // a typing user tells the room at most this often
+const here = document.getElementById("here");
+const typingLine = document.getElementById("typing");
+const typing = new Map(); // user -> timer that clears them
+let toldTypingAt = 0;
 
 const shown = new Set();
 let newest = 0; // the id of the newest message shown
@@ -38,6 +46,7 @@ function scrollToEnd() {
 }
 
 function append(message) {
+  stoppedTyping(message.author);
   if (shown.has(message.id)) return;
   const follow = nearBottom() || message.author === me;
   shown.add(message.id);
@@ -120,8 +129,61 @@ form.addEventListener("submit", (event) => {
   event.preventDefault();
   if (socket.send({ type: "message", text: input.value })) {
     input.value = "";
+    toldTypingAt = 0; // the next message's typing is told at once
     showError("");
   } else {
     showError("Not connected; try again in a moment.");
   }
 });
+
+// -- who is here, who is typing: the room's topic on the site's topics socket ---------------
+
+
+const roomTopic = topics.topic(`room:${slug}`);
+const presence = new Channelworks.Presence(roomTopic);
+
+presence.onSync(() => {
+  const people = presence.list((user, { metas }) => ({ user, metas }));
+  here.replaceChildren(
+    ...people.map(({ user, metas }) => {
+      const item = document.createElement("li");
+      item.dataset.user = user;
+      const name = document.createElement("span");
+      name.textContent = user === me ? `${user} (you)` : user;
+      item.append(avatar(user, metas[0]?.avatar), name);
+      if (metas.length > 1) {
+        const tabs = document.createElement("span");
+        tabs.className = "tabs muted small";
+        tabs.textContent = `${metas.length} tabs`;
+        item.append(tabs);
+      }
+      return item;
+    }),
+  );
+});
+
+function showTyping() {
+  const names = [...typing.keys()];
+  typingLine.textContent =
+    names.length === 0 ? "" : `${names.join(", ")} ${names.length === 1 ? "is" : "are"} typing…`;
+}
+
+function stoppedTyping(user) {
+  clearTimeout(typing.get(user));
+  if (typing.delete(user)) showTyping();
+}
+
+roomTopic.on("typing", ({ user }) => {
+  if (user === me) return;
+  clearTimeout(typing.get(user));
+  typing.set(user, setTimeout(() => stoppedTyping(user), TYPING_SHOWN_MS));
+  showTyping();
+});
+
+input.addEventListener("input", () => {
+  if (!input.value || Date.now() - toldTypingAt < TYPING_EVERY_MS) return;
+  toldTypingAt = Date.now();
+  roomTopic.push("typing", {}).catch(() => {}); // best effort: it is stale in seconds anyway
+});
+
+roomTopic.join().catch(() => {});

@@ -1,0 +1,47 @@
+"""The room pages' topic on the site's topics socket (``/ws/topics/``): who is here and who is
+typing. The messages themselves go through ``consumers.ChatConsumer``.
+
+``room:<slug>``: a logged-in user who may see the room joins it and is tracked in its presence
+under their user name, once per tab (``Channelworks.Presence`` in the page lists each user
+once, with their tabs as metas). A push ``typing`` is broadcast to the room as
+``{"user": name}`` (no history: it is stale in seconds); the pages show "bob is typing…"
+for a few seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from channelworks.db import database_sync_to_async
+from channelworks.demo.chat.models import Room, avatar_url
+from channelworks.topics import JoinRefused, Reply, Topic
+
+
+@database_sync_to_async
+def may_see(user: Any, slug: str) -> tuple[bool, str]:
+    """Whether ``user`` may see the room ``slug``, and their avatar's URL."""
+    visible = Room.objects.visible_to(user).filter(slug=slug).exists()
+    return visible, avatar_url(user) if visible else ""
+
+
+class RoomTopic(Topic):
+    pattern = "room:{slug}"
+    presence = True
+
+    async def join(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        user = self.user
+        if user is None or not user.is_authenticated:
+            raise JoinRefused("login_required")
+        visible, avatar = await may_see(user, self.params["slug"])
+        if not visible:
+            raise JoinRefused("not_found")  # a private room is "missing" to non-members
+        self.username: str = user.get_username()
+        await self.track(self.username, {"avatar": avatar, "online_at": time.time()})
+        return {"user": self.username}
+
+    async def handle_in(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | Reply | None:
+        if event == "typing":
+            await self.broadcast("typing", {"user": self.username})
+            return {}
+        return await super().handle_in(event, payload)

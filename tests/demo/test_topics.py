@@ -1,0 +1,86 @@
+"""The site's topics socket: who may join a room's topic, presence per user, typing, and the
+``online`` topic (chat/topics.py, social/topics.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from channelworks.demo.chat.models import Room
+from channelworks.testing import WebsocketCommunicator
+from tests.demo.support import open_socket
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("channelworks.demo.urls")]
+
+
+@pytest.fixture
+def rooms(alice: User) -> None:
+    Room.objects.create(name="General", slug="general")
+    backstage = Room.objects.create(name="Backstage", slug="backstage", is_private=True)
+    backstage.members.add(alice)
+
+
+async def join(socket: WebsocketCommunicator, topic: str, ref: str = "1") -> dict[str, Any]:
+    """Join ``topic``; the reply's payload."""
+    await socket.send_json_to([ref, ref, topic, "join", {"params": {}}])
+    frame = await socket.receive_json_from()
+    assert frame[:4] == [ref, ref, topic, "reply"], frame
+    payload: dict[str, Any] = frame[4]
+    return payload
+
+
+async def next_event(socket: WebsocketCommunicator, event: str) -> dict[str, Any]:
+    """The payload of the next push of ``event`` (other frames before it are skipped)."""
+    while True:
+        frame = await socket.receive_json_from()
+        if frame[3] == event:
+            payload: dict[str, Any] = frame[4]
+            return payload
+
+
+@pytest.mark.usefixtures("rooms")
+@pytest.mark.parametrize(
+    ("who", "topic", "reason"),
+    [
+        (None, "room:general", "login_required"),
+        (None, "online", "login_required"),
+        ("carol", "room:backstage", "not_found"),  # private, carol is no member
+        ("carol", "room:nowhere", "not_found"),
+    ],
+)
+async def test_who_may_not_join_is_refused(
+    who: str | None, topic: str, reason: str, carol_session: str
+) -> None:
+    socket = await open_socket("/ws/topics/", carol_session if who else None)
+    reply = await join(socket, topic)
+    assert reply == {"status": "error", "response": {"reason": reason}}
+    await socket.disconnect()
+
+
+@pytest.mark.usefixtures("rooms")
+async def test_a_room_tracks_each_user_once_with_a_meta_per_tab_and_relays_typing(
+    alice_session: str, bob_session: str
+) -> None:
+    tabs = [await open_socket("/ws/topics/", alice_session) for _ in range(2)]
+    bob = await open_socket("/ws/topics/", bob_session)
+    for socket in (*tabs, bob):
+        assert (await join(socket, "room:general"))["status"] == "ok"
+    state = await next_event(bob, "presence_state")
+    assert sorted(state) == ["alice", "bob"]
+    assert len(state["alice"]["metas"]) == 2
+    assert set(state["alice"]["metas"][0]) >= {"avatar", "online_at", "phx_ref"}
+
+    await bob.send_json_to(["1", "2", "room:general", "typing", {}])
+    for socket in tabs:
+        assert await next_event(socket, "typing") == {"user": "bob"}
+    for socket in (*tabs, bob):
+        await socket.disconnect()
+
+
+async def test_the_online_topic_tracks_logged_in_users(alice_session: str) -> None:
+    socket = await open_socket("/ws/topics/", alice_session)
+    assert (await join(socket, "online"))["status"] == "ok"
+    assert list(await next_event(socket, "presence_state")) == ["alice"]
+    await socket.disconnect()
