@@ -197,3 +197,42 @@ async def test_an_application_value_json_cannot_carry_is_an_error_reply_and_a_dr
     await abroadcast("odd:a", "fine", {"v": 1}, layer=layer)
     assert (await client.receive_json_from())[3:5] == ["fine", {"v": 1}]
     await client.disconnect()
+
+
+class Tracked(Topic):
+    """Tracks what the client sends, as an application trusting its input might."""
+
+    pattern = "tracked:{x}"
+    presence = True
+
+    async def join(self, params: dict[str, Any]) -> dict[str, Any]:
+        await self.track(str(params.get("nick", "someone")), params.get("meta", {}))
+        return {}
+
+    async def handle_in(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        await self.track(str(payload.get("nick")), payload.get("meta", {}))
+        return {"tracked": True}
+
+
+async def test_a_presence_the_layer_refuses_is_an_error_reply_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = TopicsConsumer.as_asgi(topics=[Tracked], heartbeat_interval=None)
+    client = WebsocketCommunicator(app, "/", subprotocols=[JSON_SUBPROTOCOL])
+    assert (await client.connect())[0]
+    with caplog.at_level(logging.WARNING, "channelworks.topics"):
+        await client.send_json_to(["1", "1", "tracked:a", "join", {"params": {"nick": "n" * 300}}])
+        refused = await client.receive_json_from()
+        assert refused[4] == {"status": "error", "response": {"reason": "invalid_presence"}}
+        await client.send_json_to(["2", "2", "tracked:a", "join", {"params": {"nick": "ada"}}])
+        assert (await client.receive_json_from())[4]["status"] == "ok"
+        assert (await client.receive_json_from())[3] == "presence_state"
+        meta = {"phx_ref": "forged"}  # the layer sets phx_ref itself
+        await client.send_json_to(["2", "3", "tracked:a", "update", {"nick": "ada", "meta": meta}])
+        reply = await client.receive_json_from()
+    assert reply[4] == {"status": "error", "response": {"reason": "invalid_presence"}}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # not a crash
+    assert "refused by the layer's presence" in caplog.text
+    await client.send_json_to(["2", "4", "tracked:a", "update", {"nick": "ada", "meta": {"a": 1}}])
+    assert (await client.receive_json_from())[4] == {"status": "ok", "response": {"tracked": True}}
+    await client.disconnect()

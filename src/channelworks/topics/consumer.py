@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from channelworks.consumers.handlers import framework_class
 from channelworks.consumers.resume import Resumed
 from channelworks.consumers.websocket import AsyncWebsocketConsumer
-from channelworks.exceptions import CloseConnection
+from channelworks.exceptions import CloseConnection, InvalidPresence
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.history import POSITION_KEY, ResumeFilter
 from channelworks.layers.presence import genuine_diff
@@ -192,6 +192,11 @@ class TopicsConsumer(AsyncWebsocketConsumer):
             await self._forget(topic)
             await self._refuse(frame, cls, str(exc.reason))
             return
+        except InvalidPresence as exc:  # a key or meta from the client, most likely
+            await self._forget(topic)
+            self._log_invalid_presence(topic, exc)
+            await self._refuse(frame, cls, "invalid_presence")
+            return
         except Exception as exc:
             await self._forget(topic)
             self._log_crash(topic, "join", exc)
@@ -248,6 +253,9 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         try:
             result = await call(topic.handle_in, frame.event, frame.payload)
             reply = _as_reply(result, type(topic))
+        except InvalidPresence as exc:  # the topic stays joined: its state is unchanged
+            self._log_invalid_presence(topic, exc)
+            reply = Reply.error({"reason": "invalid_presence"})
         except Exception as exc:
             await self._crashed(topic, frame.event, exc)
             return
@@ -441,6 +449,17 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         else:
             await self.send(bytes_data=data)
         return True
+
+    def _log_invalid_presence(self, topic: Topic, exc: InvalidPresence) -> None:
+        _log.event(
+            logger,
+            ("invalid presence", type(topic)),
+            logging.WARNING,
+            "{name}: {count} track/update call(s) refused by the layer's presence, answered "
+            "invalid_presence (last: {error})",
+            name=type(topic).__qualname__,
+            error=exc,
+        )
 
     def _log_crash(self, topic: Topic, hook: str, exc: Exception) -> None:
         key = (type(topic), hook, type(exc))
