@@ -349,3 +349,35 @@ def test_the_room_page_opens_with_the_newest_messages_and_pages_back(
         assert client.get(f"/rooms/general/messages/{bad}").status_code == 400
     client.force_login(carol)  # not a member of the private room
     assert client.get(f"/rooms/backstage/messages/?before={ids[0]}").status_code == 404
+
+
+# -- unread counts -----------------------------------------------------------------------------
+
+
+def unread_in_list(client: Client) -> dict[str, int]:
+    rooms = client.get("/rooms/").context["rooms"]
+    return {room.slug: room.unread for room in rooms}
+
+
+async def test_unread_counts_follow_what_the_page_was_shown(
+    general: Room, alice: User, bob: User, alice_session: str, bob_session: str
+) -> None:
+    client = Client()
+    await database_sync_to_async(client.force_login)(alice)
+    bob_socket = await enter("/ws/chat/general/", bob_session)
+    await bob_socket.send_json_to({"type": "message", "text": "one"})
+    await bob_socket.receive_json_from()
+    assert await database_sync_to_async(unread_in_list)(client) == {"general": 1}
+
+    alice_socket, frames = await reconnect("after=0", alice_session)
+    assert [f.get("text") for f in frames] == ["one", None]
+    await bob_socket.send_json_to({"type": "message", "text": "two"})
+    assert (await alice_socket.receive_json_from())["text"] == "two"
+    await alice_socket.disconnect()  # alice's page was shown both: read
+    assert await database_sync_to_async(unread_in_list)(client) == {"general": 0}
+    await bob_socket.send_json_to({"type": "message", "text": "three"})
+    await bob_socket.receive_json_from()
+    assert await database_sync_to_async(unread_in_list)(client) == {"general": 1}
+    await database_sync_to_async(client.get)("/rooms/general/")  # the page shows it: read
+    assert await database_sync_to_async(unread_in_list)(client) == {"general": 0}
+    await bob_socket.disconnect()

@@ -84,3 +84,20 @@ async def test_the_online_topic_tracks_logged_in_users(alice_session: str) -> No
     assert (await join(socket, "online"))["status"] == "ok"
     assert list(await next_event(socket, "presence_state")) == ["alice"]
     await socket.disconnect()
+
+
+@pytest.mark.usefixtures("rooms")
+async def test_a_rooms_activity_tells_its_members_of_each_new_message(
+    alice_session: str, bob_session: str, carol_session: str
+) -> None:
+    carol = await open_socket("/ws/topics/", carol_session)
+    assert (await join(carol, "activity:backstage"))["status"] == "error"  # not a member
+    alice = await open_socket("/ws/topics/", alice_session)
+    assert (await join(alice, "activity:general"))["status"] == "ok"
+    bob = await open_socket("/ws/chat/general/", bob_session)
+    assert (await bob.receive_json_from())["type"] == "resumed"
+    await bob.send_json_to({"type": "message", "text": "hello"})
+    message = (await bob.receive_json_from())["id"]
+    assert await next_event(alice, "message") == {"id": message, "author": "bob"}
+    for socket in (alice, bob, carol):
+        await socket.disconnect()

@@ -107,6 +107,9 @@ def test_a_page_that_was_away_during_a_restart_shows_every_message_once(
         expect(alice.locator("#retry-now")).to_be_hidden()
         source = "database" if layer == "memory" else "log"  # a restart empties the memory
         expect(alice.locator("#room")).to_have_attribute("data-resumed", source)
+        expect(alice.locator("#missed")).to_have_text(
+            "You missed 6 messages while reconnecting: they are above, in order."
+        )
         texts = alice.locator("#messages li .text")
         expect(texts).to_have_text([*texts.all_text_contents()[:-6], *missed])
         assert texts.all_text_contents().count("before the restart") == 1
@@ -333,3 +336,44 @@ def test_the_people_list_shows_who_is_online(demo: DemoServer, new_page: NewPage
     expect(alice.locator('#people li[data-user="carol"]')).to_have_class(re.compile("online"))
     carol.context.close()
     expect(alice.locator('#people li[data-user="carol"]')).not_to_have_class(re.compile("online"))
+
+
+def test_unread_counts_per_room_and_per_conversation(demo: DemoServer, new_page: NewPage) -> None:
+    carol = log_in(new_page(), demo.url, "carol")
+    carol.goto(demo.url + "rooms/random/")
+    connected(carol)
+    carol.goto(demo.url + "rooms/general/")  # the two rooms read
+    connected(carol)
+    random = carol.locator('#room-nav li[data-room="random"] .unread')
+    expect(random).to_be_hidden()
+    bob = log_in(new_page(), demo.url, "bob")
+    bob.goto(demo.url + "rooms/random/")
+    connected(bob)
+    sent(bob, "news in random")
+    sent(bob, "more news")
+    expect(random).to_have_text("2")  # live, in the sidebar of another room
+    carol.goto(demo.url + "rooms/")
+    expect(carol.locator('#rooms li[data-room="random"] .unread')).to_have_text("2")
+    expect(carol.locator('#rooms li[data-room="general"] .unread')).to_be_hidden()
+    sent(bob, "and more")
+    expect(carol.locator('#rooms li[data-room="random"] .unread')).to_have_text("3")
+    carol.goto(demo.url + "rooms/random/")
+    connected(carol)
+    carol.goto(demo.url + "rooms/")
+    expect(carol.locator('#rooms li[data-room="random"] .unread')).to_be_hidden()
+
+    carol.goto(demo.url + "messages/")
+    connected(carol)
+    alice_dm = carol.locator('#people li[data-user="alice"] .unread')
+    expect(alice_dm).to_be_hidden()
+    bob.goto(demo.url + "messages/carol/")
+    for text in ("first", "second"):
+        bob.fill("textarea[name=text]", text)
+        bob.click("form.row button[type=submit]")
+    bob_dm = carol.locator('#people li[data-user="bob"] .unread')
+    expect(bob_dm).to_have_text("2")
+    carol.reload()
+    expect(bob_dm).to_have_text("2")
+    carol.locator('#people li[data-user="bob"] a').click()
+    carol.goto(demo.url + "messages/")
+    expect(bob_dm).to_be_hidden()

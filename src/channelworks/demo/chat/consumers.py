@@ -26,10 +26,12 @@ from channelworks.consumers.resume import GroupResume
 from channelworks.db import database_sync_to_async
 from channelworks.demo import codes
 from channelworks.demo.chat.forms import MessageForm
-from channelworks.demo.chat.models import Message, Room
+from channelworks.demo.chat.models import Message, Room, RoomRead
+from channelworks.demo.chat.topics import activity_topic
 from channelworks.demo.frames import error_frame, form_error_frame
 from channelworks.demo.resume import id_of, position_of, send_kept
 from channelworks.layers.history import POSITION_KEY
+from channelworks.topics import abroadcast
 
 #: the most messages a reconnecting page gets from the database; with more it reloads
 CATCH_UP = 200
@@ -52,12 +54,19 @@ def messages_after(room: Room, after: int, limit: int) -> list[dict[str, Any]]:
 
 
 @database_sync_to_async
+def mark_read(user: Any, room: Room, message_id: int) -> None:
+    RoomRead.mark(user, room, message_id)
+
+
+@database_sync_to_async
 def save_message(room: Room, user: Any, text: str) -> dict[str, Any]:
     return Message.objects.create(room=room, author=user, text=text).as_event()
 
 
 class ChatConsumer(GroupResume, AsyncJsonWebsocketConsumer):
     room: Room | None = None
+    #: the newest message this socket sent its page: read, when the socket closes
+    newest = 0
 
     async def connect(self) -> None:
         user = self.scope["user"]
@@ -96,6 +105,7 @@ class ChatConsumer(GroupResume, AsyncJsonWebsocketConsumer):
             )
             return
         for message in missed:
+            self.newest = max(self.newest, message["id"])
             await self.send_json({"type": "message", **message, "position": None})
         await self.send_json(
             {"type": "resumed", "source": "database", "missed": len(missed), "position": position}
@@ -121,11 +131,19 @@ class ChatConsumer(GroupResume, AsyncJsonWebsocketConsumer):
         assert self.channel_layer is not None  # settings.CHANNEL_LAYERS always has one here
         event = {"type": "chat.message", "message": message}
         await send_kept(self.channel_layer, self.room.group_name, event)
+        activity = {"id": message["id"], "author": message["author"]}
+        await abroadcast(activity_topic(self.room.slug), "message", activity)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         if self.room is not None:  # not to a socket closing because it may not stay
+            self.newest = max(self.newest, event["message"]["id"])
             position = event.get(POSITION_KEY)
             await self.send_json({"type": "message", **event["message"], "position": position})
+
+    async def disconnect(self, code: int) -> None:
+        """What the page was shown is read (the room lists' unread counts start after it)."""
+        if self.room is not None and self.newest:
+            await mark_read(self.scope["user"], self.room, self.newest)
 
     async def room_changed(self, event: dict[str, Any]) -> None:
         """Who may see the room changed (signals.py): close this socket if its user may not."""

@@ -81,3 +81,25 @@ def avatar_url(user: Any) -> str:
     except ObjectDoesNotExist:
         return ""
     return avatar.thumbnail.url if avatar.thumbnail else ""
+
+
+class RoomRead(models.Model):
+    """How far ``user`` has read ``room``: the id of the newest message they were shown. The
+    room pages' unread counts are the messages of others after it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="reads")
+    last_read = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = (models.UniqueConstraint(fields=["user", "room"], name="one_read_per_room"),)
+
+    def __str__(self) -> str:
+        return f"{self.user} read {self.room} up to {self.last_read}"
+
+    @classmethod
+    def mark(cls, user: Any, room: Room, message_id: int) -> None:
+        """``user`` has seen ``room`` up to ``message_id`` (never moves back)."""
+        read, _ = cls.objects.get_or_create(user=user, room=room)
+        if message_id > read.last_read:
+            cls.objects.filter(pk=read.pk, last_read__lt=message_id).update(last_read=message_id)

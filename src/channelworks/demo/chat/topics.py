@@ -6,6 +6,10 @@ under their user name, once per tab (``Channelworks.Presence`` in the page lists
 once, with their tabs as metas). A push ``typing`` is broadcast to the room as
 ``{"user": name}`` (no history: it is stale in seconds); the pages show "bob is typing…"
 for a few seconds.
+
+``activity:<slug>``: the same users may join it to hear ``message`` (``{"id", "author"}``)
+for each new message of the room (``consumers.ChatConsumer`` broadcasts it): the room lists
+count what is unread in the rooms one is not looking at.
 """
 
 from __future__ import annotations
@@ -25,18 +29,24 @@ def may_see(user: Any, slug: str) -> tuple[bool, str]:
     return visible, avatar_url(user) if visible else ""
 
 
+async def require_visible(topic: Topic) -> str:
+    """Refuse the join unless the user may see the topic's room; their avatar's URL."""
+    user = topic.user
+    if user is None or not user.is_authenticated:
+        raise JoinRefused("login_required")
+    visible, avatar = await may_see(user, topic.params["slug"])
+    if not visible:
+        raise JoinRefused("not_found")  # a private room is "missing" to non-members
+    return avatar
+
+
 class RoomTopic(Topic):
     pattern = "room:{slug}"
     presence = True
 
     async def join(self, params: dict[str, Any]) -> dict[str, Any] | None:
-        user = self.user
-        if user is None or not user.is_authenticated:
-            raise JoinRefused("login_required")
-        visible, avatar = await may_see(user, self.params["slug"])
-        if not visible:
-            raise JoinRefused("not_found")  # a private room is "missing" to non-members
-        self.username: str = user.get_username()
+        avatar = await require_visible(self)
+        self.username: str = self.user.get_username()
         await self.track(self.username, {"avatar": avatar, "online_at": time.time()})
         return {"user": self.username}
 
@@ -45,3 +55,15 @@ class RoomTopic(Topic):
             await self.broadcast("typing", {"user": self.username})
             return {}
         return await super().handle_in(event, payload)
+
+
+class ActivityTopic(Topic):
+    pattern = "activity:{slug}"
+
+    async def join(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        await require_visible(self)
+        return {}
+
+
+def activity_topic(slug: str) -> str:
+    return f"activity:{slug}"

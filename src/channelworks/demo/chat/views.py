@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
 from channelworks.demo.chat.forms import RoomForm
-from channelworks.demo.chat.models import Message, Room
+from channelworks.demo.chat.models import Message, Room, RoomRead
 from channelworks.demo.requests import AuthenticatedRequest
 
 #: messages a room page shows from the history, and each "older" page adds; newer ones
@@ -21,8 +24,19 @@ def room_list(request: AuthenticatedRequest) -> HttpResponse:
         if room.is_private:
             room.members.add(request.user)
         return redirect(room)
-    rooms = Room.objects.visible_to(request.user)
+    rooms = with_unread(request.user, Room.objects.visible_to(request.user))
     return render(request, "chat/room_list.html", {"rooms": rooms, "form": form})
+
+
+def with_unread(user: Any, rooms: Iterable[Room]) -> list[Room]:
+    """``rooms``, each with ``unread``: the messages of others after what ``user`` has read
+    there (all of them in a room never opened). One query per room: a demo has a few."""
+    reads = dict(RoomRead.objects.filter(user=user).values_list("room_id", "last_read"))
+    listed = list(rooms)
+    for room in listed:
+        newer = room.messages.filter(pk__gt=reads.get(room.pk, 0)).exclude(author=user)
+        room.unread = newer.count()  # type: ignore[attr-defined]
+    return listed
 
 
 def page_of(room: Room, before: int | None) -> dict[str, object]:
@@ -44,10 +58,13 @@ def room_detail(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     room = Room.objects.visible_to(request.user).filter(slug=slug).first()
     if room is None:
         return render(request, "chat/room_missing.html", {"slug": slug}, status=404)
+    history = page_of(room, None)
+    if history["messages"]:  # the page shows them: read
+        RoomRead.mark(request.user, room, history["messages"][-1]["id"])  # type: ignore[index]
     context = {
         "room": room,
-        "rooms": Room.objects.visible_to(request.user),
-        "history": page_of(room, None),
+        "rooms": with_unread(request.user, Room.objects.visible_to(request.user)),
+        "history": history,
         "max_length": Message.MAX_LENGTH,
     }
     return render(request, "chat/room.html", context)

@@ -3,6 +3,7 @@ notifies them (``notify``), which their open pages show at once."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -27,7 +28,13 @@ HISTORY = 50
 
 @login_required
 def people(request: AuthenticatedRequest) -> HttpResponse:
-    others = User.objects.exclude(pk=request.user.pk).order_by("username")
+    others = list(User.objects.exclude(pk=request.user.pk).order_by("username"))
+    unread = Notification.objects.filter(
+        recipient=request.user, kind=Notification.Kind.MESSAGE, read=False
+    )
+    senders = Counter(unread.values_list("data__sender", flat=True))
+    for person in others:  # unread direct messages per conversation
+        person.unread = senders[person.get_username()]  # type: ignore[attr-defined]
     return render(request, "social/people.html", {"people": others})
 
 

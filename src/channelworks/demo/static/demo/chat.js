@@ -8,6 +8,7 @@
 import { ReconnectingSocket } from "./socket.js";
 import { avatar, messageItem, regroup } from "./messages.js";
 import { topics } from "./live.js";
+import { watchRooms } from "./unread.js";
 
 const room = document.getElementById("room");
 const slug = room.dataset.slug;
@@ -86,6 +87,16 @@ async function loadOlder() {
   }
 }
 
+// After a reconnect: "You missed 6 messages", until the user reads on.
+let reconnected = false;
+const missedNote = document.getElementById("missed");
+function showMissed(count) {
+  missedNote.textContent = `You missed ${count} message${count === 1 ? "" : "s"} while reconnecting: they are above, in order.`;
+  missedNote.hidden = false;
+  clearTimeout(showMissed.timer);
+  showMissed.timer = setTimeout(() => (missedNote.hidden = true), 10_000);
+}
+
 function remember(next) {
   if (!next) return;
   if (!position || position[1] !== next[1] || next[0] > position[0]) position = next;
@@ -117,6 +128,8 @@ const socket = new ReconnectingSocket(
         remember(message.position);
         room.dataset.resumed = message.source;
         if (message.source === "reload") window.location.reload();
+        else if (reconnected && message.missed > 0) showMissed(message.missed);
+        reconnected = true;
       } else if (message.type === "error") {
         showError(message.message);
       }
@@ -187,3 +200,4 @@ input.addEventListener("input", () => {
 });
 
 roomTopic.join().catch(() => {});
+watchRooms(me); // the other rooms of the sidebar

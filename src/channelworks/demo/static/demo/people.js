@@ -1,4 +1,5 @@
-// The people list: a green dot beside everyone who has a page of the site open.
+// The people list: a green dot beside everyone who has a page of the site open, and the
+// unread messages of each conversation, counting up as messages arrive.
 import { onlineNow } from "./live.js";
 
 function show() {
@@ -12,3 +13,12 @@ function show() {
 
 onlineNow.onSync(show);
 show();
+
+window.addEventListener("demo:notification", (event) => {
+  const { kind, data } = event.detail;
+  if (kind !== "message") return;
+  const badge = document.querySelector(`#people li[data-user="${CSS.escape(data.sender)}"] .unread`);
+  if (!badge) return;
+  badge.textContent = String(Number(badge.textContent) + 1);
+  badge.hidden = false;
+});
