@@ -101,3 +101,18 @@ def test_the_first_offered_subprotocol_of_ours_is_chosen() -> None:
 def test_protocol_events_and_dollar_events_are_reserved() -> None:
     assert all(is_reserved(e) for e in ("reply", "presence_diff", "$x"))
     assert not is_reserved("say")
+
+
+def test_json_payloads_are_read_as_javascript_reads_them_and_left_alone_otherwise() -> None:
+    codec = Codec()
+    frame = codec.decode_client_frame(
+        '["1","2","t","e",{"\\udfff":[18446744073709551616,"x\\ud83d",-9223372036854775808]}]',
+        None,
+    )
+    assert frame.payload == {"\ufffd": [2.0**64, "x\ufffd", -(2**63)]}
+    with pytest.raises(ProtocolError, match="invalid msgpack"):  # a surrogate is not UTF-8
+        Codec(MSGPACK_SUBPROTOCOL).decode_client_frame(
+            None, msgpack.packb(["1", "2", "t", "e", {"a": 1}])[:-1] + b"\xa3\xed\xa0\x80"
+        )
+    plain = ["1", "2", "t", "e", {"a": [1, "é"]}]
+    assert Codec().decode_client_frame(json.dumps(plain), None).payload == {"a": [1, "é"]}

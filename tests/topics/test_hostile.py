@@ -92,18 +92,8 @@ async def members() -> tuple[Member, Member]:
         ),
         (
             "json",
-            '["1","2","room:x","say",{"body":' + str(2**64) + "}]",
+            '["1","2","room:x","say",{"body":1' + "0" * 400 + "}]",
             "payload has an integer beyond 64 bits",
-        ),
-        (
-            "json",
-            '["1","2","room:x","say",{"body":"\\ud800"}]',
-            "payload has a string that is not valid Unicode (a lone surrogate)",
-        ),
-        (
-            "json",
-            '["1","2","room:x","say",{"\\udfff":1}]',
-            "payload has a string that is not valid Unicode (a lone surrogate)",
         ),
         (
             "json",
@@ -121,9 +111,7 @@ async def members() -> tuple[Member, Member]:
         "bin-key",
         "nan",
         "infinity",
-        "int65",
-        "surrogate",
-        "surrogate-key",
+        "beyond-double",
         "topic",
         "deep",
     ],
@@ -149,6 +137,19 @@ async def test_the_largest_portable_values_go_through_both_subprotocols() -> Non
     body = {"big": 2**64 - 1, "small": -(2**63), "deep": [[[[1.5]]]], "text": "é\u2603"}
     assert await json_member.said(body) == body
     assert (await msgpack_member.next())[4] == {"body": body}
+
+
+async def test_json_text_is_read_as_javascript_reads_it() -> None:
+    """``JSON.stringify`` writes 1e20 as an integer and escapes a lone surrogate (a string cut
+    inside a pair): both are what a browser may send, so they are read as a browser would
+    read them back (a float, U+FFFD) instead of closing the socket."""
+    json_member, msgpack_member = await members()
+    await json_member.send_raw(
+        text='["1","2","room:x","say",{"body":[100000000000000000000,"a\\ud83d"]}]'
+    )
+    said = [f for f in [await json_member.next(), await json_member.next()] if f[3] == "said"]
+    assert said[0][4]["body"] == [1e20, "a\ufffd"]
+    assert (await msgpack_member.next())[4]["body"] == [1e20, "a\ufffd"]
 
 
 async def test_binaries_reach_msgpack_members_and_json_members_skip_them_with_a_warning(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from channelworks.exceptions import CloseConnection
@@ -130,15 +130,16 @@ class Codec:
 
     def decode_client_frame(self, text: str | None, data: bytes | None) -> Frame:
         """A frame a client sent, validated (``ProtocolError`` otherwise)."""
-        return client_frame(self.loads(text, data))
+        return client_frame(self.loads(text, data), json_text=not self.binary)
 
     def decode_server_frame(self, text: str | None, data: bytes | None) -> Frame:
         """A frame a server sent (for clients); ``ProtocolError`` if malformed."""
         return server_frame(self.loads(text, data))
 
 
-def client_frame(items: Any) -> Frame:
-    """Validate a decoded client frame: a 5-element array of the spec's types."""
+def client_frame(items: Any, *, json_text: bool = False) -> Frame:
+    """Validate a decoded client frame: a 5-element array of the spec's types. With
+    ``json_text``, its payload is read as JavaScript would (``as_javascript_reads``)."""
     if not isinstance(items, list):
         raise ProtocolError(reason="a frame must be an array")
     if len(items) != 5:
@@ -152,6 +153,9 @@ def client_frame(items: Any) -> Frame:
         _payload(payload),
     )
     problem = unportable(payload)
+    if json_text and problem in _REPAIRABLE:
+        frame = replace(frame, payload=as_javascript_reads(payload))
+        problem = unportable(frame.payload)
     if problem is not None:
         raise ProtocolError(reason=f"payload {problem}")
     return frame
@@ -223,6 +227,40 @@ def _well_formed(text: str) -> bool:
     return True
 
 
+_SURROGATE = "has a string that is not valid Unicode (a lone surrogate)"
+_BIG_INT = "has an integer beyond 64 bits"
+_REPAIRABLE = (_SURROGATE, _BIG_INT)
+
+
+def as_javascript_reads(value: Any, depth: int = 1) -> Any:
+    """``value`` (decoded JSON) with what JSON text may hold but a browser would not keep:
+    an integer beyond 64 bits becomes a float (JavaScript reads every number as one, and
+    ``JSON.stringify(1e20)`` writes an integer), a lone surrogate (``"\\ud800"``, which
+    ``JSON.stringify`` escapes from a string cut inside a pair) becomes U+FFFD. Returns a
+    copy: call it only when ``unportable`` found one of them."""
+    if depth > MAX_PAYLOAD_DEPTH:
+        return value  # unportable says so
+    kind = type(value)
+    if kind is dict:
+        return {_javascript_str(k): as_javascript_reads(v, depth + 1) for k, v in value.items()}
+    if kind is list:
+        return [as_javascript_reads(v, depth + 1) for v in value]
+    if kind is str:
+        return _javascript_str(value)
+    if kind is int and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        try:
+            return float(value)
+        except OverflowError:  # beyond a double too: unportable says so
+            return value
+    return value
+
+
+def _javascript_str(text: Any) -> Any:
+    if type(text) is not str or _well_formed(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def unportable(payload: dict[str, Any]) -> str | None:
     """What keeps a client's ``payload`` from reaching every member, or ``None``.
 
@@ -243,7 +281,7 @@ def unportable(payload: dict[str, Any]) -> str | None:
                 if type(key) is not str:
                     return "has an object key that is not a string"
                 if not _well_formed(key):
-                    return "has a string that is not valid Unicode (a lone surrogate)"
+                    return _SURROGATE
             items: Any = container.values()
         else:
             items = container
@@ -253,10 +291,10 @@ def unportable(payload: dict[str, Any]) -> str | None:
                 stack.append((item, depth + 1))
             elif kind is str:
                 if not _well_formed(item):
-                    return "has a string that is not valid Unicode (a lone surrogate)"
+                    return _SURROGATE
             elif kind is int:
                 if not INT_RANGE[0] <= item <= INT_RANGE[1]:
-                    return "has an integer beyond 64 bits"
+                    return _BIG_INT
             elif kind is float:
                 if not math.isfinite(item):
                     return "has a number that is not finite (NaN or Infinity)"
@@ -316,6 +354,7 @@ __all__ = [
     "Codec",
     "Frame",
     "ProtocolError",
+    "as_javascript_reads",
     "choose_subprotocol",
     "client_frame",
     "is_reserved",
