@@ -19,6 +19,12 @@ export function encode(value: unknown): Uint8Array {
     else (push(codes[2] as number), big(n, 4));
   };
   const walk = (v: unknown): void => {
+    // As JSON.stringify: NaN and Infinity are null (the server refuses them, 4400), a Date
+    // (anything with toJSON) is what its toJSON returns.
+    if (typeof v === "number" && !Number.isFinite(v)) v = null;
+    else if (typeof v === "object" && v !== null && typeof (v as { toJSON?: unknown }).toJSON === "function") {
+      v = (v as { toJSON(): unknown }).toJSON();
+    }
     if (v === null || v === undefined) push(0xc0);
     else if (v === false || v === true) push(v ? 0xc3 : 0xc2);
     else if (typeof v === "number") {

@@ -83,4 +83,10 @@ describe("msgpack", () => {
     expect(() => decode(Uint8Array.from([0xdd, 255, 255, 255, 255]))).toThrow(RangeError);
     expect(() => encode(() => 1)).toThrow(TypeError);
   });
+  it("encodes what JSON.stringify would: NaN and Infinity as null, a Date as its toJSON", () => {
+    const date = new Date(Date.UTC(2026, 0, 2));
+    const value = { nan: NaN, inf: -Infinity, when: date, list: [Infinity] };
+    expect(decode(encode(value))).toEqual(JSON.parse(JSON.stringify(value)));
+    expect(decode(encode(value))).toEqual({ nan: null, inf: null, when: "2026-01-02T00:00:00.000Z", list: [null] });
+  });
 });
