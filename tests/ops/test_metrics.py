@@ -33,7 +33,17 @@ class Echo(AsyncWebsocketConsumer):
         await self.send(text_data=event["text"])
 
 
-app = URLRouter([path("echo/", Echo.as_asgi(), name="echo")])
+class Refusing(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        await self.close()
+
+
+app = URLRouter(
+    [
+        path("echo/", Echo.as_asgi(), name="echo"),
+        path("refusing/", Refusing.as_asgi(), name="refusing"),
+    ]
+)
 
 
 @pytest.fixture
@@ -160,3 +170,14 @@ async def test_unobserved_when_off(layer: InMemoryChannelLayer) -> None:
     await ws.disconnect()
     text = render()
     assert value(text, "channelworks_frames_total", route="echo", direction="in") == 0
+
+
+async def test_a_refused_handshake_is_counted_as_refused(layer: InMemoryChannelLayer) -> None:
+    ws = WebsocketCommunicator(app, "/refusing/")
+    assert (await ws.connect())[0] is False
+    await ws.disconnect(1006)
+    text = render()
+    refusing = {"route": "refusing", "protocol": "websocket"}
+    assert value(text, "channelworks_connections_closed_total", code="refused", **refusing) == 1
+    assert value(text, "channelworks_connections_accepted_total", **refusing) == 0
+    assert value(text, "channelworks_connections_open", **refusing) == 0

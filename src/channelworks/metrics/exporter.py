@@ -59,7 +59,7 @@ class Exporter:
         )
         self.closed = Counter(
             "channelworks_connections_closed",
-            "Connections ended, by close code (none: refused before a code was sent).",
+            "Connections ended, by close code (refused: the handshake was never accepted).",
             ["route", "protocol", "code"],
             registry=r,
         )

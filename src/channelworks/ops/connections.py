@@ -62,7 +62,8 @@ class RouteTotals:
     frames_out: int = 0
     bytes_out: int = 0
     accepted: int = 0
-    #: close code (``"none"`` for a handshake refused before any code was known) -> count
+    #: close code -> connections that ended with it; ``"refused"``: never accepted (a
+    #: handshake refused with HTTP 403, or a client gone before the accept)
     closed: dict[str, int] = field(default_factory=dict)
 
 
@@ -166,7 +167,10 @@ class Connection:
         totals.bytes_in += self.bytes_in
         totals.frames_out += self.frames_out
         totals.bytes_out += self.bytes_out
-        code = "none" if self.close_code is None else str(self.close_code)
+        if not self.accepted:
+            code = "refused"
+        else:
+            code = "none" if self.close_code is None else str(self.close_code)
         totals.closed[code] = totals.closed.get(code, 0) + 1
         logs.closed(self)
 
