@@ -68,7 +68,7 @@ async def test_anonymous_goes_to_login_and_non_staff_is_refused(live: LiveServer
 
 
 async def test_staff_sees_live_connections_and_closes_one(
-    live: LiveServer, caplog: pytest.LogCaptureFixture
+    live: LiveServer, layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
 ) -> None:
     staff = await client_as(staff=True)
     async with ws_connect(live.ws("/room/lobby/")) as kept, ws_connect(live.ws("/room/x/")) as gone:
@@ -84,8 +84,10 @@ async def test_staff_sees_live_connections_and_closes_one(
         assert (lobby["frames_in"], lobby["frames_out"], lobby["groups"]) == (1, 1, ["room"])
         assert lobby["client"] in html
         assert lobby["id"] in html
-        assert page.context["groups"][0]["name"] == "room"
-        assert page.context["groups"][0]["members"] == 2
+        assert page.context["groups"] == [{"name": "room", "members": 2, "present": 0}]
+        await layer.presence_track("room", lobby["channel_name"], "alice", {"device": "phone"})
+        page = await staff.get(LIVE)
+        assert page.context["groups"] == [{"name": "room", "members": 2, "present": 1}]
         [target] = [row for row in rows if row["path"] == "/room/x/"]
         closed = await staff.post(
             CLOSE, {"channel_name": target["channel_name"], "connection_id": target["id"]}

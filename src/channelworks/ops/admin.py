@@ -30,6 +30,8 @@ from channelworks.ops import control
 
 #: seconds the page waits for the processes' answers
 TIMEOUT = 0.5
+#: groups listed at most (the largest first)
+MAX_GROUPS = 200
 
 
 async def _refusal(request: HttpRequest) -> HttpResponse | None:
@@ -63,8 +65,10 @@ async def live_view(request: HttpRequest) -> HttpResponse:
             connections.append(
                 {**row, "pid": snap["pid"], "host": snap["host"], "age": now - row["since"]}
             )
-    if layer is not None and "presence" in getattr(layer, "extensions", ()):
-        for name in groups:
+    # the largest groups first, at most MAX_GROUPS of them (each asks the layer for presence)
+    shown = sorted(groups.items(), key=lambda item: (-item[1], item[0]))[:MAX_GROUPS]
+    if layer is not None and "presence" in layer.extensions:
+        for name, _ in shown:
             presence[name] = len(await layer.presence(name))
     context = {
         **(await sync_to_async(admin.site.each_context)(request)),
@@ -73,9 +77,9 @@ async def live_view(request: HttpRequest) -> HttpResponse:
         "snapshots": snapshots,
         "connections": sorted(connections, key=lambda row: row["since"]),
         "groups": [
-            {"name": name, "members": count, "present": presence.get(name)}
-            for name, count in sorted(groups.items())
+            {"name": name, "members": count, "present": presence.get(name)} for name, count in shown
         ],
+        "groups_total": len(groups),
         "close_code": control.ADMIN_CLOSE_CODE,
     }
     return render(request, "channelworks/ops/live.html", context)
