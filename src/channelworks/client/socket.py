@@ -172,9 +172,11 @@ class Socket:
             raise Disconnected(self.close_code, "not connected")
         await self._ws.send(self.codec.encode(frame))
 
-    def rejoin_later(self, topic: Topic) -> None:
-        """Rejoin ``topic`` after a backoff (the server reported an ``error`` on it)."""
-        self._spawn(self._rejoin_after(topic, full_jitter(1, self.backoff_base, self.backoff_max)))
+    def rejoin_later(self, topic: Topic, attempt: int = 1) -> None:
+        """Rejoin ``topic`` after a backoff (the server reported an ``error`` on it, or its
+        join timed out; ``attempt`` sizes the backoff)."""
+        delay = full_jitter(attempt, self.backoff_base, self.backoff_max)
+        self._spawn(self._rejoin_after(topic, delay))
 
     # -- the connection --------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ class Topic:
         self._queues: list[asyncio.Queue[tuple[str, dict[str, Any]]]] = []
         self._joined = asyncio.Event()
         self._wanted = False  # joined by the application and not left: rejoin on reconnect
+        self._retries = 0  # joins that timed out in a row (the backoff of the next retry)
 
     # -- the application's API -------------------------------------------------------------
 
@@ -70,14 +71,16 @@ class Topic:
             raise
 
     async def leave(self, timeout: float | None = None) -> None:
-        """Leave the topic; it is not rejoined after a reconnect."""
+        """Leave the topic; it is not rejoined after a reconnect. A join on its way is left
+        too (the server handles the leave after it; the waiting ``join()`` raises
+        ``JoinError("left")``)."""
         self._wanted = False
-        was_joined = self.state == "joined"
+        join_ref, was_on = self.join_ref, self.state in ("joined", "joining")
         self._set_state("left")
-        if was_joined and self.socket.connected:
+        self.join_ref = None  # frames of that join are dropped from now on
+        if was_on and join_ref is not None and self.socket.connected:
             with contextlib.suppress(Disconnected, TimeoutError):
-                await self.socket.request(self.name, f.LEAVE, {}, self.join_ref, timeout)
-        self.join_ref = None
+                await self.socket.request(self.name, f.LEAVE, {}, join_ref, timeout)
 
     async def push(
         self, event: str, payload: dict[str, Any] | None = None, timeout: float | None = None
@@ -138,9 +141,18 @@ class Topic:
         self.join_ref = ref
         try:
             reply = await self.socket.request(self.name, f.JOIN, payload, ref, timeout, ref=ref)
-        except (Disconnected, TimeoutError):
+        except (Disconnected, TimeoutError) as exc:
+            if self.state == "left":
+                raise JoinError(self.name, "left") from exc
             self._set_state("errored")  # joined again on the next connection, if still wanted
+            if isinstance(exc, TimeoutError) and self.socket.connected:
+                # The connection is up, so no reconnect will rejoin: retry after a backoff
+                # (the late join, if the server finishes it, is replaced by the retry).
+                self._retries += 1
+                self.socket.rejoin_later(self, self._retries)
             raise
+        if self.state == "left":  # left while the join was on its way (and the leave sent)
+            raise JoinError(self.name, "left")
         response = _response(reply)
         if reply.get("status") != "ok":
             reason = str(response.get("reason", "unknown"))
@@ -156,6 +168,7 @@ class Topic:
             self.position = (position[0], position[1])
         app = response.get("response")
         self.join_response = app if isinstance(app, dict) else {}
+        self._retries = 0
         self._set_state("joined")
         return self.join_response
 
