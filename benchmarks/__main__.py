@@ -74,6 +74,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     sizes.add_argument("--memory-connections", type=int)
     sizes.add_argument("--memory-warmup", type=int)
     sizes.add_argument("--crowd-connections", type=int, help="idle connections in one room")
+    sizes.add_argument("--storm-clients", type=int, help="clients of the reconnect storm")
     sizes.add_argument("--limits-passes", type=int, help="echo passes, limits on and off")
     sizes.add_argument("--flood-round-trips", type=int, help="the quiet client's, per phase")
     sizes.add_argument("--flood-interval", type=float, help="seconds between them")

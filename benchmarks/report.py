@@ -147,6 +147,22 @@ def _crowd(results: Results) -> tuple[str, bool] | None:
     return text, ours - raw <= 3 * KIB and delivered <= 1.0
 
 
+def _storm(label: str) -> Callable[[Results], tuple[str, bool] | None]:
+    """channelworks <= 2x raw and faster than Channels, for the sessions in ``label``."""
+
+    def measure(results: Results) -> tuple[str, bool] | None:
+        key = f"storm_{label}"
+        raw, ours = results.get(key, "raw"), results.get(key, "channelworks")
+        if not raw or ours is None:
+            return None
+        theirs = results.get(key, "channels")
+        extra = f" (channels {theirs / raw:.2f}x)" if theirs else ""
+        faster = theirs is None or ours < theirs
+        return f"{ours / raw:.2f}x raw, {ours:.2f} s{extra}", ours / raw <= 2 and faster
+
+    return measure
+
+
 def _best_p2p(
     results: Results, contender: str, prefix: str = "redis_p2p_"
 ) -> tuple[float, int] | None:
@@ -281,6 +297,18 @@ TARGETS = [
         "channelworks <= 3 KiB above raw (RSS)",
         "Channels about +10 KiB",
         _memory,
+    ),
+    Target(
+        "storm sqlite",
+        "channelworks <= 2x raw, faster than channels",
+        "2,000 session handshakes at once",
+        _storm("sqlite"),
+    ),
+    Target(
+        "storm postgres",
+        "channelworks <= 2x raw, faster than channels",
+        "2,000 session handshakes at once",
+        _storm("postgres"),
     ),
     Target(
         "10k in a room",

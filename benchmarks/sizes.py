@@ -30,6 +30,7 @@ class Sizes:
     memory_warmup: int = 50
     memory_settle: float = 1.0
     crowd_connections: int = 10_000  # idle connections in one room (figure 12)
+    storm_clients: int = 2000  # clients connecting at once with their sessions (figure 13)
     redis_p2p_seconds: float = 1.0  # sending time per pass
     redis_p2p_tasks: int = 50  # concurrent sender tasks of the second mode
     redis_p2p_passes: int = 3  # per contender and mode, interleaved; best counts
@@ -76,6 +77,7 @@ QUICK = Sizes(
     memory_warmup=5,
     memory_settle=0.2,
     crowd_connections=100,
+    storm_clients=50,
     redis_p2p_seconds=0.2,
     redis_p2p_tasks=5,
     redis_p2p_passes=1,

@@ -1,4 +1,5 @@
-"""``python -m benchmarks.clients {echo,fanout,idle,crowd,flood,latency} URL --server-pid PID ...``
+"""``python -m benchmarks.clients KIND URL --server-pid PID ...``, KIND one of ``echo``,
+``fanout``, ``idle``, ``crowd``, ``storm``, ``flood`` and ``latency``.
 
 Prints one line of JSON with the results on stdout and exits 0, or exits non-zero.
 """
@@ -15,12 +16,15 @@ from benchmarks.clients.echo import run_echo
 from benchmarks.clients.fanout import run_fanout
 from benchmarks.clients.flood import run_flood, run_latency
 from benchmarks.clients.idle import run_idle
+from benchmarks.clients.storm import read_keys, run_storm
 from benchmarks.limits import raise_open_file_limit
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.clients")
-    parser.add_argument("kind", choices=["echo", "fanout", "idle", "crowd", "flood", "latency"])
+    parser.add_argument(
+        "kind", choices=["echo", "fanout", "idle", "crowd", "storm", "flood", "latency"]
+    )
     parser.add_argument("url")
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--connections", type=int, default=100)
@@ -32,6 +36,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--time-limit", type=float, default=120.0)
     parser.add_argument("--seconds", type=float, default=5.0, help="flooding time")
     parser.add_argument("--interval", type=float, default=0.02, help="between round trips")
+    parser.add_argument("--keys-file", help="the storm's session keys (JSON list)")
     return parser.parse_args(argv)
 
 
@@ -61,6 +66,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return await run_crowd(
             args.url, args.connections, args.warmup, args.settle, args.server_pid, args.time_limit
         )
+    if args.kind == "storm":
+        return await run_storm(args.url, read_keys(args.keys_file), args.time_limit)
     if args.kind == "flood":
         return await run_flood(args.url, args.seconds)
     if args.kind == "latency":

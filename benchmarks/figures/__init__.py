@@ -17,6 +17,7 @@ from benchmarks.figures.memory import run_memory
 from benchmarks.figures.metrics import run_metrics
 from benchmarks.figures.rabbitmq import run_rabbitmq_group, run_rabbitmq_p2p
 from benchmarks.figures.redis import run_redis_fanout, run_redis_group, run_redis_p2p
+from benchmarks.figures.storm import run_storm
 
 FIGURES: dict[str, Runner] = {
     "echo": run_echo,
@@ -31,6 +32,7 @@ FIGURES: dict[str, Runner] = {
     "rabbitmq_p2p": run_rabbitmq_p2p,
     "rabbitmq_group": run_rabbitmq_group,
     "crowd": run_crowd,
+    "storm": run_storm,
 }
 
 __all__ = ["FIGURES", "Runner"]

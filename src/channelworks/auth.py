@@ -52,6 +52,7 @@ from django.utils.module_loading import import_string
 
 from channelworks import session_sockets
 from channelworks.db import database_sync_to_async
+from channelworks.db_batch import Batched
 from channelworks.exceptions import ChannelworksError
 from channelworks.middleware import BaseMiddleware
 from channelworks.sessions import HANDLED_SCOPE_TYPES, CookieMiddleware, SessionMiddleware
@@ -151,6 +152,9 @@ def _resolve(user: UserLazyObject) -> None:
     """Resolve a lazy ``scope["user"]``; call off the event loop."""
     if user._wrapped is empty:
         user._setup()
+
+
+_resolve_batched = Batched(_resolve)
 
 
 def _set_user(scope: Scope, user: User) -> None:
@@ -313,7 +317,7 @@ class AuthMiddleware(BaseMiddleware):
             if session.is_empty():  # no session cookie: no thread, no query
                 user._wrapped = _anonymous()
             else:
-                await database_sync_to_async(_resolve)(user)
+                await _resolve_batched(user)  # a storm of handshakes: one hop (db_batch.py)
         await self.inner(scope, receive, send)
 
 
