@@ -154,7 +154,33 @@ def _resolve(user: UserLazyObject) -> None:
         user._setup()
 
 
-_resolve_batched = Batched(_resolve)
+def _load_sessions(calls: list[tuple[Any, ...]]) -> None:
+    """Before the users of a batch of handshakes are resolved: load their database sessions
+    with one query (Django's own ``db`` backend only; a session not found is left to load on
+    its own, as it would)."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.utils import timezone
+
+    waiting: dict[str, SessionStore] = {}
+    for (user,) in calls:
+        session = user.__dict__.get("_session")
+        if (
+            type(session) is SessionStore
+            and session.session_key
+            and user._wrapped is empty
+            and not hasattr(session, "_session_cache")  # not loaded yet
+        ):
+            waiting[session.session_key] = session
+    if len(waiting) < 2:
+        return
+    model = SessionStore.get_model_class()
+    rows = model.objects.filter(session_key__in=list(waiting), expire_date__gt=timezone.now())
+    for row in rows:
+        session = waiting[row.session_key]
+        session._session_cache = session.decode(row.session_data)  # type: ignore[attr-defined]
+
+
+_resolve_batched = Batched(_resolve, before=_load_sessions)
 
 
 def _set_user(scope: Scope, user: User) -> None:

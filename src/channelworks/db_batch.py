@@ -19,6 +19,7 @@ Rules of this file:
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -26,6 +27,8 @@ from typing import Any, Generic, TypeVar
 from channelworks.db import database_sync_to_async
 
 T = TypeVar("T")
+
+logger = logging.getLogger("channelworks.db")
 
 
 class _Batch:
@@ -40,10 +43,20 @@ class _Batch:
 
 class Batched(Generic[T]):
     """``await batched(*args)`` runs ``function(*args)`` in Django's database thread, in one
-    hop with the calls that arrive while an earlier one waits for that thread."""
+    hop with the calls that arrive while an earlier one waits for that thread.
 
-    def __init__(self, function: Callable[..., T]) -> None:
+    ``before``, if given, is called in the thread first with the arguments of every call of the
+    hop (to fetch what they need in one query); what it raises is logged, and the calls are
+    made anyway.
+    """
+
+    def __init__(
+        self,
+        function: Callable[..., T],
+        before: Callable[[list[tuple[Any, ...]]], None] | None = None,
+    ) -> None:
         self.function = function
+        self.before = before
         self._lock = threading.Lock()  # the loop adds to the batch, the thread closes it
         self._open: _Batch | None = None
 
@@ -70,6 +83,11 @@ class Batched(Generic[T]):
             batch.started = True
             if self._open is batch:
                 self._open = None
+        if self.before is not None and len(batch.calls) > 1:
+            try:
+                self.before([args for args, _ in batch.calls])
+            except Exception:
+                logger.exception("Fetching for %d calls at once failed", len(batch.calls))
         for args, _ in batch.calls:
             try:
                 batch.outcomes.append((self.function(*args), None))

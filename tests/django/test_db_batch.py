@@ -70,3 +70,44 @@ async def test_a_cancelled_caller_leaves_the_others_their_results() -> None:
     assert await third == 20
     with pytest.raises(asyncio.CancelledError):
         await second
+
+
+# -- the batch of AuthMiddleware: sessions loaded with one query --------------------------------
+
+
+def logged_in(user: Any) -> str:
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    assert session.session_key is not None
+    return session.session_key
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sessions_of_a_batch_load_in_one_query_and_each_user_is_its_own(
+    django_assert_num_queries: Any,
+) -> None:
+    from django.contrib.auth.models import User
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    from channelworks.auth import UserLazyObject, _load_sessions, _resolve
+
+    alice = User.objects.create_user("alice", password="x")
+    bob = User.objects.create_user("bob", password="y")
+    keys = [logged_in(alice), logged_in(bob), logged_in(bob)]
+    Session.objects.filter(session_key=keys[2]).update(expire_date=timezone.now())  # expired
+    users = [UserLazyObject(SessionStore(key)) for key in [*keys, "not-a-known-session-key"]]
+    with django_assert_num_queries(1):
+        _load_sessions([(user,) for user in users])
+    for user in users:
+        _resolve(user)
+    assert [user.username for user in users[:2]] == ["alice", "bob"]
+    assert users[2].is_anonymous  # expired: loaded on its own, as Django does, and empty
+    assert users[3].is_anonymous
