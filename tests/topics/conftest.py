@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -21,6 +22,14 @@ def layer(request: pytest.FixtureRequest) -> InMemoryChannelLayer:
     default = channel_layers["default"]
     assert isinstance(default, InMemoryChannelLayer)
     return default
+
+
+@pytest.fixture(autouse=True)
+def _no_discovery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first broadcast does not import the installed apps' ``topics`` modules here: the
+    demo's ``room:{slug}`` (no history) would then be the last class of that pattern and
+    replace the one these tests serve (the discovery test turns it back on)."""
+    monkeypatch.setattr(sys.modules["channelworks.topics.broadcast"], "_discovered", True)
 
 
 @pytest.fixture

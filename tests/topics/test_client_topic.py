@@ -49,3 +49,15 @@ async def test_a_close_from_the_server_stops_the_topic_for_good() -> None:
     await topic._receive(Frame("7", None, "room:a", "close", {"reason": "kicked"}))
     assert (topic.state, topic.close_reason, topic._wanted) == ("closed", "kicked", False)
     assert everything == [{"event": "close", "payload": {"reason": "kicked"}}]
+
+
+async def test_a_push_at_or_before_the_position_is_a_replay_and_dropped() -> None:
+    topic = joined_topic()
+    topic.position = (5, "e")  # what the join reply said
+    seen: list[dict[str, Any]] = []
+    topic.on("said", seen.append)
+    for offset in (4, 5, 6):
+        await topic._receive(Frame("7", None, "room:a", "said", {"n": offset}, (offset, "e")))
+    await topic._receive(Frame("7", None, "room:a", "said", {"n": 1}, (1, "new-epoch")))
+    assert seen == [{"n": 6}, {"n": 1}]
+    assert topic.position == (1, "new-epoch")

@@ -194,6 +194,9 @@ class Topic:
             return  # a frame of an earlier join of this topic, still in flight
         event, payload = frame.event, frame.payload
         if frame.position is not None:
+            last = self.position
+            if last is not None and last[1] == frame.position[1] and frame.position[0] <= last[0]:
+                return  # at or before what this topic has: a replay, never delivered twice
             self.position = frame.position
         if event == f.PRESENCE_STATE:
             self.presence = sync_state(payload)

@@ -8,7 +8,7 @@ How it keeps the protocol's promises:
   the join to finish;
 - resume follows consumers/resume.py: the group is joined *before* its history is read, the
   missed messages are sent in offset order, and live copies of them are then dropped by
-  offset (a ``ResumeFilter`` per joined topic that resumed, gone with the join);
+  offset (a ``ResumeFilter`` per joined topic with history, gone with the join);
 - the socket's own silence is watched in ``receive`` itself: the server's ``receive`` is
   awaited under a deadline of two heartbeat intervals after the last frame, and a missed
   deadline becomes a ``topics.silent`` event that closes the socket with 4408, even when the
@@ -208,8 +208,12 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         await self._reply(frame, Reply.ok(response))
         for message in missed:
             await self._push_frame(topic, message)
-        if missed and resumed is not None and resumed.position is not None:
-            topic.resume_filter = ResumeFilter()  # live copies of those are dropped
+        if resumed is not None and resumed.position is not None:
+            # Live copies of what the reply's position covers are dropped: the missed ones
+            # just sent, and on any join those broadcast between group_add and the read of
+            # the log (the client starts at that position; one at or before it would be a
+            # duplicate after its next resume, or move its position back).
+            topic.resume_filter = ResumeFilter()
             topic.resume_filter.resumed(resumed.position)
         if cls.presence and self._has("presence"):
             presence: Any = self._layer()  # typed loosely: the presence API is new in layers
