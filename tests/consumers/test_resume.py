@@ -128,6 +128,26 @@ class GroupResumeProbe(GroupResume):
         self.got.append(event["n"])
 
 
+async def test_a_first_visit_drops_live_copies_at_or_before_its_position(
+    layer: BaseChannelLayer,
+) -> None:
+    # Sent after the member joined the group and before its read of the log: in the log
+    # before the position the first visit returns, and waiting as live copies.
+    channel = await layer.new_channel()
+    await layer.group_add(ROOM, channel)
+    for n in range(2):
+        await say(layer, n)
+    consumer = GroupResumeProbe()
+    consumer.channel_layer, consumer.channel_name = layer, channel
+    resumed = await consumer.resume_group(ROOM, since=None)
+    assert (resumed.recovered, resumed.missed) == (True, 0)
+    for _ in range(2):
+        await consumer.dispatch(await layer.receive(channel))
+    await say(layer, 2)
+    await consumer.dispatch(await layer.receive(channel))
+    assert consumer.got == [2]  # 0 and 1 are before the position the client starts from
+
+
 async def test_a_lost_log_says_recovered_false_and_dispatches_nothing(
     layer: BaseChannelLayer,
 ) -> None:

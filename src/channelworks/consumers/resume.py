@@ -72,23 +72,30 @@ class GroupResume(AsyncConsumer):
         assert layer is not None  # join_groups refused a consumer without one
         if "history" not in getattr(layer, "extensions", ()):
             return Resumed(recovered=since is None, position=None)
-        if since is None:  # a first visit: live messages from now on, nothing to merge
-            return Resumed(recovered=True, position=(await layer.history(group, limit=0)).position)
+        if since is None:  # a first visit: live messages after the position, nothing missed
+            return self._from(Resumed(True, (await layer.history(group, limit=0)).position))
         try:
             position = StreamPosition.parse(since)
         except ValueError:
-            return Resumed(False, (await layer.history(group, limit=0)).position)
+            return self._from(Resumed(False, (await layer.history(group, limit=0)).position))
         try:
             result = await layer.history(group, since=position, limit=limit)
         except Unrecoverable as exc:
             now = exc.position if isinstance(exc.position, StreamPosition) else None
-            return Resumed(recovered=False, position=now)
+            return self._from(Resumed(recovered=False, position=now))
         for message in result.messages:
             await super().dispatch(message)  # not through the filter: these are the originals
-        if self._resume_filter is None:
-            self._resume_filter = ResumeFilter()
-        self._resume_filter.resumed(result.position)
-        return Resumed(recovered=True, position=result.position, missed=len(result.messages))
+        return self._from(Resumed(True, result.position, len(result.messages)))
+
+    def _from(self, resumed: Resumed) -> Resumed:
+        """Drop live copies at or before ``resumed.position`` from now on: what a resume
+        replayed, and what was sent between ``join_groups`` and the read of the log (the
+        client starts from that position, whichever way the resume went)."""
+        if isinstance(resumed.position, StreamPosition):
+            if self._resume_filter is None:
+                self._resume_filter = ResumeFilter()
+            self._resume_filter.resumed(resumed.position)
+        return resumed
 
     async def dispatch(self, message: Message) -> None:
         """Drop a live message a resume already delivered; dispatch everything else."""
