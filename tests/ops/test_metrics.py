@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 
 import pytest
 from django.urls import path
 
-from channelworks.consumers import AsyncWebsocketConsumer
+from channelworks.consumers import AsyncWebsocketConsumer, WebsocketConsumer
 from channelworks.layers import InMemoryChannelLayer, channel_layers
 from channelworks.limits.stats import stats as limit_stats
 from channelworks.metrics import render
@@ -16,6 +18,7 @@ from channelworks.testing import WebsocketCommunicator
 from tests.ops.exposition import value
 
 CONSUMER = f"{__name__}.Echo"
+TIMEOUT = 5.0
 
 
 class Echo(AsyncWebsocketConsumer):
@@ -148,15 +151,35 @@ async def test_layer_and_limit_counters(layer: InMemoryChannelLayer) -> None:
     assert value(text, "channelworks_limit_events_total", event="rate_dropped") >= 2
 
 
+class Blocking(WebsocketConsumer):
+    """A sync consumer whose handler waits for the test to release it."""
+
+    release = threading.Event()
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        self.release.wait(TIMEOUT)
+        self.send(text_data=text_data)
+
+
 async def test_sync_pool_gauges_and_process_metrics(layer: InMemoryChannelLayer) -> None:
+    ws = WebsocketCommunicator(Blocking.as_asgi(), "/blocking/")
+    await ws.connect()
+    Blocking.release.clear()
+    await ws.send_to(text_data="wait")
+    busy = 0.0
+    for _ in range(100):  # until the worker has taken the call
+        busy = value(render(), "channelworks_sync_pool_busy_threads")
+        if busy:
+            break
+        await asyncio.sleep(0.01)
     text = render()
-    for name in (
-        "channelworks_sync_pool_queued",
-        "channelworks_sync_pool_busy_threads",
-        "channelworks_sync_pool_threads",
-        "process_cpu_seconds_total",
-    ):
-        assert f"\n{name} " in text.decode(), name
+    Blocking.release.set()
+    assert await ws.receive_from() == "wait"
+    await ws.disconnect()
+    assert busy >= 1
+    assert value(text, "channelworks_sync_pool_threads") >= 1
+    assert "\nchannelworks_sync_pool_queued " in text.decode()
+    assert value(text, "process_cpu_seconds_total") > 0
 
 
 async def test_unobserved_when_off(layer: InMemoryChannelLayer) -> None:
