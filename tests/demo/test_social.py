@@ -318,3 +318,9 @@ def test_an_unknown_page_is_the_sites_own_404(alice: User) -> None:
         assert "Nothing here" in content
         assert 'id="notifications-link"' in content  # the site's header, logged in
         assert 'rel="icon"' in content
+
+
+def test_the_favicon_is_found_where_browsers_look_for_it() -> None:
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == "/static/demo/favicon.svg"

@@ -99,5 +99,8 @@ async def test_a_rooms_activity_tells_its_members_of_each_new_message(
     await bob.send_json_to({"type": "message", "text": "hello"})
     message = (await bob.receive_json_from())["id"]
     assert await next_event(alice, "message") == {"id": message, "author": "bob"}
+    await alice.send_json_to(["1", "2", "activity:general", "unread", {}])
+    reply = await next_event(alice, "reply")
+    assert reply == {"status": "ok", "response": {"unread": 1, "newest": message}}
     for socket in (alice, bob, carol):
         await socket.disconnect()

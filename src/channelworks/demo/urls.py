@@ -1,7 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from django.views.static import serve
 
 from channelworks.demo import views
@@ -16,6 +18,8 @@ urlpatterns = [
     path("echo/", include("channelworks.demo.echo.urls")),
     path("avatar/", include("channelworks.demo.thumbnails.urls")),
     path("admin/", admin.site.urls),
+    # Pages without the icon link (the admin's) make browsers ask for /favicon.ico.
+    path("favicon.ico", RedirectView.as_view(url=static("demo/favicon.svg"), permanent=True)),
     # Uploaded avatars, from the data folder. A real site lets its web server do this.
     re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
 ]

@@ -8,8 +8,9 @@ once, with their tabs as metas). A push ``typing`` is broadcast to the room as
 for a few seconds.
 
 ``activity:<slug>``: the same users may join it to hear ``message`` (``{"id", "author"}``)
-for each new message of the room (``consumers.ChatConsumer`` broadcasts it): the room lists
-count what is unread in the rooms one is not looking at.
+for each new message of the room (``consumers.ChatConsumer`` broadcasts it), and push
+``unread`` for the count to start from: the room lists count what is unread in the rooms one
+is not looking at.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from typing import Any
 
 from channelworks.db import database_sync_to_async
-from channelworks.demo.chat.models import Room, avatar_url
+from channelworks.demo.chat.models import Room, RoomRead, avatar_url
 from channelworks.topics import JoinRefused, Reply, Topic
 
 
@@ -63,6 +64,24 @@ class ActivityTopic(Topic):
     async def join(self, params: dict[str, Any]) -> dict[str, Any] | None:
         await require_visible(self)
         return {}
+
+    async def handle_in(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | Reply | None:
+        # The count a page starts from, asked once joined: the socket is in the topic's group
+        # by then, so a message is in this count or arrives after it (with a larger id than
+        # "newest"), or both (the page then ignores it) — never neither.
+        if event == "unread":
+            return await unread_in(self.user, self.params["slug"])
+        return await super().handle_in(event, payload)
+
+
+@database_sync_to_async
+def unread_in(user: Any, slug: str) -> dict[str, int]:
+    """``{"unread": n, "newest": id}``: what ``user`` has not read in the room ``slug``."""
+    room = Room.objects.get(slug=slug)
+    read = RoomRead.objects.filter(user=user, room=room).values_list("last_read", flat=True)
+    newer = room.messages.filter(pk__gt=read.first() or 0).exclude(author=user)
+    newest = room.messages.order_by("-id").values_list("id", flat=True).first() or 0
+    return {"unread": newer.count(), "newest": newest}
 
 
 def activity_topic(slug: str) -> str:
