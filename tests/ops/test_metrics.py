@@ -13,9 +13,10 @@ from channelworks.consumers import AsyncWebsocketConsumer, WebsocketConsumer
 from channelworks.layers import InMemoryChannelLayer, channel_layers
 from channelworks.limits.stats import stats as limit_stats
 from channelworks.metrics import render
+from channelworks.ops.connections import MAX_TYPES, OTHER, Observer
 from channelworks.routing import URLRouter
 from channelworks.testing import WebsocketCommunicator
-from tests.ops.exposition import value
+from tests.ops.exposition import samples, value
 
 CONSUMER = f"{__name__}.Echo"
 TIMEOUT = 5.0
@@ -204,3 +205,28 @@ async def test_a_refused_handshake_is_counted_as_refused(layer: InMemoryChannelL
     assert value(text, "channelworks_connections_closed_total", code="refused", **refusing) == 1
     assert value(text, "channelworks_connections_accepted_total", **refusing) == 0
     assert value(text, "channelworks_connections_open", **refusing) == 0
+
+
+async def test_message_types_chosen_by_clients_cannot_grow_the_labels(
+    layer: InMemoryChannelLayer, observer: Observer
+) -> None:
+    layer = InMemoryChannelLayer(capacity=1000)
+    channel_layers.set("default", layer)
+    ws = WebsocketCommunicator(app, "/echo/")
+    await ws.connect()
+    [connection] = observer.connections()
+    for index in range(MAX_TYPES + 50):  # types nobody handles: each is dropped with a log
+        await layer.send(connection.channel_name, {"type": f"client.chosen{index}"})
+    await ws.send_to(text_data="after")  # handled after the layer messages were
+    assert await ws.receive_from() == "after"
+    await ws.disconnect()
+    text = render()
+    types = {
+        dict(labels)["type"]
+        for name, labels in samples(text)
+        if name == "channelworks_handler_duration_seconds_count"
+    }
+    assert len(types) == MAX_TYPES + 1
+    assert OTHER in types
+    other = {"consumer": CONSUMER, "type": OTHER}
+    assert value(text, "channelworks_handler_duration_seconds_count", **other) >= 50

@@ -31,6 +31,10 @@ from channelworks.ops import logs
 if TYPE_CHECKING:
     from channelworks.consumers.base import AsyncConsumer
 
+#: message types timed per consumer class at most; later ones are counted under ``OTHER``
+MAX_TYPES = 100
+OTHER = "other"
+
 _bucket = bisect.bisect_left  # the index of the first bound at or over a value
 
 #: upper bounds (seconds) of the handler duration histogram's buckets
@@ -129,9 +133,7 @@ class Connection:
         """A handler for a message of type ``kind`` ran for ``seconds``."""
         timing = self.timings.get(kind)
         if timing is None:
-            if not isinstance(kind, str):
-                return
-            timing = self.timings[kind] = Timing()
+            timing = self._new_timing(kind)
         timing.counts[_bucket(DURATION_BUCKETS, seconds)] += 1  # Timing.observe, inlined
         timing.sum += seconds
 
@@ -142,9 +144,20 @@ class Connection:
             return
         timing = self.timings.get(kind)
         if timing is None:
-            timing = self.timings.setdefault(kind if isinstance(kind, str) else "?", Timing())
+            timing = self._new_timing(kind)
         name = type(exc).__name__
         timing.failures[name] = timing.failures.get(name, 0) + 1
+
+    def _new_timing(self, kind: object) -> Timing:
+        """The timing of a type not seen yet for this consumer class. Types may come from
+        clients (a consumer forwarding their JSON to ``group_send``, an unhandled type): past
+        ``MAX_TYPES`` per class, and for a type that is not a string, they share ``OTHER``."""
+        if not isinstance(kind, str) or len(self.timings) >= MAX_TYPES:
+            kind = OTHER
+        timing = self.timings.get(kind)
+        if timing is None:
+            timing = self.timings[kind] = Timing()
+        return timing
 
     def opened(self) -> None:
         """The handshake was accepted."""
