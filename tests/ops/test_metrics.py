@@ -215,8 +215,10 @@ async def test_message_types_chosen_by_clients_cannot_grow_the_labels(
     ws = WebsocketCommunicator(app, "/echo/")
     await ws.connect()
     [connection] = observer.connections()
+    channel = connection.channel_name
+    assert channel is not None
     for index in range(MAX_TYPES + 50):  # types nobody handles: each is dropped with a log
-        await layer.send(connection.channel_name, {"type": f"client.chosen{index}"})
+        await layer.send(channel, {"type": f"client.chosen{index}"})
     await ws.send_to(text_data="after")  # handled after the layer messages were
     assert await ws.receive_from() == "after"
     await ws.disconnect()
