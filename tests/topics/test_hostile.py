@@ -237,3 +237,23 @@ async def test_a_presence_the_layer_refuses_is_an_error_reply_not_a_crash(
     await client.send_json_to(["2", "4", "tracked:a", "update", {"nick": "ada", "meta": {"a": 1}}])
     assert (await client.receive_json_from())[4] == {"status": "ok", "response": {"tracked": True}}
     await client.disconnect()
+
+
+async def test_a_refused_rejoin_leaves_no_way_in_through_the_earlier_join(
+    layer: InMemoryChannelLayer,
+) -> None:
+    client = WebsocketCommunicator(APP, "/", subprotocols=[JSON_SUBPROTOCOL])
+    assert (await client.connect())[0]
+    await client.send_json_to(["1", "1", "room:vip", "join", {"params": {"password": "sesame"}}])
+    assert (await client.receive_json_from())[4]["status"] == "ok"
+    assert (await client.receive_json_from())[3] == "presence_state"
+    await client.send_json_to(["2", "2", "room:vip", "join", {"params": {"password": "guess"}}])
+    refused = await client.receive_json_from()
+    assert refused[4] == {"status": "error", "response": {"reason": "wrong_password"}}
+    for join_ref in ("1", "2"):  # neither the earlier join nor the refused one lets it push
+        await client.send_json_to([join_ref, "3", "room:vip", "say", {"body": "hi"}])
+        reply = await client.receive_json_from()
+        assert reply[4] == {"status": "error", "response": {"reason": "unmatched_topic"}}
+    await abroadcast("room:vip", "said", {"body": "secret"}, layer=layer)
+    assert await client.receive_nothing(0.1)  # and it gets nothing of the topic
+    await client.disconnect()
