@@ -197,7 +197,7 @@ async def run_handler(
         await call(consumer, message)
     elif mode is Mode.THREAD:
         result = await run_sync(consumer, call, consumer, message)
-        if inspect.isawaitable(result):  # a plain wrapper around an async def
+        if result is not None and inspect.isawaitable(result):  # a wrapper of an async def
             await result
     else:
         await await_result(call(consumer, message), call.__qualname__)

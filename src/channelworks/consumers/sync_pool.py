@@ -115,8 +115,18 @@ class _Call:
             if self.queued:  # sent before the handler raised: they go first, as they did
                 yield from self._send_queued().__await__()
             raise
-        if self.queued:  # handed over with the call's end: sent from this task
-            yield from self._send_queued().__await__()
+        queued = self.queued
+        if queued:  # handed over with the call's end: sent from this task, inline
+            while queued:
+                function, args, waiter = queued.popleft()
+                if self.failed is None:
+                    try:
+                        yield from function(*args).__await__()
+                    except BaseException as exc:
+                        self.failed = exc
+                self._done(waiter)
+            if self.failed is not None:  # the handler would have stopped at the failed send
+                raise self.failed
         return result
 
     async def _send_queued(self) -> None:
@@ -409,6 +419,14 @@ class _Pool:
 _pool: _Pool | None = None
 
 
+def _no_loop() -> None:
+    return None
+
+
+#: the loop of the last ``run_sync`` (weakly) and its bridge: the common case, one loop
+_last: tuple[Callable[[], asyncio.AbstractEventLoop | None], _Bridge | None] = (_no_loop, None)
+
+
 def _the_pool() -> _Pool:
     global _pool
     if _pool is None:
@@ -425,10 +443,14 @@ def run_sync(
     hands sends to the loop without waiting while the call runs. Awaiting the future and
     being cancelled leaves the call running to its end, as ``sync_to_async`` does.
     """
+    global _last
     loop = asyncio.get_running_loop()
-    bridge = _bridges.get(loop)
-    if bridge is None:
-        bridge = _bridges[loop] = _Bridge(loop)
+    last_loop, bridge = _last
+    if bridge is None or last_loop() is not loop:  # a weak reference to it: no leak
+        bridge = _bridges.get(loop)
+        if bridge is None:
+            bridge = _bridges[loop] = _Bridge(loop)
+        _last = (weakref.ref(loop), bridge)
     call = _Call(bridge, loop.create_future(), consumer, function, args, kwargs)
     _the_pool().submit(call, loop)
     return call
