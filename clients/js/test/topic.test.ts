@@ -349,4 +349,38 @@ describe("rejoin and resume", () => {
     next.deliver([third[1], null, "room:lobby", "msg", { n: 2 }]);
     expect(got).toEqual([1, 2]);
   });
+
+  it("leave() while the join is on its way leaves that join, and its late reply changes nothing", async () => {
+    const [socket, ws] = openSocket();
+    const room = socket.topic("room:lobby");
+    const joined = outcome(room.join());
+    const join = ws.lastFrame("join", "room:lobby");
+    room.leave();
+    const leave = ws.lastFrame("leave");
+    expect(leave[0]).toBe(join[1]); // the server handles it after the join
+    ws.reply(join, "ok", { response: {} });
+    ws.deliver([join[1], null, "room:lobby", "msg", {}]);
+    expect(room.state).toBe("closed");
+    expect(ws.frames("join")).toHaveLength(1); // no rejoin
+    await settle();
+    expect(joined.value).toEqual(["error", "closed", "left"]);
+  });
+
+  it("a reply that comes after its push timed out is dropped", async () => {
+    const [socket, ws] = openSocket();
+    const room = socket.topic("room:lobby");
+    room.join();
+    ws.acceptJoin("room:lobby");
+    const late = outcome(room.push("slow", {}, { timeout: 100 }));
+    const frame = ws.lastFrame("slow");
+    vi.advanceTimersByTime(100);
+    await settle();
+    expect(late.value).toEqual(["error", "timeout", "slow"]);
+    ws.reply(frame, "ok", { n: 1 });
+    const next = outcome(room.push("fast"));
+    ws.reply(ws.lastFrame("fast"), "ok", { n: 2 });
+    await settle();
+    expect(late.value).toEqual(["error", "timeout", "slow"]);
+    expect(next.value).toEqual(["ok", { n: 2 }]);
+  });
 });
