@@ -3,6 +3,7 @@ or answered with an error, and the other sockets of its topics keep being served
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -257,3 +258,20 @@ async def test_a_refused_rejoin_leaves_no_way_in_through_the_earlier_join(
     await abroadcast("room:vip", "said", {"body": "secret"}, layer=layer)
     assert await client.receive_nothing(0.1)  # and it gets nothing of the topic
     await client.disconnect()
+
+
+async def test_a_handler_slower_than_two_heartbeat_intervals_is_not_the_client_s_silence() -> None:
+    app = TopicsConsumer.as_asgi(topics=[Room], heartbeat_interval=0.1)
+    client = WebsocketCommunicator(app, "/", subprotocols=[JSON_SUBPROTOCOL])
+    assert (await client.connect())[0]
+    await client.send_json_to(["1", "1", "room:x", "join", {}])
+    assert (await client.receive_json_from())[4]["status"] == "ok"
+    assert (await client.receive_json_from())[3] == "presence_state"
+    await client.send_json_to(["1", "2", "room:x", "slow", {"seconds": 0.5}])
+    for n in range(8):  # the client heartbeats all along; the frames wait for the handler
+        await asyncio.sleep(0.05)
+        await client.send_json_to([None, f"h{n}", "$", "heartbeat", {}])
+    assert (await client.receive_json_from())[1] == "2"
+    for n in range(8):
+        assert (await client.receive_json_from())[1] == f"h{n}"  # answered, not closed 4408
+    assert (await client.receive_output(1))["code"] == 4408  # silent from then on: closed

@@ -10,7 +10,8 @@ How it keeps the protocol's promises:
   missed messages are sent in offset order, and live copies of them are then dropped by
   offset (a ``ResumeFilter`` per joined topic with history, gone with the join);
 - the socket's own silence is watched in ``receive`` itself: the server's ``receive`` is
-  awaited under a deadline of two heartbeat intervals after the last frame, and a missed
+  awaited under a deadline of two heartbeat intervals after the last frame (or after the
+  consumer became ready to read again, if later: a slow handler is not silence), and a missed
   deadline becomes a ``topics.silent`` event that closes the socket with 4408, even when the
   peer is gone without a FIN (a half-open connection). Hazard: this cancels the server's
   ``receive`` at each deadline; ASGI servers implement it as a queue get (uvicorn, daphne,
@@ -88,8 +89,12 @@ class TopicsConsumer(AsyncWebsocketConsumer):
 
     def _watch_silence(self, receive: Receive, limit: float) -> Receive:
         async def watched() -> Message:
+            # Silence is counted from the later of the last frame and this call: while a
+            # handler runs, frames wait in the server's queue unread, and a slow handler is
+            # not the client's silence.
+            ready = monotonic()
             while True:
-                remaining = self._last_heard + limit - monotonic()
+                remaining = max(self._last_heard, ready) + limit - monotonic()
                 if remaining <= 0:
                     return {"type": "topics.silent"}
                 try:
