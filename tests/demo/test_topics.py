@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import AsyncClient
 
+from channelworks.db import database_sync_to_async
 from channelworks.demo.chat.models import Room
+from channelworks.demo.social.models import Post
 from channelworks.testing import WebsocketCommunicator
 from tests.demo.support import open_socket
 
@@ -103,4 +106,28 @@ async def test_a_rooms_activity_tells_its_members_of_each_new_message(
     reply = await next_event(alice, "reply")
     assert reply == {"status": "ok", "response": {"unread": 1, "newest": message}}
     for socket in (alice, bob, carol):
+        await socket.disconnect()
+
+
+async def test_a_posts_topic_hears_its_comments_and_like_count(
+    alice: User, bob: User, bob_session: str
+) -> None:
+    post = await database_sync_to_async(Post.objects.create)(author=bob, text="mine")
+    anonymous = await open_socket("/ws/topics/")
+    assert (await join(anonymous, f"post:{post.pk}"))["response"]["reason"] == "login_required"
+    reader = await open_socket("/ws/topics/", bob_session)
+    assert (await join(reader, "post:999999"))["response"]["reason"] == "not_found"
+    joined = await join(reader, f"post:{post.pk}", ref="2")
+    assert joined["status"] == "ok"
+    assert joined["response"]["recovered"] is True  # a topic with history
+    client = AsyncClient()
+    await client.aforce_login(alice)
+    await client.post(f"/posts/{post.pk}/", {"text": "<b>hi</b>"})
+    comment = await next_event(reader, "comment")
+    assert (comment["author"], comment["text"]) == ("alice", "<b>hi</b>")
+    await client.post(f"/posts/{post.pk}/like/")
+    assert await next_event(reader, "likes") == {"count": 1}
+    await client.post(f"/posts/{post.pk}/like/")  # unlike
+    assert await next_event(reader, "likes") == {"count": 0}
+    for socket in (anonymous, reader):
         await socket.disconnect()

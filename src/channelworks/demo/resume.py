@@ -11,11 +11,14 @@ layer without history (RabbitMQ today) always takes the database way.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.types import Scope
+
+logger = logging.getLogger(__name__)
 
 #: the largest id a database integer holds
 MAX_ID = 2**63 - 1
@@ -56,3 +59,25 @@ def id_of(scope: Scope, name: str) -> int | None:
     if value.isascii() and value.isdigit() and int(value) <= MAX_ID:
         return int(value)
     return None
+
+
+def topic_position(topic: str) -> list[Any] | None:
+    """The position of ``topic``'s log now (``[offset, epoch]``), for a page to join the topic
+    with: read *before* the page reads the database, whatever is broadcast after it is then
+    replayed by the join (the page skips what it shows already). ``None`` without history,
+    or when the layer cannot be reached (logged): the page then joins from its first live push.
+    Sync code (a view)."""
+    from asgiref.sync import async_to_sync
+
+    from channelworks.layers import get_channel_layer
+    from channelworks.topics import group_for
+
+    layer = get_channel_layer()
+    if layer is None or not keeps_history(layer):
+        return None
+    try:
+        result = async_to_sync(layer.history)(group_for(topic), limit=0)
+    except Exception:
+        logger.exception("could not read the position of topic %s", topic)
+        return None
+    return list(result.position)

@@ -223,7 +223,7 @@ def test_reading_the_conversation_clears_the_unread_badge(
         expect(page.locator("#unread-badge")).to_have_text(str(unread - 1))
 
 
-def test_the_authors_open_post_shows_new_comments_and_likes(
+def test_an_open_post_shows_new_comments_and_likes_to_its_author_and_readers(
     demo: DemoServer, new_page: NewPage
 ) -> None:
     bob = log_in(new_page(), demo.url, "bob")
@@ -241,6 +241,16 @@ def test_the_authors_open_post_shows_new_comments_and_likes(
     expect(bob.locator("#comments li .text").last).to_have_text("Watching it")
     expect(bob.locator("#like-count")).to_have_text("1")
     screenshot(bob, "post")
+    alice = log_in(new_page(), demo.url, "alice")  # a reader, not the author: live too
+    alice.goto(bob.url)
+    connected(alice)
+    carol.fill("textarea[name=text]", "Still watching")
+    carol.click("form.row button[type=submit]")
+    carol.click("#like-button")  # unlike: the count goes down too
+    for page in (alice, bob):
+        expect(page.locator("#comments li .text").last).to_have_text("Still watching")
+        expect(page.locator("#like-count")).to_have_text("0")
+    expect(alice.locator("#comments li .text")).to_have_count(2)  # none twice
 
 
 def test_on_a_phone_in_tokyo(demo: DemoServer, browser: Browser) -> None:

@@ -3,6 +3,7 @@ notifies them (``notify``), which their open pages show at once."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
@@ -16,9 +17,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from channelworks.demo.requests import AuthenticatedRequest
+from channelworks.demo.resume import topic_position
 from channelworks.demo.social.forms import TextForm
 from channelworks.demo.social.models import Comment, DirectMessage, Like, Notification, Post
 from channelworks.demo.social.notify import mark_read, notify
+from channelworks.demo.social.topics import post_topic
+from channelworks.topics import broadcast
+
+logger = logging.getLogger(__name__)
 
 User = get_user_model()
 
@@ -96,12 +102,15 @@ def post_list(request: AuthenticatedRequest) -> HttpResponse:
 @login_required
 def post_detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     post = get_object_or_404(Post.objects.select_related("author"), pk=pk)
+    position = topic_position(post_topic(post.pk)) if request.method == "GET" else None
     form = TextForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             comment = Comment.objects.create(
                 post=post, author=request.user, text=form.cleaned_data["text"]
             )
+            event = comment.as_event()
+            transaction.on_commit(lambda: tell_post(post, "comment", event), robust=True)
             if post.author != request.user:
                 notify(
                     post.author,
@@ -114,6 +123,7 @@ def post_detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
         return redirect(post)
     context = {
         "post": post,
+        "position": position,
         "comments": post.comments.select_related("author"),
         "likes": post.likes.count(),
         "liked": post.likes.filter(user=request.user).exists(),
@@ -147,7 +157,17 @@ def post_like(request: AuthenticatedRequest, pk: int) -> HttpResponse:
                     )
         except IntegrityError:
             pass  # a double click: the other request liked it already
+    tell_post(post, "likes", {"count": post.likes.count()})
     return redirect(post)
+
+
+def tell_post(post: Post, event: str, payload: dict[str, Any]) -> None:
+    """Broadcast ``event`` to the open pages of ``post`` (``topics.PostTopic``); a layer that
+    cannot be reached is logged: the change itself is saved."""
+    try:
+        broadcast(post_topic(post.pk), event, payload)
+    except Exception:
+        logger.exception("could not tell the pages of post %s of %s", post.pk, event)
 
 
 def liked_before(post: Post, user: Any) -> bool:

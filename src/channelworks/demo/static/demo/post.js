@@ -1,5 +1,9 @@
-// A post's page: its author sees new comments and likes arrive, from the notifications the
-// author gets for them (social/views.py puts the comment and the like count in their data).
+// A post's page: new comments and the like count arrive live for everyone reading it, from
+// the post's topic on the site's topics socket (social/topics.py, PostTopic). The topic keeps
+// a short history: the page joins from the position it was made at, and after a reconnect
+// from the last one it got, so what was broadcast meanwhile arrives first; when it cannot
+// (the server lost its log), the page reloads.
+import { topics } from "./live.js";
 import { localTime } from "./time.js";
 
 const post = Number(document.getElementById("post").dataset.id);
@@ -22,12 +26,17 @@ function addComment(comment) {
   comments.append(item);
 }
 
-window.addEventListener("demo:notification", (event) => {
-  const { kind, data } = event.detail;
-  if (data?.post !== post) return;
-  if (kind === "comment" && data.comment) addComment(data.comment);
-  if (kind === "like" && typeof data.likes === "number") {
-    likes.textContent = String(data.likes);
-    plural.textContent = data.likes === 1 ? "" : "s";
-  }
+function showLikes(count) {
+  likes.textContent = String(count);
+  plural.textContent = count === 1 ? "" : "s";
+}
+
+const topic = topics.topic(`post:${post}`);
+// Where the topic's log stood when the page was made: the join replays what came after.
+topic.position = JSON.parse(document.getElementById("post-position").textContent);
+topic.on("comment", addComment);
+topic.on("likes", ({ count }) => showLikes(count));
+topic.onJoin(({ recovered }) => {
+  if (recovered === false) window.location.reload(); // gone from the log (a restarted server)
 });
+topic.join().catch(() => {});
