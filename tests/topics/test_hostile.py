@@ -14,7 +14,7 @@ import pytest
 from channelworks.layers import InMemoryChannelLayer
 from channelworks.logs import AggregatedLog
 from channelworks.testing import WebsocketCommunicator
-from channelworks.topics import Topic, TopicsConsumer, abroadcast
+from channelworks.topics import JoinRefused, Topic, TopicsConsumer, abroadcast
 from channelworks.topics.frames import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL
 from tests.topics.apps import Room
 
@@ -275,3 +275,30 @@ async def test_a_handler_slower_than_two_heartbeat_intervals_is_not_the_client_s
     for n in range(8):
         assert (await client.receive_json_from())[1] == f"h{n}"  # answered, not closed 4408
     assert (await client.receive_output(1))["code"] == 4408  # silent from then on: closed
+
+
+class Greeter(Topic):
+    """Pushes in its join, as a careless application does (Phoenix forbids it)."""
+
+    pattern = "greet:{x}"
+
+    async def join(self, params: dict[str, Any]) -> dict[str, Any]:
+        await self.push("welcome", {"to": self.params["x"]})
+        if params.get("refuse"):
+            raise JoinRefused("no")
+        return {"joined": True}
+
+
+async def test_a_push_made_in_join_reaches_the_client_after_the_ok_reply() -> None:
+    app = TopicsConsumer.as_asgi(topics=[Greeter], heartbeat_interval=None)
+    client = WebsocketCommunicator(app, "/", subprotocols=[JSON_SUBPROTOCOL])
+    assert (await client.connect())[0]
+    await client.send_json_to(["1", "1", "greet:ada", "join", {}])
+    reply = await client.receive_json_from()
+    assert reply[3:5] == ["reply", {"status": "ok", "response": {"response": {"joined": True}}}]
+    assert await client.receive_json_from() == ["1", None, "greet:ada", "welcome", {"to": "ada"}]
+    await client.send_json_to(["2", "2", "greet:bob", "join", {"params": {"refuse": True}}])
+    refused = await client.receive_json_from()
+    assert refused[4] == {"status": "error", "response": {"reason": "no"}}
+    assert await client.receive_nothing(0.1)  # a refused join's pushes go nowhere
+    await client.disconnect()

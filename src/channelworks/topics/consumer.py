@@ -186,6 +186,7 @@ class TopicsConsumer(AsyncWebsocketConsumer):
             await self._refuse(frame, cls, "too_many_topics")
             return
         topic = cls(self, name, pattern_params, frame.ref)
+        topic.held = []  # a push in join waits for the ok reply (dropped with a refusal)
         try:
             result = await call(topic.join, params)
             if result is False:
@@ -226,6 +227,9 @@ class TopicsConsumer(AsyncWebsocketConsumer):
             await self._send_frame(
                 Frame(topic.join_ref, None, name, f.PRESENCE_STATE, state_payload(state))
             )
+        held, topic.held = topic.held or [], None
+        for event, payload in held:
+            await self._push_frame(topic, {"event": event, "payload": payload})
         if observers:
             observers.notify("joined", cls.pattern, name, recovered=response.get("recovered"))
 
@@ -313,7 +317,9 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         """``Topic.push``: ``event`` to this socket alone."""
         if f.is_reserved(event):
             raise ValueError(f"cannot push event {event!r}: reserved by the protocol")
-        if self.joined.get(topic.name) is topic:
+        if topic.held is not None:  # its join is running: sent after the ok reply
+            topic.held.append((event, payload))
+        elif self.joined.get(topic.name) is topic:
             await self._push_frame(topic, {"event": event, "payload": payload})
 
     # -- presence --------------------------------------------------------------------------

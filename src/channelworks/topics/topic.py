@@ -115,6 +115,8 @@ class Topic:
         self.tracked = False
         #: set by a join that replayed missed messages: drops their live copies
         self.resume_filter: ResumeFilter | None = None
+        #: ``push``es made while ``join`` runs, sent after the ok reply (``None`` after it)
+        self.held: list[tuple[str, dict[str, Any]]] | None = None
 
     @property
     def user(self) -> Any:
