@@ -11,6 +11,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 import pytest
 
+from channelworks.exceptions import CloseConnection
 from channelworks.layers import InMemoryChannelLayer
 from channelworks.logs import AggregatedLog
 from channelworks.testing import WebsocketCommunicator
@@ -302,3 +303,34 @@ async def test_a_push_made_in_join_reaches_the_client_after_the_ok_reply() -> No
     assert refused[4] == {"status": "error", "response": {"reason": "no"}}
     assert await client.receive_nothing(0.1)  # a refused join's pushes go nowhere
     await client.disconnect()
+
+
+class Bouncer(Topic):
+    """Closes the whole socket from its hooks, as docs/consumers.md allows in any handler."""
+
+    pattern = "door:{x}"
+
+    async def join(self, params: dict[str, Any]) -> None:
+        if params.get("close"):
+            raise CloseConnection(4403, "not here")
+
+    async def handle_in(self, event: str, payload: dict[str, Any]) -> None:
+        raise CloseConnection(4403, "banned")
+
+
+@pytest.mark.parametrize("hook", ["join", "handle_in"])
+async def test_close_connection_raised_in_a_topic_hook_closes_the_socket_with_its_code(
+    layer: InMemoryChannelLayer, hook: str
+) -> None:
+    app = TopicsConsumer.as_asgi(topics=[Bouncer], heartbeat_interval=None)
+    client = WebsocketCommunicator(app, "/", subprotocols=[JSON_SUBPROTOCOL])
+    assert (await client.connect())[0]
+    await client.send_json_to(["1", "1", "door:a", "join", {"params": {"close": hook == "join"}}])
+    if hook == "handle_in":
+        assert (await client.receive_json_from())[4]["status"] == "ok"
+        await client.send_json_to(["1", "2", "door:a", "knock", {}])
+    closed = await client.receive_output(1)
+    reason = "not here" if hook == "join" else "banned"
+    assert (closed["type"], closed["code"], closed["reason"]) == ("websocket.close", 4403, reason)
+    await client.wait(1)
+    assert layer.group_names() == []

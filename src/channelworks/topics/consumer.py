@@ -198,6 +198,9 @@ class TopicsConsumer(AsyncWebsocketConsumer):
             await self._forget(topic)
             await self._refuse(frame, cls, str(exc.reason))
             return
+        except CloseConnection:  # the hook closes the whole socket, as in any handler
+            await self._forget(topic)
+            raise
         except InvalidPresence as exc:  # a key or meta from the client, most likely
             await self._forget(topic)
             self._log_invalid_presence(topic, exc)
@@ -266,6 +269,8 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         try:
             result = await call(topic.handle_in, frame.event, frame.payload)
             reply = _as_reply(result, type(topic))
+        except CloseConnection:  # the hook closes the whole socket, as in any handler
+            raise
         except InvalidPresence as exc:  # the topic stays joined: its state is unchanged
             self._log_invalid_presence(topic, exc)
             reply = Reply.error({"reason": "invalid_presence"})
