@@ -179,3 +179,20 @@ async def test_a_task_async_to_sync_makes_for_a_thread_gives_no_turn() -> None:
     task = loop.create_task(nothing())
     assert count.created == before + 1  # any other task still counts
     assert await task == 7
+
+
+def test_a_forked_child_gets_a_pool_of_its_own() -> None:
+    import os
+
+    parent = sync_pool._the_pool()
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        fresh = sync_pool._the_pool()
+        os.write(writer, b"new" if fresh is not parent and fresh.threads == 0 else b"old")
+        os._exit(0)
+    os.close(writer)
+    _, status = os.waitpid(child, 0)
+    assert os.read(reader, 3) == b"new"
+    assert status == 0
+    assert sync_pool._the_pool() is parent

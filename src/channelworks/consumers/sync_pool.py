@@ -308,6 +308,7 @@ class _Pool:
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self.pid = os.getpid()  # the process whose threads these are
         self.queue: deque[_Call] = deque()
         self.lock = threading.Lock()
         self.parked: list[threading.Lock] = []  # one held lock per parked worker
@@ -428,8 +429,9 @@ _last: tuple[Callable[[], asyncio.AbstractEventLoop | None], _Bridge | None] = (
 
 
 def _the_pool() -> _Pool:
+    """The process's pool; a new one in a child process (a fork keeps no thread)."""
     global _pool
-    if _pool is None:
+    if _pool is None or _pool.pid != os.getpid():
         _pool = _Pool(int(os.environ.get("CHANNELWORKS_SYNC_THREADS", "32")))
     return _pool
 
