@@ -62,3 +62,34 @@ async def test_a_join_that_timed_out_is_retried_while_the_connection_stays_up(
         await topic.wait_joined(TIMEOUT)  # retried on this connection, no reconnect needed
         assert socket.connections == 1
         assert topic.state == "joined"
+
+
+async def closes_with_4400(scope: Any, receive: Any, send: Any) -> None:
+    """Accepts, stays open a moment, then closes with 4400 (a client that keeps sending a
+    bad frame sees this again and again)."""
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept", "subprotocol": "channelworks.v1"})
+    await asyncio.sleep(0.1)
+    await send({"type": "websocket.close", "code": 4400, "reason": "bad frame"})
+
+
+async def test_the_backoff_is_not_reset_after_a_protocol_error(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[int] = []
+
+    def recorded(attempt: int, base: float, cap: float) -> float:
+        attempts.append(attempt)
+        return 0.0
+
+    monkeypatch.setattr("channelworks.client.socket.full_jitter", recorded)
+    live = await serve(closes_with_4400)
+    # Each connection stays open longer than backoff_max, which resets the backoff after
+    # any other close; after 4400 it grows (docs/protocol.md, close codes).
+    socket = Socket(live.ws("/"), backoff_base=0.01, backoff_max=0.05, heartbeat_interval=None)
+    await socket.connect()
+    async with asyncio.timeout(TIMEOUT):
+        while len(attempts) < 3:  # noqa: ASYNC110 - the reconnects are the client's own
+            await asyncio.sleep(0.02)
+    await socket.close()
+    assert attempts[:3] == [0, 1, 2]

@@ -205,8 +205,10 @@ class Socket:
                 await self._serve(ws)
                 if self._closing or not (self.reconnect and should_reconnect(self.close_code)):
                     break
-                if asyncio.get_running_loop().time() - opened > self.backoff_max:
-                    attempt = 0  # it stayed open: a fresh start
+                stayed = asyncio.get_running_loop().time() - opened > self.backoff_max
+                if stayed and self.close_code != f.PROTOCOL_ERROR:
+                    attempt = 0  # it stayed open: a fresh start (never after 4400: a bug of
+                    # ours that would come back at once, so it slows down to the cap)
             delay = full_jitter(attempt, self.backoff_base, self.backoff_max)
             attempt += 1
             await asyncio.sleep(delay)
