@@ -81,10 +81,14 @@ def test_a_page_that_was_away_during_a_restart_shows_every_message_once(
         assert server.stop() == 0, server.output()
         connection = alice.locator("#connection")
         expect(connection).to_have_text("reconnecting in 1 s")  # 0.5 s, rounded up
+        expect(connection).to_have_attribute("data-attempt", "1")
         expect(alice.locator("#retry-now")).to_be_visible()
-        # Failed attempts: 0.5, 1, 2, 4 s, then 5 s and no more.
-        for seconds in (1, 2, 4, 5, 5):
-            alice.clock.run_for(5_000)
+        # Failed attempts: 0.5, 1, 2, 4 s, then 5 s and no more. Each step moves the clock to
+        # the pending attempt and no further (its failure schedules the next one).
+        steps = ((500, 1), (1_000, 2), (2_000, 4), (4_000, 5), (5_000, 5))
+        for attempt, (wait, seconds) in enumerate(steps, start=2):
+            alice.clock.run_for(wait)
+            expect(connection).to_have_attribute("data-attempt", str(attempt))
             expect(connection).to_have_text(f"reconnecting in {seconds} s")
         alice.clock.run_for(1_100)  # the countdown counts down
         expect(connection).to_have_text("reconnecting in 4 s")
@@ -105,6 +109,8 @@ def test_a_page_that_was_away_during_a_restart_shows_every_message_once(
         alice.click("#retry-now")
         connected(alice)
         expect(alice.locator("#retry-now")).to_be_hidden()
+        # The topics socket came back with the others: the room's presence is alice and bob.
+        expect(alice.locator("#here li")).to_have_count(2)
         source = "database" if layer == "memory" else "log"  # a restart empties the memory
         expect(alice.locator("#room")).to_have_attribute("data-resumed", source)
         expect(alice.locator("#missed")).to_have_text(

@@ -81,6 +81,7 @@ export function retryAll() {
   clearTimeout(retry.timer);
   retry.timer = null;
   for (const socket of sockets) if (socket.state === "reconnecting") socket.connect();
+  window.dispatchEvent(new Event("demo:retry")); // live.js: the topics socket too
 }
 
 function showConnection() {
@@ -94,6 +95,7 @@ function showConnection() {
     all.find((s) => s.state === "connecting");
   element.hidden = all.length === 0;
   element.dataset.state = worst ? worst.state : "open";
+  element.dataset.attempt = String(retry.attempt); // failed attempts since the last open
   if (worst?.state === "reconnecting") {
     const seconds = Math.max(0, Math.ceil((retry.at - Date.now()) / 1000));
     element.textContent = `reconnecting in ${seconds} s`;
