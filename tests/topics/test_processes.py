@@ -13,7 +13,7 @@ import pytest
 from channelworks.client import Socket
 from channelworks.layers import channel_layers
 from channelworks.layers.base import BaseChannelLayer
-from channelworks.topics import TopicsConsumer, abroadcast
+from channelworks.topics import TopicsConsumer, abroadcast, akick
 from tests.layers.backends import (
     RABBITMQ_URL,
     REDIS_URL,
@@ -114,4 +114,23 @@ async def test_a_client_resumes_on_another_process_from_the_redis_log(
         async with asyncio.timeout(TIMEOUT):
             assert [(await got.get())["n"] for _ in range(4)] == [1, 2, 3, 4]
     finally:
+        await two.close()
+
+
+async def test_a_kick_from_a_third_process_removes_the_sockets_on_both(
+    serve: Serve, layers: tuple[BaseChannelLayer, ...]
+) -> None:
+    one, two = await two_sockets(serve)
+    try:
+        topics = [one.topic("room:k", {"nick": "ada"}), two.topic("room:k", {"nick": "bob"})]
+        closed: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for topic in topics:
+            topic.on("close", closed.put_nowait)
+            await topic.join()
+        await akick("room:k", reason="closing", layer="default")  # the "default" process
+        async with asyncio.timeout(TIMEOUT):
+            assert [await closed.get(), await closed.get()] == [{"reason": "closing"}] * 2
+        assert [t.state for t in topics] == ["closed", "closed"]
+    finally:
+        await one.close()
         await two.close()
