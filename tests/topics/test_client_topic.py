@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack  # type: ignore[import-untyped]
+import pytest
+
 from channelworks.client.topic import Topic
 from channelworks.topics.frames import Frame
 
@@ -13,6 +16,13 @@ def joined_topic() -> Topic:
     topic.join_ref = "7"
     topic.state = "joined"
     return topic
+
+
+def deep(levels: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(levels):
+        value = [value]
+    return value
 
 
 def meta(ref: str) -> dict[str, Any]:
@@ -61,3 +71,22 @@ async def test_a_push_at_or_before_the_position_is_a_replay_and_dropped() -> Non
     await topic._receive(Frame("7", None, "room:a", "said", {"n": 1}, (1, "new-epoch")))
     assert seen == [{"n": 6}, {"n": 1}]
     assert topic.position == (1, "new-epoch")
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ({"x": float("nan")}, "not finite"),
+        ({"x": msgpack.ExtType(1, b"")}, "type JSON does not have"),
+        ({"x": deep(100)}, "nested deeper than 100 levels"),
+    ],
+)
+async def test_a_payload_the_server_would_close_the_socket_for_fails_alone(
+    payload: dict[str, Any], problem: str
+) -> None:
+    topic = joined_topic()  # no socket: nothing may be sent
+    with pytest.raises(ValueError, match=problem):
+        await topic.push("say", payload)
+    topic.params = payload
+    with pytest.raises(ValueError, match=problem):
+        await topic.join()

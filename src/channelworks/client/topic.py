@@ -63,6 +63,7 @@ class Topic:
         Raises ``JoinError`` if refused; ``Disconnected`` (not connected now) or
         ``PushTimeout`` (no answer): the topic then joins by itself on the next connection
         (``wait_joined()``), until ``leave()``."""
+        _require_portable({"params": self.params})
         self._wanted = True
         try:
             return await self._join(timeout)
@@ -90,6 +91,8 @@ class Topic:
         made while the topic is not joined waits for the join, within the same timeout."""
         if f.is_reserved(event):
             raise ValueError(f"event {event!r} is reserved by the protocol")
+        payload = dict(payload or {})
+        _require_portable(payload)
         limit = self.socket.push_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
@@ -100,7 +103,7 @@ class Topic:
             except TimeoutError:
                 raise PushTimeout(f"{event!r}: {self.name!r} not joined within {limit} s") from None
         reply = await self.socket.request(
-            self.name, event, dict(payload or {}), self.join_ref, max(0.0, deadline - loop.time())
+            self.name, event, payload, self.join_ref, max(0.0, deadline - loop.time())
         )
         if reply.get("status") != "ok":
             raise PushError(event, _response(reply))
@@ -237,6 +240,14 @@ class Topic:
             self._joined.set()
         else:
             self._joined.clear()
+
+
+def _require_portable(payload: dict[str, Any]) -> None:
+    """``ValueError`` for what the server would close the whole socket for (4400): the
+    call fails alone instead (docs/protocol.md, frames)."""
+    problem = f.unportable(payload)
+    if problem is not None:
+        raise ValueError(f"payload {problem}: the server would close the socket (4400)")
 
 
 def _response(reply: dict[str, Any]) -> dict[str, Any]:
