@@ -118,7 +118,7 @@ export class Topic {
   push<R = Payload>(event: string, payload: Payload = {}, options: PushOptions = {}): Promise<R> {
     return new Promise<Payload>((resolve, reject) => {
       // What the server would close the whole socket for (4400) fails this push alone.
-      if (!validEvent(event) || !isObject(payload)) {
+      if (!validEvent(event) || !isObject(payload) || tooDeep(payload)) {
         return reject(new TopicError("protocol", `cannot push ${JSON.stringify(event)}`));
       }
       if (this.state === "closed") return reject(new TopicError("closed", this.name));
@@ -305,6 +305,14 @@ const validEvent = (event: unknown): boolean =>
   [...event].length <= 100 &&
   event[0] !== "$" &&
   !RESERVED.includes(event);
+
+/** Nested over the 100 levels the server takes (the payload is the first). A cycle is
+ * too deep too (JSON.stringify would throw on it). */
+const tooDeep = (value: unknown, depth = 1): boolean =>
+  typeof value === "object" &&
+  value !== null &&
+  !ArrayBuffer.isView(value) &&
+  (depth > 100 || Object.values(value).some((v) => tooDeep(v, depth + 1)));
 
 const isObject = (value: unknown): value is Payload =>
   typeof value === "object" && value !== null && !Array.isArray(value);

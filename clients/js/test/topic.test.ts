@@ -19,6 +19,13 @@ const outcome = <T>(promise: Promise<T>) => {
   return box;
 };
 
+/** `levels` arrays, one inside the other. */
+const nested = (levels: number): unknown => {
+  let value: unknown = [];
+  for (let i = 1; i < levels; i++) value = [value];
+  return value;
+};
+
 /** Let settled promises run their callbacks. */
 const settle = async () => {
   for (let i = 0; i < 5; i++) await Promise.resolve();
@@ -140,6 +147,7 @@ describe("push", () => {
       room.push("$ping"),
       room.push("msg", [] as unknown as Record<string, unknown>),
       room.push("msg", cyclic),
+      room.push("msg", { deep: nested(100) }), // the payload is a level too: 101
     ]) {
       await expect(push).rejects.toMatchObject({ kind: "protocol" });
     }
@@ -148,6 +156,9 @@ describe("push", () => {
     expect(() => socket.topic("$")).toThrow(TypeError);
     expect(() => socket.topic("r".repeat(201))).toThrow(TypeError);
     expect(socket.topic("😀".repeat(200)).name).toHaveLength(400); // 200 characters, as Python counts
+    const deepest = room.push("msg", { deep: nested(99) });
+    ws.reply(ws.lastFrame("msg"), "ok");
+    await expect(deepest).resolves.toEqual({});
     const fine = room.push("x".repeat(100));
     ws.reply(ws.lastFrame("x".repeat(100)), "ok");
     await expect(fine).resolves.toEqual({});
