@@ -11,7 +11,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 import pytest
 
-from channelworks.exceptions import CloseConnection
+from channelworks.exceptions import CloseConnection, LayerUnavailable
 from channelworks.layers import InMemoryChannelLayer
 from channelworks.logs import AggregatedLog
 from channelworks.testing import WebsocketCommunicator
@@ -334,3 +334,26 @@ async def test_close_connection_raised_in_a_topic_hook_closes_the_socket_with_it
     assert (closed["type"], closed["code"], closed["reason"]) == ("websocket.close", 4403, reason)
     await client.wait(1)
     assert layer.group_names() == []
+
+
+async def test_a_join_the_layer_cannot_serve_closes_the_socket_1011_so_the_client_retries(
+    layer: InMemoryChannelLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal would close the topic for good on the client (it never rejoins a refused
+    topic); a layer outage is not the topic refusing, so the socket closes with 1011 and
+    the client reconnects with backoff and rejoins."""
+    json_member = await Member(JSON_SUBPROTOCOL).start()  # joined before the outage
+    add = layer.group_add
+
+    async def unavailable(group: str, channel: str) -> None:
+        raise LayerUnavailable("group_add", group, "redis://down", "timed out")
+
+    monkeypatch.setattr(layer, "group_add", unavailable)
+    client = WebsocketCommunicator(APP, "/", subprotocols=[JSON_SUBPROTOCOL])
+    assert (await client.connect())[0]
+    await client.send_json_to(["1", "1", "room:y", "join", {}])
+    closed = await client.receive_output(1)
+    assert (closed["type"], closed["code"]) == ("websocket.close", 1011)
+    assert closed["reason"] == "channel layer unavailable"
+    monkeypatch.setattr(layer, "group_add", add)
+    assert await json_member.said("still here") == "still here"

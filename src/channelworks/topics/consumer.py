@@ -23,6 +23,7 @@ How it keeps the protocol's promises:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from time import monotonic
@@ -31,7 +32,12 @@ from typing import Any, ClassVar
 from channelworks.consumers.handlers import framework_class
 from channelworks.consumers.resume import Resumed
 from channelworks.consumers.websocket import AsyncWebsocketConsumer
-from channelworks.exceptions import CloseConnection, InvalidPresence
+from channelworks.exceptions import (
+    ChannelLayerError,
+    CloseConnection,
+    InvalidPresence,
+    LayerUnavailable,
+)
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.history import POSITION_KEY, ResumeFilter
 from channelworks.layers.presence import genuine_diff
@@ -54,6 +60,12 @@ class HeartbeatTimeout(CloseConnection):
     """Nothing heard from the client for two heartbeat intervals: close 4408."""
 
     code = f.HEARTBEAT_TIMEOUT
+
+
+class LayerDown(CloseConnection):
+    """The channel layer could not serve a join: close 1011, the client reconnects."""
+
+    code = 1011
 
 
 @framework_class("topics_push", "topics_kick", "topics_silent", "presence_diff")
@@ -201,6 +213,12 @@ class TopicsConsumer(AsyncWebsocketConsumer):
         except CloseConnection:  # the hook closes the whole socket, as in any handler
             await self._forget(topic)
             raise
+        except LayerUnavailable as exc:
+            # Not the topic refusing: a refusal would close the topic for good on the
+            # client. 1011 makes it reconnect with backoff and rejoin everything.
+            with contextlib.suppress(ChannelLayerError):
+                await self._forget(topic)
+            raise LayerDown(reason="channel layer unavailable") from exc
         except InvalidPresence as exc:  # a key or meta from the client, most likely
             await self._forget(topic)
             self._log_invalid_presence(topic, exc)
