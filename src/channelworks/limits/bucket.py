@@ -145,11 +145,19 @@ class Inbound:
 
 
 def _gcra(pair: tuple[float, float] | None) -> tuple[float, float, float]:
-    """(rate, cost of one token in seconds, window in seconds) of a ``(rate, burst)``."""
+    """(rate, cost of one token in seconds, window in seconds) of a ``(rate, burst)``; the
+    same float objects for every connection with those limits (24 bytes each, per
+    connection otherwise)."""
     if pair is None:
-        return 0.0, 0.0, _NONE
-    rate, burst = pair
-    return rate, 1 / rate, burst / rate
+        return _OFF
+    found = _GCRA.get(pair)
+    if found is None:
+        rate, burst = pair
+        found = (rate, 1 / rate, burst / rate)
+        if len(_GCRA) > 256:  # limits made per connection would otherwise pile up
+            _GCRA.clear()
+        _GCRA[pair] = found
+    return found
 
 
 def _tokens(tat: float, window: float, rate: float, now: float) -> float:
@@ -160,5 +168,8 @@ def _tokens(tat: float, window: float, rate: float, now: float) -> float:
 
 #: the burst of a limit that is off
 _NONE = float("inf")
+_OFF = (0.0, 0.0, _NONE)
+#: ``_gcra``'s results by ``(rate, burst)``
+_GCRA: dict[tuple[float, float], tuple[float, float, float]] = {}
 
 __all__ = ["Inbound", "TokenBucket"]

@@ -98,7 +98,7 @@ class Connection:
         scope = consumer.scope
         self.observer = observer
         self.id = connection_id
-        self.consumer = f"{type(consumer).__module__}.{type(consumer).__qualname__}"
+        self.consumer = consumer_name(type(consumer))
         self.route = route_of(scope, self.consumer)
         self.consumer_ref = weakref.ref(consumer)
         self.channel_name = consumer.channel_name
@@ -284,6 +284,19 @@ class Observer:
             totals.frames_out += connection.frames_out
             totals.bytes_out += connection.bytes_out
         return result
+
+
+def consumer_name(cls: type) -> str:
+    """``module.QualName`` of a consumer class, made once per class (one string per
+    connection otherwise)."""
+    name = _names.get(cls)
+    if name is None:
+        name = _names[cls] = f"{cls.__module__}.{cls.__qualname__}"
+    return name
+
+
+#: consumer class -> its name (classes are few; weak keys let test classes go)
+_names: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
 
 
 def route_of(scope: Mapping[str, Any], consumer: str) -> str:
