@@ -93,3 +93,19 @@ async def test_the_backoff_is_not_reset_after_a_protocol_error(
             await asyncio.sleep(0.02)
     await socket.close()
     assert attempts[:3] == [0, 1, 2]
+
+
+async def test_a_leave_after_a_join_timed_out_leaves_the_late_join_on_the_server(
+    serve: Serve, layer: InMemoryChannelLayer
+) -> None:
+    delays[:] = [0.4]
+    live = await serve(APP)
+    async with Socket(live.ws("/"), push_timeout=TIMEOUT) as socket:
+        topic = socket.topic("slow:c")
+        with pytest.raises(PushTimeout):
+            await topic.join(timeout=0.1)
+        await topic.leave()  # the server is still in the join hook
+        await asyncio.sleep(0.8)  # it finished the join, then the leave
+        assert layer.members(group_for("slow:c")) == []
+        assert await layer.presence(group_for("slow:c")) == {}
+        assert topic.state == "left"

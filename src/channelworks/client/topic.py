@@ -76,7 +76,9 @@ class Topic:
         too (the server handles the leave after it; the waiting ``join()`` raises
         ``JoinError("left")``)."""
         self._wanted = False
-        join_ref, was_on = self.join_ref, self.state in ("joined", "joining")
+        # "errored" too: a join that timed out may still be done by the server (a leave of
+        # a join the server already dropped is answered ok and does nothing)
+        join_ref, was_on = self.join_ref, self.state in ("joined", "joining", "errored")
         self._set_state("left")
         self.join_ref = None  # frames of that join are dropped from now on
         if was_on and join_ref is not None and self.socket.connected:
