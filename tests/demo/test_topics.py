@@ -47,10 +47,10 @@ async def next_event(socket: WebsocketCommunicator, event: str) -> dict[str, Any
 @pytest.mark.parametrize(
     ("who", "topic", "reason"),
     [
-        (None, "room:general", "login_required"),
+        (None, "chat:general", "login_required"),
         (None, "online", "login_required"),
-        ("carol", "room:backstage", "not_found"),  # private, carol is no member
-        ("carol", "room:nowhere", "not_found"),
+        ("carol", "chat:backstage", "not_found"),  # private, carol is no member
+        ("carol", "chat:nowhere", "not_found"),
     ],
 )
 async def test_who_may_not_join_is_refused(
@@ -69,13 +69,13 @@ async def test_a_room_tracks_each_user_once_with_a_meta_per_tab_and_relays_typin
     tabs = [await open_socket("/ws/topics/", alice_session) for _ in range(2)]
     bob = await open_socket("/ws/topics/", bob_session)
     for socket in (*tabs, bob):
-        assert (await join(socket, "room:general"))["status"] == "ok"
+        assert (await join(socket, "chat:general"))["status"] == "ok"
     state = await next_event(bob, "presence_state")
     assert sorted(state) == ["alice", "bob"]
     assert len(state["alice"]["metas"]) == 2
     assert set(state["alice"]["metas"][0]) >= {"avatar", "online_at", "phx_ref"}
 
-    await bob.send_json_to(["1", "2", "room:general", "typing", {}])
+    await bob.send_json_to(["1", "2", "chat:general", "typing", {}])
     for socket in tabs:
         assert await next_event(socket, "typing") == {"user": "bob"}
     for socket in (*tabs, bob):

@@ -1,7 +1,9 @@
 """The room pages' topic on the site's topics socket (``/ws/topics/``): who is here and who is
-typing. The messages themselves go through ``consumers.ChatConsumer``.
+typing. The messages themselves go through ``consumers.ChatConsumer``. (``chat:``, not
+``room:``: topic classes are found by pattern in the whole process, and the topics tutorial
+and tests use ``room:{slug}`` for rooms of their own.)
 
-``room:<slug>``: a logged-in user who may see the room joins it and is tracked in its presence
+``chat:<slug>``: a logged-in user who may see the room joins it and is tracked in its presence
 under their user name, once per tab (``Channelworks.Presence`` in the page lists each user
 once, with their tabs as metas). A push ``typing`` is broadcast to the room as
 ``{"user": name}`` (no history: it is stale in seconds); the pages show "bob is typing…"
@@ -42,7 +44,7 @@ async def require_visible(topic: Topic) -> str:
 
 
 class RoomTopic(Topic):
-    pattern = "room:{slug}"
+    pattern = "chat:{slug}"
     presence = True
 
     async def join(self, params: dict[str, Any]) -> dict[str, Any] | None:

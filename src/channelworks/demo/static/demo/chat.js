@@ -152,7 +152,7 @@ form.addEventListener("submit", (event) => {
 // -- who is here, who is typing: the room's topic on the site's topics socket ---------------
 
 
-const roomTopic = topics.topic(`room:${slug}`);
+const roomTopic = topics.topic(`chat:${slug}`);
 const presence = new Channelworks.Presence(roomTopic);
 
 presence.onSync(() => {
