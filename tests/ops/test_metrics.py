@@ -232,3 +232,50 @@ async def test_message_types_chosen_by_clients_cannot_grow_the_labels(
     assert OTHER in types
     other = {"consumer": CONSUMER, "type": OTHER}
     assert value(text, "channelworks_handler_duration_seconds_count", **other) >= 50
+
+
+async def test_group_fanout_histogram_and_presence_history_counters(
+    layer: InMemoryChannelLayer,
+) -> None:
+    before = samples(render())
+
+    def gained(text: bytes, name: str, **labels: str) -> float:
+        key = (name, frozenset(labels.items()))
+        return samples(text).get(key, 0.0) - before.get(key, 0.0)
+
+    channels = [await layer.new_channel() for _ in range(3)]
+    for channel in channels:
+        await layer.group_add("fan", channel)
+    await layer.group_send("fan", {"type": "x"})  # 3 members
+    await layer.group_send("fan", {"type": "x"}, history=True)  # 3 again, and appended
+    for channel in channels:  # capacity 2: read them, so that none is full
+        for _ in range(2):
+            await layer.receive(channel)
+    await layer.group_discard("fan", channels[0])
+    await layer.group_send("fan", {"type": "x"})  # 2
+    await layer.history("fan")
+    await layer.presence_track("fan", channels[1], "alice", {})
+    text = render()
+    fanout = "channelworks_group_fanout"
+    assert gained(text, f"{fanout}_count", alias="default") == 3
+    assert gained(text, f"{fanout}_sum", alias="default") == 8
+    assert gained(text, f"{fanout}_bucket", alias="default", le="1.0") == 0
+    assert gained(text, f"{fanout}_bucket", alias="default", le="2.0") == 1
+    assert gained(text, f"{fanout}_bucket", alias="default", le="5.0") == 3
+    assert gained(text, f"{fanout}_bucket", alias="default", le="+Inf") == 3
+    events = "channelworks_layer_events_total"
+    for event in ("history_appends", "history_reads", "presence_tracks"):
+        assert gained(text, events, alias="default", event=event) == 1, event
+
+
+async def test_a_layer_made_again_under_its_alias_counts_from_zero(
+    layer: InMemoryChannelLayer,
+) -> None:
+    for _ in range(3):
+        await layer.history("a")
+    reads = {"alias": "default", "event": "history_reads"}
+    before = value(render(), "channelworks_layer_events_total", **reads)
+    again = InMemoryChannelLayer()
+    channel_layers.set("default", again)
+    await again.history("a")  # 1, below the 3 the first layer had counted
+    assert value(render(), "channelworks_layer_events_total", **reads) == before + 1

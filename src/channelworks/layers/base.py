@@ -9,6 +9,7 @@ skipped group member is reported) lives here so that backends cannot drift apart
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import logging
 import re
@@ -33,7 +34,8 @@ DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 
 @dataclass
 class LayerStats:
-    """Counters of messages a layer could not deliver. Read them; never reset in place."""
+    """Counters of what a layer could not deliver, and of its presence and history work.
+    Read them; never reset in place (``channelworks_layer_events_total``, docs/operations.md)."""
 
     #: members skipped by ``group_send`` because their channel was full
     group_full: int = 0
@@ -46,6 +48,71 @@ class LayerStats:
     reconnects: int = 0
     #: messages a layer may have lost (each logged at ERROR with the reason)
     lost: int = 0
+    #: ``presence_track`` calls that tracked a channel (presence.py, every backend)
+    presence_tracks: int = 0
+    #: ``presence_update`` calls that replaced a meta
+    presence_updates: int = 0
+    #: presences ended by ``presence_untrack``/``presence_untrack_all`` (one per group left)
+    presence_untracks: int = 0
+    #: ``presence.diff`` messages sent to groups (one per group per window with changes)
+    presence_diffs: int = 0
+    #: messages appended to a group's history log (``group_send`` with history)
+    history_appends: int = 0
+    #: ``history()`` calls answered (a resume, or the last messages)
+    history_reads: int = 0
+    #: ``history()`` calls that raised ``Unrecoverable`` (a client's position was too old)
+    history_unrecoverable: int = 0
+
+
+#: upper bounds of the fan-out histogram's buckets (``FanOut``)
+FANOUT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+#: fan-outs up to this are counted one by one (``FanOut.small``), bucketed when read
+SMALL_FANOUT = 100
+
+
+class FanOut:
+    """A histogram of how many channels one group message was delivered to in this process
+    (``channelworks_group_fanout``): observed where a process puts a group message into its
+    members' channels (``InMemoryChannelLayer.group_send``, which the Redis and RabbitMQ
+    layers' readers call too), so a message whose members live in three processes is three
+    observations, and the sum over processes counts every delivery.
+
+    Observing is one list increment: ``small[n]`` counts the messages that reached ``n``
+    channels (``n <= SMALL_FANOUT``); larger ones go to ``large``, by bucket. ``counts``
+    and ``sum`` put them into ``FANOUT_BUCKETS`` when read (a scrape).
+    """
+
+    __slots__ = ("large", "large_sum", "small")
+
+    def __init__(self) -> None:
+        self.small = [0] * (SMALL_FANOUT + 1)
+        self.large = [0] * (len(FANOUT_BUCKETS) + 1)  # the last one: over every bound
+        self.large_sum = 0
+
+    def observe(self, delivered: int) -> None:
+        try:
+            self.small[delivered] += 1
+        except IndexError:
+            self.observe_large(delivered)
+
+    def observe_large(self, delivered: int) -> None:
+        self.large[bisect.bisect_left(FANOUT_BUCKETS, delivered)] += 1
+        self.large_sum += delivered
+
+    @property
+    def counts(self) -> list[int]:
+        """Messages per bucket of ``FANOUT_BUCKETS`` (not cumulative; the last one is over
+        every bound)."""
+        counts = list(self.large)
+        for delivered, count in enumerate(list(self.small)):
+            if count:
+                counts[bisect.bisect_left(FANOUT_BUCKETS, delivered)] += count
+        return counts
+
+    @property
+    def sum(self) -> int:
+        """Channels reached, over every message observed."""
+        return self.large_sum + sum(n * count for n, count in enumerate(list(self.small)))
 
 
 class BaseChannelLayer:
@@ -86,6 +153,8 @@ class BaseChannelLayer:
             )
         self.max_message_size = max_message_size
         self.stats = LayerStats()
+        #: channels each group message reached in this process (``FanOut``)
+        self.fanout = FanOut()
         #: repeated warnings of this layer, one line per key and interval (channelworks.logs)
         self.log_lines = AggregatedLog()
 
@@ -291,4 +360,11 @@ class BaseChannelLayer:
         )
 
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "BaseChannelLayer", "CapacityPatterns", "LayerStats"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "FANOUT_BUCKETS",
+    "BaseChannelLayer",
+    "CapacityPatterns",
+    "FanOut",
+    "LayerStats",
+]

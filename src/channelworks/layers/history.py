@@ -23,12 +23,13 @@ log never gives two messages the same offset and never skips one; recovery is al
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from channelworks.exceptions import InvalidMessage, Unrecoverable
 
@@ -248,6 +249,25 @@ def _stamped(entries: Sequence[tuple[int, Message]], epoch: str) -> list[Message
     return [with_position(m, StreamPosition(o, epoch)) for o, m in entries]
 
 
+class ReadCounters(Protocol):
+    """The counters of a layer's stats that ``counted_read`` adds to."""
+
+    history_reads: int
+    history_unrecoverable: int
+
+
+@contextlib.contextmanager
+def counted_read(stats: ReadCounters) -> Iterator[None]:
+    """Count one ``history()`` call answered in ``stats.history_reads``, or one that raised
+    ``Unrecoverable`` in ``stats.history_unrecoverable`` (every backend's ``history``)."""
+    try:
+        yield
+    except Unrecoverable:
+        stats.history_unrecoverable += 1
+        raise
+    stats.history_reads += 1
+
+
 class ResumeFilter:
     """The merge of a resume and the live messages that follow it, for one subscriber.
 
@@ -290,8 +310,10 @@ __all__ = [
     "HistoryOptions",
     "HistoryResult",
     "HistorySetting",
+    "ReadCounters",
     "ResumeFilter",
     "StreamPosition",
+    "counted_read",
     "new_epoch",
     "require_limit",
     "require_unpositioned",

@@ -53,6 +53,7 @@ from channelworks.layers.history import (
     HistoryResult,
     HistorySetting,
     StreamPosition,
+    counted_read,
     new_epoch,
     require_limit,
     require_unpositioned,
@@ -247,6 +248,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         loop = _running_loop()
         channels = self._channels
         expires = now + self.expiry
+        reached = len(members)  # less the skipped and the expired, below
         skipped = 0
         expired = []
         for channel, until in members.items():
@@ -279,6 +281,11 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             del members[channel]
         if not members:
             del self._groups[group]
+        delivered = reached - skipped - len(expired)
+        try:  # self.fanout.observe(delivered), inlined
+            self.fanout.small[delivered] += 1
+        except IndexError:
+            self.fanout.observe_large(delivered)
         if skipped:
             self.report_group_full(group, message, skipped)
         return position
@@ -296,15 +303,16 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         require_limit(limit)
         _, log = self._next_position(group, self.history_config.for_read(group))
         entries = log.entries
-        return select(
-            group,
-            list(entries),
-            epoch=log.epoch,
-            top=log.top,
-            oldest=entries[0][0] if entries else None,
-            since=since,
-            limit=limit,
-        )
+        with counted_read(self.stats):
+            return select(
+                group,
+                list(entries),
+                epoch=log.epoch,
+                top=log.top,
+                oldest=entries[0][0] if entries else None,
+                since=since,
+                limit=limit,
+            )
 
     def _append(
         self, group: str, message: Message, options: HistoryOptions
@@ -320,6 +328,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         log.top = position.offset
         log.entries.append((position.offset, message.copy()))
         log.expires = self._clock() + options.ttl
+        self.stats.history_appends += 1
         return position, stamped
 
     def _next_position(self, group: str, options: HistoryOptions) -> tuple[StreamPosition, _Log]:

@@ -233,6 +233,7 @@ class Presences:
         ref = self.new_ref()
         meta[REF], meta[JOINED_AT] = ref, time.time()
         self._join(group, channel, Presence(key, meta))
+        self.layer.stats.presence_tracks += 1
         return dict(meta)
 
     async def update(self, group: str, channel: str, key: object, meta: object) -> Meta:
@@ -248,6 +249,7 @@ class Presences:
         self._leave(group, channel, old_ref)
         meta[REF], meta[REF_PREV], meta[JOINED_AT] = self.new_ref(), old_ref, old.meta[JOINED_AT]
         self._join(group, channel, Presence(key, meta))
+        self.layer.stats.presence_updates += 1
         return dict(meta)
 
     async def untrack(self, group: str, channel: str) -> None:
@@ -256,11 +258,13 @@ class Presences:
         ref = self.channels.get(channel, {}).get(group)
         if ref is not None:
             self._leave(group, channel, ref)
+            self.layer.stats.presence_untracks += 1
 
     async def untrack_all(self, channel: str) -> None:
         require_channel_name(channel)
         for group, ref in list(self.channels.get(channel, {}).items()):
             self._leave(group, channel, ref)
+            self.layer.stats.presence_untracks += 1
 
     async def state(self, group: str) -> PresenceState:
         require_group_name(group)
@@ -367,6 +371,7 @@ class Presences:
                 # never in the group's history: a resume replays messages, not presence
                 diff[TOKEN] = diff_token(self.layer)
                 await self.layer.group_send(diff["group"], diff, history=False)
+                self.layer.stats.presence_diffs += 1
             except Exception as exc:
                 self._failed(diff["group"], exc)
 

@@ -25,11 +25,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.metrics import MetricWrapperBase
 
+from channelworks.layers.base import FANOUT_BUCKETS, FanOut
 from channelworks.layers.registry import channel_layers
 from channelworks.limits.stats import stats as limit_stats
 from channelworks.metrics.multiprocess import directory
 from channelworks.metrics.pool import sync_pool
-from channelworks.ops.connections import DURATION_BUCKETS, Observer, observer
+from channelworks.ops.connections import DURATION_BUCKETS, Observer, Timing, observer
 
 PROTOCOL = "websocket"  # the only protocol observed so far (ops/connections.py)
 
@@ -136,6 +137,13 @@ class Exporter:
             ["alias", "event"],
             registry=r,
         )
+        self.fanout = Histogram(
+            "channelworks_group_fanout",
+            "Channels one group message was delivered to in this process, by layer alias.",
+            ["alias"],
+            buckets=FANOUT_BUCKETS,
+            registry=r,
+        )
 
     def sync(self, found: Observer | None = None) -> None:
         """Bring every metric up to date with this process's counters."""
@@ -155,9 +163,13 @@ class Exporter:
                 counters = getattr(layer, "stats", None)
                 if not dataclasses.is_dataclass(counters) or isinstance(counters, type):
                     continue
+                # Keyed by the layer too: a layer made again under an alias counts from 0.
                 for event, value in dataclasses.asdict(counters).items():
                     if isinstance(value, int):
-                        self._add(self.layer, (alias, event), value)
+                        self._add(self.layer, (alias, event), value, key=id(layer))
+                fanout = getattr(layer, "fanout", None)
+                if isinstance(fanout, FanOut):
+                    self._add_histogram(self.fanout, ("fanout", id(layer)), (alias,), fanout)
 
     def _sync_connections(self, found: Observer) -> None:
         open_now: dict[str, int] = {}
@@ -176,15 +188,7 @@ class Exporter:
         for consumer, timings in list(found.consumer_timings.items()):
             for kind, timing in list(timings.items()):
                 labels = (consumer, str(kind))
-                histogram: Any = self.durations.labels(*labels)
-                # No API adds whole buckets: add to the child's values as observe() does.
-                for index, count in enumerate(list(timing.counts)):
-                    gained = self._gain(("duration", labels, index), count)
-                    if gained:
-                        histogram._buckets[index].inc(gained)
-                gained_sum = self._gain(("duration_sum", labels), timing.sum)
-                if gained_sum:
-                    histogram._sum.inc(gained_sum)
+                self._add_histogram(self.durations, ("duration", labels), labels, timing)
                 for exception, count in list(timing.failures.items()):
                     self._add(self.exceptions, (*labels, exception), count)
 
@@ -198,14 +202,38 @@ class Exporter:
         for pattern, value in list(counts.crashes.items()):
             self._add(self.topic_crashes, (pattern,), value)
 
+    def _add_histogram(
+        self, metric: Histogram, key: Hashable, labels: tuple[str, ...], found: Timing | FanOut
+    ) -> None:
+        """Add to ``metric``'s child what each bucket of ``found`` (non-cumulative counts and
+        a sum) gained since the last sync."""
+        histogram: Any = metric.labels(*labels)
+        # No API adds whole buckets: add to the child's values as observe() does.
+        for index, count in enumerate(list(found.counts)):
+            gained = self._gain((key, index), count)
+            if gained > 0:
+                histogram._buckets[index].inc(gained)
+        gained_sum = self._gain((key, "sum"), found.sum)
+        if gained_sum > 0:
+            histogram._sum.inc(gained_sum)
+
     def _gain(self, key: Hashable, value: float) -> float:
         """What ``value`` gained since the last sync under ``key``."""
         gained = value - self._seen.get(key, 0)
         self._seen[key] = value
         return gained
 
-    def _add(self, counter: MetricWrapperBase, labels: tuple[str, ...], value: float) -> None:
-        gained = self._gain((counter._name, labels), value)
+    def _add(
+        self,
+        counter: MetricWrapperBase,
+        labels: tuple[str, ...],
+        value: float,
+        *,
+        key: Hashable = None,
+    ) -> None:
+        """Add to ``counter``'s child what ``value`` gained since the last sync (``key``
+        tells apart sources under the same labels)."""
+        gained = self._gain((counter._name, labels, key), value)
         child: Any = counter.labels(*labels)
         if gained > 0:
             child.inc(gained)

@@ -47,6 +47,7 @@ from channelworks.layers.history import (
     HistoryResult,
     HistorySetting,
     StreamPosition,
+    counted_read,
     new_epoch,
     require_limit,
     require_unpositioned,
@@ -242,6 +243,7 @@ class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLaye
             local_expiry, NEVER, self.capacity, self._capacities, max_message_size=None
         )
         self.local.stats = self.stats  # one set of counters for the whole layer
+        self.local.fanout = self.fanout  # and of fan-outs: the reader delivers through local
         self.bindings = Memberships(self.group_expiry)
         self.reader = ProcessReader(
             pid=self.pid,
@@ -853,6 +855,7 @@ class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLaye
         self.require_size(len(self.codec.encode(widest)), group)
         await self._ready("group_send", group)
         position = await self.logs.append(group, message, options)
+        self.stats.history_appends += 1
         await self._group_send(group, with_position(message, position))
         return position
 
@@ -870,7 +873,8 @@ class RabbitMQChannelLayer(PresenceLayer, ChannelsRabbitmqNames, BaseChannelLaye
                 home, self.history(group, since=since, limit=limit), "history", group
             )
         await self._ready("history", group)
-        return await self.logs.read(group, since, limit, self.history_config.for_read(group))
+        with counted_read(self.stats):  # reads and Unrecoverable counted
+            return await self.logs.read(group, since, limit, self.history_config.for_read(group))
 
     async def _group_send(self, group: str, message: Message) -> None:
         payload = self.codec.encode(message)

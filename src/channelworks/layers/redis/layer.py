@@ -49,6 +49,7 @@ from channelworks.layers.history import (
     HistoryResult,
     HistorySetting,
     StreamPosition,
+    counted_read,
     new_epoch,
     require_limit,
     require_unpositioned,
@@ -194,6 +195,7 @@ class RedisChannelLayer(
             expiry, group_expiry, capacity, channel_capacity, max_message_size=None
         )
         self.local.stats = self.stats  # one set of counters for the whole layer
+        self.local.fanout = self.fanout  # and of fan-outs: the readers deliver through local
         self._plain = Codec()
         self._counter = itertools.count()
         self._popper_tags = itertools.count()
@@ -624,6 +626,7 @@ class RedisChannelLayer(
         offset, epoch = await self._links.call(
             self._links.shard_of(group), command, "group_send", group
         )
+        self.stats.history_appends += 1
         return StreamPosition(int(offset), _text(epoch))
 
     async def history(
@@ -635,45 +638,46 @@ class RedisChannelLayer(
     ) -> HistoryResult:
         require_group_name(group)
         require_limit(limit)
-        options = self.history_config.for_read(group)
-        command = scripts.HISTORY_READ.command(
-            (self.keys.history(group), self.keys.history_meta(group)),
-            new_epoch(),
-            options.ttl_ms,
-            since.epoch if since is not None else "",
-            since.offset if since is not None else -1,
-            limit,
-        )
-        epoch_b, top, oldest, raw = await self._links.call(
-            self._links.shard_of(group), command, "history", group
-        )
-        epoch = _text(epoch_b)
-        bound = _history_bound(group)
-        entries = []
-        for entry_id, fields in raw:
-            offset = int(_text(entry_id).partition("-")[0])
-            payload = fields[fields.index(b"m") + 1] if b"m" in fields else b""
-            try:
-                entries.append((offset, self.codec.unseal(payload, bound)))
-            except UndecodableMessage as exc:
-                self.stats.undecodable += 1
-                raise Unrecoverable(
-                    group,
-                    since,
-                    StreamPosition(int(top), epoch),
-                    f"an entry of the log cannot be decoded ({exc})",
-                ) from exc
-        if since is None:
-            entries.reverse()  # XREVRANGE: newest first
-        return select(
-            group,
-            entries,
-            epoch=epoch,
-            top=int(top),
-            oldest=int(oldest) or None,
-            since=since,
-            limit=limit,
-        )
+        with counted_read(self.stats):  # reads and Unrecoverable counted
+            options = self.history_config.for_read(group)
+            command = scripts.HISTORY_READ.command(
+                (self.keys.history(group), self.keys.history_meta(group)),
+                new_epoch(),
+                options.ttl_ms,
+                since.epoch if since is not None else "",
+                since.offset if since is not None else -1,
+                limit,
+            )
+            epoch_b, top, oldest, raw = await self._links.call(
+                self._links.shard_of(group), command, "history", group
+            )
+            epoch = _text(epoch_b)
+            bound = _history_bound(group)
+            entries = []
+            for entry_id, fields in raw:
+                offset = int(_text(entry_id).partition("-")[0])
+                payload = fields[fields.index(b"m") + 1] if b"m" in fields else b""
+                try:
+                    entries.append((offset, self.codec.unseal(payload, bound)))
+                except UndecodableMessage as exc:
+                    self.stats.undecodable += 1
+                    raise Unrecoverable(
+                        group,
+                        since,
+                        StreamPosition(int(top), epoch),
+                        f"an entry of the log cannot be decoded ({exc})",
+                    ) from exc
+            if since is None:
+                entries.reverse()  # XREVRANGE: newest first
+            return select(
+                group,
+                entries,
+                epoch=epoch,
+                top=int(top),
+                oldest=int(oldest) or None,
+                since=since,
+                limit=limit,
+            )
 
     async def _group_send(self, group: str, message: Message) -> None:
         require_group_name(group)

@@ -423,14 +423,18 @@ class InboxReader:
             except ChannelLayerError as exc:
                 self._undecodable(f"a group_send to {group!r}", exc)
                 return
+        named = 0
         for channel in channels:
             try:
                 await self.local.send(channel, message)
+                named += 1
             except ChannelFull:
                 skipped += 1
             except ChannelLayerError as exc:
                 self._undecodable(f"a group_send to {group!r}", exc)
                 return
+        if named:  # members added by another process: an observation of their own
+            self.local.fanout.observe(named)
         if skipped:
             self.report_group_full(group, message, skipped)
 
