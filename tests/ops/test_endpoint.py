@@ -65,3 +65,28 @@ async def test_django_view_off_by_default_then_staff_or_token() -> None:
         assert b"# TYPE channelworks_connections_open gauge" in page.content
         token = await AsyncClient().get(METRICS, headers={"Authorization": f"Bearer {TOKEN}"})
         assert token.status_code == 200
+
+
+@override_settings(CHANNELWORKS_METRICS={"token": TOKEN})
+async def test_hostile_authorization_headers_are_refused_not_crashed() -> None:
+    # bytes over 0x7f in the header (any client can send them) reached hmac.compare_digest
+    # as non-ASCII text, which raises TypeError: a 500 for every such scrape
+    for header in (b"Bearer \xe9t\xe9", b"Bearer " + "é".encode() * 20, b"\xff\xfe", b"Bearer"):
+        assert (await get(MetricsApp(), [(b"authorization", header)]))["status"] == 401
+    # a token in the query string is not a way in (it would end up in access logs)
+    scrape = HttpCommunicator(MetricsApp(), "GET", f"/metrics?token={TOKEN}")
+    assert (await scrape.get_response())["status"] == 401
+
+
+async def test_a_token_with_non_ascii_characters_works() -> None:
+    token = "clé-secrète-de-prométhée"
+    app = MetricsApp(token=token)
+    assert (await get(app, [(b"authorization", f"Bearer {token}".encode())]))["status"] == 200
+    assert (await get(app, [(b"authorization", f"Bearer {TOKEN}".encode())]))["status"] == 401
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(ROOT_URLCONF="tests.ops.urls", CHANNELWORKS_METRICS={"token": TOKEN})
+async def test_django_view_refuses_a_non_ascii_authorization() -> None:
+    page = await AsyncClient().get(METRICS, headers={"Authorization": "Bearer été"})
+    assert page.status_code == 401

@@ -81,3 +81,30 @@ async def test_exit_codes_without_a_layer_or_an_answer() -> None:
     assert status.render([], layer="default", backend="RedisChannelLayer").startswith(
         "0 process(es) answered on layer 'default' (RedisChannelLayer)\nNone answered"
     )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_a_layer_that_cannot_reach_its_broker_says_so() -> None:
+    # It printed "0 process(es) answered ... processes join with their first WebSocket
+    # connection" and exited 1, as if the site were idle, when Redis was down.
+    dead = f"redis://127.0.0.1:{free_port()}"
+    backend = "channelworks.layers.redis.RedisChannelLayer"
+    config = {"hosts": [dead], "retry_timeout": 0.5}
+    channel_layers.configure({"default": {"BACKEND": backend, "CONFIG": config}})
+    try:
+        out = io.StringIO()
+        assert await status._run(args(timeout=0.2), out) == 3
+    finally:
+        channel_layers.configure(None)
+    text = out.getvalue()
+    assert "cannot reach its broker" in text
+    assert "Redis" in text
+    assert "processes join" not in text

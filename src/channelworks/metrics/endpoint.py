@@ -54,7 +54,13 @@ class Access:
         if self.token is None or not authorization:
             return False
         scheme, _, given = authorization.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), self.token)
+        if scheme.lower() != "bearer":
+            return False
+        # Compared as bytes: compare_digest refuses non-ASCII text (a TypeError, so a 500 for
+        # any client sending such a header). Headers arrive decoded as latin-1, so encoding
+        # them back gives the bytes sent; a UTF-8 token matches the same token sent as UTF-8.
+        sent = given.strip().encode("latin-1", "replace")
+        return hmac.compare_digest(sent, self.token.encode())
 
 
 def setting_access() -> Access:

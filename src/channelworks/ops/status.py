@@ -3,20 +3,29 @@
 It needs the site's settings (``--settings`` or ``DJANGO_SETTINGS_MODULE``) for
 ``CHANNEL_LAYERS``: only a layer shared by the processes (Redis, RabbitMQ) reaches them all.
 Exit status: 0 when at least one process answered, 1 when none did, 2 when no layer is
-configured.
+configured, 3 when the layer cannot reach its broker (Redis or RabbitMQ down: when no
+process answers, a probe sent through the layer tells the two apart).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from channelworks import DEFAULT_CHANNEL_LAYER
+from channelworks.exceptions import ChannelFull, LayerUnavailable
+
+if TYPE_CHECKING:
+    from channelworks.layers.base import BaseChannelLayer
+
+#: the normal channel the probe goes through (shared by every run: each takes one back)
+PROBE = "channelworks.ops.probe"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,16 +63,47 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
     if layer is None:
         print(f"No channel layer {args.layer!r} is configured (CHANNEL_LAYERS).", file=out)
         return 2
+    backend = type(layer).__name__
     try:
         snapshots = await gather(layer, timeout=args.timeout, limit=args.limit)
+        failure = None if snapshots else await _unreachable(layer, args.timeout)
+    except (LayerUnavailable, OSError) as exc:  # said in one line, not a traceback
+        snapshots, failure = [], exc
     finally:
         await close_channel_layers()
+    if failure is not None:
+        print(
+            f"The channel layer {args.layer!r} ({backend}) cannot reach its broker, so no "
+            f"process can be asked: {type(failure).__name__}: {failure}",
+            file=out,
+        )
+        return 3
     if args.json:
         json.dump(snapshots, out, indent=2, default=str)
         out.write("\n")
     else:
-        out.write(render(snapshots, layer=args.layer, backend=type(layer).__name__))
+        out.write(render(snapshots, layer=args.layer, backend=backend))
     return 0 if snapshots else 1
+
+
+async def _unreachable(layer: BaseChannelLayer, timeout: float) -> Exception | None:
+    """Why no process answered if it is the layer: the error of a send to a normal channel
+    (it goes through the broker; a group send to processes is not awaited that far), else
+    ``None``. The probe is taken back, so it leaves nothing behind."""
+    from channelworks.ops.control import process_local
+
+    if process_local(layer):
+        return None
+    try:
+        await layer.send(PROBE, {"type": "ops.probe"})
+    except ChannelFull:  # the broker answered
+        return None
+    except Exception as exc:
+        return exc
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(max(timeout, 1.0)):
+            await layer.receive(PROBE)
+    return None
 
 
 def render(snapshots: Sequence[dict[str, Any]], *, layer: str, backend: str) -> str:
