@@ -13,7 +13,7 @@ from channelworks.consumers import AsyncWebsocketConsumer, WebsocketConsumer
 from channelworks.layers import InMemoryChannelLayer, channel_layers
 from channelworks.limits.stats import stats as limit_stats
 from channelworks.metrics import render
-from channelworks.ops.connections import MAX_TYPES, OTHER, Observer
+from channelworks.ops.connections import MAX_CODES, MAX_TYPES, OTHER, Observer
 from channelworks.routing import URLRouter
 from channelworks.testing import WebsocketCommunicator
 from tests.ops.exposition import samples, value
@@ -279,3 +279,23 @@ async def test_a_layer_made_again_under_its_alias_counts_from_zero(
     channel_layers.set("default", again)
     await again.history("a")  # 1, below the 3 the first layer had counted
     assert value(render(), "channelworks_layer_events_total", **reads) == before + 1
+
+
+async def test_close_codes_chosen_by_clients_cannot_grow_the_labels(
+    layer: InMemoryChannelLayer, observer: Observer
+) -> None:
+    # A client may close with any code of 3000-4999: each was a new label value (a series
+    # per route in Prometheus), 2,000 of them for whoever cared to reconnect that often.
+    for code in (1001, 1011, *range(3000, 3000 + MAX_CODES + 30)):
+        ws = WebsocketCommunicator(app, "/echo/")
+        await ws.connect()
+        await ws.disconnect(code)
+    text = render()
+    codes = {
+        dict(labels)["code"]: count
+        for (name, labels), count in samples(text).items()
+        if name == "channelworks_connections_closed_total" and ("route", "echo") in labels
+    }
+    assert codes["1001"] == codes["1011"] == 1  # the protocol's own codes keep their labels
+    assert codes[OTHER] == 30
+    assert len(codes) == 2 + MAX_CODES + 1

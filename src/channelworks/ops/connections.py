@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 #: message types timed per consumer class at most; later ones are counted under ``OTHER``
 MAX_TYPES = 100
 OTHER = "other"
+#: close codes outside the protocol's own (1000-1015) counted per route at most; later ones
+#: under ``OTHER``: a client may close with any code of 3000-4999
+MAX_CODES = 20
 
 _bucket = bisect.bisect_left  # the index of the first bound at or over a value
 
@@ -182,8 +185,10 @@ class Connection:
         totals.bytes_out += self.bytes_out
         if not self.accepted:
             code = "refused"
+        elif self.close_code is None:
+            code = "none"
         else:
-            code = "none" if self.close_code is None else str(self.close_code)
+            code = _code_label(totals, self.close_code)
         totals.closed[code] = totals.closed.get(code, 0) + 1
         logs.closed(self)
 
@@ -297,6 +302,16 @@ def consumer_name(cls: type) -> str:
 
 #: consumer class -> its name (classes are few; weak keys let test classes go)
 _names: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+
+
+def _code_label(totals: RouteTotals, code: int) -> str:
+    """``code`` as a label of ``totals.closed``: the protocol's own codes always, others while
+    the route has fewer than ``MAX_CODES`` of them, then ``OTHER``."""
+    label = str(code)
+    if 1000 <= code <= 1015 or label in totals.closed:
+        return label
+    own = sum(1 for known in totals.closed if known.isdigit() and not 1000 <= int(known) <= 1015)
+    return label if own < MAX_CODES else OTHER
 
 
 def route_of(scope: Mapping[str, Any], consumer: str) -> str:
