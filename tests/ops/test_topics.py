@@ -10,6 +10,7 @@ from channelworks.client import JoinError, Socket
 from channelworks.layers import InMemoryChannelLayer, channel_layers
 from channelworks.metrics import render
 from channelworks.ops import control
+from channelworks.ops.topics import MAX_REASONS, OTHER, TopicCounts
 from channelworks.topics import TopicsConsumer
 from tests.ops.exposition import value
 from tests.server.live import TIMEOUT, LiveServer, Uvicorn
@@ -99,3 +100,18 @@ async def test_joins_refusals_and_each_sockets_topics(
         )
     finally:
         await socket.close()
+
+
+def test_reasons_the_application_makes_up_cannot_grow_the_labels() -> None:
+    # JoinRefused(f"banned until {date}") or kick(reason=...) made a label value per reason
+    counts = TopicCounts()
+    for index in range(MAX_REASONS + 30):
+        counts.refused("room:{slug}", "room:a", f"banned until day {index}")
+        counts.left("room:{slug}", "room:a", f"kicked by moderator {index}")
+    counts.refused("room:{slug}", "room:a", "banned until day 0")  # a known one keeps its own
+    refused = {reason: n for (_, _, reason), n in counts.joins.items()}
+    assert len(refused) == MAX_REASONS + 1
+    assert (refused[OTHER], refused["banned until day 0"]) == (30, 2)
+    left = {reason: n for (_, reason), n in counts.leaves.items()}
+    assert len(left) == MAX_REASONS + 1
+    assert left[OTHER] == 30

@@ -12,6 +12,11 @@ from channelworks.topics.observers import TopicsObserver, observers
 
 #: the pattern label of a join refused before any topic class matched
 UNKNOWN = "unknown"
+#: refusal (and leave) reasons counted per pattern at most; later ones under ``OTHER``: a
+#: reason is the application's ``JoinRefused(reason)`` (or ``kick(reason=...)``), which may
+#: hold data (a name, a date) that would grow the label without end
+MAX_REASONS = 20
+OTHER = "other"
 
 
 class TopicCounts(TopicsObserver):
@@ -23,6 +28,18 @@ class TopicCounts(TopicsObserver):
         self.leaves: dict[tuple[str, str], int] = {}
         #: pattern -> handlers of the topic that raised
         self.crashes: dict[str, int] = {}
+        #: (kind, pattern) -> the reasons that have a label of their own
+        self._reasons: dict[tuple[str, str], set[str]] = {}
+
+    def _reason(self, kind: str, pattern: str, reason: str) -> str:
+        """``reason`` as a label: its own for the first ``MAX_REASONS`` of a pattern."""
+        known = self._reasons.setdefault((kind, pattern), set())
+        if reason in known:
+            return reason
+        if len(known) >= MAX_REASONS:
+            return OTHER
+        known.add(reason)
+        return reason
 
     def joined(self, pattern: str, topic: str, *, recovered: bool | None) -> None:
         reason = (
@@ -32,11 +49,12 @@ class TopicCounts(TopicsObserver):
         self.joins[key] = self.joins.get(key, 0) + 1
 
     def refused(self, pattern: str | None, topic: str, reason: str) -> None:
-        key = (pattern or UNKNOWN, "refused", reason)
+        pattern = pattern or UNKNOWN
+        key = (pattern, "refused", self._reason("refused", pattern, reason))
         self.joins[key] = self.joins.get(key, 0) + 1
 
     def left(self, pattern: str, topic: str, reason: str) -> None:
-        key = (pattern, reason)
+        key = (pattern, self._reason("left", pattern, reason))
         self.leaves[key] = self.leaves.get(key, 0) + 1
 
     def crashed(self, pattern: str, topic: str, event: str, error: BaseException) -> None:
@@ -52,4 +70,4 @@ def install() -> None:
     observers.add(counts)
 
 
-__all__ = ["TopicCounts", "counts", "install"]
+__all__ = ["MAX_REASONS", "OTHER", "TopicCounts", "counts", "install"]
