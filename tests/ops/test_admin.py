@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
@@ -107,3 +108,47 @@ async def test_staff_sees_live_connections_and_closes_one(
         assert await recv_text(kept) == "still here"
         page = await staff.get(LIVE)
         assert [row["path"] for row in page.context["connections"]] == ["/room/lobby/"]
+
+
+async def test_close_refuses_bad_input_with_400_and_no_audit_line(
+    layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A channel name the layer refuses raised InvalidChannelName out of the view (a 500),
+    # after the audit line had recorded a close that never happened; a connection id with a
+    # line break wrote a made-up second line into the audit log.
+    staff = await client_as(staff=True)
+    channel = await layer.new_channel()
+    for form in (
+        {"channel_name": "not a channel name!"},
+        {"channel_name": "x" * 200},
+        {"channel_name": channel, "connection_id": "1\nby=someone-else connection_id=2"},
+    ):
+        answer = await staff.post(CLOSE, form)
+        assert answer.status_code == 400, form
+    assert not [r for r in caplog.records if r.name == "channelworks.ops.audit"]
+    assert layer.receive_nowait(channel) is None
+
+
+async def test_close_needs_the_csrf_token(layer: InMemoryChannelLayer) -> None:
+    user = await User.objects.acreate_user("csrf", password="pw", is_staff=True)
+    client = AsyncClient(enforce_csrf_checks=True)
+    await client.aforce_login(user)
+    channel = await layer.new_channel()
+    assert (await client.post(CLOSE, {"channel_name": channel})).status_code == 403
+    assert layer.receive_nowait(channel) is None
+
+
+async def test_fields_from_users_and_clients_are_escaped(
+    live: LiveServer, layer: InMemoryChannelLayer
+) -> None:
+    staff = await client_as(staff=True)
+    evil = "<img src=x onerror=alert(1)>"  # in the path, shown in the Path column
+    async with ws_connect(live.ws(f"/room/{quote(evil)}/")) as sock:
+        await sock.send("hi")
+        await recv_text(sock)
+        page = await staff.get(LIVE)
+    [row] = page.context["connections"]
+    assert row["path"] == f"/room/{evil}/"
+    html = page.content.decode()
+    assert "<img" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html

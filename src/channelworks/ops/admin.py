@@ -5,13 +5,16 @@ Mount it beside the admin (before ``admin.site.urls``)::
     path("admin/channelworks/", include("channelworks.ops.urls")),
 
 Staff only: an anonymous visitor is sent to the admin login, a signed-in user who is not
-staff gets 403. The page asks every process through the channel layer (control.py) when it
-is loaded; the close button sends the connection's consumer a close with 4403 (final for
-the clients: they do not reconnect) and writes an audit line on ``channelworks.ops.audit``.
+staff gets 403. Both views are CSRF-protected by themselves, as the admin's own are, so the
+close button cannot be pressed from another site even where ``CsrfViewMiddleware`` is off.
+The page asks every process through the channel layer (control.py) when it is loaded; the
+close button sends the connection's consumer a close with 4403 (final for the clients: they
+do not reconnect) and writes an audit line on ``channelworks.ops.audit``.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -22,9 +25,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpRe
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
 from channelworks import DEFAULT_CHANNEL_LAYER
+from channelworks.exceptions import InvalidChannelName
+from channelworks.layers.names import require_channel_name
 from channelworks.layers.registry import get_channel_layer
 from channelworks.ops import control
 
@@ -32,6 +38,9 @@ from channelworks.ops import control
 TIMEOUT = 0.5
 #: groups listed at most (the largest first)
 MAX_GROUPS = 200
+#: what a connection id looks like (connections.py: ``<process>-<n>``); it goes into the
+#: audit line, where a line break would forge a second one
+CONNECTION_ID = re.compile(r"[0-9A-Za-z_.-]{0,64}")
 
 
 async def _refusal(request: HttpRequest) -> HttpResponse | None:
@@ -46,6 +55,7 @@ async def _refusal(request: HttpRequest) -> HttpResponse | None:
 
 
 @never_cache
+@csrf_protect
 async def live_view(request: HttpRequest) -> HttpResponse:
     refused = await _refusal(request)
     if refused is not None:
@@ -86,6 +96,7 @@ async def live_view(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
+@csrf_protect
 @require_POST
 async def close_view(request: HttpRequest) -> HttpResponse:
     refused = await _refusal(request)
@@ -96,6 +107,12 @@ async def close_view(request: HttpRequest) -> HttpResponse:
     layer = get_channel_layer(DEFAULT_CHANNEL_LAYER)
     if layer is None or not channel_name:
         return HttpResponse("No channel layer, or no connection named.", status=400)
+    try:
+        require_channel_name(channel_name)
+    except InvalidChannelName as exc:
+        return HttpResponse(f"Not a channel name: {exc}", status=400, content_type="text/plain")
+    if not CONNECTION_ID.fullmatch(connection_id):
+        return HttpResponse("Not a connection id.", status=400, content_type="text/plain")
     user = await request.auser()
     await control.close(
         layer,
