@@ -145,6 +145,22 @@ async def test_a_flooded_connections_spent_buckets_pass_to_its_address_until_ref
     assert "10.0.0.1" not in where.floods
 
 
+async def test_a_connection_from_a_flooded_address_still_gets_a_tenth_of_its_burst() -> None:
+    # another client behind the same NAT, connecting right after the flooder was closed
+    where = Connections()
+    limits = Limits(messages_per_second=8, message_burst=20)  # exact binary fractions
+    flooder = admit(scope(client=("10.0.0.1", 1)), limits, None, 0.0, where)
+    assert not isinstance(flooder, str)
+    assert flooder.inbound is not None
+    assert sum(flooder.inbound.allow(0.0, 1) for _ in range(21)) == 20
+    flooder.release(0.0)
+    neighbour = admit(scope(client=("10.0.0.1", 2)), limits, None, 0.0, where)
+    assert not isinstance(neighbour, str)
+    assert neighbour.inbound is not None
+    assert [neighbour.inbound.allow(0.0, 1) for _ in range(3)] == [True, True, False]
+    assert neighbour.inbound.allow(0.125, 1)  # then the refill rate, as for anyone
+
+
 async def test_a_connection_that_never_met_its_limits_leaves_nothing_behind() -> None:
     where = Connections()
     limits = Limits(messages_per_second=10, message_burst=5)

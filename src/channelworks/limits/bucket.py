@@ -113,9 +113,10 @@ class Inbound:
 
     def inherit(self, message_tat: float, byte_tat: float) -> None:
         """Start from another connection's spent buckets (``tats()`` of it) where they are
-        emptier than these."""
-        self.message_tat = max(self.message_tat, message_tat)
-        self.byte_tat = max(self.byte_tat, byte_tat)
+        emptier than these, less ``INHERIT_GRACE`` of each burst: a client from the same
+        address (behind one NAT or proxy) may still send its first frames at once."""
+        self.message_tat = max(self.message_tat, message_tat - self.message_window * INHERIT_GRACE)
+        self.byte_tat = max(self.byte_tat, byte_tat - self.byte_window * INHERIT_GRACE)
 
     def tats(self) -> tuple[float, float]:
         """The theoretical arrival times of the messages and bytes buckets."""
@@ -166,6 +167,8 @@ def _tokens(tat: float, window: float, rate: float, now: float) -> float:
     return (window - max(tat - now, 0.0)) * rate
 
 
+#: the share of its burst a connection that starts from spent buckets gets at once
+INHERIT_GRACE = 0.1
 #: the burst of a limit that is off
 _NONE = float("inf")
 _OFF = (0.0, 0.0, _NONE)
