@@ -12,6 +12,7 @@ from django.urls import path
 
 from channelworks.layers import InMemoryChannelLayer, channel_layers
 from channelworks.ops import control
+from channelworks.ops.snapshot import MAX_PATH
 from channelworks.routing import URLRouter
 from channelworks.testing import WebsocketCommunicator
 from tests.ops.test_metrics import Echo
@@ -119,3 +120,35 @@ async def test_the_control_channel_ends_quietly_when_its_layer_closes(
     async with asyncio.timeout(5):
         await asyncio.wait([task])
     assert not [r for r in caplog.records if r.name == "channelworks.ops"]
+
+
+async def test_a_snapshot_over_the_message_size_still_answers(layer: InMemoryChannelLayer) -> None:
+    # Clients choose their paths: 30 sockets with 4 KB paths made the snapshot larger than a
+    # layer message may be, the answer failed (logged at INFO) and the process vanished from
+    # the admin page and `channelworks status`, as if it served nobody.
+    small = InMemoryChannelLayer(max_message_size=64 * 1024)
+    sockets = [WebsocketCommunicator(app, f"/room/{'x' * 4000}{n}/") for n in range(30)]
+    for ws in sockets:
+        await ws.connect()
+    reply_to = await small.new_channel()
+    try:
+        await control._answer(small, {"type": "ops.status", "reply_to": reply_to, "limit": 500})
+        answer = small.receive_nowait(reply_to)
+        assert answer is not None
+        process = answer["snapshot"]
+        assert process["connections_total"] == 30
+        rows = process["connections"]
+        assert rows
+        assert all(len(row["path"]) <= MAX_PATH for row in rows)
+        # more than fits: fewer listed, the total still says how many there are
+        for ws in [WebsocketCommunicator(app, f"/room/{n}/") for n in range(400)]:
+            await ws.connect()
+            sockets.append(ws)
+        await control._answer(small, {"type": "ops.status", "reply_to": reply_to, "limit": 500})
+        answer = small.receive_nowait(reply_to)
+        assert answer is not None
+        assert answer["snapshot"]["connections_total"] == 430
+        assert 0 < len(answer["snapshot"]["connections"]) < 430
+    finally:
+        for ws in sockets:
+            await ws.disconnect()

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from channelworks.exceptions import CloseConnection, StopConsumer
+from channelworks.exceptions import CloseConnection, MessageTooLarge, StopConsumer
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.logs import AggregatedLog
 from channelworks.ops.snapshot import MAX_CONNECTIONS, snapshot
@@ -131,10 +131,22 @@ async def _answer(layer: BaseChannelLayer, message: dict[str, Any]) -> None:
     if not isinstance(reply_to, str) or type(limit) is not int:
         logger.warning("Ignored an ops.status without a reply_to channel or a valid limit")
         return
-    try:
-        await layer.send(reply_to, {"type": "ops.snapshot", "snapshot": snapshot(limit)})
-    except Exception as exc:  # the asker gave up (full or gone): its problem, not ours
-        logger.info("Could not answer ops.status to %s: %s", reply_to, exc)
+    found = snapshot(limit)
+    while True:
+        try:
+            await layer.send(reply_to, {"type": "ops.snapshot", "snapshot": found})
+            return
+        except MessageTooLarge as exc:
+            # Over the layer's max_message_size (many sockets, long group lists): list half
+            # as many; connections_total still says how many there are.
+            rows = found["connections"]
+            if not rows:
+                logger.warning("Could not answer ops.status to %s: %s", reply_to, exc)
+                return
+            found["connections"] = rows[: len(rows) // 2]
+        except Exception as exc:  # the asker gave up (full or gone): its problem, not ours
+            logger.info("Could not answer ops.status to %s: %s", reply_to, exc)
+            return
 
 
 async def gather(

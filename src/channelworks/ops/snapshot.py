@@ -17,8 +17,11 @@ from channelworks.layers.registry import channel_layers
 from channelworks.limits.stats import stats as limit_stats
 from channelworks.ops.connections import Connection, Observer, observer
 
-#: connections listed per process at most (a snapshot is one layer message)
+#: connections listed per process at most (a snapshot is one layer message; control.py lists
+#: fewer when they do not fit in one)
 MAX_CONNECTIONS = 500
+#: characters of a connection's path shown at most (clients choose their paths)
+MAX_PATH = 200
 #: when this process imported channelworks.ops (close enough to its start)
 STARTED = time.time()
 
@@ -33,7 +36,7 @@ def connection_row(connection: Connection) -> dict[str, Any]:
         "user_id": None if user is None else str(user),
         "username": username,
         "client": connection.client,
-        "path": str(connection.scope.get("path", "")),
+        "path": _clipped(str(connection.scope.get("path", "")), MAX_PATH),
         "since": connection.since,
         "accepted": connection.accepted,
         "groups": list(connection.groups()),
@@ -81,4 +84,8 @@ def snapshot(limit: int = MAX_CONNECTIONS, found: Observer | None = None) -> dic
     }
 
 
-__all__ = ["MAX_CONNECTIONS", "connection_row", "layer_counters", "snapshot"]
+def _clipped(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+__all__ = ["MAX_CONNECTIONS", "MAX_PATH", "connection_row", "layer_counters", "snapshot"]
