@@ -23,3 +23,7 @@ urlpatterns = [
     # Uploaded avatars, from the data folder. A real site lets its web server do this.
     re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
 ]
+
+handler403 = views.forbidden
+handler404 = views.not_found
+handler500 = views.server_error
