@@ -108,3 +108,18 @@ async def test_bad_kicks_raise_value_error(
 ) -> None:
     with pytest.raises(ValueError, match=match):
         await akick(topic, layer=layer, **options)
+
+
+async def test_a_topics_silent_message_from_the_layer_closes_nobody(
+    layer: InMemoryChannelLayer,
+) -> None:
+    # the heartbeat watch's own event; an application forwarding client JSON into the
+    # topic's group must not be able to close its members with it
+    from channelworks.topics.names import group_for
+
+    ada = await member(1)
+    await layer.group_send(group_for("lobby:a"), {"type": "topics.silent"})
+    await ada.send_json_to([None, "9", "$", "heartbeat", {}])
+    reply = json.loads(await ada.receive_from())
+    assert reply[4]["status"] == "ok"
+    await ada.disconnect()

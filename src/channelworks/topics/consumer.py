@@ -53,6 +53,8 @@ from channelworks.topics.topic import JoinRefused, Reply, Topic, call
 from channelworks.types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("channelworks.topics")
+#: what marks the heartbeat watch's own ``topics.silent`` (no layer message can carry it)
+_SILENCE = object()
 _log = AggregatedLog()
 
 
@@ -108,7 +110,7 @@ class TopicsConsumer(AsyncWebsocketConsumer):
             while True:
                 remaining = max(self._last_heard, ready) + limit - monotonic()
                 if remaining <= 0:
-                    return {"type": "topics.silent"}
+                    return {"type": "topics.silent", "source": _SILENCE}
                 try:
                     async with asyncio.timeout(remaining):
                         return await receive()
@@ -166,7 +168,17 @@ class TopicsConsumer(AsyncWebsocketConsumer):
             await self._drop(topic, "disconnect")
 
     async def topics_silent(self, message: Message) -> None:
-        """The client has been silent for two heartbeat intervals (see ``__call__``)."""
+        """The client has been silent for two heartbeat intervals (see ``__call__``). Only
+        the watch itself says so: the same type from the channel layer (an application
+        forwarding client JSON into a topic's group) closes nothing."""
+        if message.get("source") is not _SILENCE:
+            _log.event(
+                logger,
+                "forged silence",
+                logging.WARNING,
+                "Ignored {count} topics.silent message(s) from the channel layer",
+            )
+            return
         raise HeartbeatTimeout(reason="heartbeat timeout")
 
     # -- joins -----------------------------------------------------------------------------
