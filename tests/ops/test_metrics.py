@@ -299,3 +299,23 @@ async def test_close_codes_chosen_by_clients_cannot_grow_the_labels(
     assert codes["1001"] == codes["1011"] == 1  # the protocol's own codes keep their labels
     assert codes[OTHER] == 30
     assert len(codes) == 2 + MAX_CODES + 1
+
+
+def test_totals_read_while_a_route_appears() -> None:
+    # The Django view serves /metrics from a worker thread while the event loop adds routes:
+    # totals() iterated the live dict, so a route added between two steps of the iteration
+    # (a thread switch) raised "dictionary changed size during iteration", a 500. The
+    # interleaving is replayed here: reading one route's totals adds another.
+    from channelworks.ops.connections import RouteTotals
+
+    found = Observer()
+
+    class Racing(RouteTotals):
+        def __getattribute__(self, name: str) -> object:
+            if name == "frames_in":
+                found.totals_of(f"new{len(found.routes)}")  # what the loop does meanwhile
+            return super().__getattribute__(name)
+
+    found.routes["first"] = Racing()
+    totals = found.totals()
+    assert "first" in totals

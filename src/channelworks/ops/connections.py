@@ -275,12 +275,15 @@ class Observer:
         return iter(list(self.live.values()))
 
     def totals(self) -> dict[str, RouteTotals]:
-        """Per route: the ended connections' totals plus the live ones' counters so far."""
+        """Per route: the ended connections' totals plus the live ones' counters so far.
+
+        Safe from another thread (the Django view's) while the loop adds routes: the routes
+        are copied in one step (``list`` of a dict's items runs without a thread switch)."""
         result = {
             route: RouteTotals(
                 t.frames_in, t.bytes_in, t.frames_out, t.bytes_out, t.accepted, dict(t.closed)
             )
-            for route, t in self.routes.items()
+            for route, t in list(self.routes.items())
         }
         for connection in self.connections():
             totals = result.setdefault(connection.route, RouteTotals())
