@@ -502,3 +502,29 @@ async def test_a_websocket_server_event_naming_no_handler_raises_value_error(
     assert (await comm.receive_output())["code"] == 1011
     with pytest.raises(ValueError, match=re.escape(repr(message_type))):
         await comm.wait()
+
+
+async def test_a_consumer_served_bare_refuses_the_lifespan_scope_before_sending() -> None:
+    # uvicorn's "auto" lifespan mode then logs "unsupported" and goes on; a close sent on
+    # the lifespan scope instead made it log an error with a traceback
+    from channelworks.consumers import AsyncWebsocketConsumer
+
+    class Bare(AsyncWebsocketConsumer):
+        pass
+
+    comm = ApplicationCommunicator(Bare.as_asgi(), {"type": "lifespan"})
+    await comm.send_input({"type": "lifespan.startup"})
+    with pytest.raises(ValueError, match="does not handle the 'lifespan' scope"):
+        await comm.wait()
+    assert comm.output_queue.empty()
+
+
+async def test_a_consumer_with_lifespan_handlers_still_gets_the_lifespan_scope() -> None:
+    class WithLifespan(AsyncConsumer):
+        async def lifespan_startup(self, message: Message) -> None:
+            await self.send({"type": "lifespan.startup.complete"})
+
+    comm = ApplicationCommunicator(WithLifespan.as_asgi(), {"type": "lifespan"})
+    await comm.send_input({"type": "lifespan.startup"})
+    assert await comm.receive_output() == {"type": "lifespan.startup.complete"}
+    await comm.stop()

@@ -138,6 +138,14 @@ class AsyncConsumer:
     # -- the runtime ---------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and not hasattr(type(self), "lifespan_startup"):
+            # A consumer served bare (no ProtocolTypeRouter) gets the server's lifespan scope:
+            # raise before sending anything, so that the server (uvicorn's "auto" mode) says
+            # lifespan is unsupported and goes on, as it does for Channels' consumers.
+            raise ValueError(
+                f"{type(self).__qualname__} does not handle the 'lifespan' scope: serve it "
+                "behind ProtocolTypeRouter, or turn the server's lifespan off"
+            )
         self.start_connection()
         self.scope = scope
         self.base_send = send
