@@ -15,6 +15,7 @@ topic_routes = [
     path(
         "ws/topics/",
         TopicsConsumer.as_asgi(topics=[RoomTopic, ActivityTopic, OnlineTopic, PostTopic]),
+        name="topics",
     )
 ]
 

@@ -6,7 +6,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from django.views.static import serve
 
-from channelworks.demo import views
+from channelworks.demo import operations, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,6 +17,8 @@ urlpatterns = [
     path("blog/", include("channelworks.demo.blog.urls")),
     path("echo/", include("channelworks.demo.echo.urls")),
     path("avatar/", include("channelworks.demo.thumbnails.urls")),
+    path("ops/", operations.page, name="ops"),
+    path("ops/data/", operations.data, name="ops-data"),
     path("admin/", admin.site.urls),
     # Pages without the icon link (the admin's) make browsers ask for /favicon.ico.
     path("favicon.ico", RedirectView.as_view(url=static("demo/favicon.svg"), permanent=True)),

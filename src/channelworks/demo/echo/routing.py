@@ -2,5 +2,5 @@ from channelworks.demo.echo.consumers import EchoConsumer
 from channelworks.routing import path
 
 websocket_urlpatterns = [
-    path("ws/echo/", EchoConsumer.as_asgi()),
+    path("ws/echo/", EchoConsumer.as_asgi(), name="echo"),
 ]
