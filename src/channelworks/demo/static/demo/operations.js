@@ -75,7 +75,14 @@ function drawRooms(rooms) {
         ? room.present.map((p) => (p.tabs > 1 ? `${p.user} (${p.tabs} tabs)` : p.user)).join(", ")
         : "nobody";
       if (!room.present.length) who.classList.add("muted");
-      item.append(name, room.private ? " 🔒 " : " ", who);
+      item.append(name, " ");
+      if (room.private) {
+        const tag = document.createElement("span");
+        tag.className = "tag";
+        tag.textContent = "private";
+        item.append(tag, " ");
+      }
+      item.append(who);
       return item;
     }),
   );
@@ -137,6 +144,7 @@ async function poll() {
     }
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     draw(await response.json());
+    root.dataset.polls = String(Number(root.dataset.polls) + 1);
     state.dataset.state = "live";
     state.textContent = `Updated ${new Date().toLocaleTimeString()}.`;
   } catch (error) {
