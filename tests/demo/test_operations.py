@@ -3,15 +3,23 @@ holds about the live sockets, the rooms' presence and the layer's counters."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import AsyncClient, Client
+from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from channelworks.demo.chat.models import Room
+from tests.demo.server import DemoServer, login
 from tests.demo.support import open_socket
 from tests.demo.test_topics import join, next_event
+from tests.layers.backends import REDIS_URL, redis_reachable, require_service
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("channelworks.demo.urls")]
 
@@ -106,3 +114,59 @@ async def test_the_data_lists_live_sockets_room_presence_and_counters(
     assert rooms["general"]["present"] == [{"user": "alice", "tabs": 1}]
     for socket in (tabs[1], bob):
         await socket.disconnect()
+
+
+@pytest.mark.services
+def test_with_redis_the_data_holds_every_server_process(tmp_path: Path) -> None:
+    """Two processes on the Redis layer: the page's data gathers both, and the rooms'
+    presence comes from Redis. Another demo (another data folder) on the same Redis is
+    another site: neither its processes nor its room's presence show."""
+    require_service("Redis", redis_reachable())
+    other = DemoServer(tmp_path / "other", extra=["--redis", REDIS_URL])
+    server = DemoServer(tmp_path / "demo", extra=["--redis", REDIS_URL, "--workers", "2"])
+    url = server.start()
+    try:
+        other_url = other.start()
+        cookies = {name: f"sessionid={login(url, name)}" for name in ("alice", "bob")}
+        cookies["carol"] = f"sessionid={login(other_url, 'carol')}"
+        with contextlib.ExitStack() as stack:
+
+            def socket(path: str, name: str, site: str = url) -> Any:
+                return stack.enter_context(
+                    connect(
+                        site.replace("http://", "ws://") + path,
+                        origin=Origin(site.rstrip("/")),
+                        additional_headers={"Cookie": cookies[name]},
+                        open_timeout=10,
+                    )
+                )
+
+            elsewhere = socket("ws/topics/", "carol", other_url)
+            elsewhere.send(json.dumps(["1", "1", "chat:general", "join", {"params": {}}]))
+            assert json.loads(elsewhere.recv(timeout=10))[4]["status"] == "ok"
+
+            chats = [socket("ws/chat/general/", "bob") for _ in range(5)]  # both get some
+            for chat in chats:
+                assert json.loads(chat.recv(timeout=10))["type"] == "resumed"
+            topics = socket("ws/topics/", "alice")
+            topics.send(json.dumps(["1", "1", "chat:general", "join", {"params": {}}]))
+            assert json.loads(topics.recv(timeout=10))[4]["status"] == "ok"
+
+            asked = urllib.request.Request(url + "ops/data/", headers={"Cookie": cookies["alice"]})
+            with urllib.request.urlopen(asked, timeout=10) as response:
+                data = json.load(response)
+    finally:
+        assert server.stop() == 0, server.output()
+        if other.process is not None:
+            assert other.stop() == 0, other.output()
+    assert data["layer"] == "RedisChannelLayer"
+    assert data["connections_total"] == len(data["connections"]) == 6
+    assert sorted((c["user"], c["route"]) for c in data["connections"]) == [
+        ("alice", "topics"),
+        *[("bob", "chat")] * 5,
+    ]
+    # every process holding a socket answered (a process answers once it served one)
+    assert 1 <= len({c["pid"] for c in data["connections"]}) == data["processes"] <= 2
+    rooms = {room["slug"]: room["present"] for room in data["rooms"]}
+    assert rooms["general"] == [{"user": "alice", "tabs": 1}]
+    assert "redis_errors" in data["counters"]

@@ -11,6 +11,7 @@ the application by name), so nothing here may depend on the command's arguments 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -20,6 +21,13 @@ from django.core.management.utils import get_random_secret_key
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_DIR = Path(os.environ.get("CHANNELWORKS_DEMO_DATA", ".channelworks-demo")).resolve()
 REDIS_URL = os.environ.get("CHANNELWORKS_DEMO_REDIS", "")
+
+
+def redis_prefix(data_dir: Path) -> str:
+    """The Redis layer's key prefix of the demo whose data is in ``data_dir``: two demos with
+    two data folders are two sites, and on one Redis they must not share groups (a room's
+    messages and presence, the operations page's processes)."""
+    return "channelworks-demo-" + hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
 
 
 def secret_key(data_dir: Path) -> str:
@@ -101,7 +109,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channelworks.layers.redis.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "channelworks-demo"},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": redis_prefix(DATA_DIR)},
         },
     }
 else:
