@@ -36,6 +36,9 @@ def test_staff_see_the_page_and_its_link_in_the_header(staff: User) -> None:
     assert response.status_code == 200
     assert b'id="connection-count"' in response.content
     assert b'href="/ops/"' in client.get("/").content
+    # the admin live view it links to, with its close buttons, is mounted
+    assert b'href="/admin/channelworks/connections/"' in response.content
+    assert client.get("/admin/channelworks/connections/").status_code == 200
 
 
 def test_others_are_sent_to_log_in_or_refused(bob: User) -> None:

@@ -19,6 +19,8 @@ urlpatterns = [
     path("avatar/", include("channelworks.demo.thumbnails.urls")),
     path("ops/", operations.page, name="ops"),
     path("ops/data/", operations.data, name="ops-data"),
+    # The admin live view (channelworks.ops, docs/operations.md): close a connection there.
+    path("admin/channelworks/", include("channelworks.ops.urls")),
     path("admin/", admin.site.urls),
     # Pages without the icon link (the admin's) make browsers ask for /favicon.ico.
     path("favicon.ico", RedirectView.as_view(url=static("demo/favicon.svg"), permanent=True)),
