@@ -1146,7 +1146,8 @@ class RedisChannelLayer(
         alive = ("SET", self.keys.alive(self.pid), b"1", "PX", int(self.process_timeout * 1000))
         batches: dict[int, list[Command]] = {self._own_shard: [alive]}
         score = _now_ms() + self._hold_ms
-        for group in self.local.group_names():
+        renewed = self.local.group_names()
+        for group in renewed:
             batches.setdefault(self._links.shard_of(group), []).append(
                 scripts.GROUP_ADD.command(
                     (self.keys.group(group),), self._group_expiry_ms, "GT", score, self._own_member
@@ -1165,6 +1166,19 @@ class RedisChannelLayer(
             for index, replies in zip(indexes, results, strict=True):
                 self._epochs.saw(index, replies[0])
             self._epochs.beaten({i: self._epochs.known[i] for i in indexes})
+        for group in renewed:
+            if not self.local.members(group):
+                # Its last member left during the beat: that group_discard's ZREM may have
+                # reached Redis before the beat's ZADD put this process back. Take it out
+                # again (group_discard puts it back if a member joins meanwhile).
+                await self._links.call(
+                    self._links.shard_of(group),
+                    ("ZREM", self.keys.group(group), self._own_member),
+                    "group_discard",
+                    group,
+                )
+                if self.local.members(group):
+                    await self._add_member(group, self._own_member, _now_ms() + self._hold_ms)
 
     def __repr__(self) -> str:
         hosts = ", ".join(self._links.identities)
