@@ -35,7 +35,9 @@ async def cpu_per_send(tasks: int, seconds: float) -> dict[str, Any]:
     from channelworks.layers.redis import RedisChannelLayer, scripts
     from channelworks.layers.redis.shard import Command, Packed, ServerShard, pack_commands
 
-    async def answer_at_once(self: ServerShard, commands: Sequence[Command]) -> list[Any]:
+    async def answer_at_once(
+        self: ServerShard, commands: Sequence[Command], **options: Any
+    ) -> list[Any]:
         await asyncio.sleep(0)  # a round trip is at least a loop iteration
         pack_commands(commands)  # as a write would
         replies: list[Any] = []

@@ -172,11 +172,11 @@ async def test_a_failed_batch_tells_and_counts_each_caller_once(
     real = shard.execute
     release = asyncio.Event()
 
-    async def execute(commands: Sequence[Command]) -> list[Any]:
+    async def execute(commands: Sequence[Command], **options: Any) -> list[Any]:
         if any(command[:2] == ("EVALSHA", scripts.SEND_LOCAL.sha) for command in commands):
             await release.wait()  # on the wire until every send has joined
             raise RedisTimeoutError("no reply")  # not retried: a send may have run
-        return await real(commands)
+        return await real(commands, **options)
 
     shard.execute = execute  # type: ignore[method-assign]
     before = sender.stats.send_batches

@@ -184,7 +184,7 @@ async def test_a_connection_lost_reading_a_batch_is_redis_unavailable_counted(
     connections, _ = await layer._links.here()
     shard = connections.pipelines[0].shard
 
-    async def lost_while_reading(commands: Any) -> list[Any]:
+    async def lost_while_reading(commands: Any, **options: Any) -> list[Any]:
         return [RedisConnectionError("Connection closed by server.") for _ in commands]
 
     shard.execute = lost_while_reading  # type: ignore[method-assign]

@@ -64,9 +64,9 @@ async def test_a_retried_push_lets_a_resent_ack_trim_an_entry_never_delivered(
         execute = shard.execute
         release = asyncio.Event()
 
-        async def reply_lost(commands: Any) -> Any:
+        async def reply_lost(commands: Any, **options: Any) -> Any:
             # B's SEND_LOCAL runs; its reply is lost with the connection (held until told)
-            await execute(commands)
+            await execute(commands, **options)
             del shard.execute
             await release.wait()
             raise RedisConnectionError("Connection closed by server.")

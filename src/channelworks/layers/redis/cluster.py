@@ -40,7 +40,9 @@ class ClusterShard(Shard):
         self._blocking: dict[tuple[str, int], Any] = {}
         self._owner: dict[AbstractConnection, Any] = {}
 
-    async def execute(self, commands: Sequence[Command]) -> list[Any]:
+    async def execute(
+        self, commands: Sequence[Command], *, connect_within: float | None = None
+    ) -> list[Any]:
         pipeline = self._cluster.pipeline(transaction=False)
         for command in commands:
             pipeline.execute_command(*unpacked(command))

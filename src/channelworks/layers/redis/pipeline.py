@@ -13,7 +13,9 @@ Rules of this file:
   Except after a *timeout* (Redis is slow, not gone: it most likely runs the command anyway):
   a batch holding a command that is not idempotent (a push, a send script) is then not
   retried and the error is raised at once (the caller raises ``RedisUnavailable``, counted),
-  so a stall cannot turn one send into several;
+  so a stall cannot turn one send into several. A connect (handshake included) is bounded
+  by what is left of ``retry_timeout`` and counts as failed from its start, so a server that
+  accepts connections and never answers fails the call within about ``retry_timeout``;
 - ``NOSCRIPT`` (scripts lost with a restart or ``SCRIPT FLUSH``) loads every script and runs
   the refused commands again, once.
 """
@@ -31,10 +33,12 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channelworks.layers.redis import scripts
-from channelworks.layers.redis.shard import Command, Shard
+from channelworks.layers.redis.shard import Command, ConnectTimeout, Shard
 
 #: errors after which the connection is gone and the command can be tried again
 RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+#: seconds the last connect attempt of a call gets at least
+MIN_CONNECT = 0.2
 #: commands that may run twice with the same effect as once
 _IDEMPOTENT = frozenset(
     {"SET", "GET", "DEL", "UNLINK", "EXISTS", "ZADD", "ZREM", "SCAN", "SCRIPT", "CLIENT"}
@@ -114,8 +118,12 @@ class Pipeline:
         first_failure: float | None = None
         attempt = 0
         while True:
+            started = loop.time()
+            # A connection to make may take what is left of retry_timeout, no more (but
+            # long enough to hear a refusal, whose error says more than a timeout's).
+            left = max(MIN_CONNECT, self.retry_timeout - (started - (first_failure or started)))
             try:
-                replies = await self.shard.execute(commands)
+                replies = await self.shard.execute(commands, connect_within=left)
                 break
             except RETRYABLE as exc:
                 if isinstance(exc, (TimeoutError, RedisTimeoutError)) and not all(
@@ -127,7 +135,8 @@ class Pipeline:
                     ) from exc
                 now = loop.time()
                 if first_failure is None:
-                    first_failure = now
+                    # a connect that found no answer failed from its start
+                    first_failure = started if isinstance(exc, ConnectTimeout) else now
                 if now - first_failure >= self.retry_timeout:
                     raise
                 await asyncio.sleep(backoff(attempt, cap=0.5))

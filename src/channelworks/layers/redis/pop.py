@@ -6,7 +6,9 @@ head of its inbox and trims it once it holds the entries (reader.py), a normal-c
 receive moves its entry into a hold list of its own and deletes it from there once it holds
 it (layer.py, keys.py). So a reply lost on the wire leaves the entry in Redis, where the next
 read after reconnecting finds it. Each round trip is bounded by ``BLOCKING_SOCKET_TIMEOUT``
-(the connections have no socket timeout of their own: redis-py would time every reply).
+(the connections have no socket timeout of their own: redis-py would time every reply), and
+its connect, handshake included, by the shard's ``connect_timeout`` (``socket_timeout``), so a
+server that accepts and never answers is noticed as a lost connection.
 
 Cancelling ``run``:
 
@@ -44,6 +46,7 @@ from channelworks.layers.redis.shard import (
     BLOCKING_SOCKET_TIMEOUT,
     Command,
     Shard,
+    connecting,
     pack_commands,
 )
 
@@ -147,14 +150,15 @@ class Popper:
                 if connection is not None and not self.shard.fits(connection, key):
                     await self._give_back()  # a cluster key on another node: that node's connection
                     connection = None
-                if connection is None:
-                    connection = self._connection = await self.shard.acquire_blocking(key)
-                    self._client_id = None
-                    self._unread = 0
-                if not connection.is_connected:
-                    await cast(Any, connection).connect()
-                    self._client_id = None
-                    self._unread = 0
+                async with connecting(self.shard.connect_timeout):
+                    if connection is None:
+                        connection = self._connection = await self.shard.acquire_blocking(key)
+                        self._client_id = None
+                        self._unread = 0
+                    if not connection.is_connected:
+                        await cast(Any, connection).connect()
+                        self._client_id = None
+                        self._unread = 0
                 head: list[Command] = [] if self._client_id is not None else [("CLIENT", "ID")]
                 await connection.send_packed_command(
                     pack_commands([*head, *commands]), check_health=False

@@ -8,6 +8,11 @@ Rules of this file:
   broken connection raises (``redis.exceptions.ConnectionError``/``TimeoutError``) and the
   caller decides whether to retry. redis-py's own retries are off, so there is one retry
   policy, the layer's;
+- connecting (TCP connect and redis-py's handshake) is bounded on its own, by
+  ``socket_timeout`` and by the time the caller has left (``connect_within``): a listener
+  that accepts and never answers (a hung Redis, another service on the port) raises
+  ``ConnectTimeout``, a connection error, so it is retried like a refused connection
+  (nothing was sent) instead of waiting forever;
 - blocking commands (``BLMOVE``) get connections of their own (``acquire_blocking``), never
   the ones ``execute`` uses, so a blocked read cannot hold up a send;
 - replies are bytes (``decode_responses`` is forced off: payloads are binary).
@@ -16,14 +21,16 @@ Rules of this file:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from channelworks.layers.redis.hosts import HostSpec
@@ -39,6 +46,24 @@ BLOCK_SECONDS = 1.0
 BLOCKING_SOCKET_TIMEOUT = BLOCK_SECONDS + 10.0
 
 
+class ConnectTimeout(RedisConnectionError):
+    """The server accepted the connection (or not) but did not finish the handshake in time;
+    no command was sent, so running the batch again is safe."""
+
+
+@contextlib.asynccontextmanager
+async def connecting(limit: float) -> AsyncIterator[None]:
+    """Bound a connect (TCP and handshake) by ``limit`` seconds; past it, ``ConnectTimeout``."""
+    try:
+        async with asyncio.timeout(limit):
+            yield
+    except TimeoutError as exc:
+        raise ConnectTimeout(
+            f"no answer while connecting within {limit:g} s (the server accepts "
+            "connections but does not reply)"
+        ) from exc
+
+
 def _options(spec: HostSpec) -> dict[str, Any]:
     options = dict(spec.options)
     options["decode_responses"] = False
@@ -51,13 +76,21 @@ class Shard(ABC):
 
     #: a single server (or Sentinel master): one Lua script may touch any key on it
     single_server: bool = True
+    #: seconds a connect (TCP and handshake) may take, blocking connections' too
+    connect_timeout: float = DEFAULT_TIMEOUT
 
     def __init__(self, spec: HostSpec) -> None:
         self.spec = spec
 
     @abstractmethod
-    async def execute(self, commands: Sequence[Command]) -> list[Any]:
-        """Run ``commands`` in one round trip; error replies come back as exception values."""
+    async def execute(
+        self, commands: Sequence[Command], *, connect_within: float | None = None
+    ) -> list[Any]:
+        """Run ``commands`` in one round trip; error replies come back as exception values.
+
+        A connection to make first takes at most ``connect_within`` seconds (and the shard's
+        own bound), or ``ConnectTimeout`` is raised.
+        """
 
     async def load_scripts(self, sources: Sequence[str]) -> None:
         """Load Lua ``sources`` into the script cache (every primary, for a cluster)."""
@@ -201,6 +234,7 @@ class ServerShard(Shard):
         # redis-py wraps every write in asyncio.wait_for (a task each) when a socket timeout
         # is set; ``execute`` bounds the whole round trip with one asyncio.timeout instead.
         self.timeout: float | None = options.get("socket_timeout", DEFAULT_TIMEOUT)
+        self.connect_timeout = self.timeout if self.timeout is not None else DEFAULT_TIMEOUT
         socket_options = {k: v for k, v in options.items() if k.startswith("socket_")}
         options["socket_timeout"] = None
         self._sentinel: Any = None
@@ -230,13 +264,12 @@ class ServerShard(Shard):
         self._idle: list[AbstractConnection] = []
         self._leased: list[AbstractConnection] = []
 
-    async def execute(self, commands: Sequence[Command]) -> list[Any]:
-        connection: AbstractConnection
-        if self._idle:
-            connection = self._idle.pop()
-        else:
-            connection = await self._pool.get_connection()
-            self._leased.append(connection)
+    async def execute(
+        self, commands: Sequence[Command], *, connect_within: float | None = None
+    ) -> list[Any]:
+        connection = self._idle.pop() if self._idle else None
+        if connection is None or not connection.is_connected:
+            connection = await self._connect(connection, connect_within)
         try:
             async with asyncio.timeout(self.timeout):
                 return await run_on(connection, commands)
@@ -247,6 +280,28 @@ class ServerShard(Shard):
             raise
         finally:
             self._idle.append(connection)
+
+    async def _connect(
+        self, connection: AbstractConnection | None, within: float | None
+    ) -> AbstractConnection:
+        """``connection`` (or a new one from the pool) connected, within the bounds above."""
+        limit = self.connect_timeout
+        if within is not None:
+            limit = max(0.0, min(limit, within))
+        try:
+            async with connecting(limit):
+                if connection is None:
+                    # the pool connects it (and gives it back itself if that fails)
+                    connection = await self._pool.get_connection()
+                    self._leased.append(connection)
+                else:
+                    await cast(Any, connection).connect()
+        except BaseException:
+            if connection is not None:
+                await connection.disconnect()
+                self._idle.append(connection)
+            raise
+        return connection
 
     @property
     def _redis(self) -> Any:
@@ -288,9 +343,11 @@ __all__ = [
     "BLOCKING_SOCKET_TIMEOUT",
     "BLOCK_SECONDS",
     "Command",
+    "ConnectTimeout",
     "Packed",
     "ServerShard",
     "Shard",
+    "connecting",
     "open_shard",
     "pack_commands",
     "run_on",
