@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from channelworks.layers.redis import RedisChannelLayer, RedisUnavailable
+from channelworks.layers.redis import LayerClosed, RedisChannelLayer, RedisUnavailable
 from tests.layers.redis.servers import RedisServer, require_redis_server
 
 pytestmark = pytest.mark.services
@@ -84,3 +84,27 @@ async def test_calls_end_against_a_server_that_never_answers_then_recover(
             await asyncio.wait_for(layer.close(), GUARD)
         if server is not None:
             await asyncio.to_thread(server.stop)
+
+
+async def test_close_ends_a_receive_still_connecting_and_counts_no_loss(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with silent_listener() as port, caplog.at_level(logging.WARNING, "channelworks"):
+        layer = RedisChannelLayer(
+            hosts=[{"address": f"redis://127.0.0.1:{port}/0", "socket_timeout": 0.5}],
+            retry_timeout=0.5,
+        )
+        receive = asyncio.create_task(layer.receive("jobs"))
+        try:
+            for _ in range(200):  # its connect got no answer: it said so and tries again
+                if "receive('jobs') waits for Redis" in caplog.text:
+                    break
+                await asyncio.sleep(0.05)
+            assert "no answer while connecting" in caplog.text
+        finally:
+            await asyncio.wait_for(layer.close(), GUARD)
+        with pytest.raises(LayerClosed):
+            await asyncio.wait_for(receive, GUARD)
+        # nothing was read, so nothing was held: no loss counted, no "may have lost" line
+        assert layer.stats.lost == 0
+        assert "may have lost" not in caplog.text

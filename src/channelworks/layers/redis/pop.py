@@ -141,8 +141,6 @@ class Popper:
     async def _run(
         self, commands: Sequence[Command], then: Then | None, holds: tuple[str, str] | None
     ) -> list[Any]:
-        if holds is not None:
-            self.held = holds
         connection = self._connection
         key = _first_key(commands)
         try:
@@ -160,6 +158,8 @@ class Popper:
                         self._client_id = None
                         self._unread = 0
                 head: list[Command] = [] if self._client_id is not None else [("CLIENT", "ID")]
+                if holds is not None:  # from here on the read may take an entry (not before:
+                    self.held = holds  # a connect that failed holds nothing, loses nothing)
                 await connection.send_packed_command(
                     pack_commands([*head, *commands]), check_health=False
                 )
