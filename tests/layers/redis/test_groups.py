@@ -109,10 +109,10 @@ async def test_a_last_member_leaving_during_a_beat_leaves_no_ghost_entry(
     pipeline = home.pipelines[layer._links.shard_of("room")]
     real_run = pipeline.run
 
-    async def discard_first(commands: Any) -> Any:
+    async def discard_first(commands: Any, **options: Any) -> Any:
         pipeline.run = real_run  # type: ignore[method-assign]
         await layer.group_discard("room", channel)  # its ZREM reaches Redis first
-        return await real_run(commands)
+        return await real_run(commands, **options)
 
     pipeline.run = discard_first  # type: ignore[method-assign]
     await layer._beat()
