@@ -102,6 +102,9 @@ def rabbitmq(**options: Any) -> BaseChannelLayer:
     class OwnPrefixLayer(RabbitMQChannelLayer):
         async def close(self) -> None:
             queues = [self.names.channel(channel) for channel in self._declared]
+            logs = self.logs  # the history streams this layer used (a flush deletes them)
+            for group in list(logs.expiring):
+                queues += [logs._stream(group), logs._epoch_queue(group), logs._ready_queue(group)]
             await super().close()
             await delete_rabbitmq_names(self.prefix, queues)
 
