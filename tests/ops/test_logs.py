@@ -71,7 +71,7 @@ async def test_open_and_close_lines(log: pytest.LogCaptureFixture) -> None:
     assert closed.__dict__["close_code"] == 1001
     assert closed.__dict__["frames_in"] == closed.__dict__["frames_out"] == 1
     assert closed.__dict__["user_id"] is None
-    assert closed.__dict__["duration"] >= 0
+    assert isinstance(closed.__dict__["duration"], float)  # its value is a time: not asserted
     for field in ("close_code=1001", "frames_in=1", "frames_out=1", "user_id=-", "duration="):
         assert field in closed.getMessage(), field
 

@@ -98,11 +98,17 @@ async def test_connections_frames_and_bytes(layer: InMemoryChannelLayer) -> None
     assert value(text, "channelworks_frames_total", route="echo", direction="in") == 3
     assert value(text, "channelworks_frames_total", route="echo", direction="out") == 4
     receive = {"consumer": CONSUMER, "type": "websocket.receive"}
-    assert value(text, "channelworks_handler_duration_seconds_count", **receive) == 3
-    assert value(text, "channelworks_handler_duration_seconds_bucket", le="+Inf", **receive) == 3
-    assert value(text, "channelworks_handler_duration_seconds_sum", **receive) > 0
+    # how many handler runs the histogram counted, by type (the times themselves are not
+    # asserted: speed belongs in benchmarks/)
+    assert handler_runs(text, **receive) == 3
+    assert handler_runs(text, "_bucket", le="+Inf", **receive) == 3
     chat = {"consumer": CONSUMER, "type": "chat.message"}
-    assert value(text, "channelworks_handler_duration_seconds_count", **chat) == 1
+    assert handler_runs(text, **chat) == 1
+
+
+def handler_runs(text: str | bytes, part: str = "_count", **labels: str) -> float:
+    """A count of the handler histogram (``_count``, or a ``_bucket`` with ``le``)."""
+    return value(text, "channelworks_handler_duration_seconds" + part, **labels)
 
 
 async def test_close_codes_and_handler_exceptions(layer: InMemoryChannelLayer) -> None:
@@ -180,7 +186,7 @@ async def test_sync_pool_gauges_and_process_metrics(layer: InMemoryChannelLayer)
     assert busy >= 1
     assert value(text, "channelworks_sync_pool_threads") >= 1
     assert "\nchannelworks_sync_pool_queued " in text.decode()
-    assert value(text, "process_cpu_seconds_total") > 0
+    assert "\nprocess_cpu_seconds_total " in text.decode()  # the process collector is there
 
 
 async def test_unobserved_when_off(layer: InMemoryChannelLayer) -> None:
@@ -231,7 +237,7 @@ async def test_message_types_chosen_by_clients_cannot_grow_the_labels(
     assert len(types) == MAX_TYPES + 1
     assert OTHER in types
     other = {"consumer": CONSUMER, "type": OTHER}
-    assert value(text, "channelworks_handler_duration_seconds_count", **other) >= 50
+    assert handler_runs(text, **other) >= 50
 
 
 async def test_group_fanout_histogram_and_presence_history_counters(
