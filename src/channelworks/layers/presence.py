@@ -34,6 +34,7 @@ import itertools
 import logging
 import secrets
 import time
+import weakref
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -419,16 +420,16 @@ class Presences:
 #: the key of a diff's proof that a layer's presence sent it
 TOKEN = "token"
 #: layer -> its diff token
-_tokens: dict[int, tuple[object, str]] = {}
+_tokens: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
 
 
 def diff_token(layer: object) -> str:
     """The token this site's diffs carry: an HMAC of Django's ``SECRET_KEY`` when settings
     are configured; without them a random one for a one-process layer, or one derived from
     the layer's prefix for a shared one (guessable: configure Django)."""
-    known = _tokens.get(id(layer))
-    if known is not None and known[0] is layer:
-        return known[1]
+    known = _tokens.get(layer)
+    if known is not None:
+        return known
     secret = _django_secret()
     if secret is None:
         if not getattr(layer, "presence_distributed", True):
@@ -436,9 +437,7 @@ def diff_token(layer: object) -> str:
         else:
             secret = f"channelworks-without-secret-key:{getattr(layer, 'prefix', '')}"
     token = hmac.new(secret.encode(), b"channelworks.presence.diff", "sha256").hexdigest()[:32]
-    if len(_tokens) > 100:  # layers made per test
-        _tokens.clear()
-    _tokens[id(layer)] = (layer, token)
+    _tokens[layer] = token
     return token
 
 
