@@ -28,6 +28,7 @@ Rules of this file:
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import logging
 from collections.abc import Callable
@@ -133,10 +134,17 @@ def _anonymous() -> User:
     return AnonymousUser()
 
 
-def _user_for_session(session: SessionBase) -> User:
-    """The user ``session`` is logged in as, or ``AnonymousUser``; may query the database."""
+def _user_for_session(session: SessionBase, fetched: _Fetched | None = None) -> User:
+    """The user ``session`` is logged in as, or ``AnonymousUser``; may query the database.
+
+    ``fetched``: the users a batch of handshakes read together (``_fetch_for_batch``); a
+    session whose user it holds is decided without a query, by the same rules."""
     if session.is_empty():  # no key and nothing in memory: nothing to load
         return _anonymous()
+    if fetched is not None:
+        user = fetched.user_for(session)
+        if user is not _NOT_FETCHED:
+            return cast("User", user)
     from django.contrib.auth import get_user as django_get_user
 
     request = HttpRequest()  # Django's get_user reads request.session only
@@ -148,39 +156,133 @@ def _user_for_session(session: SessionBase) -> User:
         return _anonymous()
 
 
-def _resolve(user: UserLazyObject) -> None:
+def _resolve(user: UserLazyObject, fetched: _Fetched | None = None) -> None:
     """Resolve a lazy ``scope["user"]``; call off the event loop."""
     if user._wrapped is empty:
-        user._setup()
+        if fetched is None:
+            user._setup()
+        else:
+            user._wrapped = _user_for_session(user.__dict__["_session"], fetched)
 
 
-def _load_sessions(calls: list[tuple[Any, ...]]) -> None:
+#: what ``_Fetched.user_for`` answers for a session whose user the batch did not read
+_NOT_FETCHED: Any = object()
+
+
+class _Fetched:
+    """The users of a batch of handshakes, read with one query; ``user_for`` decides each
+    session's user as Django's ``get_user`` does with ``ModelBackend.get_user``.
+
+    Only backends whose ``get_user`` is ``ModelBackend``'s (ModelBackend,
+    AllowAllUsersModelBackend, RemoteUserBackend...) are read here; sessions of other backends
+    and user ids the primary key cannot parse go through Django's ``get_user`` one by one.
+    """
+
+    __slots__ = ("backends", "given", "users")
+
+    def __init__(self) -> None:
+        #: dotted path -> backend instance; None for a backend with a get_user of its own
+        self.backends: dict[str, Any] = {}
+        self.users: dict[Any, Any] = {}  # primary key -> user, for every id the batch read
+        self.given: set[Any] = set()  # ids whose instance a session already got
+
+    def user_for(self, session: SessionBase) -> Any:
+        from django.contrib.auth import get_user_model
+
+        try:
+            user_id = get_user_model()._meta.pk.to_python(session[SESSION_KEY])
+            backend = self.backends[session[BACKEND_SESSION_KEY]]
+            user = self.users[user_id]
+        except (KeyError, ValidationError, TypeError):  # Django's get_user decides (and logs)
+            return _NOT_FETCHED
+        if backend is None:
+            return _NOT_FETCHED
+        if user is None:  # no such user (deleted)
+            return _anonymous()
+        if user_id in self.given:  # two sessions of one user: each gets an instance of its own
+            user = copy.copy(user)
+        self.given.add(user_id)
+        if not backend.user_can_authenticate(user):
+            return _anonymous()
+        return _verified(session, user)
+
+
+def _verified(session: SessionBase, user: AbstractBaseUser) -> User:
+    """``user`` if ``session``'s auth hash matches its password's (or a ``SECRET_KEY_FALLBACKS``
+    one, which is then renewed), else ``AnonymousUser`` with the session flushed: the check of
+    Django's ``get_user``."""
+    if not hasattr(user, "get_session_auth_hash"):
+        return user
+    session_hash = session.get(HASH_SESSION_KEY)
+    auth_hash = user.get_session_auth_hash()
+    if session_hash and constant_time_compare(session_hash, auth_hash):
+        return user
+    if session_hash and any(
+        constant_time_compare(session_hash, fallback)
+        for fallback in user.get_session_auth_fallback_hash()
+    ):
+        session.cycle_key()
+        session[HASH_SESSION_KEY] = auth_hash
+        return user
+    session.flush()
+    return _anonymous()
+
+
+def _fetch_for_batch(calls: list[tuple[Any, ...]]) -> _Fetched:
     """Before the users of a batch of handshakes are resolved: load their database sessions
-    with one query (Django's own ``db`` backend only; a session not found is left to load on
-    its own, as it would)."""
+    with one query (Django's own ``db`` backend; a key not found or expired gives an empty
+    session, as Django's ``load`` does), then their users with one query."""
+    from django.contrib.auth import get_user_model, load_backend
+    from django.contrib.auth.backends import ModelBackend
     from django.contrib.sessions.backends.db import SessionStore
     from django.utils import timezone
 
+    sessions = [user.__dict__.get("_session") for (user,) in calls if user._wrapped is empty]
     waiting: dict[str, SessionStore] = {}
-    for (user,) in calls:
-        session = user.__dict__.get("_session")
+    for session in sessions:
         if (
             type(session) is SessionStore
             and session.session_key
-            and user._wrapped is empty
             and not hasattr(session, "_session_cache")  # not loaded yet
         ):
             waiting[session.session_key] = session
-    if len(waiting) < 2:
-        return
-    model = SessionStore.get_model_class()
-    rows = model.objects.filter(session_key__in=list(waiting), expire_date__gt=timezone.now())
-    for row in rows:
-        session = waiting[row.session_key]
-        session._session_cache = session.decode(row.session_data)  # type: ignore[attr-defined]
+    if waiting:
+        model = SessionStore.get_model_class()
+        rows = model.objects.filter(expire_date__gt=timezone.now()).in_bulk(list(waiting))
+        for key, session in waiting.items():
+            row = rows.get(key)
+            if row is None:  # unknown or expired: empty, and no key, as Django's load leaves it
+                session._session_key = None
+                session._session_cache = {}  # type: ignore[attr-defined]
+            else:
+                session._session_cache = session.decode(row.session_data)  # type: ignore[attr-defined]
+    fetched = _Fetched()
+    pk = get_user_model()._meta.pk
+    ids = set()
+    for session in sessions:
+        if session is None or session.is_empty():
+            continue
+        path = session.get(BACKEND_SESSION_KEY)
+        if not isinstance(path, str) or path not in settings.AUTHENTICATION_BACKENDS:
+            continue
+        if path not in fetched.backends:
+            backend = load_backend(path)
+            own = type(backend).get_user is not ModelBackend.get_user  # asked one by one
+            fetched.backends[path] = None if own else backend
+        if fetched.backends[path] is None:
+            continue
+        try:
+            ids.add(pk.to_python(session.get(SESSION_KEY)))
+        except (ValidationError, TypeError):
+            continue  # Django's get_user logs it, one by one
+    ids.discard(None)
+    if ids:
+        users = get_user_model()._default_manager.in_bulk(list(ids))
+        fetched.users = {user_id: users.get(user_id) for user_id in ids}
+    return fetched
 
 
-_resolve_batched = Batched(_resolve, before=_load_sessions)
+_resolve_batched = Batched(_resolve, before=_fetch_for_batch)
 
 
 def _set_user(scope: Scope, user: User) -> None:

@@ -46,14 +46,15 @@ class Batched(Generic[T]):
     hop with the calls that arrive while an earlier one waits for that thread.
 
     ``before``, if given, is called in the thread first with the arguments of every call of the
-    hop (to fetch what they need in one query); what it raises is logged, and the calls are
-    made anyway.
+    hop (to fetch what they need in one query), when the hop has more than one call; what it
+    returns is passed to each call after its own arguments (``None`` if it was not called, or
+    raised: that is logged, and the calls are made anyway).
     """
 
     def __init__(
         self,
         function: Callable[..., T],
-        before: Callable[[list[tuple[Any, ...]]], None] | None = None,
+        before: Callable[[list[tuple[Any, ...]]], Any] | None = None,
     ) -> None:
         self.function = function
         self.before = before
@@ -83,14 +84,18 @@ class Batched(Generic[T]):
             batch.started = True
             if self._open is batch:
                 self._open = None
-        if self.before is not None and len(batch.calls) > 1:
-            try:
-                self.before([args for args, _ in batch.calls])
-            except Exception:
-                logger.exception("Fetching for %d calls at once failed", len(batch.calls))
+        extra: tuple[Any, ...] = ()
+        if self.before is not None:
+            fetched = None
+            if len(batch.calls) > 1:
+                try:
+                    fetched = self.before([args for args, _ in batch.calls])
+                except Exception:
+                    logger.exception("Fetching for %d calls at once failed", len(batch.calls))
+            extra = (fetched,)
         for args, _ in batch.calls:
             try:
-                batch.outcomes.append((self.function(*args), None))
+                batch.outcomes.append((self.function(*args, *extra), None))
             except Exception as exc:  # that call's own error, handed to its caller only
                 batch.outcomes.append((None, exc))
 
