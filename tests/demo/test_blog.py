@@ -1,4 +1,5 @@
-"""The live blog: every create, edit and delete reaches the open pages from model signals."""
+"""The live blog: every create, edit and delete reaches the open pages (the topic
+``liveblog``) from model signals."""
 
 from __future__ import annotations
 
@@ -10,18 +11,23 @@ from django.test import AsyncClient, Client
 
 from channelworks.db import database_sync_to_async
 from channelworks.demo.blog.models import Entry
-from channelworks.testing import WebsocketCommunicator
-from tests.demo.support import open_socket
+from tests.demo.support import Topics
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("channelworks.demo.urls")]
 
 
-async def live_page() -> WebsocketCommunicator:
-    """A live blog socket, past the entries and the ``resumed`` frame it starts with."""
-    socket = await open_socket("/ws/liveblog/")
-    assert (await socket.receive_json_from())["type"] == "entries"
-    assert (await socket.receive_json_from())["type"] == "resumed"
-    return socket
+async def live_page(since: object = None) -> Topics:
+    """An anonymous page's topics socket that joined ``liveblog``."""
+    page = await Topics.open()
+    reply = await page.join("liveblog", since)
+    assert reply["status"] == "ok", reply
+    return page
+
+
+async def entry_event(page: Topics, event: str) -> dict[str, Any]:
+    frame = await page.event("liveblog", event)
+    payload: dict[str, Any] = frame[4]
+    return payload
 
 
 @pytest.fixture
@@ -35,22 +41,20 @@ async def test_saves_and_deletes_reach_every_page_including_anonymous_ones() -> 
     pages = [await live_page() for _ in range(2)]
     entry = await database_sync_to_async(Entry.objects.create)(title="Kick-off", body="<b>go</b>")
     for page in pages:
-        frame = await page.receive_json_from()
-        assert frame["type"] == "created"
+        frame = await entry_event(page, "created")
         assert (frame["entry"]["id"], frame["entry"]["body"]) == (entry.pk, "<b>go</b>")
 
     entry.title = "Kick-off (edited)"
     await database_sync_to_async(entry.save)()  # what the admin does
     for page in pages:
-        frame = await page.receive_json_from()
-        assert (frame["type"], frame["entry"]["title"]) == ("updated", "Kick-off (edited)")
+        assert (await entry_event(page, "updated"))["entry"]["title"] == "Kick-off (edited)"
 
     pk = entry.pk
     await database_sync_to_async(entry.delete)()
     for page in pages:
-        frame = await page.receive_json_from()
-        assert (frame["type"], frame["id"], frame["position"][0]) == ("deleted", pk, 3)
-        await page.disconnect()
+        deleted = await page.event("liveblog", "deleted")
+        assert (deleted[4], deleted[5][0]) == ({"id": pk}, 3)  # with its position in the log
+        await page.close()
 
 
 async def test_the_edit_form_updates_the_pages(editor: User) -> None:
@@ -60,9 +64,8 @@ async def test_the_edit_form_updates_the_pages(editor: User) -> None:
     await client.aforce_login(editor)
     response = await client.post(f"/blog/{entry.pk}/edit/", {"title": "Final", "body": "text"})
     assert response.status_code == 302
-    frame = await page.receive_json_from()
-    assert (frame["type"], frame["entry"]["title"]) == ("updated", "Final")
-    await page.disconnect()
+    assert (await entry_event(page, "updated"))["entry"]["title"] == "Final"
+    await page.close()
 
 
 async def test_an_invalid_form_sends_nothing(editor: User) -> None:
@@ -71,15 +74,15 @@ async def test_an_invalid_form_sends_nothing(editor: User) -> None:
     await client.aforce_login(editor)
     response = await client.post("/blog/new/", {"title": "", "body": "x"})
     assert response.status_code == 200
-    assert await page.receive_nothing()
-    await page.disconnect()
+    assert await page.nothing()
+    await page.close()
 
 
-async def test_the_socket_is_read_only() -> None:
+async def test_the_topic_is_read_only() -> None:
     page = await live_page()
-    await page.send_json_to({"type": "created"})
-    assert (await page.receive_json_from())["code"] == "read_only"
-    await page.disconnect()
+    reply = await page.push("liveblog", "created", {"entry": {"id": 1}})
+    assert reply == {"status": "error", "response": {"reason": "unhandled_event"}}
+    await page.close()
 
 
 def test_the_page_lists_entries_escaped() -> None:
@@ -116,36 +119,30 @@ def test_editors_see_the_form_and_the_edit_links(editor: User) -> None:
     assert b'data-can-edit="true"' in page
 
 
-async def resume(query: str) -> tuple[WebsocketCommunicator, list[dict[str, Any]]]:
-    """A live blog socket opened with ``query``; its frames up to ``resumed``."""
-    socket = await open_socket(f"/ws/liveblog/?{query}")
-    frames = [await socket.receive_json_from()]
-    while frames[-1]["type"] != "resumed":
-        frames.append(await socket.receive_json_from())
-    return socket, frames
-
-
 async def test_a_page_that_reconnects_gets_the_edits_it_missed() -> None:
     entry = await database_sync_to_async(Entry.objects.create)(title="Before", body="b")
-    page, frames = await resume("")
-    assert frames[0] == {"type": "entries", "entries": [entry.as_event()]}
-    offset, epoch = frames[-1]["position"]
-    await page.disconnect()
+    page = await Topics.open()
+    offset, epoch = (await page.join("liveblog"))["response"]["position"]
+    await page.close()
     entry.title = "Edited while away"
     await database_sync_to_async(entry.save)()
 
-    page, frames = await resume(f"offset={offset}&epoch={epoch}")
-    assert [(f["type"], f.get("entry", {}).get("title")) for f in frames] == [
-        ("updated", "Edited while away"),
-        ("resumed", None),
-    ]
-    assert frames[-1]["source"] == "log"
-    await page.disconnect()
+    page = await Topics.open()
+    reply = await page.join("liveblog", since=[offset, epoch])
+    assert (reply["response"]["recovered"], reply["response"]["missed"]) == (True, 1)
+    assert (await entry_event(page, "updated"))["entry"]["title"] == "Edited while away"
+    assert await page.nothing()
+    await page.close()
 
 
-async def test_a_page_whose_log_is_lost_gets_every_entry_again() -> None:
+async def test_a_page_whose_log_is_lost_is_told_and_gets_every_entry_again() -> None:
     entry = await database_sync_to_async(Entry.objects.create)(title="Now", body="b")
-    page, frames = await resume("offset=4&epoch=restarted")
-    assert frames[0] == {"type": "entries", "entries": [entry.as_event()]}
-    assert frames[-1]["source"] == "database"
-    await page.disconnect()
+    page = await Topics.open()
+    reply = await page.join("liveblog", since=[4, "restarted"])
+    assert reply["response"]["recovered"] is False
+    assert await page.nothing()
+    assert await page.push("liveblog", "entries") == {
+        "status": "ok",
+        "response": {"entries": [entry.as_event()]},
+    }
+    await page.close()

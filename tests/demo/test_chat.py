@@ -1,19 +1,15 @@
-"""Chat rooms: the socket, the saved history, who may see a room, and bad input."""
+"""Chat rooms: their topic, the saved history, who may see a room, and bad input."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
 from channelworks.db import database_sync_to_async
-from channelworks.demo import codes
-from channelworks.demo.chat import consumers
 from channelworks.demo.chat.models import Message, Room
-from channelworks.testing import WebsocketCommunicator
-from tests.demo.support import close_code, enter, open_socket
+from channelworks.demo.chat.views import CATCH_UP
+from tests.demo.support import Topics, close_code, in_room
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("channelworks.demo.urls")]
 
@@ -35,245 +31,281 @@ messages_in = database_sync_to_async(
 )
 
 
-# -- the socket --------------------------------------------------------------------------------
+# -- the room's topic: messages ----------------------------------------------------------------
+
+
+async def say(page: Topics, slug: str, text: str) -> int:
+    """Push a message to room ``slug``; its id (the reply)."""
+    reply = await page.push(f"chat:{slug}", "message", {"text": text})
+    assert reply["status"] == "ok", reply
+    message_id: int = reply["response"]["id"]
+    return message_id
 
 
 async def test_a_message_reaches_everyone_in_the_room_and_is_saved(
     general: Room, alice_session: str, bob_session: str
 ) -> None:
-    alice = await enter("/ws/chat/general/", alice_session)
-    bob = await enter("/ws/chat/general/", bob_session)
-    await alice.send_json_to({"type": "message", "text": "  hello bob  "})
-    for socket in (alice, bob):
-        frame = await socket.receive_json_from()
-        assert frame["type"] == "message"
-        assert (frame["author"], frame["text"]) == ("alice", "hello bob")
+    alice = await in_room("general", alice_session)
+    bob = await in_room("general", bob_session)
+    sent = await say(alice, "general", "  hello bob  ")
+    for page in (alice, bob):
+        frame = await page.event("chat:general", "message")
+        message = frame[4]
+        assert (message["id"], message["author"], message["text"]) == (sent, "alice", "hello bob")
+        assert frame[5][0] == 1  # with its position in the room's log
     assert await messages_in(general) == ["hello bob"]
-    await alice.disconnect()
-    await bob.disconnect()
+    await alice.close()
+    await bob.close()
 
 
 async def test_rooms_do_not_hear_each_other(
     general: Room, alice_session: str, bob_session: str
 ) -> None:
     await database_sync_to_async(Room.objects.create)(name="Random", slug="random")
-    alice = await enter("/ws/chat/general/", alice_session)
-    bob = await enter("/ws/chat/random/", bob_session)
-    await alice.send_json_to({"type": "message", "text": "only general"})
-    assert (await alice.receive_json_from())["text"] == "only general"
-    assert await bob.receive_nothing()
-    await alice.disconnect()
-    await bob.disconnect()
+    alice = await in_room("general", alice_session)
+    bob = await in_room("random", bob_session)
+    await say(alice, "general", "only general")
+    assert (await alice.event("chat:general", "message"))[4]["text"] == "only general"
+    assert await bob.nothing()
+    await alice.close()
+    await bob.close()
 
 
 async def test_html_is_carried_as_text(general: Room, alice_session: str) -> None:
-    alice = await enter("/ws/chat/general/", alice_session)
-    await alice.send_json_to({"type": "message", "text": "<img src=x onerror=alert(1)>"})
-    assert (await alice.receive_json_from())["text"] == "<img src=x onerror=alert(1)>"
-    await alice.disconnect()
+    alice = await in_room("general", alice_session)
+    await say(alice, "general", "<img src=x onerror=alert(1)>")
+    frame = await alice.event("chat:general", "message")
+    assert frame[4]["text"] == "<img src=x onerror=alert(1)>"
+    await alice.close()
 
 
 # -- reconnecting: nothing missed, nothing twice ---------------------------------------------
 
 
-async def reconnect(query: str, session: str) -> tuple[WebsocketCommunicator, list[dict[str, Any]]]:
-    """A room socket opened with ``query``; the frames it starts with, up to ``resumed``."""
-    socket = await open_socket(f"/ws/chat/general/?{query}", session)
-    frames = [await socket.receive_json_from()]
-    while frames[-1]["type"] != "resumed":
-        frames.append(await socket.receive_json_from())
-    return socket, frames
-
-
-async def send_six(socket: WebsocketCommunicator) -> None:
+async def send_six(page: Topics) -> None:
     for n in range(1, 7):
-        await socket.send_json_to({"type": "message", "text": f"missed {n}"})
-        assert (await socket.receive_json_from())["text"] == f"missed {n}"
+        await say(page, "general", f"missed {n}")
+        assert (await page.event("chat:general", "message"))[4]["text"] == f"missed {n}"
 
 
 async def test_a_page_that_reconnects_gets_what_it_missed_from_the_log(
     general: Room, alice_session: str, bob_session: str
 ) -> None:
-    alice, frames = await reconnect("", alice_session)
-    offset, epoch = frames[-1]["position"]
-    await alice.disconnect()
-    bob = await enter("/ws/chat/general/", bob_session)
+    alice = await Topics.open(alice_session)
+    offset, epoch = (await alice.join("chat:general"))["response"]["position"]
+    await alice.close()
+    bob = await in_room("general", bob_session)
     await send_six(bob)
 
-    alice, frames = await reconnect(f"offset={offset}&epoch={epoch}&after=0", alice_session)
-    assert [f["text"] for f in frames[:-1]] == [f"missed {n}" for n in range(1, 7)]
-    assert [f["position"] for f in frames[:-1]] == [[offset + n, epoch] for n in range(1, 7)]
-    assert frames[-1] == {
-        "type": "resumed",
-        "source": "log",
+    alice = await Topics.open(alice_session)
+    reply = await alice.join("chat:general", since=[offset, epoch])
+    assert reply["response"] | {"response": None} == {
+        "response": None,
+        "recovered": True,
         "missed": 6,
         "position": [offset + 6, epoch],
     }
-    await bob.send_json_to({"type": "message", "text": "live again"})
-    assert (await alice.receive_json_from())["text"] == "live again"  # no replay twice
-    assert await alice.receive_nothing()
-    await alice.disconnect()
-    await bob.disconnect()
+    frames = [await alice.event("chat:general", "message") for _ in range(6)]
+    assert [f[4]["text"] for f in frames] == [f"missed {n}" for n in range(1, 7)]
+    assert [f[5] for f in frames] == [[offset + n, epoch] for n in range(1, 7)]
+    await say(bob, "general", "live again")
+    assert (await alice.event("chat:general", "message"))[4]["text"] == "live again"
+    assert await alice.nothing()  # no replay twice
+    await alice.close()
+    await bob.close()
 
 
-async def test_a_lost_log_is_made_up_from_the_database(
+async def test_a_lost_log_says_so_and_the_database_has_what_was_missed(
     general: Room, alice: User, alice_session: str, bob_session: str
 ) -> None:
     seen = await database_sync_to_async(Message.objects.create)(
         room=general, author=alice, text="seen before"
     )
-    bob = await enter("/ws/chat/general/", bob_session)
+    bob = await in_room("general", bob_session)
     await send_six(bob)
     # The server restarted (a new epoch): the page's position names a log that is gone.
-    alice_socket, frames = await reconnect(f"offset=9&epoch=gone&after={seen.pk}", alice_session)
-    assert [f["text"] for f in frames[:-1]] == [f"missed {n}" for n in range(1, 7)]
-    assert (frames[-1]["source"], frames[-1]["missed"]) == ("database", 6)
-    assert frames[-1]["position"][1] != "gone"
-    await alice_socket.disconnect()
-    await bob.disconnect()
+    alice_page = await Topics.open(alice_session)
+    reply = await alice_page.join("chat:general", since=[9, "gone"])
+    assert reply["response"]["recovered"] is False
+    assert reply["response"]["position"][1] != "gone"
+    assert await alice_page.nothing()  # nothing replayed: never a part that looks whole
+    # The page then reads the messages after the newest it shows (chat.js).
+    client = Client()
+    await database_sync_to_async(client.force_login)(alice)
+    response = await database_sync_to_async(client.get)(f"/rooms/general/messages/?after={seen.pk}")
+    page = response.json()
+    assert [m["text"] for m in page["messages"]] == [f"missed {n}" for n in range(1, 7)]
+    assert page["more"] is False
+    await alice_page.close()
+    await bob.close()
 
 
-async def test_too_much_missed_asks_the_page_to_reload(
-    general: Room, alice_session: str, bob_session: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("since", [["x", "e"], [1], "1", [-1, "e"]])
+async def test_a_malformed_position_is_not_recovered(
+    general: Room, alice_session: str, since: object
 ) -> None:
-    monkeypatch.setattr(consumers, "CATCH_UP", 5)
-    bob = await enter("/ws/chat/general/", bob_session)
-    await send_six(bob)
-    alice, frames = await reconnect("offset=1&epoch=gone&after=0", alice_session)
-    assert [f["type"] for f in frames] == ["resumed"]
-    assert frames[0]["source"] == "reload"
-    await alice.disconnect()
-    await bob.disconnect()
+    page = await Topics.open(alice_session)
+    reply = await page.join("chat:general", since=since)
+    assert (reply["status"], reply["response"]["recovered"]) == ("ok", False)
+    await page.close()
 
 
-@pytest.mark.parametrize(
-    "query", ["offset=x&epoch=e&after=0", "offset=1&after=0", "epoch=&after=0"]
-)
-async def test_a_malformed_position_is_made_up_from_the_database(
-    general: Room, alice: User, alice_session: str, query: str
+def test_catching_up_from_the_database_is_bounded(general: Room, alice: User) -> None:
+    Message.objects.bulk_create(
+        Message(room=general, author=alice, text=f"m{n}") for n in range(CATCH_UP + 1)
+    )
+    first = general.messages.order_by("id").values_list("id", flat=True).first()
+    client = Client()
+    client.force_login(alice)
+    page = client.get("/rooms/general/messages/?after=0").json()
+    assert (len(page["messages"]), page["more"]) == (CATCH_UP, True)  # the page reloads
+    page = client.get(f"/rooms/general/messages/?after={first}").json()
+    assert (len(page["messages"]), page["more"]) == (CATCH_UP, False)
+    assert page["messages"][0]["text"] == "m1"
+    for bad in ("x", "-1", str(2**63), ""):
+        assert client.get(f"/rooms/general/messages/?after={bad}").status_code == 400
+
+
+# -- who may join ------------------------------------------------------------------------------
+
+
+async def refusal(topic: str, session: str | None) -> str:
+    page = await Topics.open(session)
+    reply = await page.join(topic)
+    await page.close()
+    assert reply["status"] == "error", reply
+    reason: str = reply["response"]["reason"]
+    return reason
+
+
+async def test_who_may_not_join_a_room_is_refused(
+    general: Room, backstage: Room, carol_session: str
 ) -> None:
-    await database_sync_to_async(Message.objects.create)(room=general, author=alice, text="one")
-    socket, frames = await reconnect(query, alice_session)
-    assert [f.get("text") for f in frames] == ["one", None]
-    assert frames[-1]["source"] == "database"
-    await socket.disconnect()
+    assert await refusal("chat:general", None) == "login_required"
+    assert await refusal("chat:general", "no-such-session") == "login_required"
+    assert await refusal("chat:nowhere", carol_session) == "not_found"
+    assert await refusal("chat:backstage", carol_session) == "not_found"  # private
+    assert await refusal("activity:backstage", carol_session) == "not_found"
 
 
-# -- who may connect ---------------------------------------------------------------------------
-
-
-async def test_a_socket_without_a_session_is_closed_with_login_required(general: Room) -> None:
-    socket = await open_socket("/ws/chat/general/")
-    assert await close_code(socket) == (codes.LOGIN_REQUIRED, "log in to chat")
-
-
-async def test_a_socket_with_an_unknown_session_is_anonymous(general: Room) -> None:
-    socket = await open_socket("/ws/chat/general/", "no-such-session")
-    assert (await close_code(socket))[0] == codes.LOGIN_REQUIRED
-
-
-async def test_a_room_that_does_not_exist_is_closed_with_not_found(alice_session: str) -> None:
-    socket = await open_socket("/ws/chat/nowhere/", alice_session)
-    assert await close_code(socket) == (codes.NOT_FOUND, "no such room")
-
-
-async def test_a_private_room_refuses_non_members_and_hears_nothing_of_it(
+async def test_a_private_room_hears_only_its_members(
     backstage: Room, alice_session: str, carol_session: str
 ) -> None:
-    carol = await open_socket("/ws/chat/backstage/", carol_session)
-    assert (await close_code(carol))[0] == codes.FORBIDDEN
-    alice = await enter("/ws/chat/backstage/", alice_session)
-    await alice.send_json_to({"type": "message", "text": "members only"})
-    assert (await alice.receive_json_from())["text"] == "members only"
-    await alice.disconnect()
+    carol = await Topics.open(carol_session)
+    assert (await carol.join("chat:backstage"))["status"] == "error"
+    alice = await in_room("backstage", alice_session)
+    await say(alice, "backstage", "members only")
+    assert (await alice.event("chat:backstage", "message"))[4]["text"] == "members only"
+    assert await carol.nothing()
+    await alice.close()
+    await carol.close()
 
 
-async def test_a_member_removed_from_a_private_room_is_closed_out_at_once(
+async def recheck_refused(page: Topics, slug: str) -> None:
+    """The page is told to join again (chat/signals.py), and its join is refused."""
+    frame = await page.event(f"chat:{slug}", "close")
+    assert frame[4] == {"reason": "recheck"}
+    assert await page.join(f"chat:{slug}") == {
+        "status": "error",
+        "response": {"reason": "not_found"},
+    }
+
+
+async def test_a_member_removed_from_a_private_room_is_told_at_once(
     backstage: Room, alice: User, bob: User, alice_session: str, bob_session: str
 ) -> None:
     await database_sync_to_async(backstage.members.add)(bob)
-    alice_socket = await enter("/ws/chat/backstage/", alice_session)
-    bob_socket = await enter("/ws/chat/backstage/", bob_session)
+    alice_page = await in_room("backstage", alice_session)
+    bob_page = await in_room("backstage", bob_session)
     await database_sync_to_async(backstage.members.remove)(bob)  # as the admin does
-    assert await close_code(bob_socket) == (codes.FORBIDDEN, "this room is private")
-    await alice_socket.send_json_to({"type": "message", "text": "bob is gone"})
-    assert (await alice_socket.receive_json_from())["text"] == "bob is gone"  # alice stays
+    await recheck_refused(bob_page, "backstage")
+    assert await alice_page.nothing()  # alice stays, untold
+    await say(alice_page, "backstage", "bob is gone")
+    assert (await alice_page.event("chat:backstage", "message"))[4]["text"] == "bob is gone"
+    assert await bob_page.nothing()
     # Taken away from the user's side, and all at once: the same.
-    alice_again = await enter("/ws/chat/backstage/", alice_session)
+    alice_again = await in_room("backstage", alice_session)
     await database_sync_to_async(alice.private_rooms.clear)()
-    for socket in (alice_socket, alice_again):
-        assert (await close_code(socket))[0] == codes.FORBIDDEN
+    for page in (alice_page, alice_again):
+        await recheck_refused(page, "backstage")
 
 
-async def test_a_room_made_private_closes_out_who_is_not_a_member(
+async def test_a_room_made_private_leaves_out_who_is_not_a_member(
     general: Room, alice: User, alice_session: str, bob_session: str
 ) -> None:
     await database_sync_to_async(general.members.add)(alice)
-    alice_socket = await enter("/ws/chat/general/", alice_session)
-    bob_socket = await enter("/ws/chat/general/", bob_session)
+    alice_page = await in_room("general", alice_session)
+    bob_page = await in_room("general", bob_session)
     general.is_private = True
     await database_sync_to_async(general.save)()
-    assert (await close_code(bob_socket))[0] == codes.FORBIDDEN
-    assert await alice_socket.receive_nothing()
-    await alice_socket.disconnect()
+    await recheck_refused(bob_page, "general")
+    assert (await alice_page.event("chat:general", "close"))[4] == {"reason": "recheck"}
+    assert (await alice_page.join("chat:general"))["status"] == "ok"  # a member: back in
+    await alice_page.close()
 
 
-async def test_a_room_moved_or_deleted_closes_its_sockets_as_not_found(
+async def test_a_room_moved_or_deleted_is_gone_for_its_pages(
     general: Room, alice_session: str
 ) -> None:
     await database_sync_to_async(Room.objects.create)(name="Random", slug="random")
-    moved = await enter("/ws/chat/general/", alice_session)
-    deleted = await enter("/ws/chat/random/", alice_session)
+    moved = await in_room("general", alice_session)
+    deleted = await in_room("random", alice_session)
     general.slug = "lobby"
     await database_sync_to_async(general.save)()
-    assert await close_code(moved) == (codes.NOT_FOUND, "no such room")
+    await recheck_refused(moved, "general")
     await database_sync_to_async(Room.objects.filter(slug="random").delete)()
-    assert (await close_code(deleted))[0] == codes.NOT_FOUND
+    await recheck_refused(deleted, "random")
 
 
 # -- bad input ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("frame", "code"),
+    ("payload", "code"),
     [
-        ({"type": "message", "text": ""}, "required"),
-        ({"type": "message", "text": "   "}, "required"),
-        ({"type": "message"}, "required"),
-        ({"type": "message", "text": "x" * (Message.MAX_LENGTH + 1)}, "max_length"),
-        ({"type": "shout", "text": "hi"}, "unknown"),
-        (["message", "hi"], "unknown"),
-        ("hi", "unknown"),
+        ({"text": ""}, "required"),
+        ({"text": "   "}, "required"),
+        ({}, "required"),
+        ({"text": "x" * (Message.MAX_LENGTH + 1)}, "max_length"),
     ],
 )
-async def test_bad_messages_get_an_error_frame_and_touch_no_one(
-    general: Room, alice_session: str, bob_session: str, frame: object, code: str
+async def test_bad_messages_get_an_error_reply_and_touch_no_one(
+    general: Room, alice_session: str, bob_session: str, payload: object, code: str
 ) -> None:
-    alice = await enter("/ws/chat/general/", alice_session)
-    bob = await enter("/ws/chat/general/", bob_session)
-    await alice.send_json_to(frame)
-    error = await alice.receive_json_from()
-    assert (error["type"], error["code"]) == ("error", code)
-    assert error["message"]
-    assert await bob.receive_nothing()
+    alice = await in_room("general", alice_session)
+    bob = await in_room("general", bob_session)
+    reply = await alice.push("chat:general", "message", payload)
+    assert (reply["status"], reply["response"]["reason"]) == ("error", code)
+    assert reply["response"]["message"]
+    assert await bob.nothing()
     assert await messages_in(general) == []
     # alice's socket is still open and works
-    await alice.send_json_to({"type": "message", "text": "after the error"})
-    assert (await bob.receive_json_from())["text"] == "after the error"
-    await alice.disconnect()
-    await bob.disconnect()
+    await say(alice, "general", "after the error")
+    assert (await bob.event("chat:general", "message"))[4]["text"] == "after the error"
+    await alice.close()
+    await bob.close()
+
+
+async def test_an_unknown_push_gets_an_error_reply(general: Room, alice_session: str) -> None:
+    alice = await in_room("general", alice_session)
+    reply = await alice.push("chat:general", "shout", {"text": "hi"})
+    assert reply == {"status": "error", "response": {"reason": "unhandled_event"}}
+    for bad in ({}, {"id": "7"}, {"id": True}, {"id": 0}, {"id": 2**63}):
+        reply = await alice.push("chat:general", "read", bad)
+        assert reply["response"]["reason"] == "invalid"
+    await alice.close()
 
 
 async def test_a_frame_that_is_not_json_closes_only_that_socket(
     general: Room, alice_session: str, bob_session: str
 ) -> None:
-    alice = await enter("/ws/chat/general/", alice_session)
-    bob = await enter("/ws/chat/general/", bob_session)
-    await alice.send_to(text_data="{not json")
-    assert (await close_code(alice))[0] == 1007
-    await bob.send_json_to({"type": "message", "text": "still here"})
-    assert (await bob.receive_json_from())["text"] == "still here"
-    await bob.disconnect()
+    alice = await in_room("general", alice_session)
+    bob = await in_room("general", bob_session)
+    await alice.socket.send_to(text_data="{not json")
+    assert (await close_code(alice.socket))[0] == 4400
+    await say(bob, "general", "still here")
+    assert (await bob.event("chat:general", "message"))[4]["text"] == "still here"
+    await bob.close()
 
 
 # -- pages -------------------------------------------------------------------------------------
@@ -345,7 +377,7 @@ def test_the_room_page_opens_with_the_newest_messages_and_pages_back(
     oldest = client.get(f"/rooms/general/messages/?before={ids[20]}").json()
     assert [m["text"] for m in oldest["messages"]] == [f"m{n}" for n in range(20)]
     assert oldest["more"] is False
-    for bad in ("", "?before=", "?before=x", "?before=-1", f"?before={2**63}"):
+    for bad in ("", "?before=", "?before=0", "?before=x", "?before=-1", f"?before={2**63}"):
         assert client.get(f"/rooms/general/messages/{bad}").status_code == 400
     client.force_login(carol)  # not a member of the private room
     assert client.get(f"/rooms/backstage/messages/?before={ids[0]}").status_code == 404
@@ -364,20 +396,21 @@ async def test_unread_counts_follow_what_the_page_was_shown(
 ) -> None:
     client = Client()
     await database_sync_to_async(client.force_login)(alice)
-    bob_socket = await enter("/ws/chat/general/", bob_session)
-    await bob_socket.send_json_to({"type": "message", "text": "one"})
-    await bob_socket.receive_json_from()
+    bob_page = await in_room("general", bob_session)
+    one = await say(bob_page, "general", "one")
     assert await database_sync_to_async(unread_in_list)(client) == {"general": 1}
 
-    alice_socket, frames = await reconnect("after=0", alice_session)
-    assert [f.get("text") for f in frames] == ["one", None]
-    await bob_socket.send_json_to({"type": "message", "text": "two"})
-    assert (await alice_socket.receive_json_from())["text"] == "two"
-    await alice_socket.disconnect()  # alice's page was shown both: read
+    alice_page = await in_room("general", alice_session)
+    two = await say(bob_page, "general", "two")
+    assert (await alice_page.event("chat:general", "message"))[4]["text"] == "two"
+    reply = await alice_page.push("chat:general", "read", {"id": one})  # shown "one" only
+    assert reply["status"] == "ok"
+    assert await database_sync_to_async(unread_in_list)(client) == {"general": 1}
+    await alice_page.push("chat:general", "read", {"id": two + 100})  # never past the newest
     assert await database_sync_to_async(unread_in_list)(client) == {"general": 0}
-    await bob_socket.send_json_to({"type": "message", "text": "three"})
-    await bob_socket.receive_json_from()
+    await say(bob_page, "general", "three")
     assert await database_sync_to_async(unread_in_list)(client) == {"general": 1}
     await database_sync_to_async(client.get)("/rooms/general/")  # the page shows it: read
     assert await database_sync_to_async(unread_in_list)(client) == {"general": 0}
-    await bob_socket.disconnect()
+    await alice_page.close()
+    await bob_page.close()

@@ -108,8 +108,8 @@ def test_the_command_serves_stops_cleanly_and_reuses_its_data(tmp_path: Path) ->
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(url, timeout=10) as response:
             assert b"Real-time Django" in response.read()
-        with urllib.request.urlopen(url + "static/demo/socket.js", timeout=10) as response:
-            assert b"ReconnectingSocket" in response.read()
+        with urllib.request.urlopen(url + "static/channelworks/client.js", timeout=10) as response:
+            assert b"Channelworks" in response.read()  # the pages' client, from the package
         assert echo(url, "hello") == "hello"
     finally:
         assert server.stop() == 0, server.output()
@@ -142,7 +142,7 @@ def test_with_redis_the_server_processes_see_each_others_messages(tmp_path: Path
     server = DemoServer(tmp_path / "demo", extra=["--redis", REDIS_URL, "--workers", "2"])
     url = server.start()
     try:
-        ws_url = url.replace("http://", "ws://") + "ws/chat/general/"
+        ws_url = url.replace("http://", "ws://") + "ws/topics/"
         with contextlib.ExitStack() as stack:
             sockets = [
                 stack.enter_context(
@@ -156,11 +156,15 @@ def test_with_redis_the_server_processes_see_each_others_messages(tmp_path: Path
                 for name in ("alice", "bob") * 3  # six sockets: both processes get some
             ]
             for socket in sockets:
-                assert json.loads(socket.recv(timeout=10))["type"] == "resumed"
-            sockets[0].send(json.dumps({"type": "message", "text": "across processes"}))
+                socket.send(json.dumps(["1", "1", "chat:general", "join", {"params": {}}]))
+                assert json.loads(socket.recv(timeout=10))[4]["status"] == "ok"
+            message = {"text": "across processes"}
+            sockets[0].send(json.dumps(["1", "2", "chat:general", "message", message]))
             for socket in sockets:
                 frame = json.loads(socket.recv(timeout=10))
-                assert (frame["author"], frame["text"]) == ("alice", "across processes")
+                while frame[3] != "message":  # presence and the reply come and go
+                    frame = json.loads(socket.recv(timeout=10))
+                assert (frame[4]["author"], frame[4]["text"]) == ("alice", "across processes")
     finally:
         assert server.stop() == 0, server.output()
     assert "Redis at" in server.output()

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def layer_down(channel_layer: InMemoryChannelLayer, monkeypatch: pytest.MonkeyPatch) -> None:
-    async def refused(group: str, message: Any) -> None:
+    async def refused(group: str, message: Any, **options: Any) -> None:
         raise ConnectionError("Redis is unavailable")
 
     monkeypatch.setattr(channel_layer, "group_send", refused)

@@ -75,10 +75,11 @@ async def test_the_data_lists_live_sockets_room_presence_and_counters(
     for socket in tabs:
         assert (await join(socket, "chat:general"))["status"] == "ok"
     await next_event(tabs[1], "presence_state")
-    bob = await open_socket("/ws/chat/general/", bob_session)
-    assert (await bob.receive_json_from())["type"] == "resumed"
-    await bob.send_json_to({"type": "message", "text": "hello"})
-    assert (await bob.receive_json_from())["text"] == "hello"
+    bob = await open_socket("/ws/topics/", bob_session)
+    await bob.send_json_to(["1", "1", "activity:general", "join", {"params": {}}])
+    assert (await next_event(bob, "reply"))["status"] == "ok"
+    await bob.send_json_to(["1", "2", "activity:general", "unread", {}])
+    assert (await next_event(bob, "reply"))["status"] == "ok"
 
     client = AsyncClient()
     await client.aforce_login(staff)
@@ -93,11 +94,11 @@ async def test_the_data_lists_live_sockets_room_presence_and_counters(
     alice_rows = [c for c in data["connections"] if c["user"] == "alice"]
     assert [(c["route"], c["path"]) for c in alice_rows] == [("topics", "/ws/topics/")] * 2
     assert all(c["frames_in"] >= 1 and c["frames_out"] >= 1 for c in alice_rows)  # the join
-    (chat,) = [c for c in data["connections"] if c["user"] == "bob"]
-    assert (chat["route"], chat["path"]) == ("chat", "/ws/chat/general/")
-    assert chat["frames_in"] == 1  # the message
-    assert chat["frames_out"] == 2  # "resumed", then the message back
-    assert {"id", "since", "pid"} <= set(chat)
+    (bobs,) = [c for c in data["connections"] if c["user"] == "bob"]
+    assert (bobs["route"], bobs["path"]) == ("topics", "/ws/topics/")
+    assert bobs["frames_in"] == 2  # the join, the push
+    assert bobs["frames_out"] == 2  # their replies
+    assert {"id", "since", "pid"} <= set(bobs)
 
     rooms = {room["slug"]: room for room in data["rooms"]}
     assert rooms["general"]["present"] == [{"user": "alice", "tabs": 2}]
@@ -148,9 +149,10 @@ def test_with_redis_the_data_holds_every_server_process(tmp_path: Path) -> None:
             elsewhere.send(json.dumps(["1", "1", "chat:general", "join", {"params": {}}]))
             assert json.loads(elsewhere.recv(timeout=10))[4]["status"] == "ok"
 
-            chats = [socket("ws/chat/general/", "bob") for _ in range(5)]  # both get some
-            for chat in chats:
-                assert json.loads(chat.recv(timeout=10))["type"] == "resumed"
+            bobs = [socket("ws/topics/", "bob") for _ in range(5)]  # both processes get some
+            for page in bobs:
+                page.send(json.dumps(["1", "1", "activity:general", "join", {"params": {}}]))
+                assert json.loads(page.recv(timeout=10))[4]["status"] == "ok"
             topics = socket("ws/topics/", "alice")
             topics.send(json.dumps(["1", "1", "chat:general", "join", {"params": {}}]))
             assert json.loads(topics.recv(timeout=10))[4]["status"] == "ok"
@@ -166,7 +168,7 @@ def test_with_redis_the_data_holds_every_server_process(tmp_path: Path) -> None:
     assert data["connections_total"] == len(data["connections"]) == 6
     assert sorted((c["user"], c["route"]) for c in data["connections"]) == [
         ("alice", "topics"),
-        *[("bob", "chat")] * 5,
+        *[("bob", "topics")] * 5,
     ]
     # every process holding a socket answered (a process answers once it served one)
     assert 1 <= len({c["pid"] for c in data["connections"]}) == data["processes"] <= 2

@@ -1,14 +1,15 @@
-"""Direct messages, posts, comments, likes and the notification socket."""
+"""Direct messages, posts, comments, likes and the notification topic."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import AsyncClient, Client
 
 from channelworks.db import database_sync_to_async
-from channelworks.demo import codes
-from channelworks.demo.social import consumers
+from channelworks.demo.social import topics
 from channelworks.demo.social.models import (
     MAX_TEXT,
     Comment,
@@ -19,8 +20,7 @@ from channelworks.demo.social.models import (
 )
 from channelworks.demo.social.notify import catch_up, notify
 from channelworks.demo.social.views import HISTORY
-from channelworks.testing import WebsocketCommunicator
-from tests.demo.support import close_code, open_socket
+from tests.demo.support import Topics
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("channelworks.demo.urls")]
 
@@ -36,37 +36,75 @@ def bobs_post(bob: User) -> Post:
     return Post.objects.create(author=bob, text="bob's post")
 
 
-async def bobs_notifications(bob_session: str) -> WebsocketCommunicator:
-    """Bob's notification socket, past its first frame (the unread count)."""
-    socket = await open_socket("/ws/notifications/", bob_session)
-    assert (await socket.receive_json_from())["type"] == "unread"
-    return socket
+class Notifications:
+    """A page's notification topic (``notifications:<user id>``), its events as
+    ``{"type": event, **payload}``."""
+
+    def __init__(self, page: Topics, user_id: int) -> None:
+        self.page = page
+        self.topic = f"notifications:{user_id}"
+
+    @classmethod
+    async def join(cls, username: str, session: str) -> Notifications:
+        user = await database_sync_to_async(User.objects.get)(username=username)
+        page = cls(await Topics.open(session), user.pk)
+        assert (await page.page.join(page.topic))["status"] == "ok"
+        return page
+
+    async def push(self, event: str, payload: object = None) -> dict[str, Any]:
+        return await self.page.push(self.topic, event, payload)
+
+    async def receive_json_from(self) -> dict[str, Any]:
+        frame = await self.page.frame()
+        assert frame[2] == self.topic, frame
+        return {"type": frame[3], **frame[4]}
+
+    async def receive_nothing(self) -> bool:
+        return await self.page.nothing()
+
+    async def disconnect(self) -> None:
+        await self.page.close()
+
+
+async def bobs_notifications(bob_session: str) -> Notifications:
+    """Bob's notification topic on a page's socket."""
+    return await Notifications.join("bob", bob_session)
 
 
 count = database_sync_to_async(lambda model, **lookups: model.objects.filter(**lookups).count())
 
 
-# -- the socket --------------------------------------------------------------------------------
+# -- the notification topic -------------------------------------------------------------------
 
 
-async def test_the_socket_starts_with_the_unread_count(bob: User, bob_session: str) -> None:
+async def test_only_the_user_may_join_their_notifications(
+    alice: User, bob: User, bob_session: str
+) -> None:
+    anonymous = await Topics.open()
+    reply = await anonymous.join(f"notifications:{bob.pk}")
+    assert reply["response"] == {"reason": "login_required"}
+    page = await Topics.open(bob_session)
+    for other in (str(alice.pk), "0", f"{bob.pk}0", "me"):
+        assert (await page.join(f"notifications:{other}"))["response"] == {"reason": "forbidden"}
+    assert (await page.join(f"notifications:{bob.pk}"))["status"] == "ok"
+    for socket in (anonymous, page):
+        await socket.close()
+
+
+async def test_catching_up_starts_with_the_unread_count(bob: User, bob_session: str) -> None:
     await database_sync_to_async(Notification.objects.create)(recipient=bob, kind="like", text="x")
-    socket = await open_socket("/ws/notifications/", bob_session)
-    assert await socket.receive_json_from() == {"type": "unread", "count": 1}
+    socket = await bobs_notifications(bob_session)
+    reply = await socket.push("catch_up", {"since": 0})
+    assert reply["status"] == "ok"
+    assert reply["response"]["unread"] == 1
     await socket.disconnect()
-
-
-async def test_a_socket_without_a_session_is_closed_with_login_required() -> None:
-    socket = await open_socket("/ws/notifications/")
-    assert (await close_code(socket))[0] == codes.LOGIN_REQUIRED
 
 
 async def test_notify_reaches_every_tab_of_the_user_only(
     bob: User, bob_session: str, alice_session: str
 ) -> None:
     tabs = [await bobs_notifications(bob_session) for _ in range(2)]
-    alice = await open_socket("/ws/notifications/", alice_session)
-    await alice.receive_json_from()
+    alice = await Notifications.join("alice", alice_session)
     await database_sync_to_async(notify)(bob, "like", "someone likes you", "/posts/")
     for tab in tabs:
         frame = await tab.receive_json_from()
@@ -82,38 +120,43 @@ async def test_marking_read_updates_every_tab_and_only_ones_own(
 ) -> None:
     mine = await database_sync_to_async(notify)(bob, "like", "for bob")
     theirs = await database_sync_to_async(notify)(alice, "like", "for alice")
-    socket = await open_socket("/ws/notifications/", bob_session)
-    assert await socket.receive_json_from() == {"type": "unread", "count": 1}
-    await socket.send_json_to({"type": "mark_read", "ids": [mine.pk, theirs.pk]})
+    socket = await bobs_notifications(bob_session)
+    assert (await socket.push("mark_read", {"ids": [mine.pk, theirs.pk]}))["status"] == "ok"
     assert await socket.receive_json_from() == {"type": "unread", "count": 0}
     assert await count(Notification, recipient=alice, read=False) == 1
     await socket.disconnect()
 
 
 @pytest.mark.parametrize(
-    "frame",
+    ("event", "payload", "reason"),
     [
-        {"type": "mark_read", "ids": "all"},
-        {"type": "mark_read", "ids": [True]},
-        {"type": "mark_read", "ids": [2**63]},  # no database integer: used to crash the socket
-        {"type": "x"},
-        7,
+        ("mark_read", {"ids": "all"}, "unknown"),
+        ("mark_read", {"ids": [True]}, "unknown"),
+        ("mark_read", {"ids": [2**63]}, "unknown"),  # no database integer
+        ("mark_read", {"ids": list(range(1, 502))}, "unknown"),
+        ("x", {}, "unknown"),
+        ("catch_up", {"since": "7"}, "invalid"),
+        ("catch_up", {"since": -1}, "invalid"),
+        ("catch_up", {}, "invalid"),
     ],
 )
-async def test_bad_frames_get_an_error_frame(bob_session: str, frame: object) -> None:
+async def test_bad_pushes_get_an_error_reply(
+    bob_session: str, event: str, payload: dict[str, Any], reason: str
+) -> None:
     socket = await bobs_notifications(bob_session)
-    await socket.send_json_to(frame)
-    assert (await socket.receive_json_from())["code"] == "unknown"
-    await socket.send_json_to({"type": "mark_all_read"})
+    reply = await socket.push(event, payload)
+    assert (reply["status"], reply["response"]["reason"]) == ("error", reason)
+    assert (await socket.push("mark_all_read"))["status"] == "ok"
     assert await socket.receive_json_from() == {"type": "unread", "count": 0}
     await socket.disconnect()
 
 
-async def test_a_page_gets_what_came_while_it_loaded_once(
+async def test_a_page_gets_what_came_while_it_loaded(
     alice: User, bob: User, bob_session: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The page was rendered knowing of ``known``; ``missed`` came before its socket joined
-    the group, ``raced`` while it was catching up (pushed live *and* found in the database)."""
+    the topic, ``raced`` while it was catching up (pushed live *and* found in the database:
+    the page shows an id once)."""
     known = await database_sync_to_async(notify)(bob, "like", "known")
     await database_sync_to_async(notify)(bob, "like", "missed")
     await database_sync_to_async(notify)(alice, "like", "not bob's")
@@ -122,19 +165,13 @@ async def test_a_page_gets_what_came_while_it_loaded_once(
         notify(bob, "like", "raced")
         return catch_up(user_id, since)
 
-    monkeypatch.setattr(consumers, "catch_up", racing_catch_up)
-    socket = await open_socket(f"/ws/notifications/?since={known.pk}", bob_session)
-    assert await socket.receive_json_from() == {"type": "unread", "count": 3}
-    texts = [(await socket.receive_json_from())["text"] for _ in range(2)]
-    assert texts == ["missed", "raced"]
-    assert await socket.receive_nothing()
-    await socket.disconnect()
-
-
-async def test_without_since_nothing_is_replayed(bob: User, bob_session: str) -> None:
-    await database_sync_to_async(notify)(bob, "like", "old")
-    socket = await open_socket("/ws/notifications/?since=nonsense", bob_session)
-    assert await socket.receive_json_from() == {"type": "unread", "count": 1}
+    monkeypatch.setattr(topics, "catch_up", racing_catch_up)
+    socket = await bobs_notifications(bob_session)
+    reply = await socket.push("catch_up", {"since": known.pk})
+    assert reply["response"]["unread"] == 3
+    assert [n["text"] for n in reply["response"]["missed"]] == ["missed", "raced"]
+    raced = await socket.receive_json_from()
+    assert (raced["type"], raced["text"]) == ("notification", "raced")  # live too
     assert await socket.receive_nothing()
     await socket.disconnect()
 

@@ -17,7 +17,7 @@ from channelworks.db import database_sync_to_async
 from channelworks.demo.lifespan import WorkerLifespan
 from channelworks.demo.routing import channel_routes
 from channelworks.demo.social.models import Notification
-from channelworks.demo.social.notify import user_group
+from channelworks.demo.social.notify import user_topic
 from channelworks.demo.thumbnails import consumers as thumbnail_consumers
 from channelworks.demo.thumbnails.consumers import THUMBNAIL_CHANNEL
 from channelworks.demo.thumbnails.forms import MAX_BYTES
@@ -26,6 +26,7 @@ from channelworks.demo.thumbnails.models import Avatar
 from channelworks.layers import InMemoryChannelLayer
 from channelworks.routing import ChannelNameRouter
 from channelworks.testing import ApplicationCommunicator
+from channelworks.topics import group_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("channelworks.demo.urls")]
 
@@ -117,10 +118,18 @@ async def avatar_of(user: User, data: bytes) -> Avatar:
 
 
 async def listen_to(layer: InMemoryChannelLayer, user: User) -> str:
-    """A channel in ``user``'s notification group, as their open pages are."""
+    """A channel in the group of ``user``'s notification topic, as their open pages are."""
     channel = await layer.new_channel()
-    await layer.group_add(user_group(user.pk), channel)
+    await layer.group_add(group_for(user_topic(user.pk)), channel)
     return channel
+
+
+async def notified(layer: InMemoryChannelLayer, page: str) -> dict[str, Any]:
+    """The next notification broadcast to the pages of ``listen_to``."""
+    message = await layer.receive(page)
+    assert (message["type"], message["event"]) == ("topics.push", "notification"), message
+    payload: dict[str, Any] = message["payload"]
+    return payload
 
 
 async def run_worker_message(message: dict[str, object]) -> None:
@@ -137,11 +146,10 @@ async def test_the_worker_makes_the_thumbnail_and_notifies_the_user(
     avatar = await avatar_of(alice, jpeg())
     page = await listen_to(channel_layer, alice)
     await run_worker_message({"type": "thumbnail.generate", "avatar_id": avatar.pk})
-    event = await channel_layer.receive(page)
-    assert event["type"] == "notification.created"
-    assert event["notification"]["kind"] == "thumbnail"
+    event = await notified(channel_layer, page)
+    assert event["kind"] == "thumbnail"
     await database_sync_to_async(avatar.refresh_from_db)()
-    assert event["notification"]["data"]["thumbnail_url"] == avatar.thumbnail.url
+    assert event["data"]["thumbnail_url"] == avatar.thumbnail.url
     with avatar.thumbnail.open("rb") as stored, Image.open(stored) as image:
         assert image.size == (128, 128)
 
@@ -158,7 +166,7 @@ async def test_a_newer_upload_made_while_the_worker_works_is_kept(
     monkeypatch.setattr(thumbnail_consumers, "make_thumbnail", upload_meanwhile)
     page = await listen_to(channel_layer, alice)
     await run_worker_message({"type": "thumbnail.generate", "avatar_id": avatar.pk})
-    assert (await channel_layer.receive(page))["type"] == "notification.created"
+    assert await notified(channel_layer, page)
     await database_sync_to_async(avatar.refresh_from_db)()
     assert avatar.image.name == "avatars/newer.jpg"  # not put back by the worker's save
     assert avatar.thumbnail
@@ -214,8 +222,8 @@ async def test_an_unreadable_avatar_is_reported_not_crashed_on(
     avatar = await avatar_of(alice, b"broken")
     page = await listen_to(channel_layer, alice)
     await run_worker_message({"type": "thumbnail.generate", "avatar_id": avatar.pk})
-    event = await channel_layer.receive(page)
-    assert event["notification"]["text"] == "Your avatar could not be read"
+    event = await notified(channel_layer, page)
+    assert event["text"] == "Your avatar could not be read"
     assert await database_sync_to_async(Notification.objects.count)() == 1
 
 
@@ -233,8 +241,8 @@ async def test_the_lifespan_runs_the_worker_with_the_server(
     await channel_layer.send(
         THUMBNAIL_CHANNEL, {"type": "thumbnail.generate", "avatar_id": avatar.pk}
     )
-    event = await channel_layer.receive(page)
-    assert event["notification"]["text"] == "Your avatar thumbnail is ready"
+    event = await notified(channel_layer, page)
+    assert event["text"] == "Your avatar thumbnail is ready"
 
     await lifespan.send_input({"type": "lifespan.shutdown"})
     assert await lifespan.receive_output() == {"type": "lifespan.shutdown.complete"}

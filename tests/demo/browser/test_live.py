@@ -1,6 +1,7 @@
-"""The demo's live pages in a real browser: reconnecting (backoff, countdown, retry now, and
-nothing missed across a server restart), the chat room's history, the unread badge, the
-author's post page, and the look on a phone."""
+"""The demo's live pages in a real browser, all on the site's topics socket: reconnecting
+(backoff, countdown, retry now, and nothing missed across a server restart: chat messages,
+a notification, a blog edit), the chat room's history, the unread badge, the author's post
+page, and the look on a phone."""
 
 from __future__ import annotations
 
@@ -19,29 +20,6 @@ from tests.demo.server import DemoServer
 from tests.layers.backends import REDIS_URL, redis_reachable, require_service
 
 NewPage = Callable[[], Page]
-
-
-def test_the_backoff_is_capped_low_with_full_jitter(demo: DemoServer, new_page: NewPage) -> None:
-    page = new_page()
-    page.goto(demo.url + "echo/")
-    waits = page.evaluate(
-        """async () => {
-            const { backoff } = await import("/static/demo/socket.js");
-            const random = Math.random;
-            try {
-                Math.random = () => 0.999999;
-                const highest = [0, 1, 2, 3, 4, 10, 100].map((n) => backoff(n));
-                Math.random = () => 0;
-                const lowest = [0, 5, 100].map((n) => backoff(n));
-                return { highest, lowest };
-            } finally {
-                Math.random = random;
-            }
-        }"""
-    )
-    # Doubling from 0.5 s, never above 5 s however long the outage; drawn from 0 up.
-    assert [round(w) for w in waits["highest"]] == [500, 1000, 2000, 4000, 5000, 5000, 5000]
-    assert waits["lowest"] == [0, 0, 0]
 
 
 def paused_clock(page: Page) -> None:
@@ -99,6 +77,10 @@ def test_a_page_that_was_away_during_a_restart_shows_every_message_once(
         servers.append(server)
         server.start()
         bob = log_in(new_page(), server.url, "bob")
+        bob.goto(server.url + "messages/alice/")  # a direct message: alice's notification
+        bob.fill("textarea[name=text]", "Sent while you were away")
+        bob.click("form.row button[type=submit]")
+        expect(bob.locator("#messages li .text").last).to_have_text("Sent while you were away")
         bob.goto(server.url + "rooms/general/")
         connected(bob)
         missed = [f"missed {n}" for n in range(1, 7)]
@@ -109,6 +91,9 @@ def test_a_page_that_was_away_during_a_restart_shows_every_message_once(
         alice.click("#retry-now")
         connected(alice)
         expect(alice.locator("#retry-now")).to_be_hidden()
+        # The notification that came meanwhile: its toast, and the badge counts it.
+        expect(alice.locator(".toast").last).to_have_text("bob: Sent while you were away")
+        expect(alice.locator("#unread-badge")).to_be_visible()
         # The topics socket came back with the others: the room's presence is alice and bob.
         expect(alice.locator("#here li")).to_have_count(2)
         source = "database" if layer == "memory" else "log"  # a restart empties the memory

@@ -105,6 +105,7 @@ def test_the_echo_page(demo: DemoServer, new_page: NewPage) -> None:
     page = new_page()
     page.goto(demo.url + "echo/")
     connected(page)
+    expect(page.locator("#echo-form")).to_have_attribute("data-state", "open")  # its own socket
     page.fill("#echo-input", "ping")
     page.press("#echo-input", "Enter")
     expect(page.locator("#echo-log li.received")).to_have_text("← ping")

@@ -13,10 +13,15 @@ from django.views.decorators.http import require_POST
 
 from channelworks.demo.blog.forms import EntryForm
 from channelworks.demo.blog.models import Entry
+from channelworks.demo.blog.topics import TOPIC
+from channelworks.demo.resume import topic_position
 
 
 def entry_list(request: HttpRequest, form: EntryForm | None = None) -> HttpResponse:
-    context = {"entries": Entry.objects.all(), "form": form or EntryForm()}
+    # Where the topic's log stands, read before the entries: the page joins from there.
+    position = topic_position(TOPIC)
+    context = {"entries": list(Entry.objects.all()), "form": form or EntryForm()}
+    context["position"] = position
     return render(request, "blog/entry_list.html", context)
 
 

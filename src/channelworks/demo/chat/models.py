@@ -41,11 +41,6 @@ class Room(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("chat:room", args=[self.slug])
 
-    @property
-    def group_name(self) -> str:
-        """The channel layer group of the room's open sockets."""
-        return f"chat.{self.slug}"
-
 
 class Message(models.Model):
     #: the longest message accepted, in characters

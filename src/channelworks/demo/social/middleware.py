@@ -1,4 +1,4 @@
-"""Note each page's notification cursor before its view reads anything (see ``consumers.py``)."""
+"""Note each page's notification cursor before its view reads anything (``topics.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from channelworks.demo.social.notify import latest_id
 
 class NotificationCursorMiddleware:
     """Sets ``request.notifications_since`` for a logged-in user: ``base.html`` gives it to
-    the page's notification socket, which catches up with what came after it. Read before the
+    the page (notifications.js), which catches up with what came after it. Read before the
     view, so that whatever the view shows was read after it: nothing falls between the two."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

@@ -1,4 +1,5 @@
-"""Notify a user: store a ``Notification`` and push it to every page they have open.
+"""Notify a user: store a ``Notification`` and push it to every page they have open (the
+topic ``notifications:<user id>``, ``topics.NotificationsTopic``).
 
 Call these from sync code (views, model signals, sync consumers): they use the ORM, and
 reach the channel layer through ``async_to_sync``. The push waits for the transaction to
@@ -9,17 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.db.models import Max
 
 from channelworks.demo.social.models import Notification
-from channelworks.layers import get_channel_layer
+from channelworks.topics import broadcast
 
 
-def user_group(user_id: int) -> str:
-    """The group of every notification socket ``user_id`` has open (one per tab)."""
-    return f"notifications.user.{user_id}"
+def user_topic(user_id: int) -> str:
+    """The topic every page of ``user_id`` joins (``topics.NotificationsTopic``)."""
+    return f"notifications:{user_id}"
 
 
 #: the most notifications a page catches up with when its socket opens (the newest ones)
@@ -57,12 +57,8 @@ def notify(
     )
 
     def push() -> None:
-        event = {
-            "type": "notification.created",
-            "notification": notification.as_event(),
-            "unread": unread_count(recipient.pk),
-        }
-        send_to_user(recipient.pk, event)
+        payload = {**notification.as_event(), "unread": unread_count(recipient.pk)}
+        broadcast(user_topic(recipient.pk), "notification", payload)
 
     transaction.on_commit(push, robust=True)
     return notification
@@ -75,14 +71,9 @@ def mark_read(user_id: int, ids: list[int] | None = None) -> int:
         unread = unread.filter(pk__in=ids)
     changed = unread.update(read=True)
     count = unread_count(user_id)
-    transaction.on_commit(
-        lambda: send_to_user(user_id, {"type": "notification.unread", "unread": count}),
-        robust=True,
-    )
+
+    def push_unread() -> None:
+        broadcast(user_topic(user_id), "unread", {"count": count})
+
+    transaction.on_commit(push_unread, robust=True)
     return changed
-
-
-def send_to_user(user_id: int, event: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(user_group(user_id), event)

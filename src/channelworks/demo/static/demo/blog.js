@@ -1,12 +1,12 @@
-// The live blog: entries are added, changed and removed as the server says. The page keeps
-// the position of the last event it got and reconnects with it, so the events it missed are
-// sent then; without one (or when the server lost its log) the server sends every entry and
-// the page is made to match them.
-import { ReconnectingSocket } from "./socket.js";
+// The live blog: entries are added, changed and removed as the topic `liveblog` says
+// (blog/topics.py). The page joins from the position its view read before the entries, and
+// after a reconnect from the last event it got, so the events it missed arrive then; when the
+// server cannot replay them (`recovered: false`: it lost its log), the page asks for every
+// entry and is made to match them.
+import { topics } from "./live.js";
 
 const entries = document.getElementById("entries");
 const canEdit = entries.dataset.canEdit === "true";
-let position = null;
 
 function render(entry) {
   let article = entries.querySelector(`article[data-id="${entry.id}"]`);
@@ -49,29 +49,23 @@ function replaceAll(all) {
   for (const entry of all) entries.append(entries.querySelector(`article[data-id="${entry.id}"]`));
 }
 
-function remember(next) {
-  if (!next) return;
-  if (!position || position[1] !== next[1] || next[0] > position[0]) position = next;
-}
-
-new ReconnectingSocket(
-  () => {
-    if (!position) return "/ws/liveblog/";
-    const params = new URLSearchParams({ offset: String(position[0]), epoch: position[1] });
-    return `/ws/liveblog/?${params}`;
-  },
-  {
-    onMessage(message) {
-      remember(message.position);
-      if (message.type === "created" || message.type === "updated") {
-        render(message.entry);
-      } else if (message.type === "deleted") {
-        entries.querySelector(`article[data-id="${message.id}"]`)?.remove();
-      } else if (message.type === "entries") {
-        replaceAll(message.entries);
-      } else if (message.type === "resumed") {
-        entries.dataset.resumed = message.source;
-      }
-    },
-  },
-);
+const blog = topics.topic("liveblog");
+// Where the topic's log stood when the page was made: the first join replays what came after.
+blog.position = JSON.parse(document.getElementById("blog-position").textContent);
+blog.on("created", ({ entry }) => render(entry));
+blog.on("updated", ({ entry }) => render(entry));
+blog.on("deleted", ({ id }) => entries.querySelector(`article[data-id="${id}"]`)?.remove());
+blog.onJoin(async ({ recovered }) => {
+  if (recovered !== false) {
+    entries.dataset.resumed = "log";
+    return;
+  }
+  entries.dataset.resumed = "catching-up";
+  try {
+    replaceAll((await blog.push("entries", {})).entries);
+    entries.dataset.resumed = "database";
+  } catch {
+    entries.dataset.resumed = "failed"; // the next rejoin tries again
+  }
+});
+blog.join().catch(() => {});

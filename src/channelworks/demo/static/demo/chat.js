@@ -1,11 +1,14 @@
-// A chat room: the history, then messages from the room's socket; the form sends one.
+// A chat room on the site's topics socket: the history, then the room's topic `chat:<slug>`
+// (chat/topics.py) for new messages, who is here and who is typing; the form pushes a message.
 //
 // The page opens at its newest message and loads older pages as the user scrolls up (or
-// presses "Load older messages"). It keeps the position of the last message it got and the id
-// of the newest one it shows, and reconnects with both: the server then sends what was
-// missed meanwhile, from the room's log or from the database (chat/consumers.py); a message
-// it shows already is skipped, so none appears twice.
-import { ReconnectingSocket } from "./socket.js";
+// presses "Load older messages"). It joins the room's topic from the position its view read
+// before the history, and after a reconnect from the last message it got: the server replays
+// what was missed meanwhile, in order, before anything live ("You missed N messages"). When
+// it cannot (`recovered: false`: the server lost its log, or too much was missed) the page
+// asks the database for the messages after the newest it shows (`?after=`), holding live
+// ones until they are in; more than it would show: it reloads. A message it shows already is
+// skipped, so none appears twice.
 import { avatar, messageItem, regroup } from "./messages.js";
 import { topics } from "./live.js";
 import { watchRooms } from "./unread.js";
@@ -30,8 +33,8 @@ let toldTypingAt = 0;
 
 const shown = new Set();
 let newest = 0; // the id of the newest message shown
-let position = null; // [offset, epoch] of the last message from the room's log
 let loading = false;
+let held = null; // live messages that wait while the page catches up from the database
 
 function showError(text) {
   error.textContent = text;
@@ -88,18 +91,12 @@ async function loadOlder() {
 }
 
 // After a reconnect: "You missed 6 messages", until the user reads on.
-let reconnected = false;
 const missedNote = document.getElementById("missed");
 function showMissed(count) {
   missedNote.textContent = `You missed ${count} message${count === 1 ? "" : "s"} while reconnecting: they are above, in order.`;
   missedNote.hidden = false;
   clearTimeout(showMissed.timer);
   showMissed.timer = setTimeout(() => (missedNote.hidden = true), 10_000);
-}
-
-function remember(next) {
-  if (!next) return;
-  if (!position || position[1] !== next[1] || next[0] > position[0]) position = next;
 }
 
 for (const message of history.messages) append(message);
@@ -110,49 +107,91 @@ new IntersectionObserver((entries) => {
   if (entries.some((entry) => entry.isIntersecting)) loadOlder();
 }, { root: scroller }).observe(older);
 
-const socket = new ReconnectingSocket(
-  () => {
-    const params = new URLSearchParams({ after: String(newest) });
-    if (position) {
-      params.set("offset", String(position[0]));
-      params.set("epoch", position[1]);
-    }
-    return `/ws/chat/${slug}/?${params}`;
-  },
-  {
-    onMessage(message) {
-      if (message.type === "message") {
-        remember(message.position);
-        append(message);
-      } else if (message.type === "resumed") {
-        remember(message.position);
-        room.dataset.resumed = message.source;
-        if (message.source === "reload") window.location.reload();
-        else if (reconnected && message.missed > 0) showMissed(message.missed);
-        reconnected = true;
-      } else if (message.type === "error") {
-        showError(message.message);
-      }
-    },
-    onOpen: () => showError(""),
-  },
-);
+const roomTopic = topics.topic(`chat:${slug}`);
+// Where the room's log stood when the page was made: the first join replays what came after.
+roomTopic.position = JSON.parse(document.getElementById("room-position").textContent);
 
-form.addEventListener("submit", (event) => {
-  event.preventDefault();
-  if (socket.send({ type: "message", text: input.value })) {
-    input.value = "";
-    toldTypingAt = 0; // the next message's typing is told at once
-    showError("");
+// What the page shows is read: the room lists count the unread messages after it.
+let toldRead = newest;
+function tellRead() {
+  if (newest <= toldRead || roomTopic.state !== "joined") return;
+  toldRead = newest;
+  roomTopic.push("read", { id: newest }).catch(() => (toldRead = 0));
+}
+
+function received(message) {
+  if (held) held.push(message);
+  else append(message);
+  tellRead();
+}
+
+// The log could not give what was missed: the database can (the messages after the newest
+// one shown), while live ones wait so that the order holds.
+async function catchUp() {
+  room.dataset.resumed = "catching-up";
+  held = [];
+  let missed = 0;
+  try {
+    const response = await fetch(`${room.dataset.olderUrl}?after=${newest}`);
+    if (!response.ok) throw new Error(`${response.status}`);
+    const page = await response.json();
+    if (page.more) return window.location.reload(); // too much to show here
+    missed = page.messages.filter((message) => !shown.has(message.id)).length;
+    for (const message of page.messages) append(message);
+  } catch {
+    showError("Could not load the messages missed while reconnecting; reload the page.");
+  } finally {
+    const live = held;
+    held = null;
+    for (const message of live) append(message);
+  }
+  room.dataset.resumed = "database";
+  tellRead();
+  return missed;
+}
+
+roomTopic.on("message", received);
+roomTopic.onJoin(async ({ rejoin, recovered, missed }) => {
+  showError("");
+  form.querySelector("button").disabled = false;
+  if (recovered === false) {
+    const count = await catchUp();
+    if (rejoin && count > 0) showMissed(count);
   } else {
-    showError("Not connected; try again in a moment.");
+    room.dataset.resumed = "log";
+    if (rejoin && missed > 0) showMissed(missed);
+  }
+});
+// Who may see the room changed (chat/signals.py): join again, which asks the server.
+roomTopic.onClose(({ kind, reason }) => {
+  if (kind === "closed" && reason === "recheck") {
+    roomTopic.join();
+    return;
+  }
+  form.querySelector("button").disabled = true;
+  showError(reason === "not_found" ? "This room is gone, or you may no longer see it." : `Left the room (${reason}).`);
+});
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const text = input.value;
+  input.value = "";
+  toldTypingAt = 0; // the next message's typing is told at once
+  showError("");
+  try {
+    await roomTopic.push("message", { text }, { timeout: 5000 });
+  } catch (error) {
+    if (error.kind === "disconnected") {
+      showError("The connection dropped while sending: the message shows above if it was sent.");
+      return;
+    }
+    if (!input.value) input.value = text; // not sent: the text is back to send again
+    showError(error.kind === "reply" ? error.response.message || error.reason : "Not sent (not connected); try again in a moment.");
   }
 });
 
-// -- who is here, who is typing: the room's topic on the site's topics socket ---------------
+// -- who is here, who is typing: the same topic ---------------------------------------------
 
-
-const roomTopic = topics.topic(`chat:${slug}`);
 const presence = new Channelworks.Presence(roomTopic);
 
 presence.onSync(() => {
@@ -199,5 +238,5 @@ input.addEventListener("input", () => {
   roomTopic.push("typing", {}).catch(() => {}); // best effort: it is stale in seconds anyway
 });
 
-roomTopic.join().catch(() => {});
+roomTopic.join().catch(() => {}); // a refusal: onClose says it
 watchRooms(me); // the other rooms of the sidebar

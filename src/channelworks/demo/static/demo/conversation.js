@@ -1,6 +1,6 @@
 // A direct-message conversation: a message from the other person is shown as it arrives,
 // and marked read at once (the page shows it: the unread badge must not count it).
-import { socket } from "./notifications.js";
+import { markRead } from "./notifications.js";
 import { messageItem, paint, regroup } from "./messages.js";
 
 const scroller = document.getElementById("scroller");
@@ -17,7 +17,7 @@ scroller.scrollTop = scroller.scrollHeight;
 window.addEventListener("demo:notification", (event) => {
   const notification = event.detail;
   if (notification.kind !== "message" || notification.data.sender !== peer) return;
-  socket.send({ type: "mark_read", ids: [notification.id] });
+  markRead([notification.id]);
   // A message sent while the page loaded can be in its HTML and caught up by the socket too.
   if (list.querySelector(`li[data-id="${notification.data.id}"]`)) return;
   const message = {

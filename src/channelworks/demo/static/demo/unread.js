@@ -29,6 +29,10 @@ export function watchRooms(me) {
         newest = 0; // no count: the page's own, and every message from now on
       }
     });
+    // Who may see the room changed (chat/signals.py): join again, which asks the server.
+    activity.onClose(({ kind, reason }) => {
+      if (kind === "closed" && reason === "recheck") activity.join();
+    });
     activity.join().catch(() => {});
   }
 }
