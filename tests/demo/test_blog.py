@@ -135,6 +135,18 @@ async def test_a_page_that_reconnects_gets_the_edits_it_missed() -> None:
     await page.close()
 
 
+async def test_the_page_joins_from_where_the_log_stood_when_it_was_made() -> None:
+    entry = await database_sync_to_async(Entry.objects.create)(title="Made", body="b")
+    response = await AsyncClient().get("/blog/")
+    position = response.context["position"]
+    assert b'id="blog-position"' in response.content
+    pk = entry.pk
+    await database_sync_to_async(entry.delete)()  # before the page's socket joins
+    page = await live_page(since=position)
+    assert (await page.event("liveblog", "deleted"))[4] == {"id": pk}
+    await page.close()
+
+
 async def test_a_page_whose_log_is_lost_is_told_and_gets_every_entry_again() -> None:
     entry = await database_sync_to_async(Entry.objects.create)(title="Now", body="b")
     page = await Topics.open()

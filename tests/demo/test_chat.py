@@ -140,6 +140,27 @@ async def test_a_lost_log_says_so_and_the_database_has_what_was_missed(
     await bob.close()
 
 
+async def test_a_page_joins_from_where_the_log_stood_when_it_was_made(
+    general: Room, alice: User, alice_session: str, bob_session: str
+) -> None:
+    bob = await in_room("general", bob_session)
+    await say(bob, "general", "before the page")
+    client = Client()
+    await database_sync_to_async(client.force_login)(alice)
+    response = await database_sync_to_async(client.get)("/rooms/general/")
+    position = response.context["position"]
+    assert b'id="room-position"' in response.content
+    await say(bob, "general", "between the page and its socket")
+    alice_page = await Topics.open(alice_session)
+    reply = await alice_page.join("chat:general", since=position)
+    assert (reply["response"]["recovered"], reply["response"]["missed"]) == (True, 1)
+    frame = await alice_page.event("chat:general", "message")
+    assert frame[4]["text"] == "between the page and its socket"
+    assert await alice_page.nothing()
+    await alice_page.close()
+    await bob.close()
+
+
 @pytest.mark.parametrize("since", [["x", "e"], [1], "1", [-1, "e"]])
 async def test_a_malformed_position_is_not_recovered(
     general: Room, alice_session: str, since: object
