@@ -8,7 +8,10 @@ from django.test import Client
 
 from channelworks.db import database_sync_to_async
 from channelworks.demo.chat.models import Message, Room
+from channelworks.demo.chat.topics import RoomTopic
 from channelworks.demo.chat.views import CATCH_UP
+from channelworks.layers import InMemoryChannelLayer
+from channelworks.topics import group_for
 from tests.demo.support import Topics, close_code, in_room
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("channelworks.demo.urls")]
@@ -207,6 +210,31 @@ async def test_who_may_not_join_a_room_is_refused(
     assert await refusal("chat:nowhere", carol_session) == "not_found"
     assert await refusal("chat:backstage", carol_session) == "not_found"  # private
     assert await refusal("activity:backstage", carol_session) == "not_found"
+
+
+async def test_a_join_that_fails_leaves_the_rooms_group(
+    backstage: Room,
+    alice_session: str,
+    carol_session: str,
+    channel_layer: InMemoryChannelLayer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The join is in the topic's group before it asks the database (signals.py's kicks must
+    # reach it): a refusal, or a failure after it, takes it out again.
+    carol = await Topics.open(carol_session)
+    assert (await carol.join("chat:backstage"))["status"] == "error"
+    assert not channel_layer.members(group_for("chat:backstage"))
+
+    async def track_fails(*args: object) -> None:
+        raise RuntimeError("presence is down")
+
+    monkeypatch.setattr(RoomTopic, "track", track_fails)
+    alice = await Topics.open(alice_session)
+    reply = await alice.join("chat:backstage")
+    assert reply == {"status": "error", "response": {"reason": "join_crashed"}}
+    assert not channel_layer.members(group_for("chat:backstage"))
+    for page in (alice, carol):
+        await page.close()
 
 
 async def test_a_private_room_hears_only_its_members(

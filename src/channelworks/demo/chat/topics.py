@@ -51,7 +51,8 @@ async def require_visible(topic: Topic) -> str:
     """Refuse the join unless the user may see the topic's room; their avatar's URL.
 
     The socket is in the topic's group before the database is asked: a change of who may see
-    the room committed meanwhile is a kick (signals.py) that reaches it once it has joined."""
+    the room committed meanwhile is a kick (signals.py) that reaches it once it has joined.
+    A join that fails after this leaves the group again (``leave_group``)."""
     user = topic.user
     if user is None or not user.is_authenticated:
         raise JoinRefused("login_required")
@@ -61,13 +62,20 @@ async def require_visible(topic: Topic) -> str:
     await layer.group_add(topic.group, channel)
     try:
         visible, avatar = await may_see(user, topic.params["slug"])
+        if not visible:
+            raise JoinRefused("not_found")  # a private room is "missing" to non-members
     except BaseException:
-        await layer.group_discard(topic.group, channel)
+        await leave_group(topic)
         raise
-    if not visible:
-        await layer.group_discard(topic.group, channel)
-        raise JoinRefused("not_found")  # a private room is "missing" to non-members
     return avatar
+
+
+async def leave_group(topic: Topic) -> None:
+    """Undo ``require_visible``'s ``group_add`` for a join that does not happen (the topics
+    socket leaves the groups of the topics it joined, not of those it refused)."""
+    layer, channel = topic.socket.channel_layer, topic.socket.channel_name
+    if layer is not None and channel is not None:
+        await layer.group_discard(topic.group, channel)
 
 
 @database_sync_to_async
@@ -101,7 +109,11 @@ class RoomTopic(Topic):
     async def join(self, params: dict[str, Any]) -> dict[str, Any] | None:
         avatar = await require_visible(self)
         self.username: str = self.user.get_username()
-        await self.track(self.username, {"avatar": avatar, "online_at": time.time()})
+        try:
+            await self.track(self.username, {"avatar": avatar, "online_at": time.time()})
+        except BaseException:
+            await leave_group(self)
+            raise
         return {"user": self.username}
 
     async def handle_in(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | Reply | None:
