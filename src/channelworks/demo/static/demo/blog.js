@@ -55,8 +55,9 @@ blog.position = JSON.parse(document.getElementById("blog-position").textContent)
 blog.on("created", ({ entry }) => render(entry));
 blog.on("updated", ({ entry }) => render(entry));
 blog.on("deleted", ({ id }) => entries.querySelector(`article[data-id="${id}"]`)?.remove());
-blog.onJoin(async ({ recovered }) => {
-  if (recovered !== false) {
+blog.onJoin(async ({ recovered, position }) => {
+  // No position at all: a channel layer without history, which can replay nothing.
+  if (recovered !== false && position) {
     entries.dataset.resumed = "log";
     return;
   }

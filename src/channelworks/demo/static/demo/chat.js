@@ -151,10 +151,11 @@ async function catchUp() {
 }
 
 roomTopic.on("message", received);
-roomTopic.onJoin(async ({ rejoin, recovered, missed }) => {
+roomTopic.onJoin(async ({ rejoin, recovered, missed, position }) => {
   showError("");
   form.querySelector("button").disabled = false;
-  if (recovered === false) {
+  // No position at all: a channel layer without history, which can replay nothing.
+  if (recovered === false || !position) {
     const count = await catchUp();
     if (rejoin && count > 0) showMissed(count);
   } else {
