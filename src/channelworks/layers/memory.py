@@ -67,15 +67,44 @@ Message = dict[str, Any]
 
 
 class _Channel:
-    __slots__ = ("capacity", "queue", "read", "waiters")
+    __slots__ = ("capacity", "more", "queue", "read", "waiter")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.read = False  # received from since the last sweep: someone is alive to read it
         # Most channels are a consumer's own, read by one waiter and rarely queued: the queue
-        # is made on first use (an empty deque costs 600+ bytes) and waiters is a short list.
+        # is made on first use (an empty deque costs 600+ bytes), and the first waiter has a
+        # slot of its own; ``more`` (made when a second one comes) holds the others, in order.
+        # Invariant: ``more`` is empty or None while ``waiter`` is None.
         self.queue: deque[tuple[float, Message]] | None = None
-        self.waiters: list[asyncio.Future[Message]] = []
+        self.waiter: asyncio.Future[Message] | None = None
+        self.more: list[asyncio.Future[Message]] | None = None
+
+    def add_waiter(self, waiter: asyncio.Future[Message]) -> None:
+        if self.waiter is None:
+            self.waiter = waiter
+        elif self.more is None:
+            self.more = [waiter]
+        else:
+            self.more.append(waiter)
+
+    def next_waiter(self) -> asyncio.Future[Message] | None:
+        """Take the first waiter out of the line (``None`` if nobody waits)."""
+        waiter, more = self.waiter, self.more
+        self.waiter = more.pop(0) if more else None
+        return waiter
+
+    def remove_waiter(self, waiter: asyncio.Future[Message]) -> None:
+        if self.waiter is waiter:
+            self.next_waiter()
+        elif self.more and waiter in self.more:
+            self.more.remove(waiter)
+
+    def take_waiters(self) -> list[asyncio.Future[Message]]:
+        """Every waiter, in order; none is left in line."""
+        waiters = [] if self.waiter is None else [self.waiter, *(self.more or ())]
+        self.waiter = self.more = None
+        return waiters
 
 
 class _Log:
@@ -193,7 +222,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             return message
         state = self._channels[channel]
         waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        state.waiters.append(waiter)
+        state.add_waiter(waiter)
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -201,8 +230,8 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
                 # Handed over, then cancelled before the caller saw it: give it back, first
                 # in line, to the next reader or the queue.
                 self._give_back(channel, waiter.result())
-            elif waiter in state.waiters:
-                state.waiters.remove(waiter)
+            else:
+                state.remove_waiter(waiter)
             self._forget_if_idle(channel, state)  # a reader that stops frees its channel
             raise
 
@@ -254,7 +283,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         for channel, until in members.items():
             state = channels.get(channel)
             if until <= now:
-                if state is None or not (state.read or state.waiters):
+                if state is None or not (state.read or state.waiter is not None):
                     expired.append(channel)
                     continue
                 members[channel] = now + self.group_expiry  # still read: it stays
@@ -262,14 +291,12 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
                 state = self._new_state(channel)
             # The two common cases inlined (a consumer's reader is waiting; or it is busy and
             # the message joins its queue); everything else goes through _deliver.
-            waiters = state.waiters
-            if waiters:
-                if len(waiters) == 1:
-                    waiter = waiters[0]
-                    if not waiter.done() and waiter.get_loop() is loop:
-                        waiters.clear()
-                        waiter.set_result(message.copy())
-                        continue
+            waiter = state.waiter
+            if waiter is not None:
+                if not state.more and not waiter.done() and waiter.get_loop() is loop:
+                    state.waiter = None
+                    waiter.set_result(message.copy())
+                    continue
             else:
                 queue = state.queue
                 if queue is not None and len(queue) < state.capacity:
@@ -394,8 +421,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         their channels does not wait forever. Returns how many ended."""
         ended = 0
         for channel, state in list(self._channels.items()):
-            waiters, state.waiters = state.waiters, []
-            for waiter in waiters:
+            for waiter in state.take_waiters():
                 if not waiter.done():
                     waiter.set_exception(error(channel))
                     ended += 1
@@ -425,9 +451,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         to the front of the queue and capacity does not apply, since refusing it now would
         lose it without a trace.
         """
-        waiters = state.waiters
-        while waiters:
-            waiter = waiters.pop(0)
+        while (waiter := state.next_waiter()) is not None:
             if waiter.done():
                 continue
             waiter_loop = waiter.get_loop()
@@ -475,7 +499,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             self.stats.expired += 1
 
     def _forget_if_idle(self, channel: str, state: _Channel) -> None:
-        if not state.queue and not state.waiters and self._channels.get(channel) is state:
+        if not state.queue and state.waiter is None and self._channels.get(channel) is state:
             del self._channels[channel]
 
     def sweep(self, now: float | None = None) -> None:
@@ -491,7 +515,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         for group, members in list(self._groups.items()):
             for channel, until in list(members.items()):
                 reader = channels.get(channel)
-                if reader is not None and (reader.read or reader.waiters):
+                if reader is not None and (reader.read or reader.waiter is not None):
                     members[channel] = refreshed  # a channel still read keeps its memberships
                 elif until <= now:
                     del members[channel]
