@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import threading
 from typing import Any
+from unittest import mock
 
 import pytest
+from asgiref.sync import iscoroutinefunction as asgiref_iscoroutinefunction
+from asgiref.sync import markcoroutinefunction
 
 from channelworks.consumers import (
     AsyncJsonWebsocketConsumer,
@@ -14,6 +19,7 @@ from channelworks.consumers import (
     JsonWebsocketConsumer,
     WebsocketConsumer,
 )
+from channelworks.consumers.websocket import WebsocketCore
 from channelworks.exceptions import AcceptConnection, CloseConnection, DenyConnection
 from channelworks.layers import InMemoryChannelLayer
 from channelworks.testing import WebsocketCommunicator
@@ -428,3 +434,89 @@ async def test_an_oserror_of_the_handler_itself_is_still_an_error(
         with pytest.raises(FileNotFoundError):
             await comm.wait()
     assert "failed handling message type 'websocket.receive'" in caplog.text
+
+
+async def test_a_subclass_awaits_the_frame_handler_of_its_base() -> None:
+    """``websocket_receive`` is a plain ``def`` marked as a coroutine function (one coroutine
+    fewer per frame); a subclass wrapping it with ``await super()`` works as in Channels."""
+
+    class Wrapping(AsyncWebsocketConsumer):
+        async def websocket_receive(self, message: Message) -> None:
+            await self.send(text_data="before")
+            await super().websocket_receive(message)
+
+        async def receive(self, text_data: str | None = None, bytes_data: Any = None) -> None:
+            await self.send(text_data=f"got {text_data}")
+
+    assert inspect.iscoroutinefunction(AsyncWebsocketConsumer.websocket_receive) or (
+        asgiref_iscoroutinefunction(AsyncWebsocketConsumer.websocket_receive)
+    )
+    comm = WebsocketCommunicator(Wrapping.as_asgi(), "/")
+    await comm.connect()
+    await comm.send_to(text_data="x")
+    assert await comm.receive_from() == "before"
+    assert await comm.receive_from() == "got x"
+    await comm.disconnect()
+
+
+async def test_receive_replaced_after_the_first_frame_is_called_the_new_way() -> None:
+    """Frames go to an ``async def receive`` directly, found once per class; a class whose
+    ``receive`` is patched (a test's mock) or whose ``call_hook`` is wrapped is not."""
+    hooked: list[str] = []
+
+    class Direct(AsyncWebsocketConsumer):
+        async def receive(self, text_data: str | None = None, bytes_data: Any = None) -> None:
+            await self.send(text_data=f"direct {text_data}")
+
+    class Hooked(Direct):
+        async def call_hook(self, hook: Any, *args: Any, **kwargs: Any) -> Any:
+            hooked.append(hook.__name__)
+            return await super().call_hook(hook, *args, **kwargs)
+
+    comm = WebsocketCommunicator(Direct.as_asgi(), "/")
+    await comm.connect()
+    await comm.send_to(text_data="1")
+    assert await comm.receive_from() == "direct 1"
+
+    async def patched(self: Direct, text_data: str | None = None, bytes_data: Any = None) -> None:
+        await self.send(text_data=f"patched {text_data}")
+
+    with mock.patch.object(Direct, "receive", patched):
+        await comm.send_to(text_data="2")
+        assert await comm.receive_from() == "patched 2"
+    await comm.send_to(text_data="3")
+    assert await comm.receive_from() == "direct 3"
+    await comm.disconnect()
+
+    comm = WebsocketCommunicator(Hooked.as_asgi(), "/")
+    await comm.connect()
+    await comm.send_to(text_data="4")
+    assert await comm.receive_from() == "direct 4"
+    assert hooked == ["connect", "receive"]
+    await comm.disconnect()
+
+
+async def test_a_handler_marked_as_a_coroutine_function_is_awaited(
+    channel_layer: InMemoryChannelLayer,
+) -> None:
+    """A plain ``def`` marked with asgiref's ``markcoroutinefunction`` returns an awaitable:
+    dispatch awaits it on the loop, in a sync consumer too (it never goes to a thread)."""
+    threads: list[bool] = []
+
+    class Marked(WebsocketConsumer):
+        groups = ["marked"]
+
+        @markcoroutinefunction
+        def chat_message(self, event: Message) -> Any:
+            threads.append(threading.current_thread() is threading.main_thread())
+            return self._reply(event["text"])
+
+        async def _reply(self, text: str) -> None:
+            await WebsocketCore._send(self, text_data=f"marked {text}")
+
+    comm = WebsocketCommunicator(Marked.as_asgi(), "/")
+    await comm.connect()
+    await channel_layer.group_send("marked", {"type": "chat.message", "text": "hi"})
+    assert await comm.receive_from() == "marked hi"
+    assert threads == [True]
+    await comm.disconnect()

@@ -43,7 +43,7 @@ from channelworks.exceptions import StopConsumer, UnhandledMessageType
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.registry import get_channel_layer
 from channelworks.limits.guard import ConnectionGuard
-from channelworks.ops.connections import Connection, observe
+from channelworks.ops.connections import DURATION_BUCKETS, Connection, bucket_of, observe
 from channelworks.types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("channelworks.consumers")
@@ -224,9 +224,14 @@ class AsyncConsumer:
             protocol = f"{self.scope['type']}_"
             cache = cls._layer_handlers.setdefault(protocol, {})
         yield_turn = asyncio.sleep  # a local: looked up once per message otherwise
-        tasks = TaskCount.of(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        tasks = TaskCount.of(loop)
+        # TaskCount.reliable, inlined: whether the loop's task factory is still the count's
+        counting, task_factory = tasks.factory, loop.get_task_factory
         seen = -1  # tasks the loop had created when the last message was handed over
         observed = self._conn  # times handlers for operators (channelworks.ops), if on
+        timings = observed.timings if observed is not None else {}
+        quick = DURATION_BUCKETS[0]
         started, kind = 0.0, None
         try:
             while True:
@@ -239,7 +244,7 @@ class AsyncConsumer:
                     message = await source(channel) if waiting is None else waiting
                 # The loop's turn before the message if tasks were started since the last one
                 # was handed over (turns.py), so that they run first.
-                if seen != tasks.created or not tasks.reliable:
+                if seen != tasks.created or task_factory() is not counting:
                     await yield_turn(0)
                 seen = tasks.created
                 if turn.busy:
@@ -283,9 +288,21 @@ class AsyncConsumer:
                         observed.failed(kind, exc)
                     await self.handle_exception(exc, message)
                 finally:
-                    turn.release()
-                    if observed is not None:
-                        observed.handled(kind, perf_counter() - started)
+                    if turn.waiting is None:  # _Turn.release, inlined: nobody waits
+                        turn.busy = False
+                    else:
+                        turn.release()
+                    if observed is not None:  # Connection.handled, inlined
+                        elapsed = perf_counter() - started
+                        try:
+                            timing = timings[kind]
+                        except (KeyError, TypeError):  # a new type, or unhashable
+                            timing = observed.timing_of(kind)
+                        if elapsed < quick:  # most handlers: the first bucket
+                            timing.counts[0] += 1
+                        else:
+                            timing.counts[bucket_of(DURATION_BUCKETS, elapsed)] += 1
+                        timing.sum += elapsed
         except BaseException as exc:
             if owner is None or isinstance(exc, asyncio.CancelledError):
                 raise

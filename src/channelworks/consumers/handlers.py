@@ -15,8 +15,9 @@ Rules of this file:
   that binds to the instance (``sync_to_async``, ``database_sync_to_async``); a class, a
   builtin, a C method or any other callable object stored on the class is not, except a mock
   patched over a handler in a test;
-- ``async def`` handlers are awaited on the event loop. In a consumer that allows sync
-  handlers, a plain ``def`` runs in a worker thread of a pool shared by the process
+- ``async def`` handlers (and plain ``def`` marked with asgiref's ``markcoroutinefunction``,
+  which return an awaitable) are awaited on the event loop. In a consumer that allows sync
+  handlers, another plain ``def`` runs in a worker thread of a pool shared by the process
   (sync_pool.py); in an async consumer a plain ``def`` is accepted only if it returns an
   awaitable (a decorator's wrapper), else it is an error;
 - resolutions are cached per class and re-checked against the class attribute on every use,
@@ -31,6 +32,8 @@ import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+
+from asgiref.sync import iscoroutinefunction
 
 from channelworks.consumers.sync_pool import run_sync
 from channelworks.exceptions import UnhandledMessageType
@@ -110,7 +113,7 @@ def resolve(cls: type, message_type: object, sync_allowed: bool) -> Resolution:
 
         call.__qualname__ = f"{where}.{name}"
 
-    if inspect.iscoroutinefunction(attribute):
+    if iscoroutinefunction(attribute):  # asgiref's: a function marked as one counts
         return name, attribute, call, Mode.AWAIT
     return name, attribute, call, Mode.THREAD if sync_allowed else Mode.CALL_THEN_AWAIT
 

@@ -12,13 +12,16 @@ import asyncio
 import inspect
 import json
 import logging
+import weakref
 from asyncio import current_task
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from time import monotonic
 from typing import Any, ClassVar
 
+from asgiref.sync import markcoroutinefunction
+
 from channelworks.consumers.base import AsyncConsumer, SyncConsumer
-from channelworks.consumers.handlers import framework_class, is_async_hook
+from channelworks.consumers.handlers import framework_class
 from channelworks.consumers.presence import PresenceHooks
 from channelworks.consumers.sync_pool import call_async
 from channelworks.exceptions import (
@@ -37,6 +40,7 @@ from channelworks.limits.logs import limit_log
 from channelworks.limits.logs import logger as limits_logger
 from channelworks.limits.outbound import SEND_CODES, SendWatch, cancel_sends
 from channelworks.limits.stats import stats
+from channelworks.ops.connections import utf8_size
 from channelworks.types import Message
 
 logger = logging.getLogger("channelworks.consumers")
@@ -96,28 +100,36 @@ class WebsocketCore(PresenceHooks, AsyncConsumer):
         except DenyConnection:
             await self._close()
 
-    async def websocket_receive(self, message: Message) -> None:
-        if self._conn is not None:
-            self._conn.received(message)
+    @markcoroutinefunction
+    def websocket_receive(self, message: Message) -> Awaitable[None]:
+        """A frame from the client: counted, checked against the inbound limits, and handed
+        to ``receive``. A plain ``def`` marked as a coroutine function, which returns the
+        awaitable of what it calls: one coroutine fewer per frame (dispatch awaits it, and a
+        subclass's ``await super().websocket_receive(message)`` works as with an ``async
+        def``)."""
         text = message.get("text")
+        size = len(text) if text is not None else len(message.get("bytes") or b"")
+        conn = self._conn
+        if conn is not None:  # the operators' counters, kept here: this runs once per frame
+            conn.frames_in += 1
+            conn.bytes_in += size if text is None or text.isascii() else utf8_size(text)
         inbound = self._inbound
         if inbound is not None:
-            size = len(text) if text is not None else len(message.get("bytes") or b"")
             if not inbound.allow(monotonic(), size):
-                await self._over_limit(inbound, size)
-                return
+                return self._over_limit(inbound, size)
             inbound.dropping = False
-        receive = self.receive
-        # The hot path, no call_hook coroutine per frame: unless a subclass wraps call_hook.
-        if type(self).call_hook is AsyncConsumer.call_hook and is_async_hook(receive):
+        receive: Callable[..., Awaitable[None]] = self.receive
+        # The hot path: no call_hook coroutine per frame (see direct_receive)
+        direct = _direct_receive.get(type(self))
+        if direct is None:
+            direct = direct_receive(type(self))
+        if getattr(receive, "__func__", None) is direct:
             if text is not None:
-                await receive(text_data=text)
-            else:
-                await receive(bytes_data=message.get("bytes"))
-        elif text is not None:
-            await self.call_hook(receive, text_data=text)
-        else:
-            await self.call_hook(receive, bytes_data=message.get("bytes"))
+                return receive(text_data=text)
+            return receive(bytes_data=message.get("bytes"))
+        if text is not None:
+            return self.call_hook(receive, text_data=text)
+        return self.call_hook(receive, bytes_data=message.get("bytes"))
 
     async def websocket_disconnect(self, message: Message) -> None:
         await self._ended(message.get("code", 1005))
@@ -317,14 +329,19 @@ class WebsocketCore(PresenceHooks, AsyncConsumer):
         close: bool | int = False,
     ) -> None:
         message: Message
+        conn = self._conn  # the operators' counters, kept here: this runs once per frame
         if text_data is not None:
             message = {"type": "websocket.send", "text": text_data}
+            if conn is not None:
+                conn.frames_out += 1
+                conn.bytes_out += len(text_data) if text_data.isascii() else utf8_size(text_data)
         elif bytes_data is not None:
             message = {"type": "websocket.send", "bytes": bytes_data}
+            if conn is not None:
+                conn.frames_out += 1
+                conn.bytes_out += len(bytes_data)
         else:
             raise ValueError("send() needs text_data or bytes_data")
-        if self._conn is not None:
-            self._conn.sent(text_data, bytes_data)
         # Inline, not _to_client: this is the hot path. Under the slow-client bound, the
         # common case (not tripped) is inlined from _watched too; the count of sends
         # waiting is checked by the watchdog's sweeps and by _to_client's sends.
@@ -413,6 +430,25 @@ class JsonCore(WebsocketCore):
         if inspect.isawaitable(text):  # an async encode_json, as in Channels' async consumer
             text = await text
         await self._send(text_data=text, close=close)
+
+
+#: consumer class -> what ``direct_receive`` found for it
+_direct_receive: weakref.WeakKeyDictionary[type, object] = weakref.WeakKeyDictionary()
+_NOT_DIRECT = object()
+
+
+def direct_receive(cls: type[WebsocketCore]) -> object:
+    """The ``receive`` function that frames of ``cls``'s consumers may be handed to directly,
+    without ``call_hook``: ``cls.receive`` if it is an ``async def`` and ``cls`` does not wrap
+    ``call_hook``; else a value no method is. Kept per class (the first frame finds it)."""
+    receive = inspect.getattr_static(cls, "receive", None)
+    direct = (
+        receive
+        if cls.call_hook is AsyncConsumer.call_hook and inspect.iscoroutinefunction(receive)
+        else _NOT_DIRECT
+    )
+    _direct_receive[cls] = direct
+    return direct
 
 
 def _given_up(watch: SendWatch) -> None:

@@ -1,11 +1,14 @@
 """The live connections of this process and their counters, kept for operators.
 
 Rules of this file:
-- the consumer runtime calls in at four points only: ``observe`` when a WebSocket
-  connection starts, ``received``/``sent`` per frame, ``handled``/``failed`` per message,
-  ``closing`` when a close code is known and ``ended`` when the consumer ends. Each is a few
-  integer additions on the event loop: everything else (sums per route, Prometheus samples,
-  snapshots) is computed when someone asks (``Observer.totals``, ``snapshot.py``);
+- the consumer runtime calls in at a few points only: ``observe`` when a WebSocket
+  connection starts, ``opened`` at the accept, ``failed`` when a handler raises, ``closing``
+  when a close code is known and ``ended`` when the consumer ends. Per frame and per message
+  it adds to a ``Connection``'s counters and to its ``Timing`` itself (``websocket.py``'s
+  receive and send, ``base.py``'s message loop: a method call there would cost every
+  message): a few integer additions on the event loop. Everything else (sums per route,
+  Prometheus samples, snapshots) is computed when someone asks (``Observer.totals``,
+  ``snapshot.py``);
 - counters only grow: a connection's counters are added to its route's totals when it ends,
   so a sum over the totals and the live connections never goes back;
 - with observation off (``configure(observe=False)`` or the ``CHANNELWORKS_OBSERVE``
@@ -38,7 +41,7 @@ OTHER = "other"
 #: under ``OTHER``: a client may close with any code of 3000-4999
 MAX_CODES = 20
 
-_bucket = bisect.bisect_left  # the index of the first bound at or over a value
+bucket_of = bisect.bisect_left  # the index of the first bound at or over a value
 
 #: upper bounds (seconds) of the handler duration histogram's buckets
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -54,10 +57,6 @@ class Timing:
         self.sum = 0.0
         #: exception class name -> how many handlers of this type raised it
         self.failures: dict[str, int] = {}
-
-    def observe(self, seconds: float) -> None:
-        self.counts[_bucket(DURATION_BUCKETS, seconds)] += 1
-        self.sum += seconds
 
 
 @dataclass
@@ -115,47 +114,22 @@ class Connection:
 
     # -- called by the consumer runtime ------------------------------------------------------
 
-    def received(self, message: Mapping[str, Any]) -> None:
-        """A ``websocket.receive`` event arrived."""
-        self.frames_in += 1
-        text = message.get("text")
-        if text is not None:
-            self.bytes_in += len(text) if text.isascii() else _utf8_size(text)
-        else:
-            self.bytes_in += len(message.get("bytes") or b"")
-
-    def sent(self, text: str | None, data: bytes | None) -> None:
-        """A frame is being sent to the client."""
-        self.frames_out += 1
-        if text is not None:
-            self.bytes_out += len(text) if text.isascii() else _utf8_size(text)
-        elif data is not None:
-            self.bytes_out += len(data)
-
-    def handled(self, kind: object, seconds: float) -> None:
-        """A handler for a message of type ``kind`` ran for ``seconds``."""
-        timing = self.timings.get(kind)
-        if timing is None:
-            timing = self._new_timing(kind)
-        timing.counts[_bucket(DURATION_BUCKETS, seconds)] += 1  # Timing.observe, inlined
-        timing.sum += seconds
-
     def failed(self, kind: object, exc: BaseException) -> None:
         """A handler for a message of type ``kind`` raised ``exc`` (a ``CloseConnection``,
         a deliberate close, is not counted: its close code is)."""
         if isinstance(exc, CloseConnection):
             return
-        timing = self.timings.get(kind)
-        if timing is None:
-            timing = self._new_timing(kind)
+        timing = self.timing_of(kind)
         name = type(exc).__name__
         timing.failures[name] = timing.failures.get(name, 0) + 1
 
-    def _new_timing(self, kind: object) -> Timing:
-        """The timing of a type not seen yet for this consumer class. Types may come from
-        clients (a consumer forwarding their JSON to ``group_send``, an unhandled type): past
-        ``MAX_TYPES`` per class, and for a type that is not a string, they share ``OTHER``."""
-        if not isinstance(kind, str) or len(self.timings) >= MAX_TYPES:
+    def timing_of(self, kind: object) -> Timing:
+        """The timing of messages of type ``kind`` for this consumer class. Types may come
+        from clients (a consumer forwarding their JSON to ``group_send``, an unhandled type):
+        past ``MAX_TYPES`` per class, and for a type that is not a string, they share
+        ``OTHER``."""
+        timings = self.timings
+        if not isinstance(kind, str) or (kind not in timings and len(timings) >= MAX_TYPES):
             kind = OTHER
         timing = self.timings.get(kind)
         if timing is None:
@@ -396,9 +370,10 @@ __all__ = [
     "observe",
     "observer",
     "route_of",
+    "utf8_size",
 ]
 
 
-def _utf8_size(text: str) -> int:
+def utf8_size(text: str) -> int:
     """Bytes of ``text`` in UTF-8; a lone surrogate (a test's bad frame) counts as three."""
     return len(text.encode("utf-8", "surrogatepass"))
