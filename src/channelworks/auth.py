@@ -178,19 +178,18 @@ class _Fetched:
     and user ids the primary key cannot parse go through Django's ``get_user`` one by one.
     """
 
-    __slots__ = ("backends", "given", "users")
+    __slots__ = ("backends", "given", "pk", "users")
 
-    def __init__(self) -> None:
+    def __init__(self, pk: Any) -> None:
+        self.pk = pk  # the user model's primary key field
         #: dotted path -> backend instance; None for a backend with a get_user of its own
         self.backends: dict[str, Any] = {}
         self.users: dict[Any, Any] = {}  # primary key -> user, for every id the batch read
         self.given: set[Any] = set()  # ids whose instance a session already got
 
     def user_for(self, session: SessionBase) -> Any:
-        from django.contrib.auth import get_user_model
-
         try:
-            user_id = get_user_model()._meta.pk.to_python(session[SESSION_KEY])
+            user_id = self.pk.to_python(session[SESSION_KEY])
             backend = self.backends[session[BACKEND_SESSION_KEY]]
             user = self.users[user_id]
         except (KeyError, ValidationError, TypeError):  # Django's get_user decides (and logs)
@@ -247,17 +246,16 @@ def _fetch_for_batch(calls: list[tuple[Any, ...]]) -> _Fetched:
         ):
             waiting[session.session_key] = session
     if waiting:
-        model = SessionStore.get_model_class()
-        rows = model.objects.filter(expire_date__gt=timezone.now()).in_bulk(list(waiting))
+        rows = _session_rows(SessionStore.get_model_class(), list(waiting), timezone.now())
         for key, session in waiting.items():
-            row = rows.get(key)
-            if row is None:  # unknown or expired: empty, and no key, as Django's load leaves it
+            data = rows.get(key)
+            if data is None:  # unknown or expired: empty, and no key, as Django's load leaves it
                 session._session_key = None
                 session._session_cache = {}  # type: ignore[attr-defined]
             else:
-                session._session_cache = session.decode(row.session_data)  # type: ignore[attr-defined]
-    fetched = _Fetched()
+                session._session_cache = session.decode(data)  # type: ignore[attr-defined]
     pk = get_user_model()._meta.pk
+    fetched = _Fetched(pk)
     ids = set()
     for session in sessions:
         if session is None or session.is_empty():
@@ -280,6 +278,29 @@ def _fetch_for_batch(calls: list[tuple[Any, ...]]) -> _Fetched:
         users = get_user_model()._default_manager.in_bulk(list(ids))
         fetched.users = {user_id: users.get(user_id) for user_id in ids}
     return fetched
+
+
+def _session_rows(model: Any, keys: list[str], now: Any) -> dict[str, str]:
+    """The data of the unexpired sessions among ``keys``: key -> encoded data (no model
+    instance per row), in as many queries as the database's parameter limit needs."""
+    from django.db import router
+
+    limit = _parameter_limit(router.db_for_read(model)) or len(keys)
+    rows: dict[str, str] = {}
+    for start in range(0, len(keys), limit):
+        rows.update(
+            model.objects.filter(
+                session_key__in=keys[start : start + limit], expire_date__gt=now
+            ).values_list("session_key", "session_data")
+        )
+    return rows
+
+
+def _parameter_limit(alias: str) -> int:
+    """How many query parameters database ``alias`` takes (0: no limit)."""
+    from django.db import connections
+
+    return int(connections[alias].features.max_query_params or 0)
 
 
 _resolve_batched = Batched(_resolve, before=_fetch_for_batch)

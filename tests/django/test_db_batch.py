@@ -305,3 +305,23 @@ async def test_handshakes_queued_together_each_get_their_own_user() -> None:
     for socket in sockets:
         await socket.disconnect()
     assert said == ["user-0", "user-1", "user-2", "user-3", "anonymous"]
+
+
+@pytest.mark.django_db
+def test_a_batch_over_the_databases_parameter_limit_reads_its_sessions_in_parts(
+    monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    from django.contrib.auth.models import User
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from channelworks import auth
+    from channelworks.auth import UserLazyObject, _fetch_for_batch, _resolve
+
+    monkeypatch.setattr(auth, "_parameter_limit", lambda alias: 2)
+    people = [User.objects.create_user(f"user-{n}", password="x") for n in range(5)]
+    users = [UserLazyObject(SessionStore(logged_in(user))) for user in people]
+    with django_assert_num_queries(3 + 1):  # sessions 2 + 2 + 1, then the users
+        fetched = _fetch_for_batch([(user,) for user in users])
+        for user in users:
+            _resolve(user, fetched)
+    assert [user.username for user in users] == [f"user-{n}" for n in range(5)]
