@@ -30,12 +30,12 @@ import enum
 import inspect
 import sys
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction
 
-from channelworks.consumers.sync_pool import run_sync
+from channelworks.consumers.sync_pool import run_sync, run_sync_handler
 from channelworks.exceptions import UnhandledMessageType
 
 T = TypeVar("T", bound=type)
@@ -192,18 +192,20 @@ async def await_result(result: object, label: str) -> Any:
     return await result
 
 
-async def run_handler(
+def run_handler(
     call: Callable[[Any, Any], Any], mode: Mode, consumer: Any, message: Any
-) -> None:
-    """Run a resolved handler the way its resolution says."""
+) -> Awaitable[Any]:
+    """Run a resolved handler the way its resolution says; await what this returns.
+
+    Not a coroutine itself: a layer message to a sync consumer gets the pool's call to await
+    (sync_pool.py), without a coroutine around it.
+    """
+    if mode is Mode.THREAD:
+        return run_sync_handler(consumer, call, message)
     if mode is Mode.AWAIT:
-        await call(consumer, message)
-    elif mode is Mode.THREAD:
-        result = await run_sync(consumer, call, consumer, message)
-        if result is not None and inspect.isawaitable(result):  # a wrapper of an async def
-            await result
-    else:
-        await await_result(call(consumer, message), call.__qualname__)
+        result: Awaitable[Any] = call(consumer, message)
+        return result
+    return await_result(call(consumer, message), call.__qualname__)
 
 
 async def in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -8,8 +8,9 @@ Rules of this file:
 - a sync handler or hook runs in a worker thread of a pool shared by the process
   (``CHANNELWORKS_SYNC_THREADS`` threads at most, default 32), in a copy of the context of the
   task that started it, with Django's database hygiene around it (old connections closed
-  before and after, as between two requests), and where ``async_to_sync`` finds the loop
-  (asgiref's thread-local, as ``sync_to_async`` sets it);
+  before and after, as between two requests: between two calls that follow each other in a
+  worker, once), and where ``async_to_sync`` finds the loop (asgiref's thread-local, as
+  ``sync_to_async`` sets it, and left set from one call to the next of the same loop);
 - the loop queues the calls that became ready in one turn and wakes one worker after that
   turn; a worker takes calls one at a time, so the calls of many consumers run one after
   another in one thread. Handlers of one consumer never run concurrently: its pump waits for
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import os
 import threading
 import weakref
@@ -81,6 +83,7 @@ class _Call:
         "queued",
         "sender",
         "sent",
+        "unwrap",
     )
 
     def __init__(
@@ -91,8 +94,10 @@ class _Call:
         function: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        unwrap: bool = False,
     ) -> None:
         self.bridge = bridge
+        self.unwrap = unwrap  # an awaitable result is awaited too (a wrapper of an async def)
         self.future = future
         self.consumer = consumer
         self.function = function
@@ -124,9 +129,13 @@ class _Call:
                         yield from function(*args).__await__()
                     except BaseException as exc:
                         self.failed = exc
-                self._done(waiter)
+                self.sent += 1  # _done, inlined: this runs once per message
+                if waiter is not None:
+                    waiter.release()
             if self.failed is not None:  # the handler would have stopped at the failed send
                 raise self.failed
+        if self.unwrap and result is not None and inspect.isawaitable(result):
+            result = yield from _awaited(result).__await__()
         return result
 
     async def _send_queued(self) -> None:
@@ -136,18 +145,22 @@ class _Call:
 
     # -- in the worker -------------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, fresh: bool) -> None:
+        """Run the call. ``fresh``: the first of a run of calls in this worker; the next ones
+        follow the close after the previous call, which already did what a close before
+        would do (nothing ran in this thread in between)."""
         result: Any = None
         error: BaseException | None = None
         try:
-            close_old_connections()
+            if fresh:
+                close_old_connections()
             try:
                 result = self.context.run(self.function, *self.args, **self.kwargs)
             finally:
                 close_old_connections()
         except BaseException as exc:  # handed to the awaiting task, as an await would
             error = exc
-        self.bridge.put(self._ended, result, error)
+        self.bridge.inbox.append((self._ended, (result, error)))  # put, inlined
 
     def post(
         self, function: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
@@ -208,7 +221,12 @@ class _Call:
     def _ended(self, result: Any, error: BaseException | None) -> None:
         self.bridge.outstanding -= 1
         self.ended = (result, error)
-        if not self.sender:
+        if self.sender:
+            return
+        future = self.future  # _finish, inlined for the common case: no error
+        if error is None and self.failed is None and not future.done():
+            future.set_result(result)
+        else:
             self._finish(result, error)
 
     def _finish(self, result: Any, error: BaseException | None) -> None:
@@ -220,6 +238,10 @@ class _Call:
             future.set_exception(error)
         else:
             future.set_result(result)
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 async def _send_queued(call: _Call) -> None:
@@ -295,7 +317,9 @@ class _Bridge:
         if self.starting:
             starting, self.starting = self.starting, []
             for call in starting:
-                call._start()
+                # _start's first test, inlined: a call that ended here sends from its task
+                if call.ended is None or call.future.cancelled():
+                    call._start()
 
 
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bridge] = (
@@ -308,7 +332,6 @@ class _Pool:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.pid = os.getpid()  # the process whose threads these are
         self.queue: deque[_Call] = deque()
         self.lock = threading.Lock()
         self.parked: list[threading.Lock] = []  # one held lock per parked worker
@@ -385,6 +408,8 @@ class _Pool:
         queue, local, pid = self.queue, SyncToAsync.threadlocal, os.getpid()
         local.task_context = None
         touched: list[_Bridge] = []  # bridges handed something since the last flush
+        fresh = True  # no call ran in this thread since it was woken
+        current: _Bridge | None = None  # the bridge whose loop the thread-locals name
         while True:
             try:
                 call = queue.popleft()
@@ -397,24 +422,28 @@ class _Pool:
                         continue
                     self.running -= 1
                     self.parked.append(park)
+                # Parked, the thread holds no loop and no call (they could not be collected).
+                current = _local.call = local.main_event_loop = None
                 park.acquire()  # until _wake releases it
+                fresh = True
                 continue
             self.taken += 1
             bridge = call.bridge
-            loop = bridge.loop()
-            if loop is None:
-                continue
-            if bridge not in touched:
-                touched.append(bridge)
-            # What async_to_sync looks for in a thread without a loop (as sync_to_async sets).
-            local.main_event_loop, local.main_event_loop_pid = loop, pid
+            if bridge is not current:  # calls of one loop follow each other: set once
+                loop = bridge.loop()
+                if loop is None:
+                    continue
+                current = bridge
+                if bridge not in touched:
+                    touched.append(bridge)
+                # What async_to_sync looks for in a thread without a loop (as sync_to_async
+                # sets).
+                local.main_event_loop, local.main_event_loop_pid = loop, pid
+                del loop
             _local.call = call
-            try:
-                call.run()
-            finally:
-                _local.call = None
-                local.main_event_loop = None
-                del loop, call
+            call.run(fresh)
+            fresh = False
+            del call
 
 
 _pool: _Pool | None = None
@@ -431,9 +460,19 @@ _last: tuple[Callable[[], asyncio.AbstractEventLoop | None], _Bridge | None] = (
 def _the_pool() -> _Pool:
     """The process's pool; a new one in a child process (a fork keeps no thread)."""
     global _pool
-    if _pool is None or _pool.pid != os.getpid():
+    if _pool is None:
         _pool = _Pool(int(os.environ.get("CHANNELWORKS_SYNC_THREADS", "32")))
     return _pool
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool has no thread here (``os.getpid()`` per call to
+    find that out would be a system call per message)."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def run_sync(
@@ -445,6 +484,26 @@ def run_sync(
     hands sends to the loop without waiting while the call runs. Awaiting the future and
     being cancelled leaves the call running to its end, as ``sync_to_async`` does.
     """
+    return _submit(consumer, function, args, kwargs, False)
+
+
+def run_sync_handler(consumer: object, function: Callable[[Any, Any], Any], message: Any) -> _Call:
+    """``function(consumer, message)`` in the pool, as ``run_sync``; if it returns an
+    awaitable (a sync-looking wrapper of an ``async def``), awaiting the call awaits that too.
+
+    Returns the awaitable call itself, no coroutine around it: a layer message to a sync
+    consumer comes through here, once per delivery.
+    """
+    return _submit(consumer, function, (consumer, message), {}, True)
+
+
+def _submit(
+    consumer: object,
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    unwrap: bool,
+) -> _Call:
     global _last
     loop = asyncio.get_running_loop()
     last_loop, bridge = _last
@@ -453,8 +512,8 @@ def run_sync(
         if bridge is None:
             bridge = _bridges[loop] = _Bridge(loop)
         _last = (weakref.ref(loop), bridge)
-    call = _Call(bridge, loop.create_future(), consumer, function, args, kwargs)
-    _the_pool().submit(call, loop)
+    call = _Call(bridge, loop.create_future(), consumer, function, args, kwargs, unwrap)
+    (_pool or _the_pool()).submit(call, loop)
     return call
 
 
@@ -481,8 +540,11 @@ def call_async(
     call: _Call | None = getattr(_local, "call", None)
     if call is None or call.consumer is not consumer:
         async_to_sync(function)(consumer, *args)
+    elif call.failed is None and call.posted - call.sent < MAX_AHEAD:
+        call.posted += 1  # post, inlined for the common case: once per message sent
+        call.bridge.inbox.append((call._send, (function, (consumer, *args), None)))
     else:
         call.post(function, (consumer, *args))
 
 
-__all__ = ["MAX_AHEAD", "STALL", "call_async", "run_sync", "thread_waits"]
+__all__ = ["MAX_AHEAD", "STALL", "call_async", "run_sync", "run_sync_handler", "thread_waits"]
