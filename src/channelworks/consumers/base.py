@@ -20,6 +20,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import operator
 from collections.abc import Awaitable, Callable, Iterable
 from time import perf_counter
 from typing import Any, ClassVar, Protocol, cast
@@ -227,7 +228,11 @@ class AsyncConsumer:
         loop = asyncio.get_running_loop()
         tasks = TaskCount.of(loop)
         # TaskCount.reliable, inlined: whether the loop's task factory is still the count's
-        counting, task_factory = tasks.factory, loop.get_task_factory
+        # (asyncio's own loop: its attribute, read without a Python call)
+        counting = tasks.factory
+        task_factory: Callable[[asyncio.AbstractEventLoop], object] = type(loop).get_task_factory
+        if task_factory is asyncio.BaseEventLoop.get_task_factory:
+            task_factory = _task_factory_of
         seen = -1  # tasks the loop had created when the last message was handed over
         observed = self._conn  # times handlers for operators (channelworks.ops), if on
         timings = observed.timings if observed is not None else {}
@@ -244,7 +249,7 @@ class AsyncConsumer:
                     message = await source(channel) if waiting is None else waiting
                 # The loop's turn before the message if tasks were started since the last one
                 # was handed over (turns.py), so that they run first.
-                if seen != tasks.created or task_factory() is not counting:
+                if seen != tasks.created or task_factory(loop) is not counting:
                     await yield_turn(0)
                 seen = tasks.created
                 if turn.busy:
@@ -453,5 +458,7 @@ class _Turn:
 
 
 _MISSING = object()
+#: ``BaseEventLoop.get_task_factory`` without its Python frame (it returns this attribute)
+_task_factory_of = operator.attrgetter("_task_factory")
 
 __all__ = ["AsyncConsumer", "ConsumerApp", "SyncConsumer"]

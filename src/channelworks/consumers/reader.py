@@ -100,10 +100,12 @@ class LayerReader:
 
     def _start(self, first: Any) -> None:
         layer, consumer = self.layer, self.consumer
+        # The pump waits with ``source`` only after ``receive_nowait`` found nothing: the
+        # in-memory layer then need not look again.
+        in_memory = type(layer).receive is InMemoryChannelLayer.receive
+        source = layer.receive_next if in_memory else layer.receive  # type: ignore[attr-defined]
         self.task = asyncio.get_running_loop().create_task(
-            consumer._pump(
-                layer.receive, self.turn, self.owner, layer.receive_nowait, self.name, first
-            ),
+            consumer._pump(source, self.turn, self.owner, layer.receive_nowait, self.name, first),
             context=self.context,
         )
 

@@ -220,6 +220,12 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         message = self.receive_nowait(channel)
         if message is not None:
             return message
+        return await self.receive_next(channel)
+
+    async def receive_next(self, channel: str) -> Message:
+        """``receive`` for a reader that just found ``channel`` empty with ``receive_nowait``
+        and has not let the loop run since: it waits at once (a consumer's reader, once per
+        message it waits for)."""
         state = self._channels[channel]
         waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         state.add_waiter(waiter)
