@@ -467,7 +467,9 @@ class AuthMiddleware(BaseMiddleware):
                 user._wrapped = _anonymous()
             else:
                 await _resolve_batched(user)  # a storm of handshakes: one hop (db_batch.py)
-        await self.inner(scope, receive, send)
+        inner = self.inner(scope, receive, send)
+        del scope  # this frame lasts as long as the connection: it keeps no copy of the scope
+        await inner
 
 
 #: a project's token hook: a sync or async callable from a token to its user, ``None`` if the
@@ -514,7 +516,9 @@ class TokenAuthMiddleware(BaseMiddleware):
             scope["user"] = await self.user_for_token(token)
         elif "user" not in scope:
             scope["user"] = _anonymous()
-        await self.inner(scope, receive, send)
+        inner = self.inner(scope, receive, send)
+        del scope  # this frame lasts as long as the connection: it keeps no copy of the scope
+        await inner
 
     async def user_for_token(self, token: str) -> User:
         """The hook's user for ``token``; ``AnonymousUser`` if it returns ``None`` or raises."""

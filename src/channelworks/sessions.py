@@ -4,7 +4,8 @@ Rules of this file:
 
 - only ``http`` and ``websocket`` scopes are handled; any other scope type passes through
   untouched, and the caller's scope dict is never modified (each middleware adds its key to a
-  copy);
+  copy, which it hands to the inner application and keeps no reference to: a middleware's
+  frame lasts as long as the connection, and a copy per middleware would too);
 - cookie parsing never raises: a header Django cannot make sense of gives fewer cookies, not an
   error;
 - ``scope["session"]`` is a session store of ``settings.SESSION_ENGINE`` built from the cookie
@@ -136,7 +137,9 @@ class CookieMiddleware(BaseMiddleware):
             return
         scope = dict(scope)
         scope["cookies"] = parse_cookies(scope.get("headers", ()))
-        await self.inner(scope, receive, send)
+        inner = self.inner(scope, receive, send)
+        del scope  # this frame lasts as long as the connection: it keeps no copy of the scope
+        await inner
 
 
 def _add_cookie_headers(message: Message, response: HttpResponse) -> None:
@@ -177,7 +180,9 @@ class SessionMiddleware(BaseMiddleware):
         session = scope["session"] = session_store(scope["cookies"])
         if scope["type"] == "http":
             send = functools.partial(_send_with_session_cookie, session, scope["cookies"], send)
-        await self.inner(scope, receive, send)
+        inner = self.inner(scope, receive, send)
+        del scope  # this frame lasts as long as the connection: it keeps no copy of the scope
+        await inner
 
 
 def session_store(cookies: dict[str, str]) -> SessionBase:
