@@ -258,9 +258,13 @@ def _fetch_for_batch(calls: list[tuple[Any, ...]]) -> _Fetched:
     fetched = _Fetched(pk)
     ids = set()
     for session in sessions:
-        if session is None or session.is_empty():
+        try:  # another engine's session loads here, one by one
+            if session is None or session.is_empty():
+                continue
+            path = session.get(BACKEND_SESSION_KEY)
+            user_id = session.get(SESSION_KEY)
+        except Exception:  # left to its own call, which raises it to its own handshake
             continue
-        path = session.get(BACKEND_SESSION_KEY)
         if not isinstance(path, str) or path not in settings.AUTHENTICATION_BACKENDS:
             continue
         if path not in fetched.backends:
@@ -270,7 +274,7 @@ def _fetch_for_batch(calls: list[tuple[Any, ...]]) -> _Fetched:
         if fetched.backends[path] is None:
             continue
         try:
-            ids.add(pk.to_python(session.get(SESSION_KEY)))
+            ids.add(pk.to_python(user_id))
         except (ValidationError, TypeError):
             continue  # Django's get_user logs it, one by one
     ids.discard(None)

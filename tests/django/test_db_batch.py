@@ -325,3 +325,24 @@ def test_a_batch_over_the_databases_parameter_limit_reads_its_sessions_in_parts(
         for user in users:
             _resolve(user, fetched)
     assert [user.username for user in users] == [f"user-{n}" for n in range(5)]
+
+
+@pytest.mark.django_db
+def test_a_session_that_fails_to_load_in_a_batch_fails_its_own_handshake_only() -> None:
+    from django.contrib.auth.models import User
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from channelworks.auth import UserLazyObject, _fetch_for_batch, _resolve
+
+    class Broken(SessionStore):  # another engine, whose store is down
+        def load(self) -> dict[str, Any]:
+            raise ConnectionError("session store down")
+
+    people = [User.objects.create_user(f"user-{n}", password="x") for n in range(2)]
+    keys = [logged_in(user) for user in people]
+    users = [UserLazyObject(SessionStore(keys[0])), UserLazyObject(Broken(keys[1]))]
+    fetched = _fetch_for_batch([(user,) for user in users])
+    _resolve(users[0], fetched)
+    assert users[0].username == "user-0"
+    with pytest.raises(ConnectionError, match="session store down"):
+        _resolve(users[1], fetched)
