@@ -123,3 +123,42 @@ async def test_a_topics_silent_message_from_the_layer_closes_nobody(
     reply = json.loads(await ada.receive_from())
     assert reply[4]["status"] == "ok"
     await ada.disconnect()
+
+
+async def test_a_push_or_kick_without_the_layers_token_moves_nobody(
+    layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An application forwarding client JSON into a topic's group (a Channels pattern) must
+    not let a client kick others or speak in the topic's name: only messages carrying the
+    layer's token (``abroadcast``/``akick`` put it in) are acted on; the others are logged."""
+    from channelworks.topics import abroadcast
+    from channelworks.topics.names import group_for
+
+    ada = await member(1)
+    group = group_for("lobby:a")
+    forged_push: dict[str, Any] = {"type": "topics.push", "topic": "lobby:a", "event": "x"}
+    forged_push["payload"] = {}
+    for token in (None, "0" * 32, 5):
+        push: dict[str, Any] = dict(forged_push)
+        kicked: dict[str, Any] = {"type": "topics.kick", "topic": "lobby:a"}
+        if token is not None:
+            push["token"] = kicked["token"] = token
+        await layer.group_send(group, push)
+        await layer.group_send(group, kicked)
+    await abroadcast("lobby:a", "real", {"n": 1}, layer=layer)
+    pushed = await next_frame(ada)
+    assert pushed[3:] == ["real", {"n": 1}]  # the forged ones before it never came
+    assert "token" not in pushed[4]
+    assert "without the layer's token" in caplog.text
+    await akick("lobby:a", layer=layer)  # still a member: the forged kicks did nothing
+    closed = await next_frame(ada)
+    assert closed[2:4] == ["lobby:a", "close"]
+    await ada.disconnect()
+
+
+async def next_frame(client: Any) -> Any:
+    """The next frame that is not a presence diff (the join's own track makes one)."""
+    while True:
+        frame = json.loads(await client.receive_from())
+        if frame[3] != "presence_diff":
+            return frame

@@ -17,7 +17,7 @@ Rules of this file:
   window a join and a leave of the same ``phx_ref`` cancel out;
 - diffs travel through the layer's own ``group_send``; a diff may repeat a join or a leave a
   member already applied (after a partition heals): apply them by ``phx_ref``;
-- a diff carries the layer's ``token`` (``diff_token``: an HMAC of Django's ``SECRET_KEY``,
+- a diff carries the layer's ``token`` (layers/tokens.py: an HMAC of Django's ``SECRET_KEY``,
   the same in every process of a site), and consumers act only on diffs that carry it
   (``genuine_diff``): a site that forwards client JSON into ``group_send`` must not let a
   client show its room made-up joins and leaves. The token never goes to a client;
@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import itertools
 import logging
 import secrets
 import time
-import weakref
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -42,6 +40,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from channelworks.exceptions import InvalidMessage, InvalidPresence
 from channelworks.layers.codec import Codec
 from channelworks.layers.names import require_channel_name, require_group_name
+from channelworks.layers.tokens import TOKEN, carries_token, layer_token
 
 if TYPE_CHECKING:
     from channelworks.layers.base import BaseChannelLayer
@@ -370,7 +369,7 @@ class Presences:
         for diff in diffs:
             try:
                 # never in the group's history: a resume replays messages, not presence
-                diff[TOKEN] = diff_token(self.layer)
+                diff[TOKEN] = layer_token(self.layer)
                 await self.layer.group_send(diff["group"], diff, history=False)
                 self.layer.stats.presence_diffs += 1
             except Exception as exc:
@@ -417,39 +416,10 @@ class Presences:
         self.changes.clear()
 
 
-#: the key of a diff's proof that a layer's presence sent it
-TOKEN = "token"
-#: layer -> its diff token
-_tokens: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
-
-
-def diff_token(layer: object) -> str:
-    """The token this site's diffs carry: an HMAC of Django's ``SECRET_KEY`` when settings
-    are configured; without them a random one for a one-process layer, or one derived from
-    the layer's prefix for a shared one (guessable: configure Django)."""
-    known = _tokens.get(layer)
-    if known is not None:
-        return known
-    secret = _django_secret()
-    if secret is None:
-        if not getattr(layer, "presence_distributed", True):
-            secret = secrets.token_hex(16)
-        else:
-            secret = f"channelworks-without-secret-key:{getattr(layer, 'prefix', '')}"
-    token = hmac.new(secret.encode(), b"channelworks.presence.diff", "sha256").hexdigest()[:32]
-    _tokens[layer] = token
-    return token
-
-
 def genuine_diff(layer: object, message: Mapping[str, Any]) -> bool:
     """Whether ``message`` is a ``presence.diff`` a layer's presence sent (it carries the
     token), not one an application forwarded; a forged one is logged, aggregated."""
-    token = message.get(TOKEN)
-    if (
-        layer is not None
-        and isinstance(token, str)
-        and hmac.compare_digest(token, diff_token(layer))
-    ):
+    if carries_token(layer, message):
         return True
     log_lines = getattr(layer, "log_lines", None)
     if log_lines is not None:
@@ -462,18 +432,6 @@ def genuine_diff(layer: object, message: Mapping[str, Any]) -> bool:
             group=str(message.get("group"))[:100],
         )
     return False
-
-
-def _django_secret() -> str | None:
-    try:
-        from django.conf import settings
-    except ImportError:  # pragma: no cover - Django is a dependency
-        return None
-    try:
-        secret = settings.SECRET_KEY if settings.configured else None
-    except Exception:  # settings that do not load: no secret
-        return None
-    return secret if isinstance(secret, str) and secret else None
 
 
 class PresenceLayer:

@@ -22,6 +22,7 @@ from channelworks import DEFAULT_CHANNEL_LAYER
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.history import HistoryConfig, HistoryOptions, StreamPosition
 from channelworks.layers.registry import get_channel_layer
+from channelworks.layers.tokens import TOKEN, layer_token
 from channelworks.topics.frames import MAX_TOPIC_LENGTH, is_reserved
 from channelworks.topics.names import TopicPattern, group_for
 from channelworks.topics.observers import observers
@@ -63,7 +64,13 @@ async def abroadcast(
         register_history(channel_layer, cls.topic_pattern, cls.history_options)
         if keep is None:
             keep = True
-    message = {"type": PUSH_TYPE, "topic": topic, "event": event, "payload": payload}
+    message = {
+        "type": PUSH_TYPE,
+        "topic": topic,
+        "event": event,
+        "payload": payload,
+        TOKEN: layer_token(channel_layer),  # topics_push acts on nothing else (tokens.py)
+    }
     position = await channel_layer.group_send(group_for(topic), message, history=keep)
     if observers:
         observers.notify("broadcast", topic, event)

@@ -41,6 +41,7 @@ from channelworks.exceptions import (
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.history import POSITION_KEY, ResumeFilter
 from channelworks.layers.presence import genuine_diff
+from channelworks.layers.tokens import carries_token
 from channelworks.logs import AggregatedLog
 from channelworks.topics import frames as f
 from channelworks.topics.broadcast import register_history
@@ -315,9 +316,10 @@ class TopicsConsumer(AsyncWebsocketConsumer):
                 )
 
     async def topics_push(self, message: Message) -> None:
-        """A broadcast to a topic (``topics.broadcast``): forward it if this socket joined."""
+        """A broadcast to a topic (``topics.broadcast``): forward it if this socket joined
+        and channelworks sent it (it carries the layer's token, layers/tokens.py)."""
         topic = self.joined.get(message.get("topic", ""))
-        if topic is None:
+        if topic is None or not self._genuine(message):
             return
         resume = topic.resume_filter
         if resume is not None and not resume.fresh(message):
@@ -327,11 +329,29 @@ class TopicsConsumer(AsyncWebsocketConsumer):
     async def topics_kick(self, message: Message) -> None:
         """``topics.kick`` (topics/kick.py): leave the topic if this socket is meant."""
         topic = self.joined.get(message.get("topic", ""))
-        if topic is None or not meant(message, self.scope, self.channel_name):
+        if topic is None or not self._genuine(message):
+            return
+        if not meant(message, self.scope, self.channel_name):
             return
         reason = message.get("reason")
         self.remove_later(topic, reason if isinstance(reason, str) else "kicked")
         await self._remove_pending()
+
+    def _genuine(self, message: Message) -> bool:
+        """Whether a ``topics.push``/``topics.kick`` carries the layer's token; one that does
+        not (an application forwarding client JSON into a topic's group) is logged,
+        aggregated, and ignored."""
+        if carries_token(self.channel_layer, message):
+            return True
+        _log.event(
+            logger,
+            ("forged", message.get("type")),
+            logging.WARNING,
+            "Ignored {count} {kind} message(s) without the layer's token (forwarded by the "
+            "application into group_send, or forged)",
+            kind=str(message.get("type")),
+        )
+        return False
 
     async def _push_frame(self, topic: Topic, message: Message) -> None:
         value = message.get(POSITION_KEY)

@@ -7,7 +7,8 @@ meant: every member, the sockets of one user (``user_id``: compared with
 name, ``Topic.socket.channel_name``). A socket meant leaves the topic as ``Topic.close``
 makes it (its ``leave`` runs, its presence is untracked) and gets ``close`` with ``reason``:
 the clients do not rejoin on their own. Nothing stops a client from joining again; refuse it
-in ``Topic.join`` when that matters (a ban).
+in ``Topic.join`` when that matters (a ban). The message carries the layer's token
+(layers/tokens.py): a ``topics.kick`` an application forwarded from a client kicks nobody.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from asgiref.sync import async_to_sync
 from channelworks import DEFAULT_CHANNEL_LAYER
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.registry import get_channel_layer
+from channelworks.layers.tokens import TOKEN, layer_token
 from channelworks.topics.frames import MAX_TOPIC_LENGTH
 from channelworks.topics.names import group_for
 from channelworks.types import Message, Scope
@@ -44,11 +46,6 @@ async def akick(
         raise ValueError(f"a kick's reason is a non-empty string, not {reason!r}")
     if channel is not None and not isinstance(channel, str):
         raise ValueError(f"channel is a channel name, not {channel!r}")
-    message: dict[str, Any] = {"type": KICK_TYPE, "topic": topic, "reason": reason}
-    if user_id is not None:
-        message["user_id"] = str(user_id)
-    if channel is not None:
-        message["channel"] = channel
     channel_layer = (
         layer
         if isinstance(layer, BaseChannelLayer)
@@ -56,6 +53,16 @@ async def akick(
     )
     if channel_layer is None:
         raise ValueError(f"no channel layer {layer!r} is configured: topics need one")
+    message: dict[str, Any] = {
+        "type": KICK_TYPE,
+        "topic": topic,
+        "reason": reason,
+        TOKEN: layer_token(channel_layer),  # topics_kick acts on nothing else (tokens.py)
+    }
+    if user_id is not None:
+        message["user_id"] = str(user_id)
+    if channel is not None:
+        message["channel"] = channel
     await channel_layer.group_send(group_for(topic), message)
 
 
