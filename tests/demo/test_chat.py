@@ -316,6 +316,10 @@ async def test_a_room_moved_or_deleted_is_gone_for_its_pages(
         ({"text": "   "}, "required"),
         ({}, "required"),
         ({"text": "x" * (Message.MAX_LENGTH + 1)}, "max_length"),
+        ({"text": {"a": 1}}, "invalid"),  # not saved as "{'a': 1}"
+        ({"text": ["hi"]}, "invalid"),
+        ({"text": 5}, "invalid"),
+        ({"text": True}, "invalid"),
     ],
 )
 async def test_bad_messages_get_an_error_reply_and_touch_no_one(
@@ -400,6 +404,54 @@ def test_creating_a_room(alice: User) -> None:
     again = client.post("/rooms/", {"name": "book club"})
     assert again.status_code == 200
     assert b"exists already" in again.content
+
+
+async def test_a_gone_rooms_address_is_not_taken_while_its_log_holds_its_messages(
+    backstage: Room, alice_session: str, carol: User
+) -> None:
+    # The log of chat:<slug> outlives its room: a new room at that address would replay a
+    # private room's messages to whoever joins it with an old position.
+    alice = await in_room("backstage", alice_session)
+    await say(alice, "backstage", "members only")
+    await alice.close()
+    await database_sync_to_async(backstage.delete)()
+    client = Client()
+    await database_sync_to_async(client.force_login)(carol)
+    response = await database_sync_to_async(client.post)("/rooms/", {"name": "Backstage"})
+    assert response.status_code == 200
+    assert b"deleted or renamed less than an hour ago" in response.content
+    assert not await database_sync_to_async(Room.objects.filter(slug="backstage").exists)()
+
+
+async def test_the_admin_cannot_move_a_room_onto_an_address_whose_log_holds_messages(
+    backstage: Room, general: Room, alice: User, alice_session: str
+) -> None:
+    alice_page = await in_room("backstage", alice_session)
+    await say(alice_page, "backstage", "members only")
+    await alice_page.close()
+    backstage.slug = "crew"  # moved away: chat:backstage still holds "members only"
+    await database_sync_to_async(backstage.save)()
+    alice.is_staff = alice.is_superuser = True
+    await database_sync_to_async(alice.save)()
+    client = Client()
+    await database_sync_to_async(client.force_login)(alice)
+    form = {"name": "General", "slug": "backstage", "is_private": "", "members": []}
+    url = f"/admin/chat/room/{general.pk}/change/"
+    response = await database_sync_to_async(client.post)(url, form)
+    assert response.status_code == 200
+    assert b"deleted or renamed less than an hour ago" in response.content
+    await database_sync_to_async(general.refresh_from_db)()
+    assert general.slug == "general"
+    # an address whose log is empty is fine; so is a room keeping its own, log and all
+    form["slug"] = "lobby"
+    assert (await database_sync_to_async(client.post)(url, form)).status_code == 302
+    alice_page = await in_room("lobby", alice_session)
+    await say(alice_page, "lobby", "in the lobby")
+    await alice_page.close()
+    form["name"] = "Lobby"
+    assert (await database_sync_to_async(client.post)(url, form)).status_code == 302
+    await database_sync_to_async(general.refresh_from_db)()
+    assert (general.name, general.slug) == ("Lobby", "lobby")
 
 
 def test_pages_need_a_login() -> None:

@@ -7,11 +7,13 @@ under their user name, once per tab (``Channelworks.Presence`` in the page lists
 once, with their tabs as metas). Pushes:
 
 - ``message`` ``{"text": ...}``: validated (``forms.MessageForm``; an error reply with the
-  ``reason`` ``required``/``max_length`` and a ``message`` otherwise), saved, then broadcast
-  to the room as ``message`` (the message as ``Message.as_event`` has it) *with history*: a
-  page that reconnects joins with the position of the last message it got and gets what it
-  missed, or ``recovered: false`` (it then reads the database: ``views.room_messages``). The
-  reply is ``{"id": ...}``. The room's ``activity:<slug>`` hears of it too.
+  ``reason`` ``required``/``max_length``/``invalid`` and a ``message`` otherwise), saved,
+  then broadcast to the room as ``message`` (the message as ``Message.as_event`` has it)
+  *with history*: a page that reconnects joins with the position of the last message it got
+  and gets what it missed, or ``recovered: false`` (it then reads the database:
+  ``views.room_messages``). The reply is ``{"id": ...}``. The log is named after the room's
+  address and outlives the room: ``forms.check_slug_unused`` keeps a new room off it. The
+  room's ``activity:<slug>`` hears of it too.
 - ``typing``: broadcast as ``{"user": name}``, without history (it is stale in seconds).
 - ``read`` ``{"id": n}``: the page showed the room up to message ``n`` (``RoomRead``: the
   room lists' unread counts start after it).
@@ -133,7 +135,10 @@ class RoomTopic(Topic):
         return await super().handle_in(event, payload)
 
     async def post(self, payload: dict[str, Any]) -> dict[str, Any] | Reply:
-        form = MessageForm({"text": payload.get("text")})
+        text = payload.get("text")
+        if text is not None and not isinstance(text, str):  # a form would save str(text)
+            return error("invalid", "Send {text: the message, a string}.")
+        form = MessageForm({"text": text})
         if not form.is_valid():
             for errors in form.errors.as_data().values():
                 return error(errors[0].code or "invalid", " ".join(errors[0].messages))
