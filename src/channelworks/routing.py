@@ -1,17 +1,18 @@
 """Routers: pick the application for a scope by protocol type, URL path or channel name.
 
 Every router is itself an ASGI application, so they nest, and each returns what the
-application it called returns. A scope no route matches raises ``NoRouteFound`` (a
-``ValueError``, as in Channels), except a WebSocket at the outermost ``URLRouter``: that one is
-refused before accept (the server answers 403) with one log line, since any client can ask for
-any path.
+application it called returns: it hands over the application's awaitable (an
+``Asgi3Callable``), so no router frame waits in a connection's await chain. A scope no
+route matches raises ``NoRouteFound`` (a ``ValueError``, as in Channels), except a WebSocket
+at the outermost ``URLRouter``: that one is refused before accept (the server answers 403)
+with one log line, since any client can ask for any path.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -20,12 +21,12 @@ from django.urls import path as django_path
 from django.urls import re_path as django_re_path
 
 from channelworks.exceptions import NoRouteFound
-from channelworks.types import AnyASGIApp, ASGIApp, Receive, Scope, Send
+from channelworks.types import AnyASGIApp, Asgi3Callable, ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger("channelworks.routing")
 
 
-class ProtocolTypeRouter:
+class ProtocolTypeRouter(Asgi3Callable):
     """Routes on ``scope["type"]`` (``http``, ``websocket``, ``channel``, or any custom type).
 
     ``lifespan`` is answered here unless the mapping names an application for it.
@@ -34,12 +35,12 @@ class ProtocolTypeRouter:
     def __init__(self, application_mapping: Mapping[str, AnyASGIApp]) -> None:
         self.application_mapping = dict(application_mapping)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[Any]:
         app = self.application_mapping.get(scope["type"])
         if app is not None:
-            return await app(scope, receive, send)
+            return app(scope, receive, send)
         if scope["type"] == "lifespan":
-            return await _answer_lifespan(receive, send)
+            return _answer_lifespan(receive, send)
         raise NoRouteFound("protocol type", scope["type"])
 
 
@@ -58,7 +59,7 @@ async def _answer_lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-class URLRouter:
+class URLRouter(Asgi3Callable):
     """Routes on the URL path with Django's ``path()`` and ``re_path()`` entries.
 
     Captured values go to ``scope["url_route"]`` as ``args`` and ``kwargs`` (with the
@@ -88,7 +89,23 @@ class URLRouter:
                 pattern = route.pattern
                 route.pattern = type(pattern)(str(pattern), name=pattern.name, is_endpoint=False)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[Any]:
+        # A route to an application returns that application's awaitable (Asgi3Callable).
+        # A route to a nested router is awaited in ``_route``: a nested router without a
+        # match makes this one try its next route.
+        path = self._path(scope)
+        if path is not None:
+            for route in self.routes:
+                match = route.pattern.match(path)
+                if match is None:
+                    continue
+                if getattr(route.callback, "_path_routing", False) is True:
+                    return self._route(scope, receive, send)
+                app: AnyASGIApp = route.callback
+                return app(self._child(scope, route, match), receive, send)
+        return self._route(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> Any:
         # This frame lives as long as the connection: it keeps no more than it must.
         outermost = "path_remaining" not in scope
         path = self._path(scope)
@@ -168,7 +185,7 @@ async def _refuse_websocket(receive: Receive, send: Send, path: object) -> None:
     await send({"type": "websocket.close", "code": 1000})
 
 
-class ChannelNameRouter:
+class ChannelNameRouter(Asgi3Callable):
     """Routes ``channel`` scopes (worker processes) on ``scope["channel"]``."""
 
     def __init__(self, application_mapping: Mapping[str, AnyASGIApp]) -> None:
@@ -178,12 +195,12 @@ class ChannelNameRouter:
     def channel_names(self) -> Iterable[str]:
         return self.application_mapping.keys()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[Any]:
         try:
             app = self.application_mapping[scope["channel"]]
         except KeyError:
             raise NoRouteFound("channel", scope.get("channel")) from None
-        return await app(scope, receive, send)
+        return app(scope, receive, send)
 
 
 def path(

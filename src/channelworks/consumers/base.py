@@ -45,7 +45,7 @@ from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.registry import get_channel_layer
 from channelworks.limits.guard import ConnectionGuard
 from channelworks.ops.connections import DURATION_BUCKETS, Connection, bucket_of, observe
-from channelworks.types import Message, Receive, Scope, Send
+from channelworks.types import Asgi3Callable, Message, Receive, Scope, Send
 
 logger = logging.getLogger("channelworks.consumers")
 
@@ -377,30 +377,16 @@ class SyncConsumer(AsyncConsumer):
         call_async(self, AsyncConsumer.send, message)
 
 
-async def _asgi_signature(scope: Scope, receive: Receive, send: Send) -> None:
-    """The code an ``_AsgiApp`` shows to ``inspect``: an ASGI 3 application's."""
-
-
-class _AsgiApp:
-    """What ``as_asgi()`` returns: makes the consumer and returns its ``__call__`` coroutine.
-
-    Not an ``async def``: that would be a coroutine frame more per connection, for its whole
-    life. Servers tell an ASGI 3 application by ``iscoroutinefunction``, so this passes for
-    one: asyncio's and asgiref's marker (``markcoroutinefunction``) and ``inspect``'s test of
-    function-like objects (``__code__`` and the other function attributes below).
-    """
+class _AsgiApp(Asgi3Callable):
+    """What ``as_asgi()`` returns: makes the consumer and returns its ``__call__`` coroutine
+    (an ``Asgi3Callable``: no frame of its own per connection)."""
 
     __slots__ = ("__dict__", "consumer_class", "consumer_initkwargs")
-
-    __code__ = _asgi_signature.__code__
-    __defaults__ = None
-    __kwdefaults__ = None
 
     def __init__(self, consumer_class: type[AsyncConsumer], initkwargs: dict[str, Any]) -> None:
         self.consumer_class = consumer_class
         self.consumer_initkwargs = initkwargs
 
-    @markcoroutinefunction  # for the servers that look at ``app.__call__`` (uvicorn)
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         return self.consumer_class(**self.consumer_initkwargs)(scope, receive, send)
 
