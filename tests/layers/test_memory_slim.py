@@ -69,3 +69,48 @@ async def test_closing_ends_every_reader_in_line() -> None:
         with pytest.raises(RuntimeError, match="closed jobs"):
             await task
     assert layer._channels == {}
+
+
+async def test_receive_later_gives_a_queued_message_or_a_future_for_the_next() -> None:
+    layer = InMemoryChannelLayer()
+    await layer.send("c", {"type": "queued"})
+    assert layer.receive_later("c") == {"type": "queued"}
+    waiter = layer.receive_later("c")
+    assert isinstance(waiter, asyncio.Future)
+    assert not waiter.done()
+    await layer.group_add("room", "c")
+    await layer.group_send("room", {"type": "next"})
+    assert waiter.result() == {"type": "next"}
+
+
+async def test_a_wait_cancelled_before_its_message_leaves_the_line_and_frees_the_channel() -> None:
+    layer = InMemoryChannelLayer()
+    waiter = layer.receive_later("c")
+    assert isinstance(waiter, asyncio.Future)
+    layer.cancel_wait("c", waiter)
+    assert layer._channels == {}
+    await layer.send("c", {"type": "later"})  # queued for the next reader, not the old wait
+    assert not waiter.done()
+    assert layer.receive_nowait("c") == {"type": "later"}
+
+
+async def test_a_message_handed_to_a_cancelled_wait_goes_back_first_in_line() -> None:
+    layer = InMemoryChannelLayer()
+    waiter = layer.receive_later("c")
+    assert isinstance(waiter, asyncio.Future)
+    await layer.send("c", {"type": "handed", "n": 1})  # handed to the wait...
+    await layer.send("c", {"type": "queued", "n": 2})
+    layer.cancel_wait("c", waiter)  # ...which stops before its reader took it
+    assert [layer.receive_nowait("c"), layer.receive_nowait("c")] == [
+        {"type": "handed", "n": 1},
+        {"type": "queued", "n": 2},
+    ]
+
+
+async def test_a_wait_ended_by_the_layer_closing_gives_nothing_back() -> None:
+    layer = InMemoryChannelLayer()
+    waiter = layer.receive_later("c")
+    assert isinstance(waiter, asyncio.Future)
+    assert layer.end_receives(lambda channel: RuntimeError("closed")) == 1
+    layer.cancel_wait("c", waiter)
+    assert layer.receive_nowait("c") is None

@@ -2,26 +2,27 @@
 
 Most connections never receive a layer message, or only now and then, but each one listens on
 its channel. A task waiting in ``receive`` costs about a kilobyte per connection (the task, its
-frames, its entry in the loop's set of tasks). So the reader waits without a task first: it
-runs the layer's ``receive`` coroutine by hand up to its wait and is called back when that
-wait ends. With the first message it starts the reader task (the consumer's ``_pump`` in its
-reader role), which then reads on as before.
+frames, its entry in the loop's set of tasks). So the reader waits without a task first, and
+without a coroutine either: it takes the in-memory layer's future for the next message
+(``receive_later``) and is called back when that future is done. With the first message it
+starts the reader task (the consumer's ``_pump`` in its reader role), which then reads on as
+before.
 
 Rules of this file:
 - the wait by hand is used only with the in-memory layer's own ``receive`` (a plain wait on a
   future, no task needed); any other layer gets its reader task at once;
-- stopping the reader throws ``CancelledError`` into a wait by hand, as cancelling a task
-  would, so the layer forgets the waiter or gives back a message handed to it meanwhile;
-- what the wait raises (``LayerClosed``...) ends the consumer as the reader task's failures do.
+- stopping the reader hands the future back to the layer (``cancel_wait``), as cancelling a
+  ``receive`` would, so the layer forgets the waiter or gives back a message handed to it
+  meanwhile;
+- what the wait ends with (``LayerClosed``...) ends the consumer as the reader task's failures
+  do.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from channelworks.layers.base import BaseChannelLayer
 from channelworks.layers.memory import InMemoryChannelLayer
@@ -66,37 +67,33 @@ class LayerReader:
         # the consumer's context, for the reader task (the wait by hand resumes in another)
         self.context = contextvars.copy_context()
         self.task: asyncio.Task[None] | None = None
-        self.waiting: Coroutine[Any, Any, Any] | None = None
-        if type(layer).receive is InMemoryChannelLayer.receive:
-            self._step(layer.receive(name))
+        self.waiting: asyncio.Future[Any] | None = None
+        if isinstance(layer, InMemoryChannelLayer) and (
+            type(layer).receive is InMemoryChannelLayer.receive
+        ):
+            first = layer.receive_later(name)
+            if isinstance(first, asyncio.Future):
+                self.waiting = first
+                # itself as the callback, in a shared empty context: no object per connection
+                first.add_done_callback(self, context=_CONTEXT)
+            else:
+                self._start(first)
         else:
             self._start(None)
 
-    def _step(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        """Run the wait by hand up to its next suspension, or to its message."""
-        try:
-            awaited = coroutine.send(None)
-        except StopIteration as stop:
-            self.waiting = None
-            self._start(stop.value)
+    def __call__(self, future: asyncio.Future[Any]) -> None:
+        """The wait by hand ended (its future is done): the reader task starts with it."""
+        if self.waiting is not future or self.stopped:
             return
-        except BaseException as exc:
-            self.waiting = None
-            self._failed(exc)
+        self.waiting = None
+        if future.cancelled():
+            self._failed(asyncio.CancelledError())
             return
-        self.waiting = coroutine
-        if awaited is None:  # a bare yield: step again on the loop's next turn
-            asyncio.get_running_loop().call_soon(self, None, context=_CONTEXT)
-        else:
-            awaited._asyncio_future_blocking = False  # as a task does with what it awaits
-            # itself as the callback, in a shared empty context: no object per connection
-            awaited.add_done_callback(self, context=_CONTEXT)
-
-    def __call__(self, _: object) -> None:
-        """The wait by hand can go on (its future is done)."""
-        waiting = self.waiting
-        if waiting is not None and not self.stopped:
-            self._step(waiting)
+        error = future.exception()
+        if error is not None:
+            self._failed(error)
+            return
+        self._start(future.result())
 
     def _start(self, first: Any) -> None:
         layer, consumer = self.layer, self.consumer
@@ -121,9 +118,9 @@ class LayerReader:
         self.stopped = True
         waiting, self.waiting = self.waiting, None
         if waiting is not None:
-            with contextlib.suppress(BaseException):  # its own cleanup ran; it ends raising
-                waiting.throw(asyncio.CancelledError())
-            waiting.close()
+            waiting.remove_done_callback(self)
+            layer = cast(InMemoryChannelLayer, self.layer)  # only its waits are by hand
+            layer.cancel_wait(self.name, waiting)  # a message handed to it goes back
         task = self.task
         if task is not None:
             task.cancel()

@@ -241,6 +241,30 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             self._forget_if_idle(channel, state)  # a reader that stops frees its channel
             raise
 
+    def receive_later(self, channel: str) -> Message | asyncio.Future[Message]:
+        """``receive`` without a coroutine, for a reader that waits on a future by itself (a
+        consumer's idle reader: no coroutine frames per connection): a message already queued,
+        else a future the next message of ``channel`` is handed to (or the error of
+        ``end_receives``). A reader that stops before that future is done calls
+        ``cancel_wait``, which does what cancelling ``receive`` does."""
+        message = self.receive_nowait(channel)
+        if message is not None:
+            return message
+        waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._channels[channel].add_waiter(waiter)
+        return waiter
+
+    def cancel_wait(self, channel: str, waiter: asyncio.Future[Message]) -> None:
+        """A ``receive_later`` future is no longer waited for: a message already handed to it
+        goes back to ``channel``, first in line; otherwise it leaves the line, and a channel
+        nobody reads any more is freed."""
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            self._give_back(channel, waiter.result())
+        state = self._channels.get(channel)
+        if state is not None:
+            state.remove_waiter(waiter)
+            self._forget_if_idle(channel, state)
+
     async def new_channel(self, prefix: str = "specific") -> str:
         if not isinstance(prefix, str) or "!" in prefix:
             raise InvalidChannelName("channel prefix", prefix, "must be a str without '!'")

@@ -1,0 +1,77 @@
+"""An idle consumer's reader waits on the in-memory layer's future, without a coroutine
+(``InMemoryChannelLayer.receive_later``): what it receives, gives back and fails with is what
+a reader task would."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import pytest
+
+from channelworks.consumers import AsyncConsumer
+from channelworks.exceptions import ChannelLayerError
+from channelworks.layers import InMemoryChannelLayer, channel_layers
+from channelworks.testing import ApplicationCommunicator
+from channelworks.types import Message
+
+SCOPE = {"type": "test"}
+
+
+class Listener(AsyncConsumer):
+    async def chat_message(self, event: Message) -> None:
+        await self.send({"type": "out", "text": event["text"], "channel": self.channel_name})
+
+
+@pytest.fixture
+def layer() -> InMemoryChannelLayer:
+    layer = InMemoryChannelLayer()
+    channel_layers.set("default", layer)  # the suite resets the layers
+    return layer
+
+
+async def channel_of(comm: ApplicationCommunicator) -> str:
+    await comm.send_input({"type": "chat.message", "text": "who"})
+    name: str = (await comm.receive_output())["channel"]
+    return name
+
+
+def coroutines_named(name: str) -> int:
+    gc.collect()
+    return sum(
+        1
+        for o in gc.get_objects()
+        if asyncio.iscoroutine(o) and getattr(o, "__qualname__", "").endswith(name)
+    )
+
+
+async def test_an_idle_reader_holds_no_receive_coroutine(layer: InMemoryChannelLayer) -> None:
+    async with ApplicationCommunicator(Listener.as_asgi(), SCOPE) as comm:
+        name = await channel_of(comm)
+        assert coroutines_named("InMemoryChannelLayer.receive") == 0
+        assert coroutines_named("InMemoryChannelLayer.receive_next") == 0
+        await layer.send(name, {"type": "chat.message", "text": "first"})
+        assert (await comm.receive_output())["text"] == "first"
+
+
+async def test_a_message_handed_to_the_wait_as_the_consumer_ends_goes_back(
+    layer: InMemoryChannelLayer,
+) -> None:
+    comm = ApplicationCommunicator(Listener.as_asgi(), SCOPE)
+    name = await channel_of(comm)
+    comm.future.cancel()  # the consumer ends first...
+    await layer.send(name, {"type": "chat.message", "text": "in flight"})  # ...then it comes
+    await comm.stop()  # handed to the wait, which the ending gives back
+    async with asyncio.timeout(2):
+        assert (await layer.receive(name))["text"] == "in flight"
+
+
+async def test_a_wait_the_layer_ends_ends_the_consumer_with_its_error(
+    layer: InMemoryChannelLayer,
+) -> None:
+    comm = ApplicationCommunicator(Listener.as_asgi(), SCOPE)
+    await channel_of(comm)
+    assert layer.end_receives(lambda channel: ChannelLayerError(f"{channel} closed")) == 1
+    with pytest.raises(ChannelLayerError, match="closed"):
+        async with asyncio.timeout(2):
+            await comm.wait()
