@@ -176,6 +176,30 @@ async def test_a_page_gets_what_came_while_it_loaded(
     await socket.disconnect()
 
 
+async def test_a_page_catches_up_with_what_another_page_read_meanwhile(
+    bob: User, bob_session: str
+) -> None:
+    """Two of bob's pages were reconnecting when a direct message came; the first back shows
+    it (its conversation page marks it read). The second still gets it, as read: it is how
+    its own conversation page hears of the message (without a toast or a badge)."""
+    known = await database_sync_to_async(notify)(bob, "like", "known")
+    message = await database_sync_to_async(notify)(
+        bob, "message", "alice: hi", data={"sender": "alice", "text": "hi", "id": 1}
+    )
+    first = await bobs_notifications(bob_session)
+    reply = await first.push("catch_up", {"since": known.pk})
+    assert [(n["id"], n["read"]) for n in reply["response"]["missed"]] == [(message.pk, False)]
+    assert (await first.push("mark_read", {"ids": [message.pk]}))["status"] == "ok"
+    second = await bobs_notifications(bob_session)
+    reply = await second.push("catch_up", {"since": known.pk})
+    assert reply["response"]["unread"] == 1  # "known"
+    assert [(n["id"], n["text"], n["read"]) for n in reply["response"]["missed"]] == [
+        (message.pk, "alice: hi", True)
+    ]
+    for page in (first, second):
+        await page.disconnect()
+
+
 def test_pages_carry_the_newest_notification_they_know_of(bob: User) -> None:
     client = Client()
     client.force_login(bob)

@@ -214,6 +214,47 @@ def test_reading_the_conversation_clears_the_unread_badge(
         expect(page.locator("#unread-badge")).to_have_text(str(unread - 1))
 
 
+def test_a_conversation_open_twice_shows_a_message_the_other_read_while_both_reconnected(
+    new_page: NewPage, servers: list[DemoServer], tmp_path: Path
+) -> None:
+    server = DemoServer(tmp_path / "demo")
+    servers.append(server)
+    server.start()
+    try:
+        first = log_in(new_page(), server.url, "alice")
+        second = first.context.new_page()  # alice's second tab, the same conversation
+        for page in (first, second):
+            page.clock.install()  # only "Retry now" reconnects them: the first is back first
+            page.goto(server.url + "messages/bob/")
+            connected(page)
+            paused_clock(page)
+        assert server.stop() == 0, server.output()
+        for page in (first, second):
+            expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+        server = DemoServer(tmp_path / "demo", port=server.port)
+        servers.append(server)
+        server.start()
+        bob = log_in(new_page(), server.url, "bob")
+        bob.goto(server.url + "messages/alice/")
+        bob.fill("textarea[name=text]", "Sent while both were away")
+        bob.click("form.row button[type=submit]")
+        expect(bob.locator("#messages li .text").last).to_have_text("Sent while both were away")
+
+        first.click("#retry-now")
+        connected(first)
+        expect(first.locator("#messages li .text").last).to_have_text("Sent while both were away")
+        expect(first.locator("#unread-badge")).to_be_hidden()  # shown here: marked read
+        second.click("#retry-now")
+        connected(second)
+        # Read by the first tab, it is still this conversation's message (without a toast).
+        expect(second.locator("#messages li .text").last).to_have_text("Sent while both were away")
+        expect(second.locator(".toast")).to_have_count(0)
+        expect(second.locator("#unread-badge")).to_be_hidden()
+    finally:
+        assert server.stop() == 0, server.output()
+        assert not unexpected_tracebacks(server), server.output()
+
+
 def test_an_open_post_shows_new_comments_and_likes_to_its_author_and_readers(
     demo: DemoServer, new_page: NewPage
 ) -> None:

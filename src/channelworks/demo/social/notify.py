@@ -39,14 +39,13 @@ def latest_id(user_id: int) -> int:
     return latest or 0
 
 
-def catch_up(user_id: int, since: int | None) -> tuple[int, list[dict[str, Any]]]:
-    """The unread count, and the unread notifications after the cursor ``since`` (none if it
-    is ``None``) as events, oldest first."""
-    missed: list[Notification] = []
-    if since is not None:
-        newest = Notification.objects.filter(recipient_id=user_id, read=False, pk__gt=since)
-        missed = list(newest.order_by("-id")[:CATCH_UP])
-    return unread_count(user_id), [notification.as_event() for notification in reversed(missed)]
+def catch_up(user_id: int, since: int) -> tuple[int, list[dict[str, Any]]]:
+    """The unread count, and the notifications after the cursor ``since`` as events with
+    ``read``, oldest first (the newest ``CATCH_UP``). Read ones too: another page of the user
+    may have read one this page never got (its conversation page shows a direct message)."""
+    newest = Notification.objects.filter(recipient_id=user_id, pk__gt=since).order_by("-id")
+    missed = reversed(newest[:CATCH_UP])
+    return unread_count(user_id), [{**n.as_event(), "read": n.read} for n in missed]
 
 
 def notify(

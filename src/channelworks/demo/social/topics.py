@@ -12,7 +12,7 @@ for the unread badge and the toasts (``NotificationsTopic``).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypeGuard
 
 from channelworks.db import database_sync_to_async
 from channelworks.demo.social.models import Post
@@ -69,10 +69,11 @@ class NotificationsTopic(Topic):
     avatar page would wait for its thumbnail forever). So once joined (in the topic's group:
     nothing broadcast from then on passes it by) the page pushes ``catch_up`` with ``since``,
     the newest notification it was made knowing of (``middleware.py``), and gets ``{"unread":
-    n, "missed": [...]}``, the unread ones after it, oldest first; again after each rejoin,
-    with the newest it got. One committed meanwhile can come both ways: the page skips an id
-    it has shown. The page pushes ``mark_read`` (``{"ids": [...]}``, up to 500) and
-    ``mark_all_read`` too; anything else gets an error reply (``unknown``)."""
+    n, "missed": [...]}``, the ones after it, oldest first, each with ``read`` (one read on
+    another page meanwhile is no toast, but its conversation page shows the message); again
+    after each rejoin, with the newest it got. One committed meanwhile can come both ways:
+    the page skips an id it has shown. The page pushes ``mark_read`` (``{"ids": [...]}``, up
+    to 500) and ``mark_all_read`` too; anything else gets an error reply (``unknown``)."""
 
     pattern = "notifications:{user_id}"
 
@@ -100,7 +101,7 @@ class NotificationsTopic(Topic):
         return Reply.error({"reason": "unknown", "message": message})
 
 
-def _is_id(value: object, *, zero: bool = False) -> bool:
+def _is_id(value: object, *, zero: bool = False) -> TypeGuard[int]:
     """Whether ``value`` is an id that fits the database (``zero``: or 0, "none yet")."""
     return type(value) is int and (0 if zero else 1) <= value <= MAX_ID  # True is an int too
 

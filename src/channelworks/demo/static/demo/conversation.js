@@ -17,7 +17,8 @@ scroller.scrollTop = scroller.scrollHeight;
 window.addEventListener("demo:notification", (event) => {
   const notification = event.detail;
   if (notification.kind !== "message" || notification.data.sender !== peer) return;
-  markRead([notification.id]);
+  // One read on another page while this one reconnected is still shown here.
+  if (!notification.read) markRead([notification.id]);
   // A message sent while the page loaded can be in its HTML and caught up by the socket too.
   if (list.querySelector(`li[data-id="${notification.data.id}"]`)) return;
   const message = {

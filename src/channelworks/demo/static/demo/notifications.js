@@ -3,9 +3,10 @@
 // site's topics socket (social/topics.py) brings them.
 //
 // The page was made before its socket joined: what came in between would be lost. So after
-// each join (rejoins included) the page asks for the unread notifications after the newest
-// one it knows of (the one it was made with, then each one it got) and shows them; one that
-// arrives both ways is shown once.
+// each join (rejoins included) the page asks for the notifications after the newest one it
+// knows of (the one it was made with, then each one it got) and shows them; one that
+// arrives both ways is shown once. One read meanwhile on another page (`read: true`) gets no
+// toast, but still reaches the page's listeners (a conversation page shows its message).
 import { topics } from "./live.js";
 
 const badge = document.getElementById("unread-badge");
@@ -40,7 +41,7 @@ function show(notification, unread) {
   seen.add(notification.id);
   since = Math.max(since, notification.id);
   setUnread(unread);
-  toast(notification);
+  if (!notification.read) toast(notification);
   window.dispatchEvent(new CustomEvent("demo:notification", { detail: notification }));
 }
 

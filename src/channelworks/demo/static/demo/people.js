@@ -15,8 +15,8 @@ onlineNow.onSync(show);
 show();
 
 window.addEventListener("demo:notification", (event) => {
-  const { kind, data } = event.detail;
-  if (kind !== "message") return;
+  const { kind, data, read } = event.detail;
+  if (kind !== "message" || read) return; // read: on another page, while this one reconnected
   const badge = document.querySelector(`#people li[data-user="${CSS.escape(data.sender)}"] .unread`);
   if (!badge) return;
   badge.textContent = String(Number(badge.textContent) + 1);
