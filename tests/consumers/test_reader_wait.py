@@ -75,3 +75,23 @@ async def test_a_wait_the_layer_ends_ends_the_consumer_with_its_error(
     with pytest.raises(ChannelLayerError, match="closed"):
         async with asyncio.timeout(2):
             await comm.wait()
+
+
+async def test_a_first_message_whose_reader_task_never_ran_goes_back(
+    layer: InMemoryChannelLayer,
+) -> None:
+    """The wait by hand got a message and started the reader task with it, but the consumer
+    ended before that task's first step: the message goes back to the channel (where it
+    expires, counted) instead of vanishing with the task."""
+    comm = ApplicationCommunicator(Listener.as_asgi(), SCOPE)
+    name = await channel_of(comm)
+    await layer.send(name, {"type": "chat.message", "text": "in flight"})  # handed to the wait
+    await comm.stop()  # its callback starts the task, which is cancelled before it runs
+    outputs = []
+    while not comm.output_queue.empty():
+        outputs.append(comm.output_queue.get_nowait())
+    if not outputs:  # not handled: then it must be back in the channel
+        async with asyncio.timeout(2):
+            assert (await layer.receive(name))["text"] == "in flight"
+    else:
+        assert [o["text"] for o in outputs] == ["in flight"]

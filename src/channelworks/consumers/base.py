@@ -50,6 +50,12 @@ from channelworks.types import Asgi3Callable, Message, Receive, Scope, Send
 logger = logging.getLogger("channelworks.consumers")
 
 
+class _Handoff(Protocol):
+    """The layer reader, as ``_pump`` sees it: it holds the first message (reader.py)."""
+
+    first: Any
+
+
 class ConsumerApp(Protocol):
     """What ``as_asgi()`` returns: an ASGI application that remembers its consumer class.
 
@@ -202,13 +208,14 @@ class AsyncConsumer:
         owner: asyncio.Task[Any] | None = None,
         poll: Callable[[str], Message | None] | None = None,
         channel: str = "",
-        first: Message | None = None,
+        handoff: _Handoff | None = None,
     ) -> None:
         """Take messages from ``source`` and handle each in turn, until ``StopConsumer``.
 
         As the layer reader (reader.py), ``source`` and ``poll`` take the ``channel``; ``poll``
         returns a message already waiting, sparing a coroutine per message while a burst is
-        drained, and ``first`` is the message the reader was started with.
+        drained, and ``handoff.first`` is the message the reader was started with (it stays the
+        reader's until taken here).
 
         This loop runs once per message of every connection: it inlines what ``dispatch``
         does unless a subclass overrides ``dispatch``. With an ``owner``, this is the layer
@@ -242,8 +249,8 @@ class AsyncConsumer:
             while True:
                 if poll is None:
                     message = await source()
-                elif first is not None:
-                    message, first = first, None
+                elif handoff is not None:  # the reader's first message, taken once
+                    message, handoff.first, handoff = handoff.first, None, None
                 else:
                     waiting = poll(channel)
                     message = await source(channel) if waiting is None else waiting

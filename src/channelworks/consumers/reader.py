@@ -14,6 +14,8 @@ Rules of this file:
 - stopping the reader hands the future back to the layer (``cancel_wait``), as cancelling a
   ``receive`` would, so the layer forgets the waiter or gives back a message handed to it
   meanwhile;
+- a message the wait by hand got is the reader's until its task takes it: a reader stopped
+  before its task ran gives it back to the layer (never dropped unseen);
 - what the wait ends with (``LayerClosed``...) ends the consumer as the reader task's failures
   do.
 """
@@ -41,6 +43,7 @@ class LayerReader:
     __slots__ = (
         "consumer",
         "context",
+        "first",
         "layer",
         "name",
         "owner",
@@ -68,6 +71,8 @@ class LayerReader:
         self.context = contextvars.copy_context()
         self.task: asyncio.Task[None] | None = None
         self.waiting: asyncio.Future[Any] | None = None
+        #: the message the wait by hand got, until the reader task takes it (``_pump``)
+        self.first: Any = None
         if isinstance(layer, InMemoryChannelLayer) and (
             type(layer).receive is InMemoryChannelLayer.receive
         ):
@@ -101,8 +106,18 @@ class LayerReader:
         # in-memory layer then need not look again.
         in_memory = type(layer).receive is InMemoryChannelLayer.receive
         source = layer.receive_next if in_memory else layer.receive  # type: ignore[attr-defined]
+        # The first message stays here until the task takes it: a task cancelled before its
+        # first step (the consumer ending at once) would drop it, and ``stop`` gives it back.
+        self.first = first
         self.task = asyncio.get_running_loop().create_task(
-            consumer._pump(source, self.turn, self.owner, layer.receive_nowait, self.name, first),
+            consumer._pump(
+                source,
+                self.turn,
+                self.owner,
+                layer.receive_nowait,
+                self.name,
+                self if first is not None else None,
+            ),
             context=self.context,
         )
 
@@ -125,6 +140,9 @@ class LayerReader:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        first, self.first = self.first, None
+        if first is not None:  # handed to the wait by hand; the task never ran to take it
+            cast(InMemoryChannelLayer, self.layer).give_back(self.name, first)
 
 
 __all__ = ["LayerReader"]

@@ -235,7 +235,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             if waiter.done() and not waiter.cancelled():
                 # Handed over, then cancelled before the caller saw it: give it back, first
                 # in line, to the next reader or the queue.
-                self._give_back(channel, waiter.result())
+                self.give_back(channel, waiter.result())
             else:
                 state.remove_waiter(waiter)
             self._forget_if_idle(channel, state)  # a reader that stops frees its channel
@@ -259,7 +259,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         goes back to ``channel``, first in line; otherwise it leaves the line, and a channel
         nobody reads any more is freed."""
         if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-            self._give_back(channel, waiter.result())
+            self.give_back(channel, waiter.result())
         state = self._channels.get(channel)
         if state is not None:
             state.remove_waiter(waiter)
@@ -503,8 +503,9 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         queue.append((expires, message))
         return True
 
-    def _give_back(self, channel: str, message: Message) -> None:
-        """Return an accepted message to the front of its channel (next reader or queue)."""
+    def give_back(self, channel: str, message: Message) -> None:
+        """Return an accepted message to the front of its channel (next reader or queue): a
+        reader that took it and ends before handling it (a consumer's, see reader.py)."""
         try:
             state = self._channels[channel]
         except KeyError:  # its reader stopped and freed the channel meanwhile
@@ -518,7 +519,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         # Runs on the waiter's loop. If the waiter was cancelled while the message crossed
         # threads, the message goes back to its channel (looked up again: it may be new).
         if waiter.done():
-            self._give_back(channel, message)
+            self.give_back(channel, message)
         else:
             waiter.set_result(message)
 
