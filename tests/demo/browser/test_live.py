@@ -13,7 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect
+from playwright.sync_api import APIResponse, Browser, Page, Response, Route, expect
 
 from tests.demo.browser.conftest import connected, log_in, screenshot, unexpected_tracebacks
 from tests.demo.server import DemoServer
@@ -107,6 +107,60 @@ def test_a_page_that_was_away_during_a_restart_shows_every_message_once(
         sent(bob, "and live")
         expect(texts.last).to_have_text("and live")
         assert texts.all_text_contents()[-8:] == ["before the restart", *missed, "and live"]
+    finally:
+        assert server.stop() == 0, server.output()
+        assert not unexpected_tracebacks(server), server.output()
+
+
+def test_a_catch_up_cut_short_by_another_restart_keeps_the_order(
+    new_page: NewPage, servers: list[DemoServer], tmp_path: Path
+) -> None:
+    """Two restarts in a row (the in-memory layer: each rejoin reads the database): the first
+    catch-up's answer comes only after the second began. Live messages wait for the last
+    one, so the message missed during the second outage shows before a live one."""
+    server = DemoServer(tmp_path / "demo")
+    servers.append(server)
+    server.start()
+    try:
+        alice = new_page()
+        alice.clock.install()
+        log_in(alice, server.url, "alice")
+        alice.goto(server.url + "rooms/general/")
+        connected(alice)
+        paused_clock(alice)
+        answers: list[tuple[Route, APIResponse]] = []  # the catch-ups' answers, held back
+
+        def hold(route: Route) -> None:
+            answers.append((route, route.fetch()))
+
+        alice.route(re.compile(r"/rooms/general/messages/\?after="), hold)
+        room = alice.locator("#room")
+        for restart in (1, 2):
+            assert server.stop() == 0, server.output()
+            expect(alice.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+            server = DemoServer(tmp_path / "demo", port=server.port)
+            servers.append(server)
+            server.start()
+            if restart == 2:
+                bob = log_in(new_page(), server.url, "bob")
+                bob.goto(server.url + "rooms/general/")
+                connected(bob)
+                sent(bob, "while away")
+            alice.click("#retry-now")
+            connected(alice)
+            expect(room).to_have_attribute("data-resumed", "catching-up")
+            while len(answers) < restart:
+                alice.wait_for_timeout(50)
+        first, second = answers
+        first[0].fulfill(response=first[1])  # nothing missed then: the first catch-up ends
+        sent(bob, "live after")
+        bob.wait_for_timeout(1_000)  # alice's socket has it by now (held, or shown)
+        second[0].fulfill(response=second[1])
+        expect(room).to_have_attribute("data-resumed", "database")
+        texts = alice.locator("#messages li .text")
+        expect(texts.nth(-1)).to_have_text("live after")
+        assert texts.all_text_contents()[-2:] == ["while away", "live after"]
+        assert texts.all_text_contents().count("while away") == 1
     finally:
         assert server.stop() == 0, server.output()
         assert not unexpected_tracebacks(server), server.output()

@@ -35,6 +35,7 @@ const shown = new Set();
 let newest = 0; // the id of the newest message shown
 let loading = false;
 let held = null; // live messages that wait while the page catches up from the database
+let catchUps = 0; // catch-ups begun; only the latest lets the held messages go
 
 function showError(text) {
   error.textContent = text;
@@ -126,10 +127,13 @@ function received(message) {
 }
 
 // The log could not give what was missed: the database can (the messages after the newest
-// one shown), while live ones wait so that the order holds.
+// one shown), while live ones wait so that the order holds. A reconnect during a catch-up
+// begins another: live ones then wait for that one (whose answer is the newer), and the
+// first ends without letting them go.
 async function catchUp() {
   room.dataset.resumed = "catching-up";
-  held = [];
+  const mine = ++catchUps;
+  held ??= [];
   let missed = 0;
   try {
     const response = await fetch(`${room.dataset.olderUrl}?after=${newest}`);
@@ -141,10 +145,13 @@ async function catchUp() {
   } catch {
     showError("Could not load the messages missed while reconnecting; reload the page.");
   } finally {
-    const live = held;
-    held = null;
-    for (const message of live) append(message);
+    if (mine === catchUps) {
+      const live = held;
+      held = null;
+      for (const message of live) append(message);
+    }
   }
+  if (mine !== catchUps) return 0; // the latest one tells
   room.dataset.resumed = "database";
   tellRead();
   return missed;
