@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from channelworks.layers.base import BaseChannelLayer
@@ -104,12 +106,14 @@ class LayerReader:
         layer, consumer = self.layer, self.consumer
         # The pump waits with ``source`` only after ``receive_nowait`` found nothing: the
         # in-memory layer then need not look again.
-        in_memory = type(layer).receive is InMemoryChannelLayer.receive
-        source = layer.receive_next if in_memory else layer.receive  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+        source: Callable[..., Awaitable[Any]] = layer.receive
+        if type(layer).receive is InMemoryChannelLayer.receive:  # told the loop: see its doc
+            source = functools.partial(layer.receive_next, loop=loop)  # type: ignore[attr-defined]
         # The first message stays here until the task takes it: a task cancelled before its
         # first step (the consumer ending at once) would drop it, and ``stop`` gives it back.
         self.first = first
-        self.task = asyncio.get_running_loop().create_task(
+        self.task = loop.create_task(
             consumer._pump(
                 source,
                 self.turn,

@@ -222,12 +222,17 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             return message
         return await self.receive_next(channel)
 
-    async def receive_next(self, channel: str) -> Message:
+    async def receive_next(
+        self, channel: str, loop: asyncio.AbstractEventLoop | None = None
+    ) -> Message:
         """``receive`` for a reader that just found ``channel`` empty with ``receive_nowait``
         and has not let the loop run since: it waits at once (a consumer's reader, once per
-        message it waits for)."""
+        message it waits for). ``loop``: the running loop, if the caller knows it (finding
+        it costs a system call on Python 3.11)."""
         state = self._channels[channel]
-        waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        if loop is None:
+            loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Message] = loop.create_future()
         state.add_waiter(waiter)
         try:
             return await waiter
