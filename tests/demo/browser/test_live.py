@@ -426,6 +426,35 @@ def test_who_is_here_counts_a_user_with_two_browsers_once_and_typing_shows(
     expect(bob.locator("#here li")).to_have_count(1)
 
 
+def test_a_room_one_may_no_longer_see_shows_no_one_here(
+    demo: DemoServer, new_page: NewPage
+) -> None:
+    alice = log_in(new_page(), demo.url, "alice")  # the seed's admin
+    bob = log_in(new_page(), demo.url, "bob")
+    bob.goto(demo.url + "rooms/")
+    bob.fill("input[name=name]", "Soon private")
+    bob.click("form.row button[type=submit]")
+    expect(bob).to_have_url(demo.url + "rooms/soon-private/")
+    alice.goto(demo.url + "rooms/soon-private/")
+    for page in (alice, bob):
+        connected(page)
+        expect(page.locator("#here li")).to_have_count(2)
+    bob.locator("#message-input").press_sequentially("hel")
+    expect(alice.locator("#typing")).to_have_text("bob is typing…")
+
+    admin = alice.context.new_page()  # made private, without members: no one may see it
+    admin.goto(demo.url + "admin/chat/room/?q=soon")
+    admin.click("text=Soon private")
+    admin.check("#id_is_private")
+    admin.click("input[name=_save]")
+    for page in (alice, bob):
+        expect(page.locator("#chat-error")).to_have_text(
+            "This room is gone, or you may no longer see it."
+        )
+        expect(page.locator("#here li")).to_have_count(0)  # it hears nothing more of them
+    expect(alice.locator("#typing")).to_have_text("")
+
+
 def test_the_people_list_shows_who_is_online(demo: DemoServer, new_page: NewPage) -> None:
     alice = log_in(new_page(), demo.url, "alice")
     alice.goto(demo.url + "messages/")

@@ -178,6 +178,9 @@ roomTopic.onClose(({ kind, reason }) => {
   }
   form.querySelector("button").disabled = true;
   showError(reason === "not_found" ? "This room is gone, or you may no longer see it." : `Left the room (${reason}).`);
+  // Out of the room: who was here and who was typing are not known any more.
+  here.replaceChildren();
+  for (const user of [...typing.keys()]) stoppedTyping(user);
 });
 
 form.addEventListener("submit", async (event) => {
