@@ -84,7 +84,12 @@ if POSTGRES_AVAILABLE:
         "HOST": "127.0.0.1",
         "PORT": 5432,
         "USER": os.environ.get("CHANNELWORKS_PGUSER", "postgres"),
-        "TEST": {"NAME": "channelworks_test"},
+        # One per test run (child processes inherit the run's): two runs on one machine
+        # (a developer's and CI's) must not drop each other's test database.
+        "TEST": {
+            "NAME": "channelworks_test_"
+            + os.environ.setdefault("CHANNELWORKS_TEST_RUN", str(os.getpid()))
+        },
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
