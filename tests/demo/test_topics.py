@@ -121,6 +121,10 @@ async def test_a_posts_topic_hears_its_comments_and_like_count(
     assert (await join(anonymous, f"post:{post.pk}"))["response"]["reason"] == "login_required"
     reader = await open_socket("/ws/topics/", bob_session)
     assert (await join(reader, "post:999999"))["response"]["reason"] == "not_found"
+    # Another spelling of the id would be a topic of its own that no broadcast reaches (and
+    # one more log in the layer for each): refused as well.
+    for alias in (f"0{post.pk}", f"+{post.pk}", f"{post.pk} ", "9" * 30):
+        assert (await join(reader, f"post:{alias}"))["response"]["reason"] == "not_found"
     joined = await join(reader, f"post:{post.pk}", ref="2")
     assert joined["status"] == "ok"
     assert joined["response"]["recovered"] is True  # a topic with history

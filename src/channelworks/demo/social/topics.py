@@ -37,7 +37,10 @@ class OnlineTopic(Topic):
 
 @database_sync_to_async
 def post_exists(pk: str) -> bool:
-    return pk.isascii() and pk.isdigit() and Post.objects.filter(pk=int(pk)).exists()
+    """Whether ``pk`` is a post's id as the pages spell it (``"01"`` would be a topic of its
+    own, which no broadcast reaches)."""
+    canonical = pk.isascii() and pk.isdigit() and str(int(pk)) == pk and int(pk) <= MAX_ID
+    return canonical and Post.objects.filter(pk=int(pk)).exists()
 
 
 def post_topic(pk: int) -> str:
