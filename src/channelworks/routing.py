@@ -93,17 +93,11 @@ class URLRouter(Asgi3Callable):
         # A route to an application returns that application's awaitable (Asgi3Callable).
         # A route to a nested router is awaited in ``_route``: a nested router without a
         # match makes this one try its next route.
-        path = self._path(scope)
-        if path is not None:
-            for route in self.routes:
-                match = route.pattern.match(path)
-                if match is None:
-                    continue
-                if getattr(route.callback, "_path_routing", False) is True:
-                    return self._route(scope, receive, send)
-                app: AnyASGIApp = route.callback
-                return app(self._child(scope, route, match), receive, send)
-        return self._route(scope, receive, send)
+        found = self.route(scope)
+        if found is None or getattr(found[0], "_path_routing", False) is True:
+            return self._route(scope, receive, send)
+        app, child = found
+        return app(child, receive, send)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> Any:
         # This frame lives as long as the connection: it keeps no more than it must.
