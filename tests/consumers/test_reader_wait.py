@@ -9,25 +9,12 @@ import gc
 
 import pytest
 
-from channelworks.consumers import AsyncConsumer
 from channelworks.exceptions import ChannelLayerError
-from channelworks.layers import InMemoryChannelLayer, channel_layers
+from channelworks.layers import InMemoryChannelLayer
 from channelworks.testing import ApplicationCommunicator
-from channelworks.types import Message
+from tests.consumers.test_reader import SCOPE, Listener, layer
 
-SCOPE = {"type": "test"}
-
-
-class Listener(AsyncConsumer):
-    async def chat_message(self, event: Message) -> None:
-        await self.send({"type": "out", "text": event["text"], "channel": self.channel_name})
-
-
-@pytest.fixture
-def layer() -> InMemoryChannelLayer:
-    layer = InMemoryChannelLayer()
-    channel_layers.set("default", layer)  # the suite resets the layers
-    return layer
+__all__ = ["layer"]  # the fixture, shared with test_reader.py
 
 
 async def channel_of(comm: ApplicationCommunicator) -> str:
