@@ -19,7 +19,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 AnyASGIApp = Callable[..., Awaitable[Any]]
 
 
-
 async def _asgi3_signature(scope: Scope, receive: Receive, send: Send) -> None:
     """The code an ``Asgi3Callable`` shows to ``inspect``: an ASGI 3 application's."""
 
