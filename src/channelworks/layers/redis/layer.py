@@ -534,6 +534,8 @@ class RedisChannelLayer(
         else:
             member, score = channel, _now_ms() + self._group_expiry_ms
         await self._add_member(group, member, score)
+        if own:
+            await self._match_own(group, present=True)
 
     async def _add_member(self, group: str, member: str, score: int) -> None:
         await self._links.call(
@@ -544,6 +546,25 @@ class RedisChannelLayer(
             "group_add",
             group,
         )
+
+    async def _match_own(self, group: str, present: bool) -> None:
+        """Make this process's entry in ``group`` (``@pid``) match its local members, after a
+        ZADD (``present``) or ZREM of it. Other calls for our channels may have changed the
+        local members meanwhile, and their ZADD or ZREM may reach Redis in another order than
+        the changes were made: a member left without the entry (its messages missed until
+        the next heartbeat), or the entry left without a member. Each call corrects after its
+        own command, so the last one to reach Redis leaves it right."""
+        while bool(self.local.members(group)) != present:
+            present = not present
+            if present:
+                await self._add_member(group, self._own_member, _now_ms() + self._hold_ms)
+            else:
+                await self._links.call(
+                    self._links.shard_of(group),
+                    ("ZREM", self.keys.group(group), self._own_member),
+                    "group_discard",
+                    group,
+                )
 
     async def group_discard(self, group: str, channel: str) -> None:
         require_group_name(group)
@@ -561,10 +582,8 @@ class RedisChannelLayer(
             "group_discard",
             group,
         )
-        if len(gone) > 1 and self.local.members(group):
-            # A group_add of another of our channels ran meanwhile, and its ZADD may have
-            # reached Redis before this ZREM: put this process back.
-            await self._add_member(group, self._own_member, _now_ms() + self._hold_ms)
+        if len(gone) > 1:
+            await self._match_own(group, present=False)
         if "!" in channel and self._marker not in channel:
             # The owner may hold it as a member of its own: tell it, through its inbox.
             pid = process_of(channel)
