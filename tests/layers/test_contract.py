@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -19,25 +18,7 @@ from channelworks.exceptions import (
 from channelworks.layers import BaseChannelLayer
 from channelworks.layers.base import DEFAULT_MAX_MESSAGE_SIZE
 from channelworks.layers.codec import Codec
-from tests.layers.backends import BACKENDS
-
-MakeLayer = Callable[..., BaseChannelLayer]
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-async def make_layer(request: pytest.FixtureRequest) -> AsyncIterator[MakeLayer]:
-    """Build layers of one backend with given options; flush and close them afterwards."""
-    made: list[BaseChannelLayer] = []
-
-    def make(**options: Any) -> BaseChannelLayer:
-        layer = BACKENDS[request.param](**options)
-        made.append(layer)
-        return layer
-
-    yield make
-    for layer in made:
-        await layer.flush()
-        await layer.close()
+from tests.layers.conftest import MakeLayer
 
 
 @pytest.fixture

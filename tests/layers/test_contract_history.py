@@ -4,7 +4,6 @@ every backend that has it; the others skip with the reason."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -12,30 +11,9 @@ import pytest
 from channelworks.exceptions import InvalidMessage, MessageTooLarge, Unrecoverable
 from channelworks.layers import BaseChannelLayer
 from channelworks.layers.history import POSITION_KEY, StreamPosition
-from tests.layers.backends import BACKENDS
-
-MakeLayer = Callable[..., BaseChannelLayer]
+from tests.layers.conftest import MakeLayer
 
 #: backends without history yet, and why (the contract covers them once they have it)
-NOT_YET: dict[str, str] = {}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-async def make_layer(request: pytest.FixtureRequest) -> AsyncIterator[MakeLayer]:
-    if request.param in NOT_YET:
-        pytest.skip(NOT_YET[request.param])
-    made: list[BaseChannelLayer] = []
-
-    def make(**options: Any) -> BaseChannelLayer:
-        layer = BACKENDS[request.param](**options)
-        assert "history" in layer.extensions
-        made.append(layer)
-        return layer
-
-    yield make
-    for layer in made:
-        await layer.flush()
-        await layer.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,29 +22,12 @@ from channelworks.exceptions import InvalidChannelName, InvalidPresence
 from channelworks.layers import BaseChannelLayer
 from channelworks.layers.presence import genuine_diff
 from channelworks.layers.tokens import layer_token
-from tests.layers.backends import BACKENDS, RABBITMQ_URL, REDIS_URL
+from tests.layers.backends import RABBITMQ_URL, REDIS_URL
+from tests.layers.conftest import MakeLayer
 
-MakeLayer = Callable[..., BaseChannelLayer]
 State = dict[str, dict[str, dict[str, Any]]]  # key -> phx_ref -> meta, as a client keeps it
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-async def make_layer(request: pytest.FixtureRequest) -> AsyncIterator[MakeLayer]:
-    made: list[BaseChannelLayer] = []
-
-    def make(**options: Any) -> BaseChannelLayer:
-        layer = BACKENDS[request.param](**options)
-        made.append(layer)
-        if "presence" not in layer.extensions:
-            pytest.skip(f"{request.param} has no presence")
-        return layer
-
-    make.backend = request.param  # type: ignore[attr-defined]
-    yield make
-    for layer in made:
-        await layer.close()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ messages (``layer.fanout``) and the presence and history counters of ``layer.sta
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,25 +13,9 @@ from channelworks.exceptions import Unrecoverable
 from channelworks.layers import BaseChannelLayer
 from channelworks.layers.base import FANOUT_BUCKETS, FanOut
 from channelworks.layers.history import StreamPosition
-from tests.layers.backends import BACKENDS
+from tests.layers.conftest import MakeLayer
 
-MakeLayer = Callable[..., BaseChannelLayer]
 TIMEOUT = 5.0
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-async def make_layer(request: pytest.FixtureRequest) -> AsyncIterator[MakeLayer]:
-    made: list[BaseChannelLayer] = []
-
-    def make(**options: Any) -> BaseChannelLayer:
-        layer = BACKENDS[request.param](**options)
-        made.append(layer)
-        return layer
-
-    yield make
-    for layer in made:
-        await layer.flush()
-        await layer.close()
 
 
 def observed(fanout: FanOut) -> list[int]:
