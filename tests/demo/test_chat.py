@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -10,6 +12,7 @@ from channelworks.db import database_sync_to_async
 from channelworks.demo.chat.models import Message, Room
 from channelworks.demo.chat.topics import RoomTopic
 from channelworks.demo.chat.views import CATCH_UP
+from channelworks.exceptions import LayerUnavailable
 from channelworks.layers import InMemoryChannelLayer
 from channelworks.topics import group_for
 from tests.demo.support import Topics, close_code, in_room
@@ -421,6 +424,28 @@ async def test_a_gone_rooms_address_is_not_taken_while_its_log_holds_its_message
     assert response.status_code == 200
     assert b"deleted or renamed less than an hour ago" in response.content
     assert not await database_sync_to_async(Room.objects.filter(slug="backstage").exists)()
+
+
+def test_a_rooms_address_is_not_taken_while_its_log_cannot_be_read(
+    alice: User, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The layer down: the name cannot be checked, so it is not taken (a clear form error,
+    the failure logged); the page that reads a position joins from its first push instead."""
+    from channelworks.demo.resume import topic_position
+    from channelworks.layers import get_channel_layer
+
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        raise LayerUnavailable("history", "chat:garden", "redis:6379", "down for the test")
+
+    monkeypatch.setattr(get_channel_layer(), "history", down)
+    client = Client()
+    client.force_login(alice)
+    response = client.post("/rooms/", {"name": "Garden"})
+    assert response.status_code == 200
+    assert b"Cannot check this name now" in response.content
+    assert not Room.objects.filter(slug="garden").exists()
+    assert topic_position("chat:garden") is None
+    assert "could not read the log of topic chat:garden" in caplog.text
 
 
 async def test_the_admin_cannot_move_a_room_onto_an_address_whose_log_holds_messages(

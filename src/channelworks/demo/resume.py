@@ -21,26 +21,23 @@ def topic_position(topic: str) -> list[Any] | None:
     replayed by the join (the page skips what it shows already). ``None`` without history,
     or when the layer cannot be reached (logged): the page then joins from its first live push.
     Sync code (a view)."""
-    from asgiref.sync import async_to_sync
-
-    from channelworks.layers import get_channel_layer
-    from channelworks.topics import group_for
-
-    layer = get_channel_layer()
-    if layer is None or not keeps_history(layer):
-        return None
-    try:
-        result = async_to_sync(layer.history)(group_for(topic), limit=0)
-    except Exception:
-        logger.exception("could not read the position of topic %s", topic)
-        return None
-    return list(result.position)
+    _, log = _read_log(topic, limit=0)
+    return None if log is None else list(log.position)
 
 
 def topic_holds_messages(topic: str) -> bool | None:
     """Whether ``topic``'s log still holds a message (a join with an old position would
     replay it); ``None`` when the layer cannot be reached (logged). Without history: False.
     Sync code (a form)."""
+    reached, log = _read_log(topic, limit=1)
+    if not reached:
+        return None
+    return log is not None and bool(log.messages)
+
+
+def _read_log(topic: str, limit: int) -> tuple[bool, Any]:
+    """``(reached, the layer's HistoryResult)`` for ``topic`` with ``limit``: ``(True, None)``
+    without history, ``(False, None)`` when the layer cannot be reached (logged)."""
     from asgiref.sync import async_to_sync
 
     from channelworks.layers import get_channel_layer
@@ -48,10 +45,9 @@ def topic_holds_messages(topic: str) -> bool | None:
 
     layer = get_channel_layer()
     if layer is None or not keeps_history(layer):
-        return False
+        return True, None
     try:
-        result = async_to_sync(layer.history)(group_for(topic), limit=1)
+        return True, async_to_sync(layer.history)(group_for(topic), limit=limit)
     except Exception:
         logger.exception("could not read the log of topic %s", topic)
-        return None
-    return bool(result.messages)
+        return False, None
