@@ -238,35 +238,38 @@ def _rabbitmq_group(row_prefix: str) -> Callable[[Results], tuple[str, bool] | N
     return measure
 
 
-def _limits_cost(results: Results) -> tuple[str, bool] | None:
-    on, off = (
-        results.get("limits_echo_on", "channelworks"),
-        results.get("limits_echo_off", "channelworks"),
-    )
+def _alternated(results: Results, figure: str) -> tuple[float, str] | None:
+    """``figure_on`` over ``figure_off`` (passes alternating on one server), and the server
+    CPU ratio as text; ``None`` if either was not measured."""
+    on = results.get(f"{figure}_on", "channelworks")
+    off = results.get(f"{figure}_off", "channelworks")
     if not on or not off:
         return None
-    cpu_on = results.get("limits_echo_on_cpu", "channelworks")
-    cpu_off = results.get("limits_echo_off_cpu", "channelworks")
+    cpu_on = results.get(f"{figure}_on_cpu", "channelworks")
+    cpu_off = results.get(f"{figure}_off_cpu", "channelworks")
     cpu = f", server CPU {cpu_on / cpu_off:.3f}x" if cpu_on and cpu_off else ""
-    return f"{on / off:.3f}x of limits off ({1 - on / off:+.1%} cost{cpu})", on / off >= 0.97
+    return on / off, cpu
+
+
+def _limits_cost(results: Results) -> tuple[str, bool] | None:
+    found = _alternated(results, "limits_echo")
+    if found is None:
+        return None
+    ratio, cpu = found
+    return f"{ratio:.3f}x of limits off ({1 - ratio:+.1%} cost{cpu})", ratio >= 0.97
 
 
 def _metrics_cost(results: Results) -> tuple[str, bool] | None:
-    on, off = (
-        results.get("metrics_echo_on", "channelworks"),
-        results.get("metrics_echo_off", "channelworks"),
-    )
-    if not on or not off:
+    found = _alternated(results, "metrics_echo")
+    if found is None:
         return None
-    cpu_on = results.get("metrics_echo_on_cpu", "channelworks")
-    cpu_off = results.get("metrics_echo_off_cpu", "channelworks")
-    cpu = f", server CPU {cpu_on / cpu_off:.3f}x" if cpu_on and cpu_off else ""
+    ratio, cpu = found
     added_on = results.get("metrics_inproc_on", "channelworks")
     added_off = results.get("metrics_inproc_off", "channelworks")
     added = (
         f", +{(added_on - added_off) * 1e6:.2f} µs/msg in process" if added_on and added_off else ""
     )
-    return f"{on / off:.3f}x of unobserved{cpu}{added}", on / off >= 0.95
+    return f"{ratio:.3f}x of unobserved{cpu}{added}", ratio >= 0.95
 
 
 def _flood(results: Results) -> tuple[str, bool] | None:
