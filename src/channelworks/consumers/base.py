@@ -8,6 +8,8 @@ Rules of this file (which methods are handlers, and how they run: ``handlers.py`
   dropped; the connection lives on. A server event nobody handles is an error;
 - group memberships taken with ``join_groups`` are always released when the consumer ends,
   however it ends;
+- layer messages for sync handlers that wait in the consumer's channel are handled in one
+  worker call, as they would be one call each (batches.py);
 - the event loop gets a turn before a message is handled, so tasks a handler started run
   (up to their first wait) before the next message of the same consumer, as in Channels. The
   turn costs a task step, so it is given only when it can matter: when a task was created
@@ -21,6 +23,7 @@ import functools
 import inspect
 import logging
 import operator
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from time import perf_counter
 from typing import Any, ClassVar, Protocol, cast
@@ -28,6 +31,7 @@ from typing import Any, ClassVar, Protocol, cast
 from asgiref.sync import markcoroutinefunction
 
 from channelworks import DEFAULT_CHANNEL_LAYER
+from channelworks.consumers.batches import Batch, gather
 from channelworks.consumers.handlers import (
     Mode,
     Resolution,
@@ -38,7 +42,7 @@ from channelworks.consumers.handlers import (
     run_handler,
 )
 from channelworks.consumers.reader import LayerReader
-from channelworks.consumers.sync_pool import call_async, run_sync
+from channelworks.consumers.sync_pool import call_async, run_batch, run_sync, run_sync_handler
 from channelworks.consumers.turns import TaskCount
 from channelworks.exceptions import StopConsumer, UnhandledMessageType
 from channelworks.layers.base import BaseChannelLayer
@@ -51,9 +55,11 @@ logger = logging.getLogger("channelworks.consumers")
 
 
 class _Handoff(Protocol):
-    """The layer reader, as ``_pump`` sees it: it holds the first message (reader.py)."""
+    """The layer reader, as ``_pump`` sees it: it holds the first message, and the messages
+    taken for a batch and not handled yet (reader.py)."""
 
     first: Any
+    pending: deque[Message]
 
 
 class ConsumerApp(Protocol):
@@ -214,8 +220,10 @@ class AsyncConsumer:
 
         As the layer reader (reader.py), ``source`` and ``poll`` take the ``channel``; ``poll``
         returns a message already waiting, sparing a coroutine per message while a burst is
-        drained, and ``handoff.first`` is the message the reader was started with (it stays the
-        reader's until taken here).
+        drained; ``handoff.first`` is the message the reader was started with (it stays the
+        reader's until taken here), and ``handoff.pending`` holds messages taken from the
+        channel and not handled yet (batches.py: waiting messages for sync handlers go to the
+        pool in one call).
 
         This loop runs once per message of every connection: it inlines what ``dispatch``
         does unless a subclass overrides ``dispatch``. With an ``owner``, this is the layer
@@ -225,6 +233,10 @@ class AsyncConsumer:
         cls = type(self)
         overridden = cls.dispatch is not AsyncConsumer.dispatch
         awaited = Mode.AWAIT  # a local: an Enum member lookup costs more than the rest
+        threaded = Mode.THREAD
+        pending = None if handoff is None else handoff.pending
+        if handoff is not None and handoff.first is None:
+            handoff = None
         if owner is None:
             protocol = None
             cache = cls._handlers
@@ -251,6 +263,8 @@ class AsyncConsumer:
                     message = await source()
                 elif handoff is not None:  # the reader's first message, taken once
                     message, handoff.first, handoff = handoff.first, None, None
+                elif pending:
+                    message = pending.popleft()
                 else:
                     waiting = poll(channel)
                     message = await source(channel) if waiting is None else waiting
@@ -286,8 +300,26 @@ class AsyncConsumer:
                         entry = lookup(cls, cache, kind)
                     if entry[3] is awaited:
                         await entry[2](self, message)
-                    else:
+                    elif pending is None or poll is None or entry[3] is not threaded:
                         await run_handler(entry[2], entry[3], self, message)
+                    else:  # a sync handler's: those waiting after it go too (batches.py)
+                        batched = gather(cls, cache, entry, message, pending, poll, channel)
+                        if batched is None:
+                            await run_sync_handler(self, entry[2], message)
+                            continue
+                        batch = Batch(self, batched, tasks, turn, observed is not None)
+                        try:
+                            await run_batch(self, batch, len(batched))
+                        finally:
+                            batch.rest(pending)
+                            message = batch.last or message
+                            kind = message.get("type")
+                            if observed is not None:  # the last one's time is taken below
+                                started = perf_counter() - batch.report(observed)
+                        if batch.error is not None:
+                            raise batch.error
+                        if batch.result is not None:
+                            await batch.result
                 except StopConsumer:
                     raise
                 except UnhandledMessageType as exc:

@@ -15,7 +15,8 @@ Rules of this file:
   ``receive`` would, so the layer forgets the waiter or gives back a message handed to it
   meanwhile;
 - a message the wait by hand got is the reader's until its task takes it: a reader stopped
-  before its task ran gives it back to the layer (never dropped unseen);
+  before its task ran gives it back to the layer (never dropped unseen). So are the messages
+  the task took for a batch and had not handled yet (``pending``, batches.py);
 - what the wait ends with (``LayerClosed``...) ends the consumer as the reader task's failures
   do.
 """
@@ -25,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -34,6 +37,8 @@ from channelworks.layers.memory import InMemoryChannelLayer
 if TYPE_CHECKING:
     from channelworks.consumers.base import AsyncConsumer, _Turn
 
+
+logger = logging.getLogger("channelworks.consumers")
 
 #: the context the wait by hand is resumed in: the layer's receive sets no context variable
 _CONTEXT = contextvars.Context()
@@ -49,6 +54,7 @@ class LayerReader:
         "layer",
         "name",
         "owner",
+        "pending",
         "stopped",
         "task",
         "turn",
@@ -75,6 +81,8 @@ class LayerReader:
         self.waiting: asyncio.Future[Any] | None = None
         #: the message the wait by hand got, until the reader task takes it (``_pump``)
         self.first: Any = None
+        #: messages the reader task took from the channel and has not handled yet
+        self.pending: deque[Any] = deque()
         if isinstance(layer, InMemoryChannelLayer) and (
             type(layer).receive is InMemoryChannelLayer.receive
         ):
@@ -120,7 +128,7 @@ class LayerReader:
                 self.owner,
                 layer.receive_nowait,
                 self.name,
-                self if first is not None else None,
+                self,
             ),
             context=self.context,
         )
@@ -147,6 +155,19 @@ class LayerReader:
         first, self.first = self.first, None
         if first is not None:  # handed to the wait by hand; the task never ran to take it
             cast(InMemoryChannelLayer, self.layer).give_back(self.name, first)
+        if self.pending:  # taken for a batch, not handled: first in line again
+            # the Redis and RabbitMQ layers keep their process's channels in an in-memory one
+            home = getattr(self.layer, "local", self.layer)
+            while self.pending:
+                message = self.pending.pop()
+                if isinstance(home, InMemoryChannelLayer):
+                    home.give_back(self.name, message)
+                else:
+                    logger.error(
+                        "Dropped a channel layer message %s taken for %s, which ended",
+                        message.get("type"),
+                        self.name,
+                    )
 
 
 __all__ = ["LayerReader"]

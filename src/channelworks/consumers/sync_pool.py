@@ -24,8 +24,9 @@ Rules of this file:
   those of a call still running from a task of their own within ``STALL`` s (a handler that
   sends, then blocks, is heard). The call ends (its consumer takes the next message) only
   once its sends are done. A send that fails makes the handler's next send raise the error,
-  or its end if there is none. More than ``MAX_AHEAD`` sends not yet done make the next send
-  wait for them, so a slow client holds back a handler that sends in a loop, as before;
+  or its end if there is none. More than ``MAX_AHEAD`` sends not yet done (plus one per
+  message, for a batch of layer messages: batches.py) make the next send wait for them, so a
+  slow client holds back a handler that sends in a loop, as before;
 - the workers hand results and sends back through one wake-up of the loop per run of calls,
   not per message (``_Bridge``).
 """
@@ -70,6 +71,7 @@ class _Call:
     """
 
     __slots__ = (
+        "ahead",
         "args",
         "bridge",
         "consumer",
@@ -104,6 +106,7 @@ class _Call:
         self.args = args
         self.kwargs = kwargs
         self.context = contextvars.copy_context()
+        self.ahead = MAX_AHEAD  # sends not done past which the next one waits
         self.posted = 0  # sends handed to the loop (worker)
         self.sent = 0  # of those, done (loop)
         self.failed: BaseException | None = None  # the first send that failed
@@ -169,7 +172,7 @@ class _Call:
         if self.failed is not None:
             raise self.failed
         waiter = None
-        if self.posted - self.sent >= MAX_AHEAD:
+        if self.posted - self.sent >= self.ahead:
             waiter = threading.Lock()
             waiter.acquire()
         self.posted += 1
@@ -528,6 +531,22 @@ def thread_waits(task: asyncio.Future[Any]) -> None:
         _pool.thread_waits(task)
 
 
+def run_batch(consumer: object, batch: Callable[[], None], messages: int) -> _Call:
+    """``batch()`` in the pool: the handlers of ``messages`` layer messages of ``consumer``
+    (batches.py). A send per message more may be not done before the next send waits
+    (``MAX_AHEAD``): a room's batch, one send per message, does not wait for the loop."""
+    call = _submit(consumer, batch, (), {}, False)
+    call.ahead = MAX_AHEAD + messages
+    return call
+
+
+def send_failed() -> bool:
+    """In a worker: whether a send that the running call handed to the loop failed (its
+    handler's next send, or its end, raises the error)."""
+    call: _Call | None = getattr(_local, "call", None)
+    return call is not None and call.failed is not None
+
+
 def call_async(
     consumer: object, function: Callable[..., Coroutine[Any, Any, Any]], *args: Any
 ) -> None:
@@ -540,11 +559,20 @@ def call_async(
     call: _Call | None = getattr(_local, "call", None)
     if call is None or call.consumer is not consumer:
         async_to_sync(function)(consumer, *args)
-    elif call.failed is None and call.posted - call.sent < MAX_AHEAD:
+    elif call.failed is None and call.posted - call.sent < call.ahead:
         call.posted += 1  # post, inlined for the common case: once per message sent
         call.bridge.inbox.append((call._send, (function, (consumer, *args), None)))
     else:
         call.post(function, (consumer, *args))
 
 
-__all__ = ["MAX_AHEAD", "STALL", "call_async", "run_sync", "run_sync_handler", "thread_waits"]
+__all__ = [
+    "MAX_AHEAD",
+    "STALL",
+    "call_async",
+    "run_batch",
+    "run_sync",
+    "run_sync_handler",
+    "send_failed",
+    "thread_waits",
+]

@@ -136,6 +136,13 @@ class Connection:
             timing = self.timings[kind] = Timing()
         return timing
 
+    def handled(self, kind: object, elapsed: float) -> None:
+        """A handler of ``kind`` ran for ``elapsed`` seconds (the consumer's pump inlines this
+        for the message it handles; a batch's other messages come here: batches.py)."""
+        timing = self.timing_of(kind)
+        timing.counts[bucket_of(DURATION_BUCKETS, elapsed)] += 1
+        timing.sum += elapsed
+
     def opened(self) -> None:
         """The handshake was accepted."""
         if not self.accepted:
