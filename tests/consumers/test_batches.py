@@ -81,22 +81,27 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     single, batch = sync_pool.run_sync_handler, sync_pool.run_batch
 
-    def one(consumer: Any, function: Callable[[Any, Any], Any], message: Any) -> Any:
+    def one(
+        consumer: Any, function: Callable[[Any, Any], Any], message: Any, first: bool = False
+    ) -> Any:
         sizes.append(1)
-        return single(consumer, function, message)
+        return single(consumer, function, message, first)
 
-    def many(consumer: Any, function: Callable[[], None], messages: int) -> Any:
+    def many(consumer: Any, function: Callable[[], None], messages: int, first: bool) -> Any:
         sizes.append(messages)
-        return batch(consumer, function, messages)
+        return batch(consumer, function, messages, first)
 
     monkeypatch.setattr(base, "run_sync_handler", one)
     monkeypatch.setattr(base, "run_batch", many)
     return sizes
 
 
-async def channel_of(comm: ApplicationCommunicator) -> str:
+async def channel_of(comm: ApplicationCommunicator, calls: list[int] | None = None) -> str:
+    """The consumer's channel (a server event's call, not counted in ``calls``)."""
     await comm.send_input({"type": "hello"})
     reply = await comm.receive_output()
+    if calls is not None:
+        calls.clear()
     name: str = reply["name"]
     return name
 
@@ -109,7 +114,7 @@ async def test_waiting_messages_go_in_one_call_in_order_each_once(
     layer: InMemoryChannelLayer, calls: list[int]
 ) -> None:
     async with ApplicationCommunicator(Worker.as_asgi(), SCOPE) as comm:
-        name = await channel_of(comm)
+        name = await channel_of(comm, calls)
         for number in range(6):  # queued before the reader wakes: all waiting at once
             await layer.send(name, {"type": "job", "text": f"j{number}"})
         got = [await comm.receive_output(timeout=5) for _ in range(6)]
@@ -123,7 +128,7 @@ async def test_a_message_for_another_kind_of_handler_ends_the_batch_and_keeps_it
     layer: InMemoryChannelLayer, calls: list[int]
 ) -> None:
     async with ApplicationCommunicator(Worker.as_asgi(), SCOPE) as comm:
-        name = await channel_of(comm)
+        name = await channel_of(comm, calls)
         await layer.send(name, {"type": "job", "text": "first job"})  # the handler's cache
         assert await texts(comm, 1) == ["first job"]
         calls.clear()
@@ -138,7 +143,7 @@ async def test_an_error_is_handled_for_its_own_message_and_the_rest_follow(
     layer: InMemoryChannelLayer, calls: list[int]
 ) -> None:
     async with ApplicationCommunicator(Worker.as_asgi(), SCOPE) as comm:
-        name = await channel_of(comm)
+        name = await channel_of(comm, calls)
         await layer.send(name, {"type": "job", "text": "a"})
         await layer.send(name, {"type": "job", "text": "b", "fail": True})
         await layer.send(name, {"type": "job", "text": "c"})
@@ -152,7 +157,7 @@ async def test_a_task_a_handler_started_runs_before_the_next_message(
     layer: InMemoryChannelLayer, calls: list[int]
 ) -> None:
     async with ApplicationCommunicator(Worker.as_asgi(), SCOPE) as comm:
-        name = await channel_of(comm)
+        name = await channel_of(comm, calls)
         await layer.send(name, {"type": "spawn", "text": "spawned"})
         await layer.send(name, {"type": "job", "text": "next"})
         assert await texts(comm, 2) == ["spawned", "next"]

@@ -196,3 +196,79 @@ def test_a_forked_child_gets_a_pool_of_its_own() -> None:
     assert os.read(reader, 3) == b"new"
     assert status == 0
     assert sync_pool._the_pool() is parent
+
+
+class Queued(SyncConsumer):
+    """Records, across consumers, the order in which its handlers ran."""
+
+    order: ClassVar[list[str]] = []
+
+    def hello(self, event: Message) -> None:
+        self.send({"type": "name", "name": self.channel_name})
+
+    def delivery(self, event: Message) -> None:
+        Queued.order.append(event["text"])
+        threading.Event().wait(0.001)
+
+    def frame(self, event: Message) -> None:  # from the server
+        Queued.order.append("frame")
+        self.send({"type": "out", "text": "frame"})
+
+    def wait_for_loop(self, event: Message) -> None:
+        async_to_sync(event["until"].wait)()  # an asyncio.Event the test sets
+        self.send({"type": "out", "text": "waited"})
+
+    def quick(self, event: Message) -> None:
+        self.send({"type": "out", "text": "quick"})
+
+
+async def name_of(comm: ApplicationCommunicator) -> str:
+    await comm.send_input({"type": "hello"})
+    name: str = (await comm.receive_output())["name"]
+    return name
+
+
+@pytest.mark.usefixtures("memory_layer")
+async def test_a_server_event_is_not_queued_behind_layer_messages_of_others() -> None:
+    Queued.order = []
+    layer = channel_layers["default"]
+    comms = [ApplicationCommunicator(Queued.as_asgi(), SCOPE) for _ in range(31)]
+    try:
+        names = [await name_of(comm) for comm in comms[:30]]
+        await name_of(comms[30])
+        for name in names:  # the readers' tasks start: the next messages wake them at once
+            await layer.send(name, {"type": "delivery", "text": "warm-up"})
+        for _ in range(500):
+            if len(Queued.order) == 30:
+                break
+            await asyncio.sleep(0.01)
+        Queued.order = []
+        for index, name in enumerate(names):  # 30 calls queued before the frame's, ~1 ms each
+            await layer.send(name, {"type": "delivery", "text": f"d{index}"})
+        await comms[30].send_input({"type": "frame"})
+        assert (await comms[30].receive_output(timeout=5))["text"] == "frame"
+        for _ in range(500):
+            if len(Queued.order) == 31:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(Queued.order) == sorted(["frame", *(f"d{n}" for n in range(30))])
+        assert Queued.order.index("frame") < 10  # taken before most of them, not last
+    finally:
+        for comm in comms:
+            await comm.stop()
+
+
+@pytest.mark.usefixtures("memory_layer")
+async def test_a_handler_waiting_in_async_to_sync_does_not_hold_back_others() -> None:
+    until = asyncio.Event()
+    async with (
+        ApplicationCommunicator(Queued.as_asgi(), SCOPE) as waiting,
+        ApplicationCommunicator(Queued.as_asgi(), SCOPE) as other,
+    ):
+        await waiting.send_input({"type": "wait.for.loop", "until": until})
+        await asyncio.sleep(0.05)  # its thread now waits in async_to_sync
+        await other.send_input({"type": "quick"})
+        # another worker takes the other consumer's call while the first still waits
+        assert (await other.receive_output(timeout=3))["text"] == "quick"
+        until.set()
+        assert (await waiting.receive_output(timeout=3))["text"] == "waited"

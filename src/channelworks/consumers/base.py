@@ -42,7 +42,7 @@ from channelworks.consumers.handlers import (
     run_handler,
 )
 from channelworks.consumers.reader import LayerReader
-from channelworks.consumers.sync_pool import call_async, run_batch, run_sync, run_sync_handler
+from channelworks.consumers.sync_pool import call_async, run_batch, run_hook, run_sync_handler
 from channelworks.consumers.turns import TaskCount
 from channelworks.exceptions import StopConsumer, UnhandledMessageType
 from channelworks.layers.base import BaseChannelLayer
@@ -300,16 +300,20 @@ class AsyncConsumer:
                         entry = lookup(cls, cache, kind)
                     if entry[3] is awaited:
                         await entry[2](self, message)
-                    elif pending is None or poll is None or entry[3] is not threaded:
+                    elif entry[3] is not threaded:
                         await run_handler(entry[2], entry[3], self, message)
+                    elif pending is None or poll is None:  # the server's: taken first
+                        await run_sync_handler(self, entry[2], message, True)
                     else:  # a sync handler's: those waiting after it go too (batches.py)
                         batched = gather(cls, cache, entry, message, pending, poll, channel)
+                        # taken first too if a server event waits for its turn
+                        first = turn.waiting is not None
                         if batched is None:
-                            await run_sync_handler(self, entry[2], message)
+                            await run_sync_handler(self, entry[2], message, first)
                             continue
                         batch = Batch(self, batched, tasks, turn, observed is not None)
                         try:
-                            await run_batch(self, batch, len(batched))
+                            await run_batch(self, batch, len(batched), first)
                         finally:
                             batch.rest(pending)
                             message = batch.last or message
@@ -372,7 +376,7 @@ class AsyncConsumer:
             return await hook(*args, **kwargs)
         if not type(self).sync_handlers:
             return await await_result(hook(*args, **kwargs), hook.__qualname__)
-        result = await run_sync(self, hook, *args, **kwargs)
+        result = await run_hook(self, hook, args, kwargs)
         return await result if inspect.isawaitable(result) else result
 
     # -- sending and groups --------------------------------------------------------------------

@@ -15,9 +15,18 @@ Rules of this file:
   turn; a worker takes calls one at a time, so the calls of many consumers run one after
   another in one thread. Handlers of one consumer never run concurrently: its pump waits for
   a call's end before the next (base.py);
+- server events' calls (a client's frame: ``run_hook``, and a layer message's call that one
+  waits behind) are taken before layer messages' calls, though never twice in a row while
+  those wait. When one ends and layer messages' calls wait, the worker lets the loop run
+  until it has nothing ready (at most ``STALL`` s) before going on: the consumer hears of
+  the end and hands over its next frame first. A room's sync sender so runs ahead of the
+  deliveries its frames make, which then find several messages per channel (batches.py),
+  where it would otherwise take one frame per round of deliveries;
 - a call that blocks stalls the others for at most about ``STALL`` seconds: when the queue
   has not moved for that long, another worker is woken (up to the pool's size). A worker
-  waiting in ``async_to_sync`` is known at once (``thread_waits``): another one takes over;
+  waiting in ``async_to_sync`` is one that blocks: most such waits (a ``group_send``) are
+  over long before ``STALL``, and waking another worker for each would have two threads
+  take the GIL from each other and from the loop;
 - what a handler sends through its own consumer's sync API (``send``, ``accept``, ``close``,
   ``send_json``) is handed to the loop without waiting for it. The loop sends a call's
   messages in order: those handed over with the call's end from the consumer's own task,
@@ -243,6 +252,20 @@ class _Call:
             future.set_result(result)
 
 
+#: turns of the loop a worker waits for at most after a server event's call (``_when_idle``)
+IDLE_HOPS = 8
+
+
+def _when_idle(callback: Callable[[], Any], hops: int) -> None:
+    """On the loop: ``callback()`` once the loop has no other callback ready (asyncio's own
+    loop tells), or after ``hops`` turns."""
+    loop = asyncio.get_running_loop()
+    if hops and getattr(loop, "_ready", None):
+        loop.call_soon(_when_idle, callback, hops - 1)
+    else:
+        callback()
+
+
 async def _awaited(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
@@ -336,17 +359,18 @@ class _Pool:
     def __init__(self, size: int) -> None:
         self.size = size
         self.queue: deque[_Call] = deque()
+        #: calls for server events (a client's frame), taken before ``queue``'s
+        self.first: deque[_Call] = deque()
         self.lock = threading.Lock()
         self.parked: list[threading.Lock] = []  # one held lock per parked worker
         self.running = 0  # workers not parked
-        self.waiting = 0  # threads waiting for a task on a loop (async_to_sync)
         self.threads = 0
         self.taken = 0  # calls taken so far: has the queue moved?
 
-    def submit(self, call: _Call, loop: asyncio.AbstractEventLoop) -> None:
+    def submit(self, call: _Call, loop: asyncio.AbstractEventLoop, first: bool) -> None:
         bridge = call.bridge
         bridge.outstanding += 1
-        self.queue.append(call)
+        (self.first if first else self.queue).append(call)
         if not bridge.kicking:  # the calls of this turn of the loop go in one wake-up
             bridge.kicking = True
             loop.call_soon(self._kick, bridge)
@@ -358,22 +382,13 @@ class _Pool:
         """After the loop's turn that queued calls: wake a worker if none is taking them."""
         bridge.kicking = False
         with self.lock:
-            if self.queue and self.running <= self.waiting:
+            if (self.queue or self.first) and not self.running:
                 self._wake()
 
     def thread_waits(self, task: asyncio.Future[Any]) -> None:
         bridge = _bridges.get(task.get_loop())
         if bridge is not None and bridge.inbox:
             bridge.drain()  # what the waiting worker handed over so far
-        with self.lock:
-            self.waiting += 1
-            if self.queue and self.running <= self.waiting:
-                self._wake()
-        task.add_done_callback(self._thread_resumes)
-
-    def _thread_resumes(self, task: asyncio.Future[Any]) -> None:
-        with self.lock:
-            self.waiting -= 1
 
     def _check(self, bridge: _Bridge, taken: int) -> None:
         """Every ``STALL`` s on a loop with calls out: drain what the workers handed over,
@@ -381,7 +396,7 @@ class _Pool:
         if bridge.inbox:
             bridge.drain()
         with self.lock:
-            if self.queue and self.taken == taken:
+            if (self.queue or self.first) and self.taken == taken:
                 self._wake()
         if bridge.outstanding > 0:
             asyncio.get_running_loop().call_later(STALL, self._check, bridge, self.taken)
@@ -408,20 +423,24 @@ class _Pool:
         self.running += 1
 
     def _work(self, park: threading.Lock) -> None:
-        queue, local, pid = self.queue, SyncToAsync.threadlocal, os.getpid()
+        queue, first, local, pid = self.queue, self.first, SyncToAsync.threadlocal, os.getpid()
         local.task_context = None
         touched: list[_Bridge] = []  # bridges handed something since the last flush
         fresh = True  # no call ran in this thread since it was woken
         current: _Bridge | None = None  # the bridge whose loop the thread-locals name
+        urgent = False  # the last call taken was from ``first``
         while True:
             try:
-                call = queue.popleft()
+                # ``first`` before ``queue``, but not twice in a row while ``queue`` waits
+                urgent = bool(first) and not (urgent and queue)
+                call = first.popleft() if urgent else queue.popleft()
             except IndexError:
                 for bridge in touched:
                     bridge.flush()
                 touched.clear()
                 with self.lock:
-                    if queue:
+                    if queue or first:
+                        current = None  # to be touched again
                         continue
                     self.running -= 1
                     self.parked.append(park)
@@ -447,6 +466,16 @@ class _Pool:
             call.run(fresh)
             fresh = False
             del call
+            if urgent and queue and not first:
+                # A server event's call ended, other calls wait: its consumer hears of it now
+                # and may hand over its next frame before those run (a room's sender runs
+                # ahead of its deliveries, which then come in batches). The loop gets the
+                # GIL until it has nothing ready, or STALL.
+                idle = threading.Lock()
+                idle.acquire()
+                bridge.put(_when_idle, idle.release, IDLE_HOPS)
+                if bridge.flush():
+                    idle.acquire(timeout=STALL)
 
 
 _pool: _Pool | None = None
@@ -490,14 +519,24 @@ def run_sync(
     return _submit(consumer, function, args, kwargs, False)
 
 
-def run_sync_handler(consumer: object, function: Callable[[Any, Any], Any], message: Any) -> _Call:
+def run_hook(
+    consumer: object, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> _Call:
+    """``run_sync`` for a consumer's hook (``connect``, ``receive``...), a server event's
+    call: taken before the layer messages' calls (``_Pool.first``)."""
+    return _submit(consumer, function, args, kwargs, False, True)
+
+
+def run_sync_handler(
+    consumer: object, function: Callable[[Any, Any], Any], message: Any, first: bool = False
+) -> _Call:
     """``function(consumer, message)`` in the pool, as ``run_sync``; if it returns an
     awaitable (a sync-looking wrapper of an ``async def``), awaiting the call awaits that too.
 
     Returns the awaitable call itself, no coroutine around it: a layer message to a sync
     consumer comes through here, once per delivery.
     """
-    return _submit(consumer, function, (consumer, message), {}, True)
+    return _submit(consumer, function, (consumer, message), {}, True, first)
 
 
 def _submit(
@@ -506,6 +545,7 @@ def _submit(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     unwrap: bool,
+    first: bool = False,
 ) -> _Call:
     global _last
     loop = asyncio.get_running_loop()
@@ -516,26 +556,27 @@ def _submit(
             bridge = _bridges[loop] = _Bridge(loop)
         _last = (weakref.ref(loop), bridge)
     call = _Call(bridge, loop.create_future(), consumer, function, args, kwargs, unwrap)
-    (_pool or _the_pool()).submit(call, loop)
+    (_pool or _the_pool()).submit(call, loop, first)
     return call
 
 
 def thread_waits(task: asyncio.Future[Any]) -> None:
     """On the loop: a thread waits for ``task`` (its ``async_to_sync``) until it ends.
 
-    If it is a worker, it takes no call meanwhile: another is woken if calls are queued (or
-    once some are), instead of after ``STALL``. Any thread counts (a worker is woken too many
-    at worst), it is cheaper than finding out which one.
+    What a worker handed over before it waits goes out now (it would wait for the end of its
+    run of calls). The worker is not replaced: if the wait lasts, ``STALL`` does that.
     """
     if _pool is not None:
         _pool.thread_waits(task)
 
 
-def run_batch(consumer: object, batch: Callable[[], None], messages: int) -> _Call:
+def run_batch(
+    consumer: object, batch: Callable[[], None], messages: int, first: bool = False
+) -> _Call:
     """``batch()`` in the pool: the handlers of ``messages`` layer messages of ``consumer``
     (batches.py). A send per message more may be not done before the next send waits
     (``MAX_AHEAD``): a room's batch, one send per message, does not wait for the loop."""
-    call = _submit(consumer, batch, (), {}, False)
+    call = _submit(consumer, batch, (), {}, False, first)
     call.ahead = MAX_AHEAD + messages
     return call
 

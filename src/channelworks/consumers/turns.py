@@ -12,8 +12,8 @@ factory is replaced after ours cannot be counted; then every message gets its tu
 Not counted: the task ``async_to_sync`` makes on the loop for a worker thread (a sync
 handler's ``group_send``). The thread waits for it to end, so it has ended before the handler
 does; counting it would give every consumer a turn per message in a room whose handlers are
-sync. The sync pool hears of it instead (``thread_waits``): a worker waiting there is not
-taking calls, so another one is woken if calls are queued.
+sync. The sync pool hears of it instead (``thread_waits``): what the waiting worker handed
+over so far goes out.
 """
 
 from __future__ import annotations
