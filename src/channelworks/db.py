@@ -46,13 +46,24 @@ def connections_kept() -> Iterator[None]:
         _kept -= 1
 
 
+#: Django's ``close_old_connections``, once its settings are configured (they stay so): found
+#: once, not per call (this runs around every sync handler)
+_django_close: Callable[[], None] | None = None
+
+
 def close_old_connections() -> None:
     """Close the connections Django would close between two requests (a no-op without Django
     settings; see ``connections_kept`` for tests)."""
-    from django.conf import settings
+    global _django_close
+    close = _django_close
+    if close is None:
+        from django.conf import settings
 
-    if not settings.configured:
-        return
+        if not settings.configured:
+            return
+        from django.db import close_old_connections as django_close
+
+        close = _django_close = django_close
     if _kept:
         from django.db import connections
 
@@ -60,9 +71,7 @@ def close_old_connections() -> None:
             if not connection.in_atomic_block:
                 connection.close_if_unusable_or_obsolete()
         return
-    from django.db import close_old_connections as django_close_old_connections
-
-    django_close_old_connections()
+    close()
 
 
 async def aclose_old_connections() -> None:
