@@ -9,6 +9,7 @@ when the consumer ends in the middle of one.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -17,6 +18,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from channelworks.consumers import SyncConsumer, WebsocketConsumer, base, sync_pool
+from channelworks.consumers.reader import LayerReader
 from channelworks.layers import InMemoryChannelLayer, channel_layers
 from channelworks.ops import connections
 from channelworks.ops.connections import Observer, consumer_name
@@ -231,3 +233,20 @@ async def test_operators_see_each_message_of_a_batch_timed(
         assert timing.sum > 0
     finally:
         connections.configure(None)
+
+
+async def test_a_reader_that_never_batched_holds_no_queue_for_one(
+    layer: InMemoryChannelLayer,
+) -> None:
+    # an empty deque is 760 bytes: per connection, that was a third of the memory budget
+    async with ApplicationCommunicator(Worker.as_asgi(), SCOPE) as comm:
+        name = await channel_of(comm)
+        await layer.send(name, {"type": "job", "text": "alone"})
+        assert await texts(comm, 1) == ["alone"]
+        readers = [
+            found
+            for found in gc.get_objects()
+            if isinstance(found, LayerReader) and found.name == name
+        ]
+        assert len(readers) == 1
+        assert readers[0].pending is None

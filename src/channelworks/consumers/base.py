@@ -59,7 +59,7 @@ class _Handoff(Protocol):
     taken for a batch and not handled yet (reader.py)."""
 
     first: Any
-    pending: deque[Message]
+    pending: deque[Message] | None
 
 
 class ConsumerApp(Protocol):
@@ -234,7 +234,8 @@ class AsyncConsumer:
         overridden = cls.dispatch is not AsyncConsumer.dispatch
         awaited = Mode.AWAIT  # a local: an Enum member lookup costs more than the rest
         threaded = Mode.THREAD
-        pending = None if handoff is None else handoff.pending
+        reader = handoff
+        pending = None if reader is None else reader.pending
         if handoff is not None and handoff.first is None:
             handoff = None
         if owner is None:
@@ -302,12 +303,20 @@ class AsyncConsumer:
                         await entry[2](self, message)
                     elif entry[3] is not threaded:
                         await run_handler(entry[2], entry[3], self, message)
-                    elif pending is None or poll is None:  # the server's: taken first
+                    elif reader is None or poll is None:  # the server's: taken first
                         await run_sync_handler(self, entry[2], message, True)
                     else:  # a sync handler's: those waiting after it go too (batches.py)
-                        batched = gather(cls, cache, entry, message, pending, poll, channel)
                         # taken first too if a server event waits for its turn
                         first = turn.waiting is not None
+                        waiting = pending.popleft() if pending else poll(channel)
+                        if waiting is None:
+                            await run_sync_handler(self, entry[2], message, first)
+                            continue
+                        if pending is None:  # made when first needed: see LayerReader
+                            pending = reader.pending = deque()
+                        batched = gather(
+                            cls, cache, entry, message, waiting, pending, poll, channel
+                        )
                         if batched is None:
                             await run_sync_handler(self, entry[2], message, first)
                             continue

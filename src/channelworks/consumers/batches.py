@@ -54,18 +54,17 @@ def gather(
     cache: dict[object, Resolution],
     entry: Resolution,
     message: Message,
+    waiting: Message,
     pending: deque[Message],
     poll: Callable[[str], Message | None],
     channel: str,
 ) -> deque[Handled] | None:
     """``message`` (for the sync handler of ``entry``) and the messages for sync handlers
-    waiting after it, in ``pending`` then in ``channel``; ``None`` if there are none."""
+    waiting after it: ``waiting``, then those in ``pending``, then in ``channel``; ``None`` if
+    ``waiting`` is not for one (it goes back to ``pending``)."""
     batched = None
     threaded = Mode.THREAD
     while True:
-        waiting = pending.popleft() if pending else poll(channel)
-        if waiting is None:
-            return batched
         try:
             more: Resolution | None = cache[waiting.get("type")]
         except (KeyError, TypeError):  # not seen yet, or unhashable: handled on its own
@@ -78,6 +77,10 @@ def gather(
         batched.append((more[2], waiting))
         if len(batched) >= SIZE:
             return batched
+        next_one = pending.popleft() if pending else poll(channel)
+        if next_one is None:
+            return batched
+        waiting = next_one
 
 
 class Batch:

@@ -81,8 +81,9 @@ class LayerReader:
         self.waiting: asyncio.Future[Any] | None = None
         #: the message the wait by hand got, until the reader task takes it (``_pump``)
         self.first: Any = None
-        #: messages the reader task took from the channel and has not handled yet
-        self.pending: deque[Any] = deque()
+        #: messages the reader task took from the channel and has not handled yet (made by
+        #: the first batch: an empty deque costs 760 bytes, and most readers never batch)
+        self.pending: deque[Any] | None = None
         if isinstance(layer, InMemoryChannelLayer) and (
             type(layer).receive is InMemoryChannelLayer.receive
         ):
