@@ -37,6 +37,9 @@ class Worker(SyncConsumer):
         self.send({"type": "name", "name": self.channel_name})
 
     def job(self, event: Message) -> None:
+        entered = event.get("entered")
+        if entered is not None:
+            entered.set()
         gate = event.get("gate")
         if gate is not None and not gate.wait(5):
             raise AssertionError("the test never opened the gate")
@@ -186,13 +189,16 @@ async def test_a_server_event_waits_for_one_message_of_a_batch_not_all(
 async def test_messages_a_batch_had_not_reached_go_back_when_the_consumer_ends(
     layer: InMemoryChannelLayer,
 ) -> None:
-    gate = threading.Event()
+    gate, entered = threading.Event(), threading.Event()
     comm = ApplicationCommunicator(Worker.as_asgi(), SCOPE)
     name = await channel_of(comm)
-    await layer.send(name, {"type": "job", "text": "j0", "gate": gate})
+    await layer.send(name, {"type": "job", "text": "j0", "gate": gate, "entered": entered})
     await layer.send(name, {"type": "job", "text": "j1"})
     await layer.send(name, {"type": "job", "text": "j2"})
-    await asyncio.sleep(0.05)  # the batch runs, blocked in j0's handler
+    for _ in range(500):  # the batch runs, blocked in j0's handler
+        if entered.is_set():
+            break
+        await asyncio.sleep(0.01)
     stopping = asyncio.ensure_future(comm.stop())
     await asyncio.sleep(0.05)
     gate.set()  # j0's handler runs to its end, as a call of its own would
