@@ -8,7 +8,7 @@ them save the pictures of ``docs/screenshots/``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -71,11 +71,27 @@ CONTEXTS = pytest.StashKey[list[BrowserContext]]()
 SERVERS = pytest.StashKey[list[DemoServer]]()
 
 
+#: ``serve(port=0, extra=())``: a demo server of the test's own, started
+Serve = Callable[..., DemoServer]
+
+
 @pytest.fixture
-def servers(request: pytest.FixtureRequest) -> list[DemoServer]:
-    """The servers a test starts itself: a failure's report shows their output."""
+def serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve]:
+    """Starts demo servers of the test's own, all on one data directory (a restart is the
+    next ``serve(port=server.port)``). A failure's report shows their output; at the end,
+    each one is stopped, with exit status 0, and none printed a traceback."""
     started: list[DemoServer] = request.node.stash.setdefault(SERVERS, [])
-    return started
+
+    def start(port: int = 0, extra: Sequence[str] = ()) -> DemoServer:
+        server = DemoServer(tmp_path / "demo", port=port, extra=extra)
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        assert server.stop() == 0, server.output()
+        assert not unexpected_tracebacks(server), server.output()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -9,13 +9,12 @@ import re
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import APIResponse, Browser, Page, Response, Route, expect
 
-from tests.demo.browser.conftest import connected, log_in, screenshot, unexpected_tracebacks
+from tests.demo.browser.conftest import Serve, connected, log_in, screenshot
 from tests.demo.server import DemoServer
 from tests.layers.backends import REDIS_URL, redis_reachable, require_service
 
@@ -35,165 +34,142 @@ def sent(page: Page, text: str) -> None:
 
 @pytest.mark.parametrize("layer", ["memory", "redis"])
 def test_a_page_that_was_away_during_a_restart_shows_every_message_once(
-    new_page: NewPage, servers: list[DemoServer], tmp_path: Path, layer: str
+    new_page: NewPage, serve: Serve, layer: str
 ) -> None:
     extra = []
     if layer == "redis":
         require_service("Redis", redis_reachable())
         extra = ["--redis", REDIS_URL]
-    server = DemoServer(tmp_path / "demo", extra=extra)
-    servers.append(server)
-    server.start()
-    try:
-        alice = new_page()
-        # Every wait the same length (the top of its range), and no timer fires unless the
-        # test moves the clock: the countdown and "retry now" are then what is tested.
-        alice.add_init_script("Math.random = () => 0.999999;")
-        alice.clock.install()
-        log_in(alice, server.url, "alice")
-        alice.goto(server.url + "rooms/general/")
-        connected(alice)
-        sent(alice, "before the restart")
-        paused_clock(alice)
+    server = serve(extra=extra)
+    alice = new_page()
+    # Every wait the same length (the top of its range), and no timer fires unless the
+    # test moves the clock: the countdown and "retry now" are then what is tested.
+    alice.add_init_script("Math.random = () => 0.999999;")
+    alice.clock.install()
+    log_in(alice, server.url, "alice")
+    alice.goto(server.url + "rooms/general/")
+    connected(alice)
+    sent(alice, "before the restart")
+    paused_clock(alice)
 
-        assert server.stop() == 0, server.output()
-        connection = alice.locator("#connection")
-        expect(connection).to_have_text("reconnecting in 1 s")  # 0.5 s, rounded up
-        expect(connection).to_have_attribute("data-attempt", "1")
-        expect(alice.locator("#retry-now")).to_be_visible()
-        # Failed attempts: 0.5, 1, 2, 4 s, then 5 s and no more. Each step moves the clock to
-        # the pending attempt and no further (its failure schedules the next one).
-        steps = ((500, 1), (1_000, 2), (2_000, 4), (4_000, 5), (5_000, 5))
-        for attempt, (wait, seconds) in enumerate(steps, start=2):
-            alice.clock.run_for(wait)
-            expect(connection).to_have_attribute("data-attempt", str(attempt))
-            expect(connection).to_have_text(f"reconnecting in {seconds} s")
-        alice.clock.run_for(1_100)  # the countdown counts down
-        expect(connection).to_have_text("reconnecting in 4 s")
-        alice.clock.run_for(1_000)
-        expect(connection).to_have_text("reconnecting in 3 s")
+    assert server.stop() == 0, server.output()
+    connection = alice.locator("#connection")
+    expect(connection).to_have_text("reconnecting in 1 s")  # 0.5 s, rounded up
+    expect(connection).to_have_attribute("data-attempt", "1")
+    expect(alice.locator("#retry-now")).to_be_visible()
+    # Failed attempts: 0.5, 1, 2, 4 s, then 5 s and no more. Each step moves the clock to
+    # the pending attempt and no further (its failure schedules the next one).
+    steps = ((500, 1), (1_000, 2), (2_000, 4), (4_000, 5), (5_000, 5))
+    for attempt, (wait, seconds) in enumerate(steps, start=2):
+        alice.clock.run_for(wait)
+        expect(connection).to_have_attribute("data-attempt", str(attempt))
+        expect(connection).to_have_text(f"reconnecting in {seconds} s")
+    alice.clock.run_for(1_100)  # the countdown counts down
+    expect(connection).to_have_text("reconnecting in 4 s")
+    alice.clock.run_for(1_000)
+    expect(connection).to_have_text("reconnecting in 3 s")
 
-        server = DemoServer(tmp_path / "demo", port=server.port, extra=extra)
-        servers.append(server)
-        server.start()
-        bob = log_in(new_page(), server.url, "bob")
-        bob.goto(server.url + "messages/alice/")  # a direct message: alice's notification
-        bob.fill("textarea[name=text]", "Sent while you were away")
-        bob.click("form.row button[type=submit]")
-        expect(bob.locator("#messages li .text").last).to_have_text("Sent while you were away")
-        bob.goto(server.url + "rooms/general/")
-        connected(bob)
-        missed = [f"missed {n}" for n in range(1, 7)]
-        for text in missed:
-            sent(bob, text)
-        expect(connection).to_have_text("reconnecting in 3 s")  # alice's page still waits
+    server = serve(port=server.port, extra=extra)
+    bob = log_in(new_page(), server.url, "bob")
+    bob.goto(server.url + "messages/alice/")  # a direct message: alice's notification
+    bob.fill("textarea[name=text]", "Sent while you were away")
+    bob.click("form.row button[type=submit]")
+    expect(bob.locator("#messages li .text").last).to_have_text("Sent while you were away")
+    bob.goto(server.url + "rooms/general/")
+    connected(bob)
+    missed = [f"missed {n}" for n in range(1, 7)]
+    for text in missed:
+        sent(bob, text)
+    expect(connection).to_have_text("reconnecting in 3 s")  # alice's page still waits
 
-        alice.click("#retry-now")
-        connected(alice)
-        expect(alice.locator("#retry-now")).to_be_hidden()
-        # The notification that came meanwhile: its toast, and the badge counts it.
-        expect(alice.locator(".toast").last).to_have_text("bob: Sent while you were away")
-        expect(alice.locator("#unread-badge")).to_be_visible()
-        # The topics socket came back with the others: the room's presence is alice and bob.
-        expect(alice.locator("#here li")).to_have_count(2)
-        source = "database" if layer == "memory" else "log"  # a restart empties the memory
-        expect(alice.locator("#room")).to_have_attribute("data-resumed", source)
-        expect(alice.locator("#missed")).to_have_text(
-            "You missed 6 messages while reconnecting: they are above, in order."
-        )
-        texts = alice.locator("#messages li .text")
-        expect(texts).to_have_text([*texts.all_text_contents()[:-6], *missed])
-        assert texts.all_text_contents().count("before the restart") == 1
-        sent(bob, "and live")
-        expect(texts.last).to_have_text("and live")
-        assert texts.all_text_contents()[-8:] == ["before the restart", *missed, "and live"]
-    finally:
-        assert server.stop() == 0, server.output()
-        assert not unexpected_tracebacks(server), server.output()
+    alice.click("#retry-now")
+    connected(alice)
+    expect(alice.locator("#retry-now")).to_be_hidden()
+    # The notification that came meanwhile: its toast, and the badge counts it.
+    expect(alice.locator(".toast").last).to_have_text("bob: Sent while you were away")
+    expect(alice.locator("#unread-badge")).to_be_visible()
+    # The topics socket came back with the others: the room's presence is alice and bob.
+    expect(alice.locator("#here li")).to_have_count(2)
+    source = "database" if layer == "memory" else "log"  # a restart empties the memory
+    expect(alice.locator("#room")).to_have_attribute("data-resumed", source)
+    expect(alice.locator("#missed")).to_have_text(
+        "You missed 6 messages while reconnecting: they are above, in order."
+    )
+    texts = alice.locator("#messages li .text")
+    expect(texts).to_have_text([*texts.all_text_contents()[:-6], *missed])
+    assert texts.all_text_contents().count("before the restart") == 1
+    sent(bob, "and live")
+    expect(texts.last).to_have_text("and live")
+    assert texts.all_text_contents()[-8:] == ["before the restart", *missed, "and live"]
 
 
 def test_a_catch_up_cut_short_by_another_restart_keeps_the_order(
-    new_page: NewPage, servers: list[DemoServer], tmp_path: Path
+    new_page: NewPage, serve: Serve
 ) -> None:
     """Two restarts in a row (the in-memory layer: each rejoin reads the database): the first
     catch-up's answer comes only after the second began. Live messages wait for the last
     one, so the message missed during the second outage shows before a live one."""
-    server = DemoServer(tmp_path / "demo")
-    servers.append(server)
-    server.start()
-    try:
-        alice = new_page()
-        alice.clock.install()
-        log_in(alice, server.url, "alice")
-        alice.goto(server.url + "rooms/general/")
-        connected(alice)
-        paused_clock(alice)
-        answers: list[tuple[Route, APIResponse]] = []  # the catch-ups' answers, held back
+    server = serve()
+    alice = new_page()
+    alice.clock.install()
+    log_in(alice, server.url, "alice")
+    alice.goto(server.url + "rooms/general/")
+    connected(alice)
+    paused_clock(alice)
+    answers: list[tuple[Route, APIResponse]] = []  # the catch-ups' answers, held back
 
-        def hold(route: Route) -> None:
-            answers.append((route, route.fetch()))
+    def hold(route: Route) -> None:
+        answers.append((route, route.fetch()))
 
-        alice.route(re.compile(r"/rooms/general/messages/\?after="), hold)
-        room = alice.locator("#room")
-        for restart in (1, 2):
-            assert server.stop() == 0, server.output()
-            expect(alice.locator("#connection")).to_have_attribute("data-state", "reconnecting")
-            server = DemoServer(tmp_path / "demo", port=server.port)
-            servers.append(server)
-            server.start()
-            if restart == 2:
-                bob = log_in(new_page(), server.url, "bob")
-                bob.goto(server.url + "rooms/general/")
-                connected(bob)
-                sent(bob, "while away")
-            alice.click("#retry-now")
-            connected(alice)
-            expect(room).to_have_attribute("data-resumed", "catching-up")
-            while len(answers) < restart:
-                alice.wait_for_timeout(50)
-        first, second = answers
-        first[0].fulfill(response=first[1])  # nothing missed then: the first catch-up ends
-        sent(bob, "live after")
-        bob.wait_for_timeout(1_000)  # alice's socket has it by now (held, or shown)
-        second[0].fulfill(response=second[1])
-        expect(room).to_have_attribute("data-resumed", "database")
-        texts = alice.locator("#messages li .text")
-        expect(texts.nth(-1)).to_have_text("live after")
-        assert texts.all_text_contents()[-2:] == ["while away", "live after"]
-        assert texts.all_text_contents().count("while away") == 1
-    finally:
+    alice.route(re.compile(r"/rooms/general/messages/\?after="), hold)
+    room = alice.locator("#room")
+    for restart in (1, 2):
         assert server.stop() == 0, server.output()
-        assert not unexpected_tracebacks(server), server.output()
+        expect(alice.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+        server = serve(port=server.port)
+        if restart == 2:
+            bob = log_in(new_page(), server.url, "bob")
+            bob.goto(server.url + "rooms/general/")
+            connected(bob)
+            sent(bob, "while away")
+        alice.click("#retry-now")
+        connected(alice)
+        expect(room).to_have_attribute("data-resumed", "catching-up")
+        while len(answers) < restart:
+            alice.wait_for_timeout(50)
+    first, second = answers
+    first[0].fulfill(response=first[1])  # nothing missed then: the first catch-up ends
+    sent(bob, "live after")
+    bob.wait_for_timeout(1_000)  # alice's socket has it by now (held, or shown)
+    second[0].fulfill(response=second[1])
+    expect(room).to_have_attribute("data-resumed", "database")
+    texts = alice.locator("#messages li .text")
+    expect(texts.nth(-1)).to_have_text("live after")
+    assert texts.all_text_contents()[-2:] == ["while away", "live after"]
+    assert texts.all_text_contents().count("while away") == 1
 
 
 def test_the_live_blog_catches_up_on_an_edit_made_while_it_reconnected(
-    new_page: NewPage, servers: list[DemoServer], tmp_path: Path
+    new_page: NewPage, serve: Serve
 ) -> None:
-    server = DemoServer(tmp_path / "demo")
-    servers.append(server)
-    server.start()
-    try:
-        reader = new_page()
-        reader.clock.install()
-        reader.goto(server.url + "blog/")
-        connected(reader)
-        paused_clock(reader)
-        assert server.stop() == 0, server.output()
-        expect(reader.locator("#connection")).to_have_attribute("data-state", "reconnecting")
-        server = DemoServer(tmp_path / "demo", port=server.port)
-        servers.append(server)
-        server.start()
-        editor = log_in(new_page(), server.url, "alice")
-        first = reader.locator("#entries article").first
-        editor.goto(server.url + f"blog/{first.get_attribute('data-id')}/edit/")
-        editor.fill("input[name=title]", "Edited while the reader was away")
-        editor.click("form.stack button[type=submit]")
+    server = serve()
+    reader = new_page()
+    reader.clock.install()
+    reader.goto(server.url + "blog/")
+    connected(reader)
+    paused_clock(reader)
+    assert server.stop() == 0, server.output()
+    expect(reader.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+    server = serve(port=server.port)
+    editor = log_in(new_page(), server.url, "alice")
+    first = reader.locator("#entries article").first
+    editor.goto(server.url + f"blog/{first.get_attribute('data-id')}/edit/")
+    editor.fill("input[name=title]", "Edited while the reader was away")
+    editor.click("form.stack button[type=submit]")
 
-        reader.click("#retry-now")
-        connected(reader)
-        expect(first.locator(".title")).to_have_text("Edited while the reader was away")
-    finally:
-        assert server.stop() == 0, server.output()
+    reader.click("#retry-now")
+    connected(reader)
+    expect(first.locator(".title")).to_have_text("Edited while the reader was away")
 
 
 def add_messages(server: DemoServer, room: str, count: int) -> None:
@@ -269,44 +245,36 @@ def test_reading_the_conversation_clears_the_unread_badge(
 
 
 def test_a_conversation_open_twice_shows_a_message_the_other_read_while_both_reconnected(
-    new_page: NewPage, servers: list[DemoServer], tmp_path: Path
+    new_page: NewPage, serve: Serve
 ) -> None:
-    server = DemoServer(tmp_path / "demo")
-    servers.append(server)
-    server.start()
-    try:
-        first = log_in(new_page(), server.url, "alice")
-        second = first.context.new_page()  # alice's second tab, the same conversation
-        for page in (first, second):
-            page.clock.install()  # only "Retry now" reconnects them: the first is back first
-            page.goto(server.url + "messages/bob/")
-            connected(page)
-            paused_clock(page)
-        assert server.stop() == 0, server.output()
-        for page in (first, second):
-            expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
-        server = DemoServer(tmp_path / "demo", port=server.port)
-        servers.append(server)
-        server.start()
-        bob = log_in(new_page(), server.url, "bob")
-        bob.goto(server.url + "messages/alice/")
-        bob.fill("textarea[name=text]", "Sent while both were away")
-        bob.click("form.row button[type=submit]")
-        expect(bob.locator("#messages li .text").last).to_have_text("Sent while both were away")
+    server = serve()
+    first = log_in(new_page(), server.url, "alice")
+    second = first.context.new_page()  # alice's second tab, the same conversation
+    for page in (first, second):
+        page.clock.install()  # only "Retry now" reconnects them: the first is back first
+        page.goto(server.url + "messages/bob/")
+        connected(page)
+        paused_clock(page)
+    assert server.stop() == 0, server.output()
+    for page in (first, second):
+        expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+    server = serve(port=server.port)
+    bob = log_in(new_page(), server.url, "bob")
+    bob.goto(server.url + "messages/alice/")
+    bob.fill("textarea[name=text]", "Sent while both were away")
+    bob.click("form.row button[type=submit]")
+    expect(bob.locator("#messages li .text").last).to_have_text("Sent while both were away")
 
-        first.click("#retry-now")
-        connected(first)
-        expect(first.locator("#messages li .text").last).to_have_text("Sent while both were away")
-        expect(first.locator("#unread-badge")).to_be_hidden()  # shown here: marked read
-        second.click("#retry-now")
-        connected(second)
-        # Read by the first tab, it is still this conversation's message (without a toast).
-        expect(second.locator("#messages li .text").last).to_have_text("Sent while both were away")
-        expect(second.locator(".toast")).to_have_count(0)
-        expect(second.locator("#unread-badge")).to_be_hidden()
-    finally:
-        assert server.stop() == 0, server.output()
-        assert not unexpected_tracebacks(server), server.output()
+    first.click("#retry-now")
+    connected(first)
+    expect(first.locator("#messages li .text").last).to_have_text("Sent while both were away")
+    expect(first.locator("#unread-badge")).to_be_hidden()  # shown here: marked read
+    second.click("#retry-now")
+    connected(second)
+    # Read by the first tab, it is still this conversation's message (without a toast).
+    expect(second.locator("#messages li .text").last).to_have_text("Sent while both were away")
+    expect(second.locator(".toast")).to_have_count(0)
+    expect(second.locator("#unread-badge")).to_be_hidden()
 
 
 def test_an_open_post_shows_new_comments_and_likes_to_its_author_and_readers(

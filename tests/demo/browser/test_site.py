@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.demo.browser.conftest import connected, log_in, screenshot, unexpected_tracebacks
+from tests.demo.browser.conftest import Serve, connected, log_in, screenshot
 from tests.demo.server import DemoServer
 
 NewPage = Callable[[], Page]
@@ -130,28 +129,18 @@ def test_the_thumbnail_notification_arrives(demo: DemoServer, new_page: NewPage)
     expect(alice.locator("#thumbnail")).to_have_attribute("src", re.compile("thumbnails/"))
 
 
-def test_pages_reconnect_after_the_server_restarts(
-    new_page: NewPage, servers: list[DemoServer], tmp_path: Path
-) -> None:
-    server = DemoServer(tmp_path / "demo")
-    servers.append(server)
-    server.start()
-    try:
-        page = log_in(new_page(), server.url, "alice")
-        page.goto(server.url + "rooms/general/")
-        connected(page)
+def test_pages_reconnect_after_the_server_restarts(new_page: NewPage, serve: Serve) -> None:
+    server = serve()
+    page = log_in(new_page(), server.url, "alice")
+    page.goto(server.url + "rooms/general/")
+    connected(page)
 
-        assert server.stop() == 0, server.output()
-        expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
-        expect(page.locator("#connection")).to_contain_text("reconnecting in")
+    assert server.stop() == 0, server.output()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+    expect(page.locator("#connection")).to_contain_text("reconnecting in")
 
-        server = DemoServer(tmp_path / "demo", port=server.port)
-        servers.append(server)
-        server.start()
-        connected(page)  # the same page, without a reload
-        page.fill("#message-input", "back again")
-        page.press("#message-input", "Enter")
-        expect(page.locator("#messages li .text").last).to_have_text("back again")
-    finally:
-        assert server.stop() == 0, server.output()
-        assert not unexpected_tracebacks(server), server.output()
+    server = serve(port=server.port)
+    connected(page)  # the same page, without a reload
+    page.fill("#message-input", "back again")
+    page.press("#message-input", "Enter")
+    expect(page.locator("#messages li .text").last).to_have_text("back again")
