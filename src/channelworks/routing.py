@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -93,26 +93,30 @@ class URLRouter(Asgi3Callable):
         # A route to an application returns that application's awaitable (Asgi3Callable).
         # A route to a nested router is awaited in ``_route``: a nested router without a
         # match makes this one try its next route.
-        found = self.route(scope)
+        matches = self._matches(scope)
+        found = next(matches, None)
         if found is None or getattr(found[0], "_path_routing", False) is True:
-            return self._route(scope, receive, send)
+            return self._route(scope, found, matches, receive, send)
         app, child = found
         return app(child, receive, send)
 
-    async def _route(self, scope: Scope, receive: Receive, send: Send) -> Any:
+    async def _route(
+        self,
+        scope: Scope,
+        found: tuple[AnyASGIApp, Scope] | None,
+        matches: Iterator[tuple[AnyASGIApp, Scope]],
+        receive: Receive,
+        send: Send,
+    ) -> Any:
         # This frame lives as long as the connection: it keeps no more than it must.
-        outermost = "path_remaining" not in scope
-        path = self._path(scope)
-        if path is not None:
-            for route in self.routes:
-                match = route.pattern.match(path)
-                if match is None:
-                    continue
-                try:
-                    return await route.callback(self._child(scope, route, match), receive, send)
-                except _InnerNoRoute:
-                    continue  # a nested router had nothing: Channels tries the next route
-        if not outermost:
+        while found is not None:
+            app, child = found
+            found = None
+            try:
+                return await app(child, receive, send)
+            except _InnerNoRoute:
+                found = next(matches, None)  # a nested router had nothing: Channels tries on
+        if "path_remaining" in scope:  # not the outermost router
             raise _InnerNoRoute("path", scope["path"])
         if scope["type"] == "websocket":
             return await _refuse_websocket(receive, send, scope["path"])
@@ -152,13 +156,17 @@ class URLRouter(Asgi3Callable):
 
         Looks at this router's own routes only: a nested router is returned, not entered.
         """
+        return next(self._matches(scope), None)
+
+    def _matches(self, scope: Scope) -> Iterator[tuple[AnyASGIApp, Scope]]:
+        """Each route of this router that matches ``scope``, in order, with its child scope."""
         path = self._path(scope)
-        if path is not None:
-            for route in self.routes:
-                match = route.pattern.match(path)
-                if match is not None:
-                    return route.callback, self._child(scope, route, match)
-        return None
+        if path is None:
+            return
+        for route in self.routes:
+            match = route.pattern.match(path)
+            if match is not None:
+                yield route.callback, self._child(scope, route, match)
 
 
 _NO_ROUTE: dict[str, Any] = {"args": (), "kwargs": {}}
