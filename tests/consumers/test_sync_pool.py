@@ -259,6 +259,42 @@ async def test_a_server_event_is_not_queued_behind_layer_messages_of_others() ->
 
 
 @pytest.mark.usefixtures("memory_layer")
+async def test_a_server_event_hurries_its_own_consumers_queued_layer_call() -> None:
+    # The tutorial's room: the sender's own copy of its last message is queued behind the
+    # others' (nothing waited for its turn then); its next frame waits for that call, which is
+    # then taken first, and the frame soon after it.
+    Queued.order = []
+    layer = channel_layers["default"]
+    comms = [ApplicationCommunicator(Queued.as_asgi(), SCOPE) for _ in range(31)]
+    try:
+        names = [await name_of(comm) for comm in comms]
+        for name in names:  # the readers' tasks start: the next messages wake them at once
+            await layer.send(name, {"type": "delivery", "text": "warm-up"})
+        for _ in range(500):
+            if len(Queued.order) == 31:
+                break
+            await asyncio.sleep(0.01)
+        Queued.order = []
+        for index, name in enumerate(names[:30]):  # 30 calls queued, ~1 ms each
+            await layer.send(name, {"type": "delivery", "text": f"d{index}"})
+        await layer.send(names[30], {"type": "delivery", "text": "own"})  # queued last
+        for _ in range(5):  # the readers take their messages and queue their calls
+            await asyncio.sleep(0)
+        await comms[30].send_input({"type": "frame"})
+        assert (await comms[30].receive_output(timeout=5))["text"] == "frame"
+        for _ in range(500):
+            if len(Queued.order) == 32:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(Queued.order) == sorted(["own", "frame", *(f"d{n}" for n in range(30))])
+        # in turn, and taken before most of the others' calls, not last
+        assert Queued.order.index("own") < Queued.order.index("frame") < 10
+    finally:
+        for comm in comms:
+            await comm.stop()
+
+
+@pytest.mark.usefixtures("memory_layer")
 async def test_a_handler_waiting_in_async_to_sync_does_not_hold_back_others() -> None:
     until = asyncio.Event()
     async with (

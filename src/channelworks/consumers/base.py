@@ -42,7 +42,14 @@ from channelworks.consumers.handlers import (
     run_handler,
 )
 from channelworks.consumers.reader import LayerReader
-from channelworks.consumers.sync_pool import call_async, run_batch, run_hook, run_sync_handler
+from channelworks.consumers.sync_pool import (
+    _Call,
+    call_async,
+    hurry,
+    run_batch,
+    run_hook,
+    run_sync_handler,
+)
 from channelworks.consumers.turns import TaskCount
 from channelworks.exceptions import StopConsumer, UnhandledMessageType
 from channelworks.layers.base import BaseChannelLayer
@@ -275,6 +282,8 @@ class AsyncConsumer:
                     await yield_turn(0)
                 seen = tasks.created
                 if turn.busy:
+                    if owner is None and turn.call is not None:
+                        hurry(turn.call)  # the reader's call: this event waits behind it
                     await turn.wait()
                 else:
                     turn.busy = True
@@ -310,7 +319,9 @@ class AsyncConsumer:
                         first = turn.waiting is not None
                         waiting = pending.popleft() if pending else poll(channel)
                         if waiting is None:
-                            await run_sync_handler(self, entry[2], message, first)
+                            turn.call = run_sync_handler(self, entry[2], message, first)
+                            await turn.call
+                            turn.call = None  # (left set if it raised: hurry skips it)
                             continue
                         if pending is None:  # made when first needed: see LayerReader
                             pending = reader.pending = deque()
@@ -318,12 +329,16 @@ class AsyncConsumer:
                             cls, cache, entry, message, waiting, pending, poll, channel
                         )
                         if batched is None:
-                            await run_sync_handler(self, entry[2], message, first)
+                            turn.call = run_sync_handler(self, entry[2], message, first)
+                            await turn.call
+                            turn.call = None
                             continue
                         batch = Batch(self, batched, tasks, turn, observed is not None)
                         try:
-                            await run_batch(self, batch, len(batched), first)
+                            turn.call = run_batch(self, batch, len(batched), first)
+                            await turn.call
                         finally:
+                            turn.call = None
                             batch.rest(pending)
                             message = batch.last or message
                             kind = message.get("type")
@@ -468,11 +483,14 @@ class _Turn:
     the turn must pass it on, or the other pump would wait forever; ``wait`` does that.
     """
 
-    __slots__ = ("busy", "waiting")
+    __slots__ = ("busy", "call", "waiting")
 
     def __init__(self) -> None:
         self.busy = False
         self.waiting: asyncio.Future[None] | None = None
+        #: the sync pool call the layer reader awaits (for a layer message), if any: a server
+        #: event that waits for the turn has it taken first (sync_pool.hurry)
+        self.call: _Call | None = None
 
     async def wait(self) -> None:
         """Wait until the turn is handed over; on return the caller holds it."""

@@ -16,8 +16,9 @@ Rules of this file:
   another in one thread. Handlers of one consumer never run concurrently: its pump waits for
   a call's end before the next (base.py);
 - server events' calls (a client's frame: ``run_hook``, and a layer message's call that one
-  waits behind) are taken before layer messages' calls, though never twice in a row while
-  those wait. When one ends and layer messages' calls wait, the worker lets the loop run
+  waits behind, whether it waited when the call was queued or started waiting while the call
+  was still queued: ``hurry``) are taken before layer messages' calls, though never twice in
+  a row while those wait. When one ends and layer messages' calls wait, the worker lets the loop run
   until it has nothing ready (at most ``STALL`` s) before going on: the consumer hears of
   the end and hands over its next frame first. A room's sync sender so runs ahead of the
   deliveries its frames make, which then find several messages per channel (batches.py),
@@ -95,6 +96,7 @@ class _Call:
         "sender",
         "sent",
         "unwrap",
+        "urgent",
     )
 
     def __init__(
@@ -122,6 +124,7 @@ class _Call:
         self.queued: deque[_Send] | None = None  # sends not started yet
         self.sender = False  # a task runs the queued sends
         self.ended: tuple[Any, BaseException | None] | None = None  # the call's outcome
+        self.urgent = False  # queued in ``_Pool.first``
 
     def __await__(self) -> Generator[Any, None, Any]:
         try:
@@ -370,7 +373,11 @@ class _Pool:
     def submit(self, call: _Call, loop: asyncio.AbstractEventLoop, first: bool) -> None:
         bridge = call.bridge
         bridge.outstanding += 1
-        (self.first if first else self.queue).append(call)
+        if first:
+            call.urgent = True
+            self.first.append(call)
+        else:
+            self.queue.append(call)
         if not bridge.kicking:  # the calls of this turn of the loop go in one wake-up
             bridge.kicking = True
             loop.call_soon(self._kick, bridge)
@@ -560,6 +567,21 @@ def _submit(
     return call
 
 
+def hurry(call: _Call) -> None:
+    """On the loop: a server event waits behind ``call`` (its consumer's layer message): if
+    it is still queued with the layer messages' calls, it is taken first (as it would have
+    been, had the event waited when it was submitted)."""
+    pool = _pool
+    if pool is None or call.urgent or call.future.done():
+        return
+    try:
+        pool.queue.remove(call)  # atomic: a _Call compares by identity, no Python code runs
+    except ValueError:  # taken by a worker meanwhile
+        return
+    call.urgent = True
+    pool.first.append(call)
+
+
 def thread_waits(task: asyncio.Future[Any]) -> None:
     """On the loop: a thread waits for ``task`` (its ``async_to_sync``) until it ends.
 
@@ -611,6 +633,7 @@ __all__ = [
     "MAX_AHEAD",
     "STALL",
     "call_async",
+    "hurry",
     "run_batch",
     "run_sync",
     "run_sync_handler",
