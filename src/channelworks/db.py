@@ -22,6 +22,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
+from django.utils.functional import empty
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,6 +56,9 @@ _django_close: Callable[[], None] | None = None
 #: ``threading.local`` holding the connections, or, under a running loop, a context-variable
 #: store): empty in a thread that never opened one. ``None``: not known, always ask Django.
 _thread_connections: threading.local | None = None
+#: ``settings``' own attributes: ``settings.configured`` without the lazy object's Python-level
+#: attribute look-ups (a sync handler's call costs them twice when Django is not configured)
+_settings_state: dict[str, Any] = object.__getattribute__(settings, "__dict__")
 
 
 def close_old_connections() -> None:
@@ -68,9 +72,9 @@ def close_old_connections() -> None:
     global _django_close
     close = _django_close
     if close is None:
-        close = _find_django_close()
-        if close is None:
+        if _settings_state.get("_wrapped", empty) is empty:  # not configured (yet)
             return
+        close = _find_django_close()
     storage = _thread_connections
     if storage is not None and not vars(storage):  # no connection in this thread
         return
@@ -84,12 +88,10 @@ def close_old_connections() -> None:
     close()
 
 
-def _find_django_close() -> Callable[[], None] | None:
-    """Django's ``close_old_connections`` once settings are configured (else ``None``), and
-    the threads' connection store if it has the shape ``_thread_connections`` expects."""
+def _find_django_close() -> Callable[[], None]:
+    """Django's ``close_old_connections`` (settings are configured), and the threads'
+    connection store if it has the shape ``_thread_connections`` expects."""
     global _django_close, _thread_connections
-    if not settings.configured:
-        return None
     from django.db import close_old_connections as django_close
     from django.db import connections
 

@@ -89,3 +89,13 @@ def test_a_thread_with_a_usable_connection_keeps_it(counted: _Counted) -> None:
 
     assert _in_thread(use_and_close)
     assert counted.calls == 1
+
+
+def test_without_configured_settings_it_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db, "_django_close", None)
+    monkeypatch.setattr(db, "_settings_state", {})  # as before settings.configure()
+    db.close_old_connections()
+    assert db._django_close is None  # Django's function not looked up: nothing to close
+    monkeypatch.undo()
+    db.close_old_connections()
+    assert db._django_close is not None
