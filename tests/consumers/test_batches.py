@@ -53,6 +53,8 @@ class Worker(SyncConsumer):
         await self.base_send({"type": "out", "text": event["text"]})
 
     def spawn(self, event: Message) -> None:
+        Worker.seen.append(event["text"])
+
         async def start() -> None:
             asyncio.get_running_loop().create_task(mark())
 
@@ -163,11 +165,11 @@ async def test_a_task_a_handler_started_runs_before_the_next_message(
 ) -> None:
     async with ApplicationCommunicator(Worker.as_asgi(), SCOPE) as comm:
         name = await channel_of(comm, calls)
-        await layer.send(name, {"type": "spawn", "text": "spawned"})
-        await layer.send(name, {"type": "job", "text": "next"})
-        assert await texts(comm, 2) == ["spawned", "next"]
-        assert Worker.seen == ["the task", "next"]
-        assert calls[0] == 2
+        await layer.send(name, {"type": "spawn", "text": "first"})
+        await layer.send(name, {"type": "spawn", "text": "second"})
+        assert await texts(comm, 2) == ["first", "second"]
+        assert Worker.seen[:3] == ["first", "the task", "second"]
+        assert calls[0] == 2  # one batch of both, which stopped after the first
 
 
 async def test_a_server_event_waits_for_one_message_of_a_batch_not_all(

@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Protocol, cast
 from asgiref.sync import markcoroutinefunction
 
 from channelworks import DEFAULT_CHANNEL_LAYER
-from channelworks.consumers.batches import Batch, gather
+from channelworks.consumers.batches import Batch, Offered, Offers, gather, offer
 from channelworks.consumers.handlers import (
     Mode,
     Resolution,
@@ -109,6 +109,8 @@ class AsyncConsumer:
     observed: ClassVar[bool] = True
     #: the connection as operators see it (channelworks.ops), if observation is on
     _conn: Connection | None = None
+    #: the turn of the consumer's two message pumps, while it runs
+    _turn: _Turn | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -175,7 +177,7 @@ class AsyncConsumer:
         # makes their handlers take turns. The reader hands its failure (or StopConsumer) over
         # by cancelling this task, which owns the consumer's lifetime. Every frame here lives
         # as long as the connection: keep the nesting shallow.
-        turn = _Turn()
+        turn = self._turn = _Turn()
         reader = None
         try:
             if layer is not None:
@@ -261,6 +263,7 @@ class AsyncConsumer:
         if task_factory is asyncio.BaseEventLoop.get_task_factory:
             task_factory = _task_factory_of
         seen = -1  # tasks the loop had created when the last message was handed over
+        offered: Offered | None = None  # this message, offered to the hook's call (batches.py)
         observed = self._conn  # times handlers for operators (channelworks.ops), if on
         timings = observed.timings if observed is not None else {}
         quick = DURATION_BUCKETS[0]
@@ -282,15 +285,33 @@ class AsyncConsumer:
                     await yield_turn(0)
                 seen = tasks.created
                 if turn.busy:
-                    if owner is None and turn.call is not None:
-                        hurry(turn.call)  # the reader's call: this event waits behind it
-                    await turn.wait()
+                    if owner is None:
+                        if turn.call is not None:  # the reader's: this event waits behind it
+                            hurry(turn.call)
+                    elif turn.offers is not None and poll is not None:  # a sync receive runs
+                        offered = offer(turn.offers, cls, cache, self, message)
+                    try:
+                        await turn.wait()
+                    except BaseException:
+                        if offered is not None:  # not handled by anyone, if not taken yet
+                            offered.withdraw()
+                        raise
                 else:
                     turn.busy = True
                 if observed is not None:
                     started = perf_counter()
                 try:
                     kind = message.get("type")
+                    if offered is not None:
+                        taken, offered = offered, None
+                        if await taken.settled():  # it ran in the hook's call
+                            if observed is not None:
+                                started = perf_counter() - taken.elapsed
+                            if taken.error is not None:
+                                raise taken.error
+                            if taken.result is not None:
+                                await taken.result
+                            continue
                     entry = None
                     if not overridden:
                         try:
@@ -325,15 +346,13 @@ class AsyncConsumer:
                             continue
                         if pending is None:  # made when first needed: see LayerReader
                             pending = reader.pending = deque()
-                        batched = gather(
-                            cls, cache, entry, message, waiting, pending, poll, channel
-                        )
+                        batched = gather(message, waiting, pending, poll, channel)
                         if batched is None:
                             turn.call = run_sync_handler(self, entry[2], message, first)
                             await turn.call
                             turn.call = None
                             continue
-                        batch = Batch(self, batched, tasks, turn, observed is not None)
+                        batch = Batch(self, entry[2], batched, tasks, turn, observed is not None)
                         try:
                             turn.call = run_batch(self, batch, len(batched), first)
                             await turn.call
@@ -401,6 +420,20 @@ class AsyncConsumer:
         if not type(self).sync_handlers:
             return await await_result(hook(*args, **kwargs), hook.__qualname__)
         result = await run_hook(self, hook, args, kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    async def _call_receive(self, hook: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        """``call_hook(hook, **kwargs)`` for a frame's ``receive`` hook (``call_hook`` not
+        overridden): a sync hook's call also handles the layer messages for sync handlers
+        that the reader offers it while it runs (batches.Offers)."""
+        turn = self._turn
+        if turn is None or is_async_hook(hook) or not type(self).sync_handlers:
+            return await self.call_hook(hook, **kwargs)
+        offers = turn.offers = Offers(hook, kwargs, TaskCount.of(asyncio.get_running_loop()))
+        try:
+            result = await run_hook(self, offers, (), {})
+        finally:
+            turn.offers = None
         return await result if inspect.isawaitable(result) else result
 
     # -- sending and groups --------------------------------------------------------------------
@@ -483,7 +516,7 @@ class _Turn:
     the turn must pass it on, or the other pump would wait forever; ``wait`` does that.
     """
 
-    __slots__ = ("busy", "call", "waiting")
+    __slots__ = ("busy", "call", "offers", "waiting")
 
     def __init__(self) -> None:
         self.busy = False
@@ -491,6 +524,9 @@ class _Turn:
         #: the sync pool call the layer reader awaits (for a layer message), if any: a server
         #: event that waits for the turn has it taken first (sync_pool.hurry)
         self.call: _Call | None = None
+        #: the call of a frame's sync ``receive`` hook, while it runs: the layer reader
+        #: offers it the message it waits with (batches.Offers)
+        self.offers: Offers | None = None
 
     async def wait(self) -> None:
         """Wait until the turn is handed over; on return the caller holds it."""

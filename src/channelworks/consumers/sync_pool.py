@@ -57,6 +57,7 @@ from typing import Any
 from asgiref.sync import SyncToAsync, async_to_sync
 
 from channelworks.db import close_old_connections
+from channelworks.layers.base import background_task
 
 #: seconds a queued call may wait without any call being taken before another worker wakes
 STALL = 0.002
@@ -66,9 +67,11 @@ MAX_AHEAD = 16
 _local = threading.local()
 
 
-#: a send handed over by a worker: the coroutine function, its arguments, and the lock the
-#: worker waits on (``MAX_AHEAD``), if it waits
-_Send = tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...], LockType | None]
+#: a send handed over by a worker: the coroutine function, the consumer and the rest of its
+#: arguments, and the lock the worker waits on (``MAX_AHEAD``), if it waits. Few objects per
+#: send: one is made per message a room delivers, and it lives until the loop has sent it
+#: (long enough for the garbage collector to visit each one).
+_Send = tuple[Callable[..., Coroutine[Any, Any, Any]], object, tuple[Any, ...], LockType | None]
 
 
 class _Call:
@@ -138,10 +141,10 @@ class _Call:
         queued = self.queued
         if queued:  # handed over with the call's end: sent from this task, inline
             while queued:
-                function, args, waiter = queued.popleft()
+                function, consumer, args, waiter = queued.popleft()
                 if self.failed is None:
                     try:
-                        yield from function(*args).__await__()
+                        yield from function(consumer, *args).__await__()
                     except BaseException as exc:
                         self.failed = exc
                 self.sent += 1  # _done, inlined: this runs once per message
@@ -175,12 +178,15 @@ class _Call:
                 close_old_connections()
         except BaseException as exc:  # handed to the awaiting task, as an await would
             error = exc
-        self.bridge.inbox.append((self._ended, (result, error)))  # put, inlined
+        self.bridge.inbox.append((self._ended, result, error))  # put, inlined
 
     def post(
-        self, function: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
+        self,
+        function: Callable[..., Coroutine[Any, Any, Any]],
+        consumer: object,
+        args: tuple[Any, ...],
     ) -> None:
-        """Hand ``function(*args)`` to the loop, after this call's earlier sends."""
+        """Hand ``function(consumer, *args)`` to the loop, after this call's earlier sends."""
         if self.failed is not None:
             raise self.failed
         waiter = None
@@ -188,7 +194,7 @@ class _Call:
             waiter = threading.Lock()
             waiter.acquire()
         self.posted += 1
-        self.bridge.put(self._send, function, args, waiter)
+        self.bridge.put(_Call._send, self, function, consumer, args, waiter)
         if waiter is not None:
             if not self.bridge.flush():
                 raise RuntimeError("the event loop of this consumer is closed")
@@ -201,13 +207,14 @@ class _Call:
     def _send(
         self,
         function: Callable[..., Coroutine[Any, Any, Any]],
+        consumer: object,
         args: tuple[Any, ...],
-        waiter: threading.Lock | None,
+        waiter: threading.Lock | None = None,
     ) -> None:
         queued = self.queued
         if queued is None:
             queued = self.queued = deque()
-        queued.append((function, args, waiter))
+        queued.append((function, consumer, args, waiter))
         if not self.sender:
             self.bridge.starting.append(self)
 
@@ -222,6 +229,7 @@ class _Call:
             self.sender = True
             asyncio.Task(self._sender())
 
+    @background_task  # the call's own sends, in order: not a task a handler started
     async def _sender(self) -> None:
         await _send_queued(self)
         self.sender = False
@@ -279,10 +287,10 @@ async def _send_queued(call: _Call) -> None:
     stopped at it)."""
     queued = call.queued
     while queued:
-        function, args, waiter = queued.popleft()
+        function, consumer, args, waiter = queued.popleft()
         if call.failed is None:
             try:
-                await function(*args)
+                await function(consumer, *args)
             except BaseException as exc:
                 call.failed = exc
         call._done(waiter)
@@ -319,8 +327,9 @@ class _Bridge:
         self.starting: list[_Call] = []  # calls that handed sends over in this burst
 
     def put(self, function: Callable[..., None], *args: Any) -> None:
-        """Run ``function(*args)`` on the loop at its next drain (any thread)."""
-        self.inbox.append((function, args))
+        """Run ``function(*args)`` on the loop at its next drain (any thread). The inbox
+        holds ``(function, *args)``: one object per entry."""
+        self.inbox.append((function, *args))
 
     def flush(self) -> bool:
         """Have the loop drain soon (any thread); false if the loop is gone."""
@@ -341,8 +350,8 @@ class _Bridge:
         self.scheduled = False
         inbox = self.inbox
         while inbox:
-            function, args = inbox.popleft()
-            function(*args)
+            entry = inbox.popleft()
+            entry[0](*entry[1:])
         if self.starting:
             starting, self.starting = self.starting, []
             for call in starting:
@@ -350,6 +359,9 @@ class _Bridge:
                 if call.ended is None or call.future.cancelled():
                     call._start()
 
+
+#: ``_Call._send`` itself: a send's inbox entry names it with its call, no bound method
+_send = _Call._send
 
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bridge] = (
     weakref.WeakKeyDictionary()
@@ -476,13 +488,25 @@ class _Pool:
             if urgent and queue and not first:
                 # A server event's call ended, other calls wait: its consumer hears of it now
                 # and may hand over its next frame before those run (a room's sender runs
-                # ahead of its deliveries, which then come in batches). The loop gets the
-                # GIL until it has nothing ready, or STALL.
-                idle = threading.Lock()
-                idle.acquire()
-                bridge.put(_when_idle, idle.release, IDLE_HOPS)
-                if bridge.flush():
-                    idle.acquire(timeout=STALL)
+                # ahead of its deliveries, which then come in batches).
+                _let_loop_run(bridge)
+
+
+def _let_loop_run(bridge: _Bridge) -> None:
+    """In a worker: give ``bridge``'s loop the GIL until it has nothing ready, or ``STALL``
+    s, handing it what the worker handed over so far."""
+    idle = threading.Lock()
+    idle.acquire()
+    bridge.put(_when_idle, idle.release, IDLE_HOPS)
+    if bridge.flush():
+        idle.acquire(timeout=STALL)
+
+
+def let_loop_run() -> None:
+    """In a call of the pool: let the loop run until it has nothing ready, or ``STALL`` s."""
+    call: _Call | None = getattr(_local, "call", None)
+    if call is not None:
+        _let_loop_run(call.bridge)
 
 
 _pool: _Pool | None = None
@@ -624,9 +648,9 @@ def call_async(
         async_to_sync(function)(consumer, *args)
     elif call.failed is None and call.posted - call.sent < call.ahead:
         call.posted += 1  # post, inlined for the common case: once per message sent
-        call.bridge.inbox.append((call._send, (function, (consumer, *args), None)))
+        call.bridge.inbox.append((_send, call, function, consumer, args))
     else:
-        call.post(function, (consumer, *args))
+        call.post(function, consumer, args)
 
 
 __all__ = [
@@ -634,6 +658,7 @@ __all__ = [
     "STALL",
     "call_async",
     "hurry",
+    "let_loop_run",
     "run_batch",
     "run_sync",
     "run_sync_handler",

@@ -13,7 +13,8 @@ Not counted: the task ``async_to_sync`` makes on the loop for a worker thread (a
 handler's ``group_send``). The thread waits for it to end, so it has ended before the handler
 does; counting it would give every consumer a turn per message in a room whose handlers are
 sync. The sync pool hears of it instead (``thread_waits``): what the waiting worker handed
-over so far goes out.
+over so far goes out. Nor are a layer's own background tasks (``background_task``, a flusher
+of queued group sends): nobody waits for their first step.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ from typing import Any, ClassVar
 from asgiref.sync import AsyncToSync
 
 from channelworks.consumers.sync_pool import thread_waits
+from channelworks.layers.base import BACKGROUND_TASK_CODES
 
 #: the coroutine ``async_to_sync`` runs on the loop for a thread (asgiref's ``main_wrap``)
 _ASYNC_TO_SYNC = AsyncToSync.main_wrap.__code__
 
 
 class TaskCount:
-    """How many tasks the loop created so far (read ``created``); one per loop (``of``)."""
+    """How many tasks the loop created so far (read ``created``, and ``from_threads``); one
+    per loop (``of``)."""
 
     _counts: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TaskCount]] = (
         weakref.WeakKeyDictionary()
@@ -42,6 +45,11 @@ class TaskCount:
         # would keep every loop that ever ran a consumer alive through ``_counts``.
         self._loop = weakref.ref(loop)
         self.created = 0
+        #: of those, the ones created where a sync handler's code may have: outside the
+        #: loop's tasks (a callback: ``run_coroutine_threadsafe``), or inside the task
+        #: ``async_to_sync`` runs for a thread. A frame's sync call takes no layer message
+        #: along once this moved (batches.Offers): the task runs first.
+        self.from_threads = 0
         previous = loop.get_task_factory()
 
         def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
@@ -50,10 +58,18 @@ class TaskCount:
                 task = asyncio.Task(coro, loop=loop, **kwargs)
             else:
                 task = previous(loop, coro, **kwargs)
-            if getattr(coro, "cr_code", None) is _ASYNC_TO_SYNC:
+            code = getattr(coro, "cr_code", None)
+            if code is _ASYNC_TO_SYNC:
                 thread_waits(task)
-            else:
+            elif code not in BACKGROUND_TASK_CODES:
                 self.created += 1
+                # by a worker thread's code? (no task of the loop's own made it, or one
+                # that async_to_sync runs for a thread)
+                current = asyncio.current_task(loop)
+                if current is None or getattr(current.get_coro(), "cr_code", None) is (
+                    _ASYNC_TO_SYNC
+                ):
+                    self.from_threads += 1
             return task
 
         self.factory = factory

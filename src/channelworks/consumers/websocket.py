@@ -127,6 +127,10 @@ class WebsocketCore(PresenceHooks, AsyncConsumer):
             if text is not None:
                 return receive(text_data=text)
             return receive(bytes_data=message.get("bytes"))
+        if direct is _OFFERS:  # a sync consumer's: layer messages may go along (batches.py)
+            if text is not None:
+                return self._call_receive(receive, {"text_data": text})
+            return self._call_receive(receive, {"bytes_data": message.get("bytes")})
         if text is not None:
             return self.call_hook(receive, text_data=text)
         return self.call_hook(receive, bytes_data=message.get("bytes"))
@@ -435,18 +439,22 @@ class JsonCore(WebsocketCore):
 #: consumer class -> what ``direct_receive`` found for it
 _direct_receive: weakref.WeakKeyDictionary[type, object] = weakref.WeakKeyDictionary()
 _NOT_DIRECT = object()
+_OFFERS = object()
 
 
 def direct_receive(cls: type[WebsocketCore]) -> object:
     """The ``receive`` function that frames of ``cls``'s consumers may be handed to directly,
     without ``call_hook``: ``cls.receive`` if it is an ``async def`` and ``cls`` does not wrap
-    ``call_hook``; else a value no method is. Kept per class (the first frame finds it)."""
+    ``call_hook``; ``_OFFERS`` for a sync consumer that does not wrap it (its frames go to
+    ``_call_receive``); else a value no method is. Kept per class (the first frame finds
+    it)."""
     receive = inspect.getattr_static(cls, "receive", None)
-    direct = (
-        receive
-        if cls.call_hook is AsyncConsumer.call_hook and inspect.iscoroutinefunction(receive)
-        else _NOT_DIRECT
-    )
+    direct: object = _NOT_DIRECT
+    if cls.call_hook is AsyncConsumer.call_hook:
+        if inspect.iscoroutinefunction(receive):
+            direct = receive
+        elif cls.sync_handlers:
+            direct = _OFFERS
     _direct_receive[cls] = direct
     return direct
 

@@ -14,9 +14,10 @@ import fnmatch
 import logging
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from types import CodeType
+from typing import Any, ClassVar, TypeVar
 
 from channelworks.exceptions import InvalidChannelName, MessageTooLarge
 from channelworks.layers import names
@@ -30,6 +31,21 @@ CapacityPatterns = Mapping[str | re.Pattern[str], int]
 #: bytes a message may take encoded (msgpack, encrypted where the layer encrypts), on every
 #: layer unless ``max_message_size`` says otherwise
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+
+#: the code of layers' own background tasks (``background_task``)
+BACKGROUND_TASK_CODES: set[CodeType] = set()
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def background_task(function: _Function) -> _Function:
+    """Mark an ``async def`` whose tasks are a layer's own background work (a flusher of
+    queued sends). Consumers give the loop a turn before their next message when a task
+    was created since their last one, so that a task their handler started runs first
+    (consumers/turns.py); nobody waits for these, and counting them would cost that turn
+    for nothing, or keep a sync consumer's frame from taking a layer message along."""
+    BACKGROUND_TASK_CODES.add(function.__code__)
+    return function
 
 
 @dataclass

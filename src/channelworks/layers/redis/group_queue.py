@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from channelworks.layers.base import background_task
 from channelworks.layers.redis import scripts
 from channelworks.layers.redis.connections import Links
 from channelworks.layers.redis.errors import RedisUnavailable
@@ -138,6 +139,7 @@ class QueuedGroupSends:
             if not future.done() and not future.get_loop().is_closed():
                 future.set_result(None)
 
+    @background_task
     async def _flush_queue(self, pipeline: Pipeline) -> None:
         """The flusher: send the queued group sends until the queue is empty.
 

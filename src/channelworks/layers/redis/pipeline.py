@@ -32,6 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from channelworks.layers.base import background_task
 from channelworks.layers.redis import scripts
 from channelworks.layers.redis.shard import Command, ConnectTimeout, Shard
 
@@ -162,6 +163,7 @@ class Pipeline:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
+    @background_task
     async def _flush(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         try:
             replies = await self.run([command for command, _ in batch])
