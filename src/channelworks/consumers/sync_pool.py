@@ -18,9 +18,9 @@ Rules of this file:
 - server events' calls (a client's frame: ``run_hook``, and a layer message's call that one
   waits behind, whether it waited when the call was queued or started waiting while the call
   was still queued: ``hurry``) are taken before layer messages' calls, though never twice in
-  a row while those wait. When one ends and layer messages' calls wait, the worker lets the loop run
-  until it has nothing ready (at most ``STALL`` s) before going on: the consumer hears of
-  the end and hands over its next frame first. A room's sync sender so runs ahead of the
+  a row while those wait. When one ends and layer messages' calls wait, the worker lets the
+  loop run until it has nothing ready (at most ``STALL`` s) before going on: the consumer
+  hears of the end and hands over its next frame first. A room's sync sender so runs ahead of the
   deliveries its frames make, which then find several messages per channel (batches.py),
   where it would otherwise take one frame per round of deliveries;
 - a call that blocks stalls the others for at most about ``STALL`` seconds: when the queue
