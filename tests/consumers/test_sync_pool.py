@@ -228,29 +228,38 @@ async def name_of(comm: ApplicationCommunicator) -> str:
     return name
 
 
+async def handled(count: int) -> None:
+    """Until ``Queued.order`` holds ``count`` entries (5 s at most)."""
+    for _ in range(500):
+        if len(Queued.order) >= count:
+            return
+        await asyncio.sleep(0.01)
+
+
+async def reading(comms: list[ApplicationCommunicator], warmed: int) -> list[str]:
+    """The channels of ``comms``; the first ``warmed`` have handled a layer message, so their
+    reader's task runs and the next message wakes it at once. ``Queued.order`` is empty."""
+    Queued.order = []
+    names = [await name_of(comm) for comm in comms]
+    layer = channel_layers["default"]
+    for name in names[:warmed]:
+        await layer.send(name, {"type": "delivery", "text": "warm-up"})
+    await handled(warmed)
+    Queued.order = []
+    return names
+
+
 @pytest.mark.usefixtures("memory_layer")
 async def test_a_server_event_is_not_queued_behind_layer_messages_of_others() -> None:
-    Queued.order = []
     layer = channel_layers["default"]
     comms = [ApplicationCommunicator(Queued.as_asgi(), SCOPE) for _ in range(31)]
     try:
-        names = [await name_of(comm) for comm in comms[:30]]
-        await name_of(comms[30])
-        for name in names:  # the readers' tasks start: the next messages wake them at once
-            await layer.send(name, {"type": "delivery", "text": "warm-up"})
-        for _ in range(500):
-            if len(Queued.order) == 30:
-                break
-            await asyncio.sleep(0.01)
-        Queued.order = []
-        for index, name in enumerate(names):  # 30 calls queued before the frame's, ~1 ms each
+        names = await reading(comms, 30)
+        for index, name in enumerate(names[:30]):  # 30 calls queued before the frame's, ~1 ms
             await layer.send(name, {"type": "delivery", "text": f"d{index}"})
         await comms[30].send_input({"type": "frame"})
         assert (await comms[30].receive_output(timeout=5))["text"] == "frame"
-        for _ in range(500):
-            if len(Queued.order) == 31:
-                break
-            await asyncio.sleep(0.01)
+        await handled(31)
         assert sorted(Queued.order) == sorted(["frame", *(f"d{n}" for n in range(30))])
         assert Queued.order.index("frame") < 10  # taken before most of them, not last
     finally:
@@ -263,18 +272,10 @@ async def test_a_server_event_hurries_its_own_consumers_queued_layer_call() -> N
     # The tutorial's room: the sender's own copy of its last message is queued behind the
     # others' (nothing waited for its turn then); its next frame waits for that call, which is
     # then taken first, and the frame soon after it.
-    Queued.order = []
     layer = channel_layers["default"]
     comms = [ApplicationCommunicator(Queued.as_asgi(), SCOPE) for _ in range(31)]
     try:
-        names = [await name_of(comm) for comm in comms]
-        for name in names:  # the readers' tasks start: the next messages wake them at once
-            await layer.send(name, {"type": "delivery", "text": "warm-up"})
-        for _ in range(500):
-            if len(Queued.order) == 31:
-                break
-            await asyncio.sleep(0.01)
-        Queued.order = []
+        names = await reading(comms, 31)
         for index, name in enumerate(names[:30]):  # 30 calls queued, ~1 ms each
             await layer.send(name, {"type": "delivery", "text": f"d{index}"})
         await layer.send(names[30], {"type": "delivery", "text": "own"})  # queued last
@@ -282,10 +283,7 @@ async def test_a_server_event_hurries_its_own_consumers_queued_layer_call() -> N
             await asyncio.sleep(0)
         await comms[30].send_input({"type": "frame"})
         assert (await comms[30].receive_output(timeout=5))["text"] == "frame"
-        for _ in range(500):
-            if len(Queued.order) == 32:
-                break
-            await asyncio.sleep(0.01)
+        await handled(32)
         assert sorted(Queued.order) == sorted(["own", "frame", *(f"d{n}" for n in range(30))])
         # in turn, and taken before most of the others' calls, not last
         assert Queued.order.index("own") < Queued.order.index("frame") < 10
