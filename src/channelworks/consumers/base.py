@@ -430,8 +430,13 @@ class AsyncConsumer:
         if turn is None or is_async_hook(hook) or not type(self).sync_handlers:
             return await self.call_hook(hook, **kwargs)
         offers = turn.offers = Offers(hook, kwargs, TaskCount.of(asyncio.get_running_loop()))
+        call = run_hook(self, offers, (), {})
         try:
-            result = await run_hook(self, offers, (), {})
+            result = await call
+        except Exception as exc:
+            if not offers.failure(call, exc):
+                raise
+            return None  # the hook returned: a send of the offered handler failed (its error)
         finally:
             turn.offers = None
         return await result if inspect.isawaitable(result) else result

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import SyncToAsync
 
 from channelworks.consumers.handlers import Mode, Resolution
-from channelworks.consumers.sync_pool import STALL, let_loop_run, send_failed
+from channelworks.consumers.sync_pool import STALL, current_call, let_loop_run, send_failed
 from channelworks.db import close_old_connections
 from channelworks.types import Message
 
@@ -268,7 +268,7 @@ class Offers:
     (the reader then handles the message itself, which sees the error).
     """
 
-    __slots__ = ("created", "hook", "kwargs", "tasks", "waiting")
+    __slots__ = ("boundary", "created", "hook", "kwargs", "ran", "tasks", "waiting")
 
     def __init__(self, hook: Callable[..., Any], kwargs: dict[str, Any], tasks: TaskCount) -> None:
         self.hook = hook
@@ -276,6 +276,10 @@ class Offers:
         self.tasks = tasks
         self.created = tasks.from_threads
         self.waiting: deque[Offered] = deque()
+        #: the offer that ran, and how many sends the call had handed over before it: a
+        #: send failing from there on is its handler's (``failure``)
+        self.ran: Offered | None = None
+        self.boundary = 0
 
     def __call__(self) -> Any:
         local = SyncToAsync.threadlocal
@@ -286,18 +290,41 @@ class Offers:
             local.task_context = None
         if result is not None and inspect.isawaitable(result):
             return result
-        waiting, tasks = self.waiting, self.tasks
-        if not waiting and spawned.joined:
-            # The hook called async_to_sync (a group_send to a group of its own consumer?):
-            # the reader may not have run since a message came; let it.
-            let_loop_run()
-        while waiting and tasks.from_threads == self.created and not send_failed():
-            try:
-                offered = waiting.popleft()
-            except IndexError:  # withdrawn meanwhile
-                break
-            offered()
+        waiting = self.waiting
+        if not waiting and not spawned.joined:
+            return result  # nothing offered, and no async_to_sync that could bring a message
+        # The loop runs first: the reader, if a message came since it last ran (the hook's
+        # group_send to its own group), offers it; a task the hook started from its thread
+        # (run_coroutine_threadsafe) is made and counted; the hook's sends go out.
+        let_loop_run()
+        call = current_call()
+        tasks = self.tasks
+        if (
+            not waiting
+            or call is None
+            or call.posted != call.sent  # the hook's sends are not all done (or one failed)
+            or call.failed is not None
+            or tasks.from_threads != self.created  # a task the hook started runs first
+            or not tasks.reliable  # tasks may be made uncounted: take no risk
+        ):
+            return result
+        try:
+            offered = waiting.popleft()
+        except IndexError:  # withdrawn meanwhile
+            return result
+        self.ran, self.boundary = offered, call.posted
+        offered()
         return result
+
+    def failure(self, call: Any, exc: BaseException) -> bool:
+        """On the loop, the hook's call having raised ``exc``: whether it is the failure of a
+        send of the offered handler (then its error, not the frame's)."""
+        ran = self.ran
+        if ran is None or call.failed is not exc or call.failed_at < self.boundary:
+            return False
+        if ran.error is None and isinstance(exc, Exception):
+            ran.error = exc
+        return True
 
 
 class _Spawned(list[Any]):

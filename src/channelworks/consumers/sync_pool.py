@@ -91,6 +91,7 @@ class _Call:
         "context",
         "ended",
         "failed",
+        "failed_at",
         "function",
         "future",
         "kwargs",
@@ -124,6 +125,7 @@ class _Call:
         self.posted = 0  # sends handed to the loop (worker)
         self.sent = 0  # of those, done (loop)
         self.failed: BaseException | None = None  # the first send that failed
+        self.failed_at = 0  # its number, counting from 0 in the order they were handed over
         self.queued: deque[_Send] | None = None  # sends not started yet
         self.sender = False  # a task runs the queued sends
         self.ended: tuple[Any, BaseException | None] | None = None  # the call's outcome
@@ -146,7 +148,7 @@ class _Call:
                     try:
                         yield from function(consumer, *args).__await__()
                     except BaseException as exc:
-                        self.failed = exc
+                        self.failed, self.failed_at = exc, self.sent
                 self.sent += 1  # _done, inlined: this runs once per message
                 if waiter is not None:
                     waiter.release()
@@ -292,7 +294,7 @@ async def _send_queued(call: _Call) -> None:
             try:
                 await function(consumer, *args)
             except BaseException as exc:
-                call.failed = exc
+                call.failed, call.failed_at = exc, call.sent
         call._done(waiter)
 
 
@@ -598,12 +600,13 @@ def hurry(call: _Call) -> None:
     pool = _pool
     if pool is None or call.urgent or call.future.done():
         return
-    try:
-        pool.queue.remove(call)  # atomic: a _Call compares by identity, no Python code runs
-    except ValueError:  # taken by a worker meanwhile
-        return
-    call.urgent = True
-    pool.first.append(call)
+    with pool.lock:  # a worker parks only under it, after finding both queues empty
+        try:
+            pool.queue.remove(call)  # atomic: compares by identity, no Python code runs
+        except ValueError:  # taken by a worker meanwhile
+            return
+        call.urgent = True
+        pool.first.append(call)
 
 
 def thread_waits(task: asyncio.Future[Any]) -> None:
@@ -624,6 +627,12 @@ def run_batch(
     (``MAX_AHEAD``): a room's batch, one send per message, does not wait for the loop."""
     call = _submit(consumer, batch, (), {}, False, first)
     call.ahead = MAX_AHEAD + messages
+    return call
+
+
+def current_call() -> _Call | None:
+    """In a worker: the call it runs (``None`` elsewhere)."""
+    call: _Call | None = getattr(_local, "call", None)
     return call
 
 
