@@ -57,7 +57,6 @@ from typing import Any
 from asgiref.sync import SyncToAsync, async_to_sync
 
 from channelworks.db import close_old_connections
-from channelworks.layers.base import background_task
 
 #: seconds a queued call may wait without any call being taken before another worker wakes
 STALL = 0.002
@@ -231,7 +230,6 @@ class _Call:
             self.sender = True
             asyncio.Task(self._sender())
 
-    @background_task  # the call's own sends, in order: not a task a handler started
     async def _sender(self) -> None:
         await _send_queued(self)
         self.sender = False
