@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -28,10 +29,25 @@ from channelworks.types import Message
 
 
 class Talker(WebsocketConsumer):
-    """The tutorial's room, noting in which thread each hook and handler ran."""
+    """The tutorial's room, noting in which thread each hook and handler ran; its server
+    refuses the frame ``refused`` (a client gone...)."""
 
     threads: ClassVar[list[tuple[str, int]]] = []
     failures: ClassVar[list[str]] = []
+    refused: ClassVar[str] = ""
+    loop: ClassVar[asyncio.AbstractEventLoop | None] = None
+
+    async def websocket_connect(self, message: Message) -> None:
+        Talker.loop = asyncio.get_running_loop()
+        send = self.base_send
+
+        async def refusing(message: Message) -> None:
+            if Talker.refused and message.get("text") == Talker.refused:
+                raise ValueError("send failed")
+            await send(message)
+
+        self.base_send = refusing
+        await super().websocket_connect(message)
 
     def connect(self) -> None:
         assert self.channel_layer is not None
@@ -43,20 +59,24 @@ class Talker(WebsocketConsumer):
         assert self.channel_layer is not None
         assert text_data is not None
         Talker.threads.append(("receive", threading.get_ident()))
-        if text_data.startswith("spawn"):
-            async_to_sync(self._spawn)()
-        self.send(text_data=f"ack {text_data}")
         async_to_sync(self.channel_layer.group_send)(
             "talk", {"type": "chat.message", "text": text_data}
         )
+        if text_data == "spawn":
+            async_to_sync(self._spawn)()
+        elif text_data == "spawn from the thread":
+            time.sleep(0.05)  # some work meanwhile: the reader has offered its copy
+            assert Talker.loop is not None
+            asyncio.run_coroutine_threadsafe(self._note(), Talker.loop)
+        self.send(text_data=f"ack {text_data}")
         if text_data == "hook fails":
             raise ValueError("the hook")
 
-    async def _spawn(self) -> None:
-        async def note() -> None:
-            Talker.threads.append(("task", threading.get_ident()))
+    async def _note(self) -> None:
+        Talker.threads.append(("task", threading.get_ident()))
 
-        asyncio.get_running_loop().create_task(note())
+    async def _spawn(self) -> None:
+        asyncio.get_running_loop().create_task(self._note())
 
     def chat_message(self, event: Message) -> None:
         Talker.threads.append(("chat", threading.get_ident()))
@@ -73,7 +93,7 @@ class Talker(WebsocketConsumer):
 @pytest.fixture
 def layer_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The types of the layer messages that got a pool call of their own (or a batch)."""
-    Talker.threads, Talker.failures = [], []
+    Talker.threads, Talker.failures, Talker.refused = [], [], ""
     channel_layers.set("default", InMemoryChannelLayer())  # the suite resets the layers
     kinds: list[str] = []
     single, batch = sync_pool.run_sync_handler, sync_pool.run_batch
@@ -165,6 +185,66 @@ async def test_a_task_the_hook_started_runs_before_the_message_it_got(
         assert layer_calls == ["chat.message"]  # not taken along: the task ran first
     finally:
         await comm.disconnect()
+
+
+async def test_a_failed_send_of_the_handler_is_reported_for_its_message(
+    layer_calls: list[str],
+) -> None:
+    comm = await connected(layer_calls)
+    try:
+        Talker.refused = "boom"  # the chat copy, sent by chat_message
+        await comm.send_to(text_data="boom")
+        assert await comm.receive_from(timeout=5) == "ack boom"
+        await comm.send_to(text_data="after")
+        assert await comm.receive_from(timeout=5) == "ack after"
+        assert await comm.receive_from(timeout=5) == "after"
+        assert Talker.failures == ["chat.message: send failed"]
+    finally:
+        await comm.disconnect()
+
+
+async def test_a_failed_send_of_the_hook_loses_nothing_of_the_handler(
+    layer_calls: list[str],
+) -> None:
+    comm = await connected(layer_calls)
+    try:
+        Talker.refused = "ack boom"  # the hook's own send, after its group_send
+        await comm.send_to(text_data="boom")
+        assert await comm.receive_from(timeout=5) == "boom"  # the chat copy still goes out
+        await comm.send_to(text_data="after")
+        assert await comm.receive_from(timeout=5) == "ack after"
+        assert await comm.receive_from(timeout=5) == "after"
+        assert Talker.failures == ["websocket.receive: send failed"]
+    finally:
+        await comm.disconnect()
+
+
+async def test_a_task_started_from_the_hooks_thread_runs_first(layer_calls: list[str]) -> None:
+    comm = await connected(layer_calls)
+    try:
+        await comm.send_to(text_data="spawn from the thread")
+        assert await comm.receive_from(timeout=5) == "ack spawn from the thread"
+        assert await comm.receive_from(timeout=5) == "spawn from the thread"
+        assert [name for name, _ in Talker.threads] == ["receive", "task", "chat"]
+    finally:
+        await comm.disconnect()
+
+
+async def test_a_task_runs_first_when_the_loops_task_factory_was_replaced(
+    layer_calls: list[str],
+) -> None:
+    comm = await connected(layer_calls)
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+    loop.set_task_factory(lambda loop, coro, **kwargs: asyncio.Task(coro, loop=loop, **kwargs))
+    try:
+        await comm.send_to(text_data="spawn")
+        assert await comm.receive_from(timeout=5) == "ack spawn"
+        assert await comm.receive_from(timeout=5) == "spawn"
+    finally:
+        loop.set_task_factory(previous)
+        await comm.disconnect()
+    assert [name for name, _ in Talker.threads] == ["receive", "task", "chat"]
 
 
 def test_an_offer_is_taken_by_one_side_only() -> None:
