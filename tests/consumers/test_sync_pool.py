@@ -279,7 +279,10 @@ async def test_a_server_event_hurries_its_own_consumers_queued_layer_call() -> N
         for index, name in enumerate(names[:30]):  # 30 calls queued, ~1 ms each
             await layer.send(name, {"type": "delivery", "text": f"d{index}"})
         await layer.send(names[30], {"type": "delivery", "text": "own"})  # queued last
-        for _ in range(5):  # the readers take their messages and queue their calls
+        pool = sync_pool._the_pool()
+        for _ in range(10_000):  # until its reader has queued the call (not a fixed count)
+            if any(call.args[1:] and call.args[1].get("text") == "own" for call in pool.queue):
+                break
             await asyncio.sleep(0)
         await comms[30].send_input({"type": "frame"})
         assert (await comms[30].receive_output(timeout=5))["text"] == "frame"
