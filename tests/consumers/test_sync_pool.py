@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
 from typing import Any, ClassVar
 
@@ -51,6 +52,26 @@ class Sender(SyncConsumer):
         self.send({"type": "out", "text": "sent first"})
         raise ValueError("sync handler exploded")
 
+    def count_holders(self, event: Message) -> None:
+        # The loop is held still (it cannot take the sends meanwhile): how many tuples hold
+        # this consumer before and after eight sends are handed over?
+        loop, held, release = event["loop"], threading.Event(), threading.Event()
+
+        def hold() -> None:
+            held.set()
+            release.wait(5)
+
+        loop.call_soon_threadsafe(hold)
+        held.wait(5)
+        try:
+            before = sum(isinstance(o, tuple) for o in gc.get_referrers(self))
+            for index in range(8):
+                self.send({"type": "out", "index": index})
+            after = sum(isinstance(o, tuple) for o in gc.get_referrers(self))
+        finally:
+            release.set()
+        self.send({"type": "out", "holders": after - before})
+
     def from_a_thread(self, event: Message) -> None:
         # not the handler's own thread: this send waits until the loop has sent it
         thread = threading.Thread(target=self.send, args=({"type": "out", "text": "thread"},))
@@ -65,6 +86,16 @@ async def test_sends_of_one_handler_arrive_in_order_past_the_bound() -> None:
         got = [await comm.receive_output() for _ in range(count)]
         assert [message["index"] for message in got] == list(range(count))
         assert await comm.receive_nothing()
+
+
+async def test_a_handlers_sends_wait_for_the_loop_in_no_object_of_their_own() -> None:
+    # A room's burst hands thousands of sends over; an object per send that holds the
+    # consumer (a tracked tuple) lives until it is sent, and every collection visits it.
+    async with ApplicationCommunicator(Sender.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "count.holders", "loop": asyncio.get_running_loop()})
+        got = [await comm.receive_output() for _ in range(9)]
+        assert [message.get("index") for message in got[:8]] == list(range(8))
+        assert got[8]["holders"] == 0
 
 
 async def test_a_message_sent_before_a_handler_blocks_is_delivered_meanwhile() -> None:

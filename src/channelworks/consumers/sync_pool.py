@@ -66,24 +66,36 @@ MAX_AHEAD = 16
 _local = threading.local()
 
 
-#: a send handed over by a worker: the coroutine function, the consumer and the rest of its
-#: arguments, and the lock the worker waits on (``MAX_AHEAD``), if it waits. Few objects per
-#: send: one is made per message a room delivers, and it lives until the loop has sent it
-#: (long enough for the garbage collector to visit each one).
-_Send = tuple[Callable[..., Coroutine[Any, Any, Any]], object, tuple[Any, ...], LockType | None]
+class _Waited:
+    """The arguments of a send whose worker waits until it is done (``MAX_AHEAD``)."""
+
+    __slots__ = ("args", "waiter")
+
+    def __init__(self, args: tuple[Any, ...], waiter: LockType) -> None:
+        self.args = args
+        self.waiter = waiter
 
 
 class _Call:
     """One sync call on its way through the pool, and the sends it handed to the loop.
 
-    Await it for the call's result. Written by the worker: ``posted``; by the loop: the rest.
-    Sends that arrive while the call runs are started in a task at the end of the burst that
-    brought them; sends that arrive with the call's end are run by the task awaiting the call
-    (the consumer's own), which saves a task per message.
+    Await it for the call's result. Written by the worker: ``posted``, ``announced`` (set)
+    and the sends it appends to ``queued``; by the loop: the rest. Sends that arrive while the
+    call runs are started in a task at the end of the burst that brought them; sends that
+    arrive with the call's end are run by the task awaiting the call (the consumer's own),
+    which saves a task per message.
+
+    ``queued`` holds each send as two entries, its coroutine function and its arguments (a
+    ``_Waited`` if the worker waits for it), appended together in one ``extend`` (atomic
+    under the GIL) and taken in pairs: no object per send that lives until it is sent (a
+    room's burst queues thousands, and the garbage collector would visit each one). The
+    worker tells the loop of new sends with one inbox entry per run of them
+    (``announced``), not one per send.
     """
 
     __slots__ = (
         "ahead",
+        "announced",
         "args",
         "bridge",
         "consumer",
@@ -125,7 +137,10 @@ class _Call:
         self.sent = 0  # of those, done (loop)
         self.failed: BaseException | None = None  # the first send that failed
         self.failed_at = 0  # its number, counting from 0 in the order they were handed over
-        self.queued: deque[_Send] | None = None  # sends not started yet
+        #: sends not started yet: function, arguments, function, arguments... (made by the
+        #: worker on its first send)
+        self.queued: deque[Any] | None = None
+        self.announced = False  # an inbox entry tells the loop of sends in ``queued``
         self.sender = False  # a task runs the queued sends
         self.ended: tuple[Any, BaseException | None] | None = None  # the call's outcome
         self.urgent = False  # queued in ``_Pool.first``
@@ -141,8 +156,14 @@ class _Call:
             raise
         queued = self.queued
         if queued:  # handed over with the call's end: sent from this task, inline
+            consumer = self.consumer
             while queued:
-                function, consumer, args, waiter = queued.popleft()
+                function = queued.popleft()
+                args = queued.popleft()
+                waiter = None
+                if args.__class__ is _Waited:
+                    waiter = args.waiter
+                    args = args.args
                 if self.failed is None:
                     try:
                         yield from function(consumer, *args).__await__()
@@ -182,10 +203,7 @@ class _Call:
         self.bridge.inbox.append((self._ended, result, error))  # put, inlined
 
     def post(
-        self,
-        function: Callable[..., Coroutine[Any, Any, Any]],
-        consumer: object,
-        args: tuple[Any, ...],
+        self, function: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
     ) -> None:
         """Hand ``function(consumer, *args)`` to the loop, after this call's earlier sends."""
         if self.failed is not None:
@@ -195,7 +213,7 @@ class _Call:
             waiter = threading.Lock()
             waiter.acquire()
         self.posted += 1
-        self.bridge.put(_Call._send, self, function, consumer, args, waiter)
+        self.hand_over(function, args if waiter is None else _Waited(args, waiter))
         if waiter is not None:
             if not self.bridge.flush():
                 raise RuntimeError("the event loop of this consumer is closed")
@@ -203,19 +221,21 @@ class _Call:
             if self.failed is not None:
                 raise self.failed
 
-    # -- on the loop ---------------------------------------------------------------------------
-
-    def _send(
-        self,
-        function: Callable[..., Coroutine[Any, Any, Any]],
-        consumer: object,
-        args: tuple[Any, ...],
-        waiter: threading.Lock | None = None,
-    ) -> None:
+    def hand_over(self, function: Callable[..., Coroutine[Any, Any, Any]], args: object) -> None:
+        """Queue a send for the loop (the worker's side of ``queued``: see the class)."""
         queued = self.queued
         if queued is None:
             queued = self.queued = deque()
-        queued.append((function, consumer, args, waiter))
+        queued.extend((function, args))  # one step: the loop never sees half a send
+        if not self.announced:  # after the extend: the loop clears it before it looks
+            self.announced = True
+            self.bridge.inbox.append((_announced, self))
+
+    # -- on the loop ---------------------------------------------------------------------------
+
+    def _announced(self) -> None:
+        """The worker queued sends: they start at the end of this burst (``_start``)."""
+        self.announced = False
         if not self.sender:
             self.bridge.starting.append(self)
 
@@ -285,9 +305,14 @@ async def _send_queued(call: _Call) -> None:
     """Run the sends ``call`` handed over, in order, until none is left; the first error is
     kept in ``call.failed`` and the sends after it are dropped (the handler would have
     stopped at it)."""
-    queued = call.queued
+    queued, consumer = call.queued, call.consumer
     while queued:
-        function, consumer, args, waiter = queued.popleft()
+        function = queued.popleft()
+        args = queued.popleft()
+        waiter = None
+        if args.__class__ is _Waited:
+            waiter = args.waiter
+            args = args.args
         if call.failed is None:
             try:
                 await function(consumer, *args)
@@ -360,8 +385,8 @@ class _Bridge:
                     call._start()
 
 
-#: ``_Call._send`` itself: a send's inbox entry names it with its call, no bound method
-_send = _Call._send
+#: ``_Call._announced`` itself: the inbox entry names it with its call, no bound method
+_announced = _Call._announced
 
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bridge] = (
     weakref.WeakKeyDictionary()
@@ -654,10 +679,16 @@ def call_async(
     if call is None or call.consumer is not consumer:
         async_to_sync(function)(consumer, *args)
     elif call.failed is None and call.posted - call.sent < call.ahead:
-        call.posted += 1  # post, inlined for the common case: once per message sent
-        call.bridge.inbox.append((_send, call, function, consumer, args))
+        call.posted += 1  # post and hand_over, inlined for the common case: once per send
+        queued = call.queued
+        if queued is None:
+            queued = call.queued = deque()
+        queued.extend((function, args))
+        if not call.announced:
+            call.announced = True
+            call.bridge.inbox.append((_announced, call))
     else:
-        call.post(function, consumer, args)
+        call.post(function, args)
 
 
 __all__ = [

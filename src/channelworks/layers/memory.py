@@ -67,7 +67,7 @@ Message = dict[str, Any]
 
 
 class _Channel:
-    __slots__ = ("capacity", "more", "queue", "read", "waiter")
+    __slots__ = ("capacity", "expiries", "more", "queue", "read", "waiter")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -76,7 +76,12 @@ class _Channel:
         # is made on first use (an empty deque costs 600+ bytes), and the first waiter has a
         # slot of its own; ``more`` (made when a second one comes) holds the others, in order.
         # Invariant: ``more`` is empty or None while ``waiter`` is None.
-        self.queue: deque[tuple[float, Message]] | None = None
+        # Queued messages and their expiry times, side by side (both made on first use, and
+        # always of one length): no ``(expires, message)`` tuple per message, which the
+        # garbage collector would keep visiting while a room's burst waits in the queue (a
+        # tuple holding a dict stays tracked; a float and a dict of strings are not).
+        self.queue: deque[Message] | None = None
+        self.expiries: deque[float] | None = None
         self.waiter: asyncio.Future[Message] | None = None
         self.more: list[asyncio.Future[Message]] | None = None
 
@@ -209,9 +214,11 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             if now >= self._next_sweep:
                 self.sweep(now)
                 state.read = True
+            expiries = state.expiries
+            assert expiries is not None  # made with the queue
             while queue:
-                expires, message = queue.popleft()
-                if expires > now:
+                message = queue.popleft()
+                if expiries.popleft() > now:
                     return message
                 self.stats.expired += 1
         return None
@@ -335,7 +342,8 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             else:
                 queue = state.queue
                 if queue is not None and len(queue) < state.capacity:
-                    queue.append((expires, message.copy()))
+                    queue.append(message.copy())
+                    state.expiries.append(expires)  # type: ignore[union-attr]  # with queue
                     continue
             if not self._deliver(channel, state, message.copy(), expires, loop):
                 skipped += 1
@@ -417,10 +425,14 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
 
     @property
     def channels(self) -> dict[str, deque[tuple[float, Message]]]:
-        """A snapshot of the channels holding messages: name to its queue of
-        ``(expires, message)`` (Channels' attribute, for tests; read it, do not change it).
+        """A snapshot of the channels holding messages: name to a copy of its queue of
+        ``(expires, message)`` (Channels' attribute, for tests).
         Expired messages stay listed until a receive or a sweep drops them."""
-        return {name: state.queue for name, state in self._channels.items() if state.queue}
+        return {
+            name: deque(zip(state.expiries or (), state.queue, strict=True))
+            for name, state in self._channels.items()
+            if state.queue
+        }
 
     def _clean_expired(self) -> None:
         """Drop expired messages and memberships now (Channels' name for ``sweep``)."""
@@ -442,7 +454,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         self._groups.clear()
         self._logs.clear()
         for channel, state in list(self._channels.items()):
-            state.queue = None
+            state.queue = state.expiries = None
             self._forget_if_idle(channel, state)
 
     async def close(self) -> None:
@@ -495,17 +507,19 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             else:
                 waiter_loop.call_soon_threadsafe(self._resolve_late, channel, waiter, message)
             return True
-        queue = state.queue
-        if queue is None:
-            queue = state.queue = deque()
+        queue, expiries = state.queue, state.expiries
+        if queue is None or expiries is None:
+            queue, expiries = state.queue, state.expiries = deque(), deque()
         if give_back:
-            queue.appendleft((expires, message))
+            queue.appendleft(message)
+            expiries.appendleft(expires)
             return True
         if len(queue) >= state.capacity:
             self._drop_expired(state, expires - self.expiry)
             if len(queue) >= state.capacity:
                 return False
-        queue.append((expires, message))
+        queue.append(message)
+        expiries.append(expires)
         return True
 
     def give_back(self, channel: str, message: Message) -> None:
@@ -529,9 +543,10 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             waiter.set_result(message)
 
     def _drop_expired(self, state: _Channel, now: float) -> None:
-        queue = state.queue
-        while queue and queue[0][0] <= now:
+        queue, expiries = state.queue, state.expiries
+        while queue and expiries and expiries[0] <= now:
             queue.popleft()
+            expiries.popleft()
             self.stats.expired += 1
 
     def _forget_if_idle(self, channel: str, state: _Channel) -> None:
