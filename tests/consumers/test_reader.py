@@ -76,3 +76,36 @@ def test_as_asgi_is_an_asgi3_application_to_every_server() -> None:
     assert getattr(config.loaded_app, "app", None) is app  # uvicorn: no ASGI 2 wrapper
     assert app.consumer_class is AsyncWebsocketConsumer
     assert app.__name__ == "AsyncWebsocketConsumer"
+
+
+class QueueLayer:
+    """A layer of its own, as Channels lets a project write one: no BaseChannelLayer, no
+    ``receive_nowait``, only the methods Channels' consumers call."""
+
+    extensions: list[str] = []
+
+    def __init__(self) -> None:
+        self.queues: dict[str, asyncio.Queue[Message]] = {}
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        name = f"{prefix}.own!{len(self.queues)}"
+        self.queues[name] = asyncio.Queue()
+        return name
+
+    async def send(self, channel: str, message: Message) -> None:
+        await self.queues[channel].put(message)
+
+    async def receive(self, channel: str) -> Message:
+        return await self.queues[channel].get()
+
+
+async def test_a_layer_that_does_not_subclass_ours_still_feeds_the_reader() -> None:
+    layer = QueueLayer()
+    channel_layers.set("default", layer)  # type: ignore[arg-type]
+    async with ApplicationCommunicator(Listener.as_asgi(), SCOPE) as comm:
+        await comm.send_input({"type": "chat.message", "text": "from the server side"})
+        name = (await comm.receive_output())["channel"]
+        for number in range(3):
+            await layer.send(name, {"type": "chat.message", "text": f"layer {number}"})
+        got = [(await comm.receive_output())["text"] for _ in range(3)]
+        assert got == ["layer 0", "layer 1", "layer 2"]

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from channelworks.layers.base import BaseChannelLayer
@@ -42,6 +40,10 @@ logger = logging.getLogger("channelworks.consumers")
 
 #: the context the wait by hand is resumed in: the layer's receive sets no context variable
 _CONTEXT = contextvars.Context()
+
+
+def _nothing(channel: str) -> None:
+    """The poll of a layer that has no ``receive_nowait``: it knows of no waiting message."""
 
 
 class LayerReader:
@@ -113,12 +115,14 @@ class LayerReader:
 
     def _start(self, first: Any) -> None:
         layer, consumer = self.layer, self.consumer
-        # The pump waits with ``source`` only after ``receive_nowait`` found nothing: the
-        # in-memory layer then need not look again.
+        # The pump waits with ``source`` only after ``poll`` found nothing: the in-memory
+        # layer then need not look again (the layer's ``reader_calls``).
         loop = asyncio.get_running_loop()
-        source: Callable[..., Awaitable[Any]] = layer.receive
-        if type(layer).receive is InMemoryChannelLayer.receive:  # told the loop: see its doc
-            source = functools.partial(layer.receive_next, loop=loop)  # type: ignore[attr-defined]
+        calls = getattr(layer, "reader_calls", None)
+        if calls is not None:
+            poll, source = calls(self.name, loop)
+        else:  # a layer of its own that does not subclass BaseChannelLayer (Channels' API)
+            poll, source = getattr(layer, "receive_nowait", _nothing), layer.receive
         # The first message stays here until the task takes it: a task cancelled before its
         # first step (the consumer ending at once) would drop it, and ``stop`` gives it back.
         self.first = first
@@ -127,7 +131,7 @@ class LayerReader:
                 source,
                 self.turn,
                 self.owner,
-                layer.receive_nowait,
+                poll,
                 self.name,
                 self,
             ),

@@ -9,12 +9,13 @@ skipped group member is reported) lives here so that backends cannot drift apart
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import fnmatch
 import logging
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any, ClassVar, TypeVar
@@ -196,6 +197,16 @@ class BaseChannelLayer:
         override it.
         """
         return None
+
+    def reader_calls(
+        self, channel: str, loop: asyncio.AbstractEventLoop
+    ) -> tuple[Callable[[str], dict[str, Any] | None], Callable[[str], Awaitable[dict[str, Any]]]]:
+        """How a consumer's reader of ``channel`` (on ``loop``) polls and waits: it polls
+        until the poll finds nothing, then waits at once, without letting the loop run in
+        between. ``receive_nowait`` and ``receive`` here; a backend may give shorter ways to
+        the same messages (the in-memory layer's ``receive_next``).
+        """
+        return self.receive_nowait, self.receive
 
     async def new_channel(self, prefix: str = "specific") -> str:
         """Return a new, unique process-local channel name to ``receive`` from."""

@@ -73,6 +73,43 @@ async def test_capacity_of_a_process_local_channel_holds_across_processes(
     assert (await receive(owner, channel))["n"] == -1
 
 
+async def test_a_consumers_reader_gets_what_waits_in_overflow_after_the_local_queue(
+    make_redis_layer: MakeRedisLayer,
+) -> None:
+    # A consumer's reader polls the process's queue only, then waits: the wait must serve
+    # what waits in overflow (the queue was full when it came) before it waits.
+    owner = make_redis_layer(capacity=2)
+    sender = make_redis_layer(capacity=2)
+    channel = await owner.new_channel()
+    poll, wait = owner.reader_calls(channel, asyncio.get_running_loop())
+    for n in range(4):
+        await sender.send(channel, {"type": "fill", "n": n})
+        await asyncio.sleep(0.05)  # the reader moves entries into the process meanwhile
+    home = owner._links.home
+    assert home is not None
+    assert home.reader is not None
+    assert len(home.reader.overflow.get(channel, ())) == 2
+    got = []
+    while len(got) < 4:
+        message = poll(channel)
+        if message is None:
+            message = await asyncio.wait_for(wait(channel), 3)
+        got.append(message["n"])
+    assert got == [0, 1, 2, 3]
+    assert home.reader.overflow == {}
+    waiting = asyncio.ensure_future(wait(channel))  # nothing left: it waits in the process
+
+    async def sent() -> bool:  # once the owner has told Redis what it took
+        try:
+            await sender.send(channel, {"type": "fill", "n": 4})
+        except ChannelFull:
+            return False
+        return True
+
+    await eventually(sent, what="room in the channel again")
+    assert (await asyncio.wait_for(waiting, 3))["n"] == 4
+
+
 async def test_group_send_to_a_full_member_is_counted_by_the_receiving_process(
     make_redis_layer: MakeRedisLayer, client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

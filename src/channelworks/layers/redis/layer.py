@@ -36,7 +36,7 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from channelworks.exceptions import ChannelFull, InvalidChannelName, Unrecoverable
@@ -343,6 +343,28 @@ class RedisChannelLayer(
         if "!" in channel:
             raise ForeignChannel(channel)
         return None
+
+    def reader_calls(
+        self, channel: str, loop: asyncio.AbstractEventLoop
+    ) -> tuple[Callable[[str], Message | None], Callable[[str], Awaitable[Message]]]:
+        """For a reader of one of this process's channels: the poll looks in ``local`` only,
+        and the wait (after a poll found nothing) serves what waits in overflow first (it is
+        newer than what ``local`` held), then waits in ``local`` at once."""
+        kind = type(self)
+        if (
+            kind.receive is not RedisChannelLayer.receive
+            or kind.receive_nowait is not RedisChannelLayer.receive_nowait
+            or not (isinstance(channel, str) and self._marker in channel)
+        ):
+            return self.receive_nowait, self.receive
+        return self.local.receive_nowait, functools.partial(self._receive_next, loop=loop)
+
+    def _receive_next(self, channel: str, loop: asyncio.AbstractEventLoop) -> Awaitable[Message]:
+        home = self._links.home
+        reader = home.reader if home is not None else None
+        if reader is None or reader.overflow:  # the whole way: it starts the reader, or
+            return self.receive(channel)  # serves overflow
+        return self.local.receive_next(channel, loop)
 
     async def receive(self, channel: str) -> Message:
         if isinstance(channel, str) and self._marker in channel:
