@@ -89,7 +89,7 @@ async def test_a_consumers_reader_gets_what_waits_in_overflow_after_the_local_qu
     assert home is not None
     assert home.reader is not None
     assert len(home.reader.overflow.get(channel, ())) == 2
-    got = []
+    got: list[int] = []
     while len(got) < 4:
         message = poll(channel)
         if message is None:
