@@ -520,3 +520,31 @@ async def test_a_handler_marked_as_a_coroutine_function_is_awaited(
     assert await comm.receive_from() == "marked hi"
     assert threads == [True]
     await comm.disconnect()
+
+
+class Counted(AsyncWebsocketConsumer):
+    """Counts the frames that reach ``receive`` through ``call_hook``."""
+
+    async def connect(self) -> None:
+        hooked = self.call_hook
+        self.hooked = 0
+
+        async def call_hook(hook: Any, *args: Any, **kwargs: Any) -> Any:
+            self.hooked += 1
+            return await hooked(hook, *args, **kwargs)
+
+        self.call_hook = call_hook  # type: ignore[method-assign]
+        await self.accept()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await self.send(text_data=f"{text_data} {self.hooked}")
+
+
+async def test_frames_of_an_async_receive_skip_call_hook_when_the_class_keeps_it() -> None:
+    # The hot path: a class that does not override call_hook has its frames handed to its
+    # async receive directly (no coroutine around it); every frame, not only the first.
+    async with WebsocketCommunicator(Counted.as_asgi(), "/") as comm:
+        await comm.connect()
+        for number in range(3):
+            await comm.send_to(text_data=f"frame {number}")
+            assert await comm.receive_from() == f"frame {number} 0"

@@ -12,7 +12,6 @@ import asyncio
 import inspect
 import json
 import logging
-import weakref
 from asyncio import current_task
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from time import monotonic
@@ -68,6 +67,13 @@ class WebsocketCore(PresenceHooks, AsyncConsumer):
     #: this consumer's limits (docs/limits.md): ``None`` for the process-wide ones, a dict of
     #: overrides of those, or a whole ``Limits`` (``Limits.off()``: none)
     limits: ClassVar[Limits | Mapping[str, Any] | None] = None
+    #: what ``direct_receive`` found for this very class (each subclass gets its own, found
+    #: with its first frame): a class attribute, read per frame without a call
+    _direct_receive: ClassVar[object] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._direct_receive = None
 
     def limit_key(self) -> Hashable | None:
         """The user the per-user limits count this connection under; ``None``: anonymous.
@@ -120,7 +126,7 @@ class WebsocketCore(PresenceHooks, AsyncConsumer):
             inbound.dropping = False
         receive: Callable[..., Awaitable[None]] = self.receive
         # The hot path: no call_hook coroutine per frame (see direct_receive)
-        direct = _direct_receive.get(type(self))
+        direct = type(self)._direct_receive  # (through the instance, a function binds)
         if direct is None:
             direct = direct_receive(type(self))
         if getattr(receive, "__func__", None) is direct:
@@ -436,8 +442,6 @@ class JsonCore(WebsocketCore):
         await self._send(text_data=text, close=close)
 
 
-#: consumer class -> what ``direct_receive`` found for it
-_direct_receive: weakref.WeakKeyDictionary[type, object] = weakref.WeakKeyDictionary()
 _NOT_DIRECT = object()
 _OFFERS = object()
 
@@ -455,7 +459,7 @@ def direct_receive(cls: type[WebsocketCore]) -> object:
             direct = receive
         elif cls.sync_handlers:
             direct = _OFFERS
-    _direct_receive[cls] = direct
+    cls._direct_receive = direct
     return direct
 
 
