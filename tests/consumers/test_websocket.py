@@ -543,8 +543,9 @@ class Counted(AsyncWebsocketConsumer):
 async def test_frames_of_an_async_receive_skip_call_hook_when_the_class_keeps_it() -> None:
     # The hot path: a class that does not override call_hook has its frames handed to its
     # async receive directly (no coroutine around it); every frame, not only the first.
-    async with WebsocketCommunicator(Counted.as_asgi(), "/") as comm:
-        await comm.connect()
-        for number in range(3):
-            await comm.send_to(text_data=f"frame {number}")
-            assert await comm.receive_from() == f"frame {number} 0"
+    comm = WebsocketCommunicator(Counted.as_asgi(), "/")
+    await comm.connect()
+    for number in range(3):
+        await comm.send_to(text_data=f"frame {number}")
+        assert await comm.receive_from() == f"frame {number} 0"
+    await comm.disconnect()
