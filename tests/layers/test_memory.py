@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -140,6 +142,40 @@ async def test_send_from_another_thread_wakes_the_receiver() -> None:
     thread.start()
     assert (await asyncio.wait_for(waiting, 2))["type"] == "from.thread"
     thread.join()
+
+
+@pytest.mark.parametrize("sender", ["send", "group_send"])
+async def test_a_queue_drained_while_another_thread_fills_it_loses_nothing(sender: str) -> None:
+    # A thread with a loop of its own (async_to_sync outside the server) queues messages while
+    # the server's loop drains the channel: each message and its expiry go in and out in an
+    # order that never leaves one without the other (thread switches forced very often).
+    count = 30_000
+    layer = InMemoryChannelLayer(capacity=count + 1, max_message_size=None)
+    await layer.group_add("room", "busy")
+    assert layer.receive_nowait("busy") is None  # the channel exists, empty
+
+    async def fill() -> None:
+        for number in range(count):
+            if sender == "send":
+                await layer.send("busy", {"type": "m", "n": number})
+            else:
+                await layer.group_send("room", {"type": "m", "n": number})
+
+    thread = threading.Thread(target=asyncio.run, args=(fill(),))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    got: list[int] = []
+    try:
+        thread.start()
+        deadline = time.monotonic() + 60
+        while len(got) < count and time.monotonic() < deadline:
+            message = layer.receive_nowait("busy")
+            if message is not None:
+                got.append(message["n"])
+    finally:
+        sys.setswitchinterval(interval)
+        thread.join()
+    assert got == list(range(count))
 
 
 def test_bad_options_are_refused() -> None:

@@ -77,12 +77,14 @@ class _Channel:
         # is made on first use (an empty deque costs 600+ bytes), and the first waiter has a
         # slot of its own; ``more`` (made when a second one comes) holds the others, in order.
         # Invariant: ``more`` is empty or None while ``waiter`` is None.
-        # Queued messages and their expiry times, side by side (both made on first use, and
-        # always of one length): no ``(expires, message)`` tuple per message, which the
-        # garbage collector would keep visiting while a room's burst waits in the queue (a
-        # tuple holding a dict stays tracked; a float and a dict of strings are not).
-        self.queue: deque[Message] | None = None
+        # Queued messages and their expiry times, side by side (both made on first use):
+        # no ``(expires, message)`` tuple per message, which the garbage collector would keep
+        # visiting while a room's burst waits in the queue (a tuple holding a dict stays
+        # tracked; a float and a dict of strings are not). A message's expiry goes in before
+        # the message and comes out after it, so a reader on another thread than a sender
+        # (``async_to_sync`` with a loop of its own) never finds a message without its expiry.
         self.expiries: deque[float] | None = None
+        self.queue: deque[Message] | None = None
         self.waiter: asyncio.Future[Message] | None = None
         self.more: list[asyncio.Future[Message]] | None = None
 
@@ -350,8 +352,8 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             else:
                 queue = state.queue
                 if queue is not None and len(queue) < state.capacity:
-                    queue.append(message.copy())
                     state.expiries.append(expires)  # type: ignore[union-attr]  # with queue
+                    queue.append(message.copy())
                     continue
             if not self._deliver(channel, state, message.copy(), expires, loop):
                 skipped += 1
@@ -437,7 +439,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         ``(expires, message)`` (Channels' attribute, for tests).
         Expired messages stay listed until a receive or a sweep drops them."""
         return {
-            name: deque(zip(state.expiries or (), state.queue, strict=True))
+            name: deque(zip(state.expiries or (), state.queue, strict=False))
             for name, state in self._channels.items()
             if state.queue
         }
@@ -517,8 +519,9 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             return True
         queue, expiries = state.queue, state.expiries
         if queue is None or expiries is None:
-            queue, expiries = state.queue, state.expiries = deque(), deque()
-        if give_back:
+            expiries = state.expiries = deque()  # first: see _Channel
+            queue = state.queue = deque()
+        if give_back:  # (on the reader's own thread: nothing is taken meanwhile)
             queue.appendleft(message)
             expiries.appendleft(expires)
             return True
@@ -526,8 +529,8 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
             self._drop_expired(state, expires - self.expiry)
             if len(queue) >= state.capacity:
                 return False
-        queue.append(message)
         expiries.append(expires)
+        queue.append(message)
         return True
 
     def give_back(self, channel: str, message: Message) -> None:
