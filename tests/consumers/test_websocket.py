@@ -549,3 +549,35 @@ async def test_frames_of_an_async_receive_skip_call_hook_when_the_class_keeps_it
         await comm.send_to(text_data=f"frame {number}")
         assert await comm.receive_from() == f"frame {number} 0"
     await comm.disconnect()
+
+
+async def test_a_subclass_that_wraps_call_hook_is_not_sent_its_parents_direct_frames() -> None:
+    # The parent's finding must not be inherited, even when a base's __init_subclass__ (a
+    # registry's) does not call super(): the subclass's call_hook must see its frames.
+    registry: list[type[Any]] = []
+
+    class Base(AsyncWebsocketConsumer):
+        def __init_subclass__(cls, **kwargs: Any) -> None:
+            registry.append(cls)
+
+        async def receive(self, text_data: str | None = None, bytes_data: Any = None) -> None:
+            await self.send(text_data=f"{type(self).__name__}: {text_data}")
+
+    class Guarded(Base):
+        async def call_hook(self, hook: Any, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("text_data") == "forbidden":
+                await self.send(text_data="refused by call_hook")
+                return None
+            return await super().call_hook(hook, *args, **kwargs)
+
+    for cls, text, answer in [
+        (Base, "hello", "Base: hello"),
+        (Guarded, "forbidden", "refused by call_hook"),
+        (Guarded, "fine", "Guarded: fine"),
+    ]:
+        comm = WebsocketCommunicator(cls.as_asgi(), "/")
+        await comm.connect()
+        await comm.send_to(text_data=text)
+        assert await comm.receive_from() == answer
+        await comm.disconnect()
+    assert registry == [Guarded]

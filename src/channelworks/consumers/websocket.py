@@ -67,13 +67,9 @@ class WebsocketCore(PresenceHooks, AsyncConsumer):
     #: this consumer's limits (docs/limits.md): ``None`` for the process-wide ones, a dict of
     #: overrides of those, or a whole ``Limits`` (``Limits.off()``: none)
     limits: ClassVar[Limits | Mapping[str, Any] | None] = None
-    #: what ``direct_receive`` found for this very class (each subclass gets its own, found
-    #: with its first frame): a class attribute, read per frame without a call
+    #: what ``direct_receive`` found for a class, in that class's own ``__dict__`` (found
+    #: with its first frame; read there, never inherited from a parent)
     _direct_receive: ClassVar[object] = None
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._direct_receive = None
 
     def limit_key(self) -> Hashable | None:
         """The user the per-user limits count this connection under; ``None``: anonymous.
@@ -126,7 +122,7 @@ class WebsocketCore(PresenceHooks, AsyncConsumer):
             inbound.dropping = False
         receive: Callable[..., Awaitable[None]] = self.receive
         # The hot path: no call_hook coroutine per frame (see direct_receive)
-        direct = type(self)._direct_receive  # (through the instance, a function binds)
+        direct = type(self).__dict__.get("_direct_receive")
         if direct is None:
             direct = direct_receive(type(self))
         if getattr(receive, "__func__", None) is direct:
