@@ -521,7 +521,7 @@ class InMemoryChannelLayer(PresenceLayer, BaseChannelLayer):
         if queue is None or expiries is None:
             expiries = state.expiries = deque()  # first: see _Channel
             queue = state.queue = deque()
-        if give_back:  # (on the reader's own thread: nothing is taken meanwhile)
+        if give_back:  # by the reader that took it, on its own loop's thread
             queue.appendleft(message)
             expiries.appendleft(expires)
             return True
