@@ -14,6 +14,7 @@ from hypercorn.utils import is_asgi
 from uvicorn.config import Config
 
 from channelworks.consumers import AsyncConsumer, AsyncWebsocketConsumer
+from channelworks.exceptions import StopConsumer
 from channelworks.layers import InMemoryChannelLayer, channel_layers
 from channelworks.testing import ApplicationCommunicator
 from channelworks.types import Message
@@ -109,3 +110,36 @@ async def test_a_layer_that_does_not_subclass_ours_still_feeds_the_reader() -> N
             await layer.send(name, {"type": "chat.message", "text": f"layer {number}"})
         got = [(await comm.receive_output())["text"] for _ in range(3)]
         assert got == ["layer 0", "layer 1", "layer 2"]
+
+
+class Holder(AsyncConsumer):
+    """A server event holds the consumer's turn until its gate opens, then ends the consumer."""
+
+    gate: asyncio.Event
+
+    async def hold(self, event: Message) -> None:
+        await self.send({"type": "holding", "channel": self.channel_name})
+        await Holder.gate.wait()
+        raise StopConsumer
+
+    async def chat_message(self, event: Message) -> None:
+        await self.send({"type": "out", "text": event["text"]})
+
+
+async def test_a_message_the_reader_holds_while_waiting_for_the_turn_goes_back_if_it_ends(
+    layer: InMemoryChannelLayer,
+) -> None:
+    # The reader took the message from the channel and waits for the turn, which the server
+    # event holds until the consumer ends: the message goes back to the channel, where it is
+    # read or expires (counted), not dropped unseen.
+    Holder.gate = asyncio.Event()
+    comm = ApplicationCommunicator(Holder.as_asgi(), SCOPE)
+    await comm.send_input({"type": "hold"})
+    name = (await comm.receive_output())["channel"]
+    await layer.send(name, {"type": "chat.message", "text": "held"})
+    for _ in range(10):  # the reader takes it and waits for the turn
+        await asyncio.sleep(0)
+    assert layer.receive_nowait(name) is None  # taken by the reader
+    Holder.gate.set()
+    await comm.wait(2)
+    assert layer.receive_nowait(name) == {"type": "chat.message", "text": "held"}

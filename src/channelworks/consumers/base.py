@@ -293,8 +293,13 @@ class AsyncConsumer:
                     try:
                         await turn.wait()
                     except BaseException:
-                        if offered is not None:  # not handled by anyone, if not taken yet
-                            offered.withdraw()
+                        # The consumer ends: a message nobody handled goes back with those
+                        # taken for a batch (``LayerReader.stop``), unless the hook's call
+                        # took the offer (it runs, or ran, there).
+                        if reader is not None and (offered is None or offered.withdraw()):
+                            if pending is None:
+                                pending = reader.pending = deque()
+                            pending.appendleft(message)
                         raise
                 else:
                     turn.busy = True

@@ -16,7 +16,8 @@ Rules of this file:
   meanwhile;
 - a message the wait by hand got is the reader's until its task takes it: a reader stopped
   before its task ran gives it back to the layer (never dropped unseen). So are the messages
-  the task took for a batch and had not handled yet (``pending``, batches.py);
+  the task took for a batch and had not handled yet (``pending``, batches.py), and the one it
+  held while it waited for the consumer's turn (``_pump`` puts it in ``pending``);
 - what the wait ends with (``LayerClosed``...) ends the consumer as the reader task's failures
   do.
 """
