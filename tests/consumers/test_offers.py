@@ -10,10 +10,11 @@ handled twice or lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 import pytest
@@ -113,25 +114,29 @@ def layer_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return kinds
 
 
-async def connected(layer_calls: list[str]) -> WebsocketCommunicator:
-    """A member of the room after its first message: the first layer message of a type goes
-    on its own (taken along are those of types already in the class's cache)."""
+@contextlib.asynccontextmanager
+async def talking(layer_calls: list[str]) -> AsyncIterator[WebsocketCommunicator]:
+    """A member of the room after its first message (the first layer message of a type goes
+    on its own: taken along are those of types already in the class's cache); disconnected
+    at the end."""
     comm = WebsocketCommunicator(Talker.as_asgi(), "/talk")
     ok, _ = await comm.connect()
     assert ok
-    await comm.send_to(text_data="warm-up")
-    assert await comm.receive_from(timeout=5) == "ack warm-up"
-    assert await comm.receive_from(timeout=5) == "warm-up"
-    Talker.threads.clear()
-    layer_calls.clear()
-    return comm
+    try:
+        await comm.send_to(text_data="warm-up")
+        assert await comm.receive_from(timeout=5) == "ack warm-up"
+        assert await comm.receive_from(timeout=5) == "warm-up"
+        Talker.threads.clear()
+        layer_calls.clear()
+        yield comm
+    finally:
+        await comm.disconnect()
 
 
 async def test_the_senders_own_copy_is_handled_in_its_receives_call(
     layer_calls: list[str],
 ) -> None:
-    comm = await connected(layer_calls)
-    try:
+    async with talking(layer_calls) as comm:
         for number in range(3):
             await comm.send_to(text_data=f"m{number}")
             assert await comm.receive_from(timeout=5) == f"ack m{number}"
@@ -141,15 +146,12 @@ async def test_the_senders_own_copy_is_handled_in_its_receives_call(
         chat_threads = [ident for name, ident in Talker.threads if name == "chat"]
         assert chat_threads == receive_threads  # each right after its receive, in its thread
         assert [name for name, _ in Talker.threads] == ["receive", "chat"] * 3
-    finally:
-        await comm.disconnect()
 
 
 async def test_the_handlers_error_is_reported_for_its_own_message(
     layer_calls: list[str],
 ) -> None:
-    comm = await connected(layer_calls)
-    try:
+    async with talking(layer_calls) as comm:
         await comm.send_to(text_data="handler fails")
         assert await comm.receive_from(timeout=5) == "ack handler fails"
         await comm.send_to(text_data="after")
@@ -157,41 +159,32 @@ async def test_the_handlers_error_is_reported_for_its_own_message(
         assert await comm.receive_from(timeout=5) == "after"
         assert Talker.failures == ["chat.message: the handler"]
         assert layer_calls == []
-    finally:
-        await comm.disconnect()
 
 
 async def test_nothing_is_taken_along_after_a_hook_that_raised(layer_calls: list[str]) -> None:
-    comm = await connected(layer_calls)
-    try:
+    async with talking(layer_calls) as comm:
         await comm.send_to(text_data="hook fails")
         assert await comm.receive_from(timeout=5) == "ack hook fails"
         assert await comm.receive_from(timeout=5) == "hook fails"  # handled on its own
         assert Talker.failures == ["websocket.receive: the hook"]
         assert layer_calls == ["chat.message"]
-    finally:
-        await comm.disconnect()
 
 
 async def test_a_task_the_hook_started_runs_before_the_message_it_got(
     layer_calls: list[str],
 ) -> None:
-    comm = await connected(layer_calls)
-    try:
+    async with talking(layer_calls) as comm:
         await comm.send_to(text_data="spawn")
         assert await comm.receive_from(timeout=5) == "ack spawn"
         assert await comm.receive_from(timeout=5) == "spawn"
         assert [name for name, _ in Talker.threads] == ["receive", "task", "chat"]
         assert layer_calls == ["chat.message"]  # not taken along: the task ran first
-    finally:
-        await comm.disconnect()
 
 
 async def test_a_failed_send_of_the_handler_is_reported_for_its_message(
     layer_calls: list[str],
 ) -> None:
-    comm = await connected(layer_calls)
-    try:
+    async with talking(layer_calls) as comm:
         Talker.refused = "boom"  # the chat copy, sent by chat_message
         await comm.send_to(text_data="boom")
         assert await comm.receive_from(timeout=5) == "ack boom"
@@ -199,15 +192,12 @@ async def test_a_failed_send_of_the_handler_is_reported_for_its_message(
         assert await comm.receive_from(timeout=5) == "ack after"
         assert await comm.receive_from(timeout=5) == "after"
         assert Talker.failures == ["chat.message: send failed"]
-    finally:
-        await comm.disconnect()
 
 
 async def test_a_failed_send_of_the_hook_loses_nothing_of_the_handler(
     layer_calls: list[str],
 ) -> None:
-    comm = await connected(layer_calls)
-    try:
+    async with talking(layer_calls) as comm:
         Talker.refused = "ack boom"  # the hook's own send, after its group_send
         await comm.send_to(text_data="boom")
         assert await comm.receive_from(timeout=5) == "boom"  # the chat copy still goes out
@@ -215,35 +205,29 @@ async def test_a_failed_send_of_the_hook_loses_nothing_of_the_handler(
         assert await comm.receive_from(timeout=5) == "ack after"
         assert await comm.receive_from(timeout=5) == "after"
         assert Talker.failures == ["websocket.receive: send failed"]
-    finally:
-        await comm.disconnect()
 
 
 async def test_a_task_started_from_the_hooks_thread_runs_first(layer_calls: list[str]) -> None:
-    comm = await connected(layer_calls)
-    try:
+    async with talking(layer_calls) as comm:
         await comm.send_to(text_data="spawn from the thread")
         assert await comm.receive_from(timeout=5) == "ack spawn from the thread"
         assert await comm.receive_from(timeout=5) == "spawn from the thread"
         assert [name for name, _ in Talker.threads] == ["receive", "task", "chat"]
-    finally:
-        await comm.disconnect()
 
 
 async def test_a_task_runs_first_when_the_loops_task_factory_was_replaced(
     layer_calls: list[str],
 ) -> None:
-    comm = await connected(layer_calls)
-    loop = asyncio.get_running_loop()
-    previous = loop.get_task_factory()
-    loop.set_task_factory(lambda loop, coro, **kwargs: asyncio.Task(coro, loop=loop, **kwargs))
-    try:
-        await comm.send_to(text_data="spawn")
-        assert await comm.receive_from(timeout=5) == "ack spawn"
-        assert await comm.receive_from(timeout=5) == "spawn"
-    finally:
-        loop.set_task_factory(previous)
-        await comm.disconnect()
+    async with talking(layer_calls) as comm:
+        loop = asyncio.get_running_loop()
+        previous = loop.get_task_factory()
+        loop.set_task_factory(lambda loop, coro, **kwargs: asyncio.Task(coro, loop=loop, **kwargs))
+        try:
+            await comm.send_to(text_data="spawn")
+            assert await comm.receive_from(timeout=5) == "ack spawn"
+            assert await comm.receive_from(timeout=5) == "spawn"
+        finally:
+            loop.set_task_factory(previous)
     assert [name for name, _ in Talker.threads] == ["receive", "task", "chat"]
 
 
