@@ -55,11 +55,16 @@ def lines(records: list[logging.LogRecord], event: str) -> list[logging.LogRecor
     ]
 
 
+#: the connection age the close line is given, and what the line says of it
+AGE, AGE_IN_THE_LINE = 2.3456, 2.346
+
+
 async def test_open_and_close_lines(
     log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a set connection age, not a measured one: the line's rounding and format are checked
-    monkeypatch.setattr(Connection, "duration", property(lambda self: 2.3456))
+    # a set connection age, not a measured one: the line's rounding (to the millisecond) and
+    # format are checked
+    monkeypatch.setattr(Connection, "duration", property(lambda self: AGE))
     records = log.records
     ws = WebsocketCommunicator(app, "/failing/")
     await ws.connect()
@@ -76,8 +81,8 @@ async def test_open_and_close_lines(
     assert closed.__dict__["close_code"] == 1001
     assert closed.__dict__["frames_in"] == closed.__dict__["frames_out"] == 1
     assert closed.__dict__["user_id"] is None
-    assert closed.__dict__["duration"] == 2.346
-    assert " duration=2.346 " in closed.getMessage()
+    assert closed.__dict__["duration"] == AGE_IN_THE_LINE
+    assert f" duration={AGE_IN_THE_LINE} " in closed.getMessage()
     for field in ("close_code=1001", "frames_in=1", "frames_out=1", "user_id=-"):
         assert field in closed.getMessage(), field
 
