@@ -154,24 +154,8 @@ class _Call:
             if self.queued:  # sent before the handler raised: they go first, as they did
                 yield from self._send_queued().__await__()
             raise
-        queued = self.queued
-        if queued:  # handed over with the call's end: sent from this task, inline
-            consumer = self.consumer
-            while queued:
-                function = queued.popleft()
-                args = queued.popleft()
-                waiter = None
-                if args.__class__ is _Waited:
-                    waiter = args.waiter
-                    args = args.args
-                if self.failed is None:
-                    try:
-                        yield from function(consumer, *args).__await__()
-                    except BaseException as exc:
-                        self.failed, self.failed_at = exc, self.sent
-                self.sent += 1  # _done, inlined: this runs once per message
-                if waiter is not None:
-                    waiter.release()
+        if self.queued:  # handed over with the call's end: sent from this task
+            yield from _send_queued(self).__await__()
             if self.failed is not None:  # the handler would have stopped at the failed send
                 raise self.failed
         if self.unwrap and result is not None and inspect.isawaitable(result):
