@@ -33,6 +33,22 @@ async def eventually(check: Any, timeout: float = 5, what: str = "condition") ->
     pytest.fail(f"timed out waiting for {what}")
 
 
+async def send_when_room(
+    sender: RedisChannelLayer, channel: str, message: dict[str, Any], what: str
+) -> None:
+    """Send ``message`` once ``channel`` has room again (the owner has told Redis what it
+    took)."""
+
+    async def sent() -> bool:
+        try:
+            await sender.send(channel, message)
+        except ChannelFull:
+            return False
+        return True
+
+    await eventually(sent, what=what)
+
+
 @pytest.fixture
 async def client(redis_url: str) -> Any:
     connection = redis.asyncio.Redis.from_url(redis_url)
@@ -61,15 +77,7 @@ async def test_capacity_of_a_process_local_channel_holds_across_processes(
     # Redis holds at most `capacity` not yet taken by the owner, which holds `capacity` more.
     assert 2 <= accepted <= 4
     assert [(await receive(owner, channel))["n"] for _ in range(accepted)] == list(range(accepted))
-
-    async def has_room() -> bool:
-        try:
-            await sender.send(channel, {"type": "fill", "n": -1})
-        except ChannelFull:
-            return False
-        return True
-
-    await eventually(has_room, what="room in the channel again")
+    await send_when_room(sender, channel, {"type": "fill", "n": -1}, "room in the channel again")
     assert (await receive(owner, channel))["n"] == -1
 
 
@@ -98,15 +106,7 @@ async def test_a_consumers_reader_gets_what_waits_in_overflow_after_the_local_qu
     assert got == [0, 1, 2, 3]
     assert home.reader.overflow == {}
     waiting = asyncio.ensure_future(wait(channel))  # nothing left: it waits in the process
-
-    async def sent() -> bool:  # once the owner has told Redis what it took
-        try:
-            await sender.send(channel, {"type": "fill", "n": 4})
-        except ChannelFull:
-            return False
-        return True
-
-    await eventually(sent, what="room in the channel again")
+    await send_when_room(sender, channel, {"type": "fill", "n": 4}, "room in the channel again")
     assert (await asyncio.wait_for(waiting, 3))["n"] == 4
 
 
